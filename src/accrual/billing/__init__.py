@@ -1,0 +1,1 @@
+"""The billing center: accounts, bindings, the ledger and settlement (one per currency)."""

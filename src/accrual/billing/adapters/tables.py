@@ -1,0 +1,147 @@
+"""The billing center's own schema (SQLAlchemy Core). Migrations live in ../migrations."""
+
+from __future__ import annotations
+
+from accrual.infra.db import UtcDateTime
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+accounts = Table(
+    "billing_accounts", metadata,
+    Column("id", String(32), primary_key=True),
+    Column("username", String(64), nullable=False, unique=True),  # lower-cased
+    Column("email", String(320), nullable=False),
+    Column("password_hash", String(200), nullable=False),
+    Column("language", String(8), nullable=False),
+    Column("currency", String(3), nullable=False),
+    # pending: made by a registration not yet confirmed; cannot log in.
+    Column("status", String(16), nullable=False),
+    Column("registration_key", String(128), unique=True),
+    Column("registration_digest", String(64)),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("activated_at", UtcDateTime()),
+)
+
+sessions = Table(
+    "billing_sessions", metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("account_id", String(32), nullable=False, index=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("expires_at", UtcDateTime(), nullable=False),
+)
+
+workspaces = Table(
+    "known_workspaces", metadata,
+    Column("workspace_id", String(32), primary_key=True),
+    Column("site", String(32), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("owner_email", String(320), nullable=False),
+    Column("language", String(8), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+)
+
+# The source of truth for who pays for a workspace on a given day
+# (decisions.md 11–12): the row with the latest effective_from <= day.
+bindings = Table(
+    "bindings", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("workspace_id", String(32), nullable=False),
+    Column("account_id", String(32), ForeignKey("billing_accounts.id"), nullable=False),
+    Column("settlement_method", String(32), nullable=False),
+    Column("effective_from", Date, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    UniqueConstraint("workspace_id", "effective_from", name="uq_bindings_workspace_day"),
+)
+
+ledger_accounts = Table(
+    "ledger_accounts", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    # A billing account id, or "system" for the center's own accounts.
+    Column("owner", String(32), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("currency", String(3), nullable=False),
+    # Cached Σ postings, updated in the same transaction as the postings and
+    # checked against them by the ledger audit.
+    Column("balance_minor", BigInteger, nullable=False),
+    UniqueConstraint("owner", "kind", name="uq_ledger_accounts_owner_kind"),
+)
+
+journal_entries = Table(
+    "journal_entries", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("idempotency_key", String(200), nullable=False, unique=True),
+    Column("request_digest", String(64), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("account_id", String(32), nullable=False, index=True),
+    Column("reference", String(200)),
+    Column("created_at", UtcDateTime(), nullable=False),
+)
+
+postings = Table(
+    "postings", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("entry_id", Integer, ForeignKey("journal_entries.id"), nullable=False, index=True),
+    Column("ledger_account_id", Integer, ForeignKey("ledger_accounts.id"), nullable=False,
+           index=True),
+    Column("amount_minor", BigInteger, nullable=False),
+    CheckConstraint("amount_minor <> 0", name="ck_postings_nonzero"),
+)
+
+# Billing details as received and settled: the lines of daily bills.
+charges = Table(
+    "charges", metadata,
+    Column("detail_id", String(36), primary_key=True),
+    Column("account_id", String(32)),  # routed by `bindings`; NULL when unrouted
+    Column("console_account_id", String(32)),  # what the console believed
+    Column("workspace_id", String(32), nullable=False),
+    Column("site", String(32), nullable=False),
+    Column("day", Date, nullable=False),
+    Column("item", String(32), nullable=False),
+    Column("retention_days", Integer, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("revision", Integer, nullable=False),
+    Column("quantity", String(64), nullable=False),
+    Column("unit_size", String(32), nullable=False),
+    Column("unit_price", String(32), nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("status", String(16), nullable=False),  # settled | unrouted
+    Column("entry_id", Integer, ForeignKey("journal_entries.id")),
+    Column("received_at", UtcDateTime(), nullable=False),
+    Index("ix_charges_account_day", "account_id", "day"),
+)
+
+inbox = Table(
+    "billing_inbox", metadata,
+    Column("message_id", String(64), primary_key=True),
+    Column("type", String(32), nullable=False),
+    Column("applied_at", UtcDateTime(), nullable=False),
+)
+
+outbox = Table(
+    "billing_outbox", metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("message_id", String(64), nullable=False, unique=True),
+    Column("type", String(32), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("sent_at", UtcDateTime()),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UtcDateTime(), nullable=False),
+    Column("last_error", Text),
+    Index("ix_billing_outbox_pending", "sent_at", "next_attempt_at"),
+)

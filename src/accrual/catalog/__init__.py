@@ -1,0 +1,18 @@
+"""Billing items, their counting rules and the price book: pure data and rules.
+
+Collectors may import this package to compute billable units themselves.
+"""
+
+from accrual.catalog.items import ITEMS, BillingItem, DailyRule, item_for
+from accrual.catalog.pricebook import NoPrice, PriceBook, PriceRow, load_default_price_book
+
+__all__ = [
+    "ITEMS",
+    "BillingItem",
+    "DailyRule",
+    "NoPrice",
+    "PriceBook",
+    "PriceRow",
+    "item_for",
+    "load_default_price_book",
+]

@@ -1,0 +1,1 @@
+"""The console: one site's workspaces, metering and rating."""

@@ -1,0 +1,158 @@
+"""The console's own schema (SQLAlchemy Core). Migrations live in ../migrations."""
+
+from __future__ import annotations
+
+from accrual.infra.db import UtcDateTime
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Date,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+# Decimal quantities and prices are stored as exact decimal strings; money is
+# stored as integer minor units. Neither backend then rounds through floats.
+
+accounts = Table(
+    "console_accounts", metadata,
+    Column("id", String(32), primary_key=True),
+    Column("email", String(320), nullable=False, unique=True),  # lower-cased
+    Column("password_hash", String(200), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+)
+
+sessions = Table(
+    "console_sessions", metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("account_id", String(32), nullable=False, index=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("expires_at", UtcDateTime(), nullable=False),
+)
+
+workspaces = Table(
+    "workspaces", metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("site", String(32), nullable=False),
+    Column("language", String(8), nullable=False),
+    Column("plan", String(16), nullable=False),  # free | commercial
+    Column("status", String(16), nullable=False),  # active | locked | dissolved
+    Column("owner_account_id", String(32), nullable=False),
+    Column("billing_account_id", String(32)),
+    Column("settlement_method", String(32)),
+    Column("created_at", UtcDateTime(), nullable=False),
+)
+
+members = Table(
+    "workspace_members", metadata,
+    Column("workspace_id", String(32), primary_key=True),
+    Column("account_id", String(32), primary_key=True),
+    Column("role", String(16), nullable=False),  # owner | admin | member
+    Index("ix_workspace_members_account", "account_id"),
+)
+
+ingest_keys = Table(
+    "ingest_keys", metadata,
+    Column("key_hash", String(64), primary_key=True),
+    Column("workspace_id", String(32), nullable=False, index=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+)
+
+retention_policies = Table(
+    "retention_policies", metadata,
+    Column("workspace_id", String(32), primary_key=True),
+    Column("data_type", String(16), primary_key=True),
+    Column("effective_from", UtcDateTime(), primary_key=True),
+    Column("retention_days", Integer, nullable=False),
+)
+
+usage_records = Table(
+    "usage_records", metadata,
+    Column("workspace_id", String(32), primary_key=True),
+    Column("record_id", String(128), primary_key=True),
+    Column("item", String(32), nullable=False),
+    Column("occurred_at", UtcDateTime(), nullable=False),
+    Column("day", Date, nullable=False),  # the site's billing day
+    Column("hour_start", UtcDateTime(), nullable=False),  # site clock hour, as UTC
+    Column("retention_days", Integer, nullable=False),
+    Column("quantity", BigInteger, nullable=False),
+    Column("digest", String(32), nullable=False),
+    Column("received_at", UtcDateTime(), nullable=False),
+    Index("ix_usage_records_day", "day", "workspace_id"),
+)
+
+daily_statistics = Table(
+    "daily_statistics", metadata,
+    Column("workspace_id", String(32), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("item", String(32), primary_key=True),
+    Column("retention_days", Integer, primary_key=True),
+    Column("quantity", String(64), nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),  # Σ of its details
+    Column("revision", Integer, nullable=False),  # newest detail revision
+    Column("updated_at", UtcDateTime(), nullable=False),
+)
+
+billing_details = Table(
+    "billing_details", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("workspace_id", String(32), nullable=False),
+    Column("billing_account_id", String(32)),
+    Column("day", Date, nullable=False),
+    Column("item", String(32), nullable=False),
+    Column("retention_days", Integer, nullable=False),
+    Column("revision", Integer, nullable=False),
+    Column("kind", String(16), nullable=False),  # charge | adjustment
+    Column("quantity", String(64), nullable=False),
+    Column("unit_size", String(32), nullable=False),
+    Column("unit_price", String(32), nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("price_book_version", String(64), nullable=False),
+    Column("adjusts", String(36)),
+    Column("reason", String(200)),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Index("ix_billing_details_workspace_day", "workspace_id", "day"),
+)
+
+closed_days = Table(
+    "closed_days", metadata,
+    Column("day", Date, primary_key=True),
+    Column("closed_at", UtcDateTime(), nullable=False),
+)
+
+# (workspace, closed day) pairs that received late usage and await an adjustment.
+late_days = Table(
+    "late_days", metadata,
+    Column("workspace_id", String(32), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("noted_at", UtcDateTime(), nullable=False),
+)
+
+outbox = Table(
+    "console_outbox", metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("message_id", String(64), nullable=False, unique=True),
+    Column("type", String(32), nullable=False),
+    Column("body", Text, nullable=False),  # the JSON envelope
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("sent_at", UtcDateTime()),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UtcDateTime(), nullable=False),
+    Column("last_error", Text),
+    Index("ix_console_outbox_pending", "sent_at", "next_attempt_at"),
+)
+
+inbox = Table(
+    "console_inbox", metadata,
+    Column("message_id", String(64), primary_key=True),
+    Column("type", String(32), nullable=False),
+    Column("applied_at", UtcDateTime(), nullable=False),
+)

@@ -1,0 +1,1 @@
+"""The console's pure rules: no database, no web framework, no clock reads."""

@@ -1,0 +1,65 @@
+"""HTTP transports for the ports, for deployments where the sides run apart."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import httpx
+
+from accrual.contract.messages import (
+    Envelope,
+    RegistrationConfirmation,
+    RegistrationRequest,
+    RegistrationResult,
+)
+from accrual.contract.ports import PeerRefused, PeerUnavailable
+
+
+class _HttpPeer:
+    def __init__(self, client: httpx.Client, service_token: str) -> None:
+        self._client = client
+        self._headers = {"Authorization": f"Bearer {service_token}"}
+
+    def _call(self, method: str, path: str, json: object | None = None) -> httpx.Response:
+        try:
+            response = self._client.request(method, path, json=json, headers=self._headers)
+        except httpx.HTTPError as error:
+            raise PeerUnavailable(f"{method} {path}: {error}") from error
+        if response.status_code >= 500:
+            raise PeerUnavailable(f"{method} {path}: HTTP {response.status_code}")
+        if response.status_code >= 400:
+            try:
+                error = response.json()["error"]
+                code, message = error["code"], error["message"]
+            except (ValueError, KeyError, TypeError):
+                code, message = "http_%d" % response.status_code, response.text[:200]
+            raise PeerRefused(code, message)
+        return response
+
+    def deliver(self, messages: Sequence[Envelope]) -> list[str]:
+        body = {"messages": [m.model_dump(mode="json") for m in messages]}
+        return list(self._call("POST", self._inbox_path, body).json()["applied"])
+
+    _inbox_path = ""
+
+
+class HttpBillingCenter(_HttpPeer):
+    _inbox_path = "/billing/v1/internal/inbox"
+
+    def register_account(self, request: RegistrationRequest) -> RegistrationResult:
+        response = self._call("POST", "/billing/v1/internal/registrations",
+                              request.model_dump(mode="json"))
+        return RegistrationResult.model_validate(response.json())
+
+    def confirm_registration(
+        self, registration_key: str, confirmation: RegistrationConfirmation
+    ) -> None:
+        self._call("POST", f"/billing/v1/internal/registrations/{registration_key}/confirm",
+                   confirmation.model_dump(mode="json"))
+
+    def cancel_registration(self, registration_key: str) -> None:
+        self._call("DELETE", f"/billing/v1/internal/registrations/{registration_key}")
+
+
+class HttpConsole(_HttpPeer):
+    _inbox_path = "/console/v1/internal/inbox"

@@ -1,0 +1,122 @@
+"""Versioned messages across the seam (ARCHITECTURE.md, "Messages across the seam").
+
+Every message travels in an :class:`Envelope`, is JSON, and is idempotent by
+its ``id``: each side keeps an inbox of applied ids. Amounts and quantities
+are decimal strings.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = 1
+_NAMESPACE = uuid.UUID("6f1d2c1e-55b8-4f5e-9d0c-2a4f7a1b0c11")
+
+# Message types.
+BILLING_DETAIL = "billing_detail"
+WORKSPACE_CREATED = "workspace.created"
+BINDING_CHANGED = "binding.changed"
+
+
+class Envelope(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str
+    type: str
+    schema_version: int = SCHEMA_VERSION
+    # Per-aggregate ordering: a receiver ignores versions older than applied.
+    aggregate_id: str
+    aggregate_version: int = 0
+    occurred_at: datetime
+    payload: dict[str, Any]
+
+
+class BillingDetail(BaseModel):
+    """One priced daily line for one (workspace, day, item, tier), or a correction of it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str
+    site: str
+    workspace_id: str
+    billing_account_id: str | None
+    day: date
+    item: str
+    retention_days: int
+    quantity: str
+    unit_size: str
+    unit_price: str
+    amount: str
+    currency: str
+    price_book_version: str
+    kind: Literal["charge", "adjustment"]
+    revision: int = 0
+    adjusts: str | None = None
+    reason: str | None = None
+    created_at: datetime
+
+
+class WorkspaceCreated(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    workspace_id: str
+    site: str
+    name: str
+    owner_email: str
+    language: str
+    plan: str
+    created_at: datetime
+
+
+class BindingChanged(BaseModel):
+    """The billing center's binding of a workspace, as the console should know it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    workspace_id: str
+    billing_account_id: str
+    settlement_method: str
+    effective_from: date
+    plan: str = "commercial"
+
+
+def detail_id(site: str, workspace_id: str, day: date, item: str, tier: int, revision: int) -> str:
+    """Deterministic, so a re-sent or re-computed detail has the same id."""
+    key = f"{site}/{workspace_id}/{day.isoformat()}/{item}/{tier}/{revision}"
+    return str(uuid.uuid5(_NAMESPACE, key))
+
+
+class RegistrationRequest(BaseModel):
+    """Console → billing: create (or find again) the billing account of a registration.
+
+    ``registration_key`` makes the call idempotent: the same key gets the same
+    account back, so a registration that failed half-way can simply be retried.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    registration_key: str = Field(min_length=16, max_length=128)
+    username: str
+    password: str
+    email: str
+    language: str
+
+
+class RegistrationConfirmation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    workspace_id: str
+    site: str
+    workspace_name: str
+    owner_email: str
+    language: str
+    day: date
+
+
+class RegistrationResult(BaseModel):
+    billing_account_id: str
+    status: Literal["pending", "active"]

@@ -1,0 +1,48 @@
+"""How one side reaches the other: one Protocol per direction, several transports."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from accrual.contract.messages import (
+    Envelope,
+    RegistrationConfirmation,
+    RegistrationRequest,
+    RegistrationResult,
+)
+
+
+class PeerUnavailable(Exception):
+    """The other side could not be reached or failed; the call may be retried."""
+
+
+class PeerRefused(Exception):
+    """The other side answered with a definite refusal (a stable error code)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class BillingCenterPort(Protocol):
+    """What the console may ask of the billing center."""
+
+    def register_account(self, request: RegistrationRequest) -> RegistrationResult: ...
+
+    def confirm_registration(
+        self, registration_key: str, confirmation: RegistrationConfirmation
+    ) -> None: ...
+
+    def cancel_registration(self, registration_key: str) -> None: ...
+
+    def deliver(self, messages: Sequence[Envelope]) -> list[str]:
+        """Apply messages; returns the ids now applied (new or earlier)."""
+        ...
+
+
+class ConsolePort(Protocol):
+    """What the billing center may ask of a console site."""
+
+    def deliver(self, messages: Sequence[Envelope]) -> list[str]: ...
