@@ -70,6 +70,11 @@ class WorkspaceCreated(BaseModel):
     language: str
     plan: str
     created_at: datetime
+    # Set for the first workspace of a website registration: delivering this
+    # message confirms that registration if the direct call did not.
+    billing_account_id: str | None = None
+    registration_key: str | None = None
+    day: date | None = None
 
 
 class BindingChanged(BaseModel):
@@ -82,6 +87,11 @@ class BindingChanged(BaseModel):
     settlement_method: str
     effective_from: date
     plan: str = "commercial"
+
+
+def message_id(*parts: object) -> str:
+    """A deterministic message id from the parts that make the message unique."""
+    return str(uuid.uuid5(_NAMESPACE, "/".join(map(str, parts))))
 
 
 def detail_id(site: str, workspace_id: str, day: date, item: str, tier: int, revision: int) -> str:

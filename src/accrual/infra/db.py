@@ -6,13 +6,17 @@ own Alembic history; this only opens engines and runs those histories.
 
 from __future__ import annotations
 
+import random
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import DateTime, Dialect, Engine, TypeDecorator, create_engine, event
+from sqlalchemy import Connection, DateTime, Dialect, Engine, TypeDecorator, create_engine, event
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -84,3 +88,23 @@ class UtcDateTime(TypeDecorator[datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
+
+
+T = TypeVar("T")
+# PostgreSQL: serialization failure, deadlock; and a unique violation when the
+# key was chosen after a read (two racing first writers of one idempotency key).
+_RETRYABLE_SQLSTATES = {"40001", "40P01", "23505"}
+
+
+def in_transaction(engine: Engine, work: Callable[[Connection], T], attempts: int = 5) -> T:
+    """Run ``work`` in one transaction, retrying races a bounded number of times."""
+    for attempt in range(1, attempts + 1):
+        try:
+            with engine.begin() as connection:
+                return work(connection)
+        except (IntegrityError, OperationalError) as error:
+            sqlstate = getattr(error.orig, "sqlstate", None)
+            if sqlstate not in _RETRYABLE_SQLSTATES or attempt == attempts:
+                raise
+            time.sleep(random.uniform(0, 0.01 * attempt))  # noqa: S311 (jitter only)
+    raise AssertionError("unreachable")

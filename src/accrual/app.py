@@ -1,0 +1,223 @@
+"""The composition root: both sides, their transports, the scheduler and the web app.
+
+This module may import both sides; neither side imports it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from fastapi import FastAPI
+from sqlalchemy import text
+
+from accrual import __version__
+from accrual.billing.api import router as billing_router
+from accrual.billing.config import BillingConfig
+from accrual.billing.wiring import BillingCenter
+from accrual.catalog import ITEMS, PriceBook, load_default_price_book
+from accrual.clock import Clock, SystemClock
+from accrual.console.api import router as console_router
+from accrual.console.config import ConsoleConfig
+from accrual.console.wiring import Console
+from accrual.contract.errors import ServiceError
+from accrual.contract.messages import (
+    Envelope,
+    RegistrationConfirmation,
+    RegistrationRequest,
+    RegistrationResult,
+)
+from accrual.contract.ports import BillingCenterPort, PeerRefused
+from accrual.infra.db import make_engine
+from accrual.infra.http import install_error_handlers
+from accrual.settings import Settings
+
+log = logging.getLogger("accrual")
+
+
+def _copy(messages: Sequence[Envelope]) -> list[Envelope]:
+    # Messages cross the seam as JSON even in one process, so nothing but the
+    # contract is shared between the sides.
+    return [Envelope.model_validate_json(m.model_dump_json()) for m in messages]
+
+
+class InProcessBillingCenter:
+    """BillingCenterPort for the embedded set-up: direct calls, contract types only."""
+
+    def __init__(self, center: BillingCenter) -> None:
+        self.center = center
+
+    def register_account(self, request: RegistrationRequest) -> RegistrationResult:
+        try:
+            return self.center.accounts.register(request.model_copy())
+        except ServiceError as error:
+            raise PeerRefused(error.code, error.message) from None
+
+    def confirm_registration(self, registration_key: str,
+                             confirmation: RegistrationConfirmation) -> None:
+        try:
+            self.center.accounts.confirm(registration_key, confirmation.model_copy())
+        except ServiceError as error:
+            raise PeerRefused(error.code, error.message) from None
+
+    def cancel_registration(self, registration_key: str) -> None:
+        self.center.accounts.cancel(registration_key)
+
+    def deliver(self, messages: Sequence[Envelope]) -> list[str]:
+        return self.center.wallet.deliver(_copy(messages))
+
+
+class InProcessConsole:
+    def __init__(self, console: Console) -> None:
+        self.console = console
+
+    def deliver(self, messages: Sequence[Envelope]) -> list[str]:
+        return self.console.inbox.deliver(_copy(messages))
+
+
+class Scheduler:
+    """Runs the periodic work: relays both ways, day close after midnight + grace,
+    reaping of unconfirmed registrations. ``tick`` is what tests call."""
+
+    def __init__(self, runtime: Runtime, interval_s: float) -> None:
+        self.runtime = runtime
+        self.interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.ticks = 0
+        self.last_error: str | None = None
+
+    def tick(self) -> None:
+        rt = self.runtime
+        for name, step in (("console relay", rt.console.relay.drain),
+                           ("day close", rt.console.day_close.close_due_days),
+                           ("console relay", rt.console.relay.drain),
+                           ("billing relay", rt.billing_relay_drain),
+                           ("registration reaper", rt.billing.accounts.reap_pending)):
+            try:
+                step()
+            except Exception as error:  # keep the loop alive; the status shows it
+                self.last_error = f"{name}: {error}"
+                log.exception("scheduler: %s failed", name)
+        self.ticks += 1
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="accrual-scheduler", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self.tick()
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    console: Console
+    billing: BillingCenter
+    admin_token: str
+    admin_token_generated: bool
+    app: FastAPI = field(init=False)
+    scheduler: Scheduler = field(init=False)
+
+    def billing_relay_drain(self) -> int:
+        return self.billing.relay.drain() if self.billing.relay is not None else 0
+
+    def migrate(self) -> None:
+        self.console.migrate()
+        self.billing.migrate()
+
+
+def build(settings: Settings, *, clock: Clock | None = None,
+          billing_port: BillingCenterPort | None = None, book: PriceBook | None = None) -> Runtime:
+    """Assemble both sides. ``billing_port`` lets tests put a failing transport in between."""
+    clock = clock or SystemClock()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    admin_token, generated = settings.resolve_admin_token()
+    billing = BillingCenter(make_engine(settings.billing_url()),
+                            BillingConfig(currency=settings.currency, zone=settings.billing_zone()),
+                            clock)
+    console_config = ConsoleConfig(
+        site=settings.site, site_group=settings.site_group, zone=settings.site_zone(),
+        currency=settings.currency,
+        day_close_grace=timedelta(minutes=settings.day_close_grace_minutes),
+        late_horizon=timedelta(days=settings.late_horizon_days))
+    console = Console(make_engine(settings.console_url()), console_config, clock,
+                      billing_port or InProcessBillingCenter(billing),
+                      book or load_default_price_book())
+    billing.connect_console(InProcessConsole(console))
+    runtime = Runtime(settings, console, billing, admin_token, generated)
+    runtime.scheduler = Scheduler(runtime, settings.scheduler_interval_seconds)
+    runtime.app = create_app(runtime)
+    return runtime
+
+
+def create_app(runtime: Runtime) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if runtime.settings.scheduler:
+            runtime.scheduler.start()
+        try:
+            yield
+        finally:
+            runtime.scheduler.stop()
+
+    app = FastAPI(
+        title="Accrual", version=__version__, lifespan=lifespan,
+        description="Metering and billing for multi-workspace SaaS. `/console/v1` is the "
+                    "workspace side (one site); `/billing/v1` is the billing center (one "
+                    "currency). Every error is `{\"error\": {\"code\", \"message\"}}` with a "
+                    "stable code; amounts are decimal strings.")
+    app.state.console = runtime.console
+    app.state.billing = runtime.billing
+    app.state.admin_token = runtime.admin_token
+    install_error_handlers(app)
+    app.include_router(console_router)
+    app.include_router(billing_router)
+
+    @app.get("/healthz", tags=["operations"])
+    def healthz() -> dict[str, Any]:
+        """Liveness and both databases' reachability."""
+        for engine in (runtime.console.engine, runtime.billing.engine):
+            with engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        return {"status": "ok", "version": __version__, "site": runtime.settings.site,
+                "currency": runtime.settings.currency,
+                "scheduler": {"running": runtime.settings.scheduler,
+                              "ticks": runtime.scheduler.ticks,
+                              "last_error": runtime.scheduler.last_error}}
+
+    @app.get("/catalog/v1/items", tags=["catalog"])
+    def items() -> dict[str, Any]:
+        """Billing item codes with unit sizes, daily rules and retention tiers."""
+        return {"items": [
+            {"code": i.code, "title": i.title, "unit_size": str(i.unit_size), "rule": i.rule.value,
+             "data_type": i.data_type.value if i.data_type else None, "tiers": list(i.tiers),
+             "site_groups": list(i.site_groups), "currencies": list(i.currencies),
+             "legacy": i.legacy}
+            for i in ITEMS.values()]}
+
+    @app.get("/catalog/v1/prices", tags=["catalog"])
+    def prices() -> dict[str, Any]:
+        """Every row of the price book in force (all columns, all versions)."""
+        return {"prices": [
+            {"book": r.book, "effective_from": r.effective_from.isoformat(),
+             "currency": r.currency, "site_group": r.site_group, "item": r.item,
+             "retention_days": r.retention_days, "unit_price": str(r.unit_price)}
+            for r in runtime.console.book.rows]}
+
+    return app

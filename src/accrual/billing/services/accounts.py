@@ -1,0 +1,232 @@
+"""Billing accounts, sessions, known workspaces and bindings."""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import Connection, Engine, delete, insert, select, update
+
+from accrual.billing.adapters import tables as t
+from accrual.billing.config import BillingConfig
+from accrual.billing.services import ledger
+from accrual.clock import Clock, site_day
+from accrual.contract.errors import Conflict, Invalid, NotFound, Unauthorized
+from accrual.contract.messages import (
+    BINDING_CHANGED,
+    BindingChanged,
+    Envelope,
+    RegistrationConfirmation,
+    RegistrationRequest,
+    RegistrationResult,
+    message_id,
+)
+from accrual.infra.credentials import hash_password, new_id, new_token, token_hash, verify_password
+from accrual.infra.db import in_transaction
+from accrual.infra.outbox import enqueue
+
+log = logging.getLogger(__name__)
+
+SETTLEMENT_METHODS = ("billing_center",)
+
+
+class BillingAccounts:
+    def __init__(self, engine: Engine, config: BillingConfig, clock: Clock) -> None:
+        self.engine = engine
+        self.config = config
+        self.clock = clock
+
+    def today(self) -> date:
+        return site_day(self.clock.now(), self.config.zone)
+
+    # -- registration (called by a console) --------------------------------
+
+    def register(self, request: RegistrationRequest) -> RegistrationResult:
+        username = request.username.lower()
+        request_digest = ledger.digest(username, request.email.lower())
+
+        def work(conn: Connection) -> RegistrationResult:
+            by_key = conn.execute(select(t.accounts).where(
+                t.accounts.c.registration_key == request.registration_key)).first()
+            if by_key is not None:
+                if by_key.registration_digest != request_digest:
+                    raise Conflict("idempotency_conflict",
+                                   "registration key reused for another username or email")
+                return RegistrationResult(billing_account_id=by_key.id, status=by_key.status)
+            taken = conn.execute(select(t.accounts.c.id)
+                                 .where(t.accounts.c.username == username)).first()
+            if taken is not None:
+                raise Conflict("username_taken", f"the username {request.username} is taken")
+            account_id = new_id()
+            conn.execute(insert(t.accounts).values(
+                id=account_id, username=username, email=request.email.lower(),
+                password_hash=hash_password(request.password), language=request.language,
+                currency=self.config.currency, status="pending",
+                registration_key=request.registration_key, registration_digest=request_digest,
+                created_at=self.clock.now()))
+            return RegistrationResult(billing_account_id=account_id, status="pending")
+
+        return in_transaction(self.engine, work)
+
+    def confirm(self, registration_key: str, confirmation: RegistrationConfirmation) -> str:
+        """Activate the account and bind the first workspace; repeatable."""
+        return in_transaction(
+            self.engine, lambda conn: self.confirm_in(conn, registration_key, confirmation))
+
+    def confirm_in(self, conn: Connection, registration_key: str,
+                   confirmation: RegistrationConfirmation) -> str:
+        row = conn.execute(select(t.accounts).where(
+            t.accounts.c.registration_key == registration_key)).first()
+        if row is None:
+            raise NotFound("registration_not_found", "no such registration (expired?)")
+        now = self.clock.now()
+        if row.status == "pending":
+            conn.execute(update(t.accounts).where(t.accounts.c.id == row.id)
+                         .values(status="active", activated_at=now))
+            ledger.open_accounts(conn, row.id, self.config.currency)
+        self.remember_workspace_in(conn, confirmation.workspace_id, confirmation.site,
+                                 confirmation.workspace_name, confirmation.owner_email,
+                                 confirmation.language, now)
+        bound = conn.execute(select(t.bindings.c.id).where(
+            t.bindings.c.workspace_id == confirmation.workspace_id)).first()
+        if bound is None:
+            conn.execute(insert(t.bindings).values(
+                workspace_id=confirmation.workspace_id, account_id=row.id,
+                settlement_method="billing_center", effective_from=confirmation.day,
+                created_at=now))
+        return str(row.id)
+
+    def cancel(self, registration_key: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(delete(t.accounts).where(t.accounts.c.registration_key == registration_key,
+                                                  t.accounts.c.status == "pending"))
+
+    def reap_pending(self) -> int:
+        cutoff = self.clock.now() - self.config.pending_registration_ttl
+        with self.engine.begin() as conn:
+            return conn.execute(delete(t.accounts).where(
+                t.accounts.c.status == "pending", t.accounts.c.created_at < cutoff)).rowcount
+
+    def remember_workspace_in(self, conn: Connection, workspace_id: str, site: str, name: str,
+                            owner_email: str, language: str, now: datetime) -> None:
+        known = conn.execute(select(t.workspaces.c.workspace_id)
+                             .where(t.workspaces.c.workspace_id == workspace_id)).first()
+        if known is None:
+            conn.execute(insert(t.workspaces).values(
+                workspace_id=workspace_id, site=site, name=name, owner_email=owner_email,
+                language=language, created_at=now))
+
+    # -- sessions -----------------------------------------------------------
+
+    def login(self, username: str, password: str) -> tuple[str, str]:
+        username = username.strip().lower() if isinstance(username, str) else ""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t.accounts.c.id, t.accounts.c.password_hash,
+                                      t.accounts.c.status)
+                               .where(t.accounts.c.username == username)).first()
+        if row is None or row.status != "active" or not verify_password(row.password_hash, password):
+            raise Unauthorized("invalid_credentials", "username or password is wrong")
+        token = new_token("bs")
+        now = self.clock.now()
+        with self.engine.begin() as conn:
+            conn.execute(insert(t.sessions).values(token_hash=token_hash(token), account_id=row.id,
+                                                   created_at=now,
+                                                   expires_at=now + self.config.session_ttl))
+        return token, str(row.id)
+
+    def account_for_session(self, token: str) -> str | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t.sessions.c.account_id, t.sessions.c.expires_at)
+                               .where(t.sessions.c.token_hash == token_hash(token))).first()
+        if row is None or row.expires_at <= self.clock.now():
+            return None
+        return str(row.account_id)
+
+    def account(self, account_id: str) -> dict[str, object]:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t.accounts).where(t.accounts.c.id == account_id,
+                                                        t.accounts.c.status == "active")).first()
+        if row is None:
+            raise NotFound("account_not_found", f"no billing account {account_id}")
+        return {"account_id": row.id, "username": row.username, "email": row.email,
+                "currency": row.currency, "language": row.language,
+                "created_at": row.created_at.isoformat()}
+
+    def find_by_username(self, username: str) -> str | None:
+        with self.engine.connect() as conn:
+            return conn.execute(select(t.accounts.c.id).where(
+                t.accounts.c.username == username.lower(), t.accounts.c.status == "active")).scalar()
+
+    # -- bindings -----------------------------------------------------------
+
+    def bind(self, workspace_id: str, account_id: str,
+             settlement_method: str = "billing_center") -> dict[str, object]:
+        """Bind a workspace to an account (operator). A first binding applies today,
+        a change from the start of the next billing day (decisions.md 11)."""
+        if settlement_method not in SETTLEMENT_METHODS:
+            raise Invalid("invalid_settlement_method",
+                          f"settlement_method must be one of {', '.join(SETTLEMENT_METHODS)}")
+
+        def work(conn: Connection) -> dict[str, object]:
+            if conn.execute(select(t.workspaces.c.workspace_id)
+                            .where(t.workspaces.c.workspace_id == workspace_id)).first() is None:
+                raise NotFound("workspace_not_found",
+                               f"workspace {workspace_id} is not known to this billing center")
+            if conn.execute(select(t.accounts.c.id).where(
+                    t.accounts.c.id == account_id, t.accounts.c.status == "active")).first() is None:
+                raise NotFound("account_not_found", f"no billing account {account_id}")
+            today = self.today()
+            current = self._binding(conn, workspace_id, today)
+            if current is not None and current.account_id == account_id \
+                    and current.settlement_method == settlement_method:
+                return {"workspace_id": workspace_id, "account_id": account_id,
+                        "settlement_method": settlement_method,
+                        "effective_from": current.effective_from.isoformat(), "changed": False}
+            effective = today if current is None else today + timedelta(days=1)
+            now = self.clock.now()
+            conn.execute(delete(t.bindings).where(t.bindings.c.workspace_id == workspace_id,
+                                                  t.bindings.c.effective_from == effective))
+            conn.execute(insert(t.bindings).values(
+                workspace_id=workspace_id, account_id=account_id,
+                settlement_method=settlement_method, effective_from=effective, created_at=now))
+            change = BindingChanged(workspace_id=workspace_id, billing_account_id=account_id,
+                                    settlement_method=settlement_method, effective_from=effective)
+            enqueue(conn, t.outbox, [Envelope(
+                id=message_id(BINDING_CHANGED, workspace_id, effective, account_id,
+                              settlement_method),
+                type=BINDING_CHANGED, aggregate_id=workspace_id, occurred_at=now,
+                payload=change.model_dump(mode="json"))], now)
+            return {"workspace_id": workspace_id, "account_id": account_id,
+                    "settlement_method": settlement_method,
+                    "effective_from": effective.isoformat(), "changed": True}
+
+        return in_transaction(self.engine, work)
+
+    @staticmethod
+    def _binding(conn: Connection, workspace_id: str, day: date):  # type: ignore[no-untyped-def]
+        return conn.execute(
+            select(t.bindings).where(t.bindings.c.workspace_id == workspace_id,
+                                     t.bindings.c.effective_from <= day)
+            .order_by(t.bindings.c.effective_from.desc()).limit(1)).first()
+
+    def binding_for(self, conn: Connection, workspace_id: str, day: date) -> str | None:
+        row = self._binding(conn, workspace_id, day)
+        return None if row is None else str(row.account_id)
+
+    def workspaces_of(self, account_id: str) -> list[dict[str, object]]:
+        today = self.today()
+        with self.engine.connect() as conn:
+            ids = conn.execute(select(t.bindings.c.workspace_id).distinct()
+                               .where(t.bindings.c.account_id == account_id)).scalars().all()
+            result = []
+            for workspace_id in sorted(ids):
+                current = self._binding(conn, workspace_id, today)
+                if current is None or current.account_id != account_id:
+                    continue
+                ws = conn.execute(select(t.workspaces).where(
+                    t.workspaces.c.workspace_id == workspace_id)).first()
+                result.append({"workspace_id": workspace_id, "site": ws.site if ws else None,
+                               "name": ws.name if ws else None,
+                               "settlement_method": current.settlement_method,
+                               "bound_since": current.effective_from.isoformat()})
+        return result

@@ -1,0 +1,87 @@
+"""The `accrual` command: run, migrate, close-day, prices."""
+
+from __future__ import annotations
+
+import logging
+from datetime import date
+from typing import Annotated
+
+import typer
+from rich.console import Console as RichConsole
+from rich.table import Table
+
+from accrual.app import build
+from accrual.settings import Settings
+
+app = typer.Typer(help="Accrual: metering and billing for multi-workspace SaaS.",
+                  no_args_is_help=True)
+out = RichConsole()
+
+
+def _runtime():  # type: ignore[no-untyped-def]
+    runtime = build(Settings())
+    runtime.migrate()
+    return runtime
+
+
+@app.command()
+def run() -> None:
+    """Migrate, seed a demo tenant on empty databases, and serve both sides."""
+    import uvicorn
+
+    from accrual.demo import seed_demo
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    runtime = _runtime()
+    settings = runtime.settings
+    demo = seed_demo(runtime) if settings.seed_demo else None
+    base = f"http://{settings.host}:{settings.port}"
+    out.print(f"[bold]Accrual[/bold] site {settings.site} ({settings.site_group}, "
+              f"{settings.site_zone().key}) → billing center {settings.currency}")
+    out.print(f"  API        {base}   docs {base}/docs   OpenAPI {base}/openapi.json")
+    out.print(f"  databases  {settings.console_url()}  |  {settings.billing_url()}")
+    note = " (generated, kept in the data dir)" if runtime.admin_token_generated else ""
+    out.print(f"  operator token  {runtime.admin_token}{note}")
+    if demo:
+        out.print(f"  demo console login  {demo['email']} / {demo['password']}")
+        out.print(f"  demo billing login  {demo['username']} / {demo['password']}")
+        out.print(f"  demo workspace {demo['workspace_id']}  ingest key {demo['ingest_key']}")
+        out.print(f"  demo billing account {demo['billing_account_id']} "
+                  f"(100.00 credited, {demo['day']} billed)")
+    else:
+        out.print("  demo tenant: demo@example.com / demo (password demo-password), if seeded earlier")
+    uvicorn.run(runtime.app, host=settings.host, port=settings.port, log_level="info")
+
+
+@app.command()
+def migrate() -> None:
+    """Bring both databases to the newest schema."""
+    _runtime()
+    out.print("both databases are up to date")
+
+
+@app.command("close-day")
+def close_day(day: Annotated[str, typer.Argument(help="The site-local day, YYYY-MM-DD")]) -> None:
+    """Close a day for every workspace and deliver its details to the billing center."""
+    runtime = _runtime()
+    result = runtime.console.day_close.close_day(date.fromisoformat(day))
+    delivered = runtime.console.relay.drain()
+    out.print(f"{result.day}: {result.charges} charges, {result.adjustments} adjustments, "
+              f"{delivered} messages delivered" + (" (already closed)" if result.already_closed else ""))
+
+
+@app.command()
+def prices(currency: str | None = None, site_group: str | None = None) -> None:
+    """List the price book."""
+    runtime = build(Settings())
+    table = Table("book", "from", "currency", "group", "item", "tier", "unit price")
+    for r in runtime.console.book.rows:
+        if currency and r.currency != currency or site_group and r.site_group != site_group:
+            continue
+        table.add_row(r.book, r.effective_from.isoformat(), r.currency, r.site_group, r.item,
+                      str(r.retention_days), str(r.unit_price))
+    out.print(table)
+
+
+if __name__ == "__main__":
+    app()

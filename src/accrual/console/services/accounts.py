@@ -1,0 +1,253 @@
+"""Console accounts, sessions, workspaces, membership and ingest keys.
+
+Registration spans both systems: the billing center makes (or finds again)
+a pending billing account under an idempotency key, the console then commits
+its account and workspace together with a `workspace.created` message, and
+confirms the billing account. Any failure before the console commit leaves
+no console rows and a pending billing account that the same request reuses
+on retry (and that the billing center reaps if never confirmed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection, Engine, exists, func, insert, select
+from sqlalchemy.exc import IntegrityError
+
+from accrual.clock import Clock, site_day
+from accrual.console.adapters import tables as t
+from accrual.console.config import ConsoleConfig
+from accrual.contract.errors import Conflict, NotFound, ServiceError, Unavailable
+from accrual.contract.messages import (
+    WORKSPACE_CREATED,
+    Envelope,
+    RegistrationConfirmation,
+    RegistrationRequest,
+    WorkspaceCreated,
+    message_id,
+)
+from accrual.contract.ports import BillingCenterPort, PeerRefused, PeerUnavailable
+from accrual.infra.credentials import hash_password, new_id, new_token, token_hash, verify_password
+from accrual.infra.outbox import enqueue
+
+log = logging.getLogger(__name__)
+
+EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s.]{1,63}$")
+USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{2,63}$")
+LANGUAGES = ("en", "zh")
+
+
+@dataclass(frozen=True)
+class Registration:
+    console_account_id: str
+    billing_account_id: str
+    workspace_id: str
+    ingest_key: str
+
+
+@dataclass(frozen=True)
+class NewWorkspace:
+    workspace_id: str
+    ingest_key: str
+
+
+def _check_password(password: str) -> None:
+    if not isinstance(password, str) or not 8 <= len(password) <= 256:
+        raise ServiceError("invalid_password", "password must be 8 to 256 characters long", 422)
+
+
+def _check_name(name: str) -> str:
+    name = name.strip() if isinstance(name, str) else ""
+    if not 1 <= len(name) <= 200:
+        raise ServiceError("invalid_workspace_name", "workspace name must be 1 to 200 characters", 422)
+    return name
+
+
+def _check_language(language: str) -> None:
+    if language not in LANGUAGES:
+        raise ServiceError("invalid_language", "language must be 'en' or 'zh'", 422)
+
+
+class Accounts:
+    def __init__(self, engine: Engine, config: ConsoleConfig, clock: Clock,
+                 billing: BillingCenterPort) -> None:
+        self.engine = engine
+        self.config = config
+        self.clock = clock
+        self.billing = billing
+
+    # -- registration ---------------------------------------------------
+
+    def register(self, email: str, password: str, username: str, workspace_name: str,
+                 language: str) -> Registration:
+        email = email.strip().lower() if isinstance(email, str) else ""
+        if not EMAIL.match(email):
+            raise ServiceError("invalid_email", "email is not a valid address", 422)
+        if not isinstance(username, str) or not USERNAME.match(username):
+            raise ServiceError("invalid_username",
+                               "username must be 3 to 64 letters, digits, '_', '.' or '-', "
+                               "starting with a letter or digit", 422)
+        _check_password(password)
+        workspace_name = _check_name(workspace_name)
+        _check_language(language)
+        with self.engine.connect() as conn:
+            if conn.execute(select(exists().where(t.accounts.c.email == email))).scalar():
+                raise Conflict("email_taken", f"an account with email {email} already exists")
+
+        # The same request retried gets the same billing account back.
+        key = hashlib.sha256(f"{self.config.site}\0{email}\0{username.lower()}".encode()).hexdigest()
+        try:
+            result = self.billing.register_account(RegistrationRequest(
+                registration_key=key, username=username, password=password, email=email,
+                language=language))
+        except PeerRefused as refusal:
+            status = 409 if refusal.code == "username_taken" else 422
+            raise ServiceError(refusal.code, refusal.message, status) from None
+        except PeerUnavailable as error:
+            log.warning("registration of %s: billing center unavailable: %s", email, error)
+            raise Unavailable("billing_unavailable",
+                              "the billing center cannot be reached; nothing was created, "
+                              "please retry the same request") from None
+
+        now = self.clock.now()
+        account_id, workspace_id = new_id(), new_id()
+        ingest_key = new_token("ik")
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(insert(t.accounts).values(
+                    id=account_id, email=email, password_hash=hash_password(password),
+                    created_at=now))
+                self._insert_workspace(conn, workspace_id, workspace_name, language, account_id,
+                                       ingest_key, now, plan="commercial",
+                                       billing_account_id=result.billing_account_id,
+                                       owner_email=email, registration_key=key)
+        except IntegrityError:
+            self._cancel(key)
+            raise Conflict("email_taken", f"an account with email {email} already exists") from None
+        except Exception:
+            self._cancel(key)
+            raise
+        try:
+            self.billing.confirm_registration(key, RegistrationConfirmation(
+                workspace_id=workspace_id, site=self.config.site, workspace_name=workspace_name,
+                owner_email=email, language=language, day=site_day(now, self.config.zone)))
+        except (PeerUnavailable, PeerRefused) as error:
+            # The console side is committed; the workspace.created message in
+            # the outbox confirms the account when it is delivered.
+            log.warning("registration %s: confirmation deferred to the outbox: %s", key, error)
+        return Registration(account_id, result.billing_account_id, workspace_id, ingest_key)
+
+    def _cancel(self, key: str) -> None:
+        try:
+            self.billing.cancel_registration(key)
+        except (PeerUnavailable, PeerRefused) as error:
+            log.warning("registration %s: cancel failed (the billing center reaps it): %s", key, error)
+
+    def _insert_workspace(self, conn: Connection, workspace_id: str, name: str, language: str,
+                          owner_id: str, ingest_key: str, now: datetime, *, plan: str,
+                          billing_account_id: str | None, owner_email: str,
+                          registration_key: str | None = None) -> None:
+        conn.execute(insert(t.workspaces).values(
+            id=workspace_id, name=name, site=self.config.site, language=language, plan=plan,
+            status="active", owner_account_id=owner_id, billing_account_id=billing_account_id,
+            settlement_method="billing_center" if billing_account_id else None, created_at=now))
+        conn.execute(insert(t.members).values(workspace_id=workspace_id, account_id=owner_id,
+                                              role="owner"))
+        conn.execute(insert(t.ingest_keys).values(key_hash=token_hash(ingest_key),
+                                                  workspace_id=workspace_id, created_at=now))
+        event = WorkspaceCreated(workspace_id=workspace_id, site=self.config.site, name=name,
+                                 owner_email=owner_email, language=language, plan=plan,
+                                 created_at=now, billing_account_id=billing_account_id,
+                                 registration_key=registration_key,
+                                 day=site_day(now, self.config.zone))
+        enqueue(conn, t.outbox, [Envelope(
+            id=message_id(WORKSPACE_CREATED, workspace_id), type=WORKSPACE_CREATED, aggregate_id=workspace_id,
+            occurred_at=now, payload=event.model_dump(mode="json"))], now)
+
+    # -- sessions ---------------------------------------------------------
+
+    def login(self, email: str, password: str) -> str:
+        email = email.strip().lower() if isinstance(email, str) else ""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t.accounts.c.id, t.accounts.c.password_hash)
+                               .where(t.accounts.c.email == email)).first()
+        if row is None or not verify_password(row.password_hash, password):
+            raise ServiceError("invalid_credentials", "email or password is wrong", 401)
+        token = new_token("cs")
+        now = self.clock.now()
+        with self.engine.begin() as conn:
+            conn.execute(insert(t.sessions).values(
+                token_hash=token_hash(token), account_id=row.id, created_at=now,
+                expires_at=now + self.config.session_ttl))
+        return token
+
+    def account_for_session(self, token: str) -> str | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t.sessions.c.account_id, t.sessions.c.expires_at)
+                               .where(t.sessions.c.token_hash == token_hash(token))).first()
+        if row is None or row.expires_at <= self.clock.now():
+            return None
+        return str(row.account_id)
+
+    def workspace_for_ingest_key(self, key: str) -> str | None:
+        with self.engine.connect() as conn:
+            return conn.execute(select(t.ingest_keys.c.workspace_id)
+                                .where(t.ingest_keys.c.key_hash == token_hash(key))).scalar()
+
+    # -- workspaces -------------------------------------------------------
+
+    def create_workspace(self, account_id: str, name: str, language: str) -> NewWorkspace:
+        """A further workspace: free until a billing account is bound to it."""
+        name = _check_name(name)
+        _check_language(language)
+        now = self.clock.now()
+        workspace_id, ingest_key = new_id(), new_token("ik")
+        with self.engine.begin() as conn:
+            email = conn.execute(select(t.accounts.c.email)
+                                 .where(t.accounts.c.id == account_id)).scalar_one()
+            self._insert_workspace(conn, workspace_id, name, language, account_id, ingest_key,
+                                   now, plan="free", billing_account_id=None, owner_email=email)
+        return NewWorkspace(workspace_id, ingest_key)
+
+    def role_in(self, account_id: str, workspace_id: str) -> str | None:
+        with self.engine.connect() as conn:
+            return conn.execute(select(t.members.c.role).where(
+                t.members.c.workspace_id == workspace_id,
+                t.members.c.account_id == account_id)).scalar()
+
+    def require_member(self, account_id: str, workspace_id: str) -> str:
+        role = self.role_in(account_id, workspace_id)
+        if role is None:
+            # Not 403: whether another tenant's workspace exists is not ours to tell.
+            raise NotFound("workspace_not_found", f"no workspace {workspace_id} among yours")
+        return role
+
+    def workspaces_of(self, account_id: str) -> list[dict[str, object]]:
+        w, m = t.workspaces, t.members
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(w.c.id, w.c.name, w.c.plan, w.c.status, w.c.language,
+                       w.c.billing_account_id, w.c.settlement_method, w.c.created_at, m.c.role)
+                .join(m, m.c.workspace_id == w.c.id).where(m.c.account_id == account_id)
+                .order_by(w.c.created_at)).all()
+        return [
+            {"workspace_id": r.id, "name": r.name, "plan": r.plan, "status": r.status,
+             "language": r.language, "billing_account_id": r.billing_account_id,
+             "settlement_method": r.settlement_method, "role": r.role,
+             "created_at": r.created_at.isoformat()}
+            for r in rows
+        ]
+
+    def workspace(self, workspace_id: str) -> dict[str, object] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t.workspaces).where(t.workspaces.c.id == workspace_id)).first()
+        return None if row is None else dict(row._mapping)
+
+    def count_accounts(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(t.accounts)).scalar_one())

@@ -1,0 +1,44 @@
+"""Messages from the billing center, each applied at most once."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from sqlalchemy import Engine, insert, select, update
+
+from accrual.clock import Clock
+from accrual.console.adapters import tables as t
+from accrual.contract.messages import BINDING_CHANGED, BindingChanged, Envelope
+
+log = logging.getLogger(__name__)
+
+
+class ConsoleInbox:
+    def __init__(self, engine: Engine, clock: Clock) -> None:
+        self.engine = engine
+        self.clock = clock
+
+    def deliver(self, messages: Sequence[Envelope]) -> list[str]:
+        applied: list[str] = []
+        for message in messages:
+            with self.engine.begin() as conn:
+                seen = conn.execute(select(t.inbox.c.message_id)
+                                    .where(t.inbox.c.message_id == message.id)).first()
+                if seen is None:
+                    self._apply(conn, message)
+                    conn.execute(insert(t.inbox).values(message_id=message.id, type=message.type,
+                                                        applied_at=self.clock.now()))
+            applied.append(message.id)
+        return applied
+
+    def _apply(self, conn, message: Envelope) -> None:  # type: ignore[no-untyped-def]
+        if message.type == BINDING_CHANGED:
+            change = BindingChanged.model_validate(message.payload)
+            conn.execute(update(t.workspaces).where(t.workspaces.c.id == change.workspace_id)
+                         .values(billing_account_id=change.billing_account_id,
+                                 settlement_method=change.settlement_method, plan=change.plan))
+        else:
+            # Unknown types are acknowledged, not retried forever: a newer
+            # billing center may announce things this console does not use.
+            log.info("console inbox: ignoring message type %s", message.type)

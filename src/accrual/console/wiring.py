@@ -1,0 +1,50 @@
+"""The console side assembled: its engine, services and relay."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from accrual.catalog import PriceBook
+from accrual.clock import Clock
+from accrual.console.adapters import tables
+from accrual.console.config import ConsoleConfig
+from accrual.console.services.accounts import Accounts
+from accrual.console.services.day_close import DayClose
+from accrual.console.services.inbox import ConsoleInbox
+from accrual.console.services.ingestion import Ingestion
+from accrual.contract.ports import BillingCenterPort
+from accrual.infra.db import upgrade
+from accrual.infra.outbox import Relay
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+class Console:
+    def __init__(self, engine: Engine, config: ConsoleConfig, clock: Clock,
+                 billing: BillingCenterPort, book: PriceBook) -> None:
+        self.engine = engine
+        self.config = config
+        self.clock = clock
+        self.book = book
+        self.accounts = Accounts(engine, config, clock, billing)
+        self.ingestion = Ingestion(engine, config, clock)
+        self.day_close = DayClose(engine, config, clock, book)
+        self.inbox = ConsoleInbox(engine, clock)
+        self.relay = Relay(engine, tables.outbox, billing.deliver, clock)
+
+    def nudge_relay(self) -> int:
+        """Deliver what is pending now, after a change a person waits on; the
+        scheduler retries whatever this cannot deliver."""
+        try:
+            return self.relay.drain()
+        except Exception:
+            log.exception("relay nudge failed; the scheduler will retry")
+            return 0
+
+    def migrate(self) -> None:
+        upgrade(self.engine, MIGRATIONS, "alembic_version_console")

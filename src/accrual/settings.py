@@ -1,0 +1,64 @@
+"""Deployment settings: environment variables, or a settings file in the same format.
+
+The file is ``accrual.env`` in the working directory, or the one named by
+``ACCRUAL_SETTINGS_FILE``; environment variables win over it.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="ACCRUAL_", env_file=os.environ.get("ACCRUAL_SETTINGS_FILE", "accrual.env"),
+        extra="ignore")
+
+    port: int = Field(8000, validation_alias=AliasChoices("PORT", "ACCRUAL_PORT"))
+    host: str = "127.0.0.1"
+    data_dir: Path = Path("var")
+    admin_token: str | None = None
+    site: str = "cn1"
+    site_group: Literal["cn", "intl"] = "cn"
+    timezone: str | None = None  # the site's; default by site group
+    currency: Literal["CNY", "USD"] = "CNY"  # the billing center's
+    billing_timezone: str | None = None  # default by currency
+    console_db_url: str | None = None
+    billing_db_url: str | None = None
+    day_close_grace_minutes: int = Field(30, ge=0, le=24 * 60)
+    late_horizon_days: int = Field(35, ge=1, le=400)
+    scheduler: bool = True
+    scheduler_interval_seconds: float = Field(2.0, gt=0)
+    seed_demo: bool = True
+
+    def site_zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone or ("Asia/Shanghai" if self.site_group == "cn" else "UTC"))
+
+    def billing_zone(self) -> ZoneInfo:
+        return ZoneInfo(self.billing_timezone or ("Asia/Shanghai" if self.currency == "CNY" else "UTC"))
+
+    def console_url(self) -> str:
+        return self.console_db_url or f"sqlite:///{self.data_dir / 'console.sqlite3'}"
+
+    def billing_url(self) -> str:
+        return self.billing_db_url or f"sqlite:///{self.data_dir / 'billing.sqlite3'}"
+
+    def resolve_admin_token(self) -> tuple[str, bool]:
+        """The operator token, and whether it was generated (kept under the data dir)."""
+        if self.admin_token:
+            return self.admin_token, False
+        path = self.data_dir / "admin_token"
+        if path.exists():
+            return path.read_text().strip(), True
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        token = "op_" + secrets.token_urlsafe(24)
+        path.write_text(token + "\n")
+        path.chmod(0o600)
+        return token, True
