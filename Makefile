@@ -1,0 +1,44 @@
+# Everything from a fresh clone: `make run` or `make test` creates .venv and installs first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PG_URL ?= $(or $(ACCRUAL_TEST_PG_URL),postgresql://postgres@127.0.0.1:5432/postgres)
+
+.PHONY: install run test test-sqlite test-pg lint-imports bench clean
+
+$(STAMP): pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/accrual run
+
+lint-imports: $(STAMP)
+	$(BIN)/lint-imports
+
+test-sqlite: $(STAMP)
+	ACCRUAL_TEST_DB=sqlite $(BIN)/pytest -q
+
+# The database tests again on PostgreSQL, whenever one is reachable. With
+# ACCRUAL_REQUIRE_PG=1 an unreachable server fails the run instead.
+test-pg: $(STAMP)
+	@if $(BIN)/python -c "import psycopg,sys; psycopg.connect('$(PG_URL)', connect_timeout=3).close()" 2>/dev/null \
+	   || [ "$$ACCRUAL_REQUIRE_PG" = "1" ]; then \
+	  echo "== database tests on PostgreSQL ($(PG_URL))"; \
+	  ACCRUAL_TEST_DB=postgresql ACCRUAL_TEST_PG_URL='$(PG_URL)' $(BIN)/pytest -q -m db; \
+	else \
+	  echo "== PostgreSQL not reachable at $(PG_URL): database tests ran on SQLite only"; \
+	fi
+
+test: lint-imports test-sqlite test-pg
+
+bench: $(STAMP)
+	$(BIN)/python bench/ingest.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .hypothesis
