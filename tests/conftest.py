@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -20,6 +20,7 @@ from fastapi.testclient import TestClient
 
 from accrual.app import Runtime, build
 from accrual.clock import ManualClock
+from accrual.contract.ports import BillingCenterPort
 from accrual.settings import Settings
 
 BACKEND = os.environ.get("ACCRUAL_TEST_DB", "sqlite")
@@ -72,6 +73,7 @@ def _truncate_all(runtime: Runtime) -> None:
 
 
 def make_runtime(tmp_path: Path, pg: tuple[str, str] | None, clock: ManualClock,
+                 wrap_billing_port: Callable[[BillingCenterPort], BillingCenterPort] | None = None,
                  **overrides: object) -> Runtime:
     values: dict[str, object] = {
         "data_dir": tmp_path, "admin_token": ADMIN, "scheduler": False, "seed_demo": False,
@@ -79,7 +81,8 @@ def make_runtime(tmp_path: Path, pg: tuple[str, str] | None, clock: ManualClock,
     if pg is not None:
         values["console_db_url"], values["billing_db_url"] = pg
     values.update(overrides)
-    runtime = build(Settings(**values), clock=clock)  # type: ignore[arg-type]
+    runtime = build(Settings(**values), clock=clock,  # type: ignore[arg-type]
+                    wrap_billing_port=wrap_billing_port)
     runtime.migrate()
     if pg is not None:
         _truncate_all(runtime)

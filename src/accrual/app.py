@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -143,8 +143,10 @@ class Runtime:
 
 
 def build(settings: Settings, *, clock: Clock | None = None,
-          billing_port: BillingCenterPort | None = None, book: PriceBook | None = None) -> Runtime:
-    """Assemble both sides. ``billing_port`` lets tests put a failing transport in between."""
+          wrap_billing_port: Callable[[BillingCenterPort], BillingCenterPort] | None = None,
+          book: PriceBook | None = None) -> Runtime:
+    """Assemble both sides. ``wrap_billing_port`` puts another transport (HTTP, or a
+    failing one in tests) between the console and the billing center."""
     clock = clock or SystemClock()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     admin_token, generated = settings.resolve_admin_token()
@@ -156,8 +158,10 @@ def build(settings: Settings, *, clock: Clock | None = None,
         currency=settings.currency,
         day_close_grace=timedelta(minutes=settings.day_close_grace_minutes),
         late_horizon=timedelta(days=settings.late_horizon_days))
-    console = Console(make_engine(settings.console_url()), console_config, clock,
-                      billing_port or InProcessBillingCenter(billing),
+    port: BillingCenterPort = InProcessBillingCenter(billing)
+    if wrap_billing_port is not None:
+        port = wrap_billing_port(port)
+    console = Console(make_engine(settings.console_url()), console_config, clock, port,
                       book or load_default_price_book())
     billing.connect_console(InProcessConsole(console))
     runtime = Runtime(settings, console, billing, admin_token, generated)
