@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from fastapi.testclient import TestClient
 
@@ -141,10 +141,15 @@ def test_two_workspaces_bound_to_one_account_are_both_charged(client: TestClient
 
     # Bound today: today's usage is billed to the account once the day is closed.
     today = START.date().isoformat()
+    clock.set(START + timedelta(hours=2))
     records = [{"id": "a", "workspace_id": reg["workspace_id"], "item": "logs",
-                "time": f"{today}T09:00:00+08:00", "quantity": "1000000", "retention_days": 3}]
+                "time": f"{today}T11:00:00+08:00", "quantity": "1000000", "retention_days": 3}]
     send_usage(client, reg["ingest_key"], records)
-    send_usage(client, second["ingest_key"], [{**records[0], "workspace_id": second["workspace_id"]}])
+    send_usage(client, second["ingest_key"], [
+        {**records[0], "workspace_id": second["workspace_id"]},
+        # Before the upgrade at 10:00 the workspace was free: never billed.
+        {**records[0], "id": "b", "workspace_id": second["workspace_id"],
+         "time": f"{today}T09:00:00+08:00"}])
     clock.set(START.replace(day=27))
     close_day(client, today)
 

@@ -11,11 +11,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from accrual.billing.queries import daily_bill
 from accrual.billing.wiring import BillingCenter
-from accrual.contract.errors import Forbidden, NotFound, Unauthorized
+from accrual.contract.errors import Forbidden, Invalid, NotFound, Unauthorized
 from accrual.contract.messages import Envelope, RegistrationConfirmation, RegistrationRequest, RegistrationResult
-from accrual.infra.http import bearer_token, error_responses, same_secret
+from accrual.infra.http import Text, bearer_token, error_responses, plain_path_params, same_secret
+from accrual.money import InvalidDecimal
 
-router = APIRouter(prefix="/billing/v1")
+router = APIRouter(prefix="/billing/v1", dependencies=[Depends(plain_path_params)])
 
 
 def center_of(request: Request) -> BillingCenter:
@@ -50,8 +51,8 @@ class BillingSessionIn(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
         "username": "ada", "password": "correct horse battery"}]})
 
-    username: str = Field(max_length=64)
-    password: str = Field(max_length=256)
+    username: Text = Field(max_length=64)
+    password: Text = Field(max_length=256)
 
 
 class BillingSessionOut(BaseModel):
@@ -65,7 +66,7 @@ class RechargeIn(BaseModel):
 
     amount: str | int = Field(description="Decimal string in the center's currency, > 0, "
                                           "at most 2 decimal places")
-    reference: str = Field(description="The transfer's reference; a repeated reference credits once",
+    reference: Text = Field(description="The transfer's reference; a repeated reference credits once",
                            max_length=128)
 
 
@@ -81,9 +82,9 @@ class BindingIn(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
         "account_id": "<billing account id>", "settlement_method": "billing_center"}]})
 
-    account_id: str | None = Field(None, description="The billing account to bind to")
-    username: str | None = Field(None, description="…or that account's username")
-    settlement_method: str = "billing_center"
+    account_id: Text | None = Field(None, description="The billing account to bind to")
+    username: Text | None = Field(None, description="…or that account's username")
+    settlement_method: Text = "billing_center"
 
 
 @router.post("/sessions", response_model=BillingSessionOut, responses=error_responses(401),
@@ -121,7 +122,10 @@ def daily_bills(account_id: AccountDep, center: CenterDep,
 def recharge(account_id: str, body: RechargeIn, center: CenterDep) -> dict[str, Any]:
     """Credit cash for an offline transfer. The same reference credits once; reusing it with
     another amount is 409 `idempotency_conflict`. A top-up pays arrears first."""
-    return center.wallet.recharge(account_id, body.amount, body.reference)
+    try:
+        return center.wallet.recharge(account_id, body.amount, body.reference)
+    except InvalidDecimal as error:
+        raise Invalid("invalid_amount", f"amount {error.reason}") from None
 
 
 @router.put("/admin/workspaces/{workspace_id}/binding", tags=["billing: operator"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import date, timedelta
 from typing import Annotated, Any
 
@@ -15,9 +16,17 @@ from accrual.console.queries import billing_details
 from accrual.console.wiring import Console
 from accrual.contract.errors import Invalid, Unauthorized
 from accrual.contract.messages import Envelope
-from accrual.infra.http import bearer_token, error_response, error_responses, same_secret, strict_json
+from accrual.infra.http import (
+    Text,
+    bearer_token,
+    error_response,
+    error_responses,
+    plain_path_params,
+    same_secret,
+    strict_json,
+)
 
-router = APIRouter(prefix="/console/v1")
+router = APIRouter(prefix="/console/v1", dependencies=[Depends(plain_path_params)])
 
 MAX_BODY_BYTES = 32 * 1024 * 1024
 
@@ -49,11 +58,11 @@ class RegistrationIn(BaseModel):
         "email": "ada@example.com", "password": "correct horse battery",
         "username": "ada", "workspace_name": "Ada's team", "language": "en"}]})
 
-    email: str = Field(max_length=320)
-    password: str = Field(max_length=256)
-    username: str = Field(max_length=64)
-    workspace_name: str = Field(max_length=200)
-    language: str = "en"
+    email: Text = Field(max_length=320)
+    password: Text = Field(max_length=256)
+    username: Text = Field(max_length=64)
+    workspace_name: Text = Field(max_length=200)
+    language: Text = "en"
 
 
 class RegistrationOut(BaseModel):
@@ -67,8 +76,8 @@ class ConsoleSessionIn(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
         "email": "ada@example.com", "password": "correct horse battery"}]})
 
-    email: str = Field(max_length=320)
-    password: str = Field(max_length=256)
+    email: Text = Field(max_length=320)
+    password: Text = Field(max_length=256)
 
 
 class TokenOut(BaseModel):
@@ -79,8 +88,8 @@ class WorkspaceIn(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
         "name": "Staging", "language": "en"}]})
 
-    name: str = Field(max_length=200)
-    language: str = "en"
+    name: Text = Field(max_length=200)
+    language: Text = "en"
 
 
 class NewWorkspaceOut(BaseModel):
@@ -193,7 +202,7 @@ def list_billing_details(
     console.accounts.require_member(account_id, workspace_id)
     today = site_day(console.clock.now(), console.config.zone)
     end = end or today
-    start = start or end - timedelta(days=30)
+    start = start or max(end, date.min + timedelta(days=30)) - timedelta(days=30)
     if start > end:
         raise Invalid("invalid_range", "'from' must not be after 'to'")
     if (end - start).days > 366:
@@ -236,9 +245,14 @@ async def post_usage(request: Request) -> Any:
     if len(records) > console.config.max_batch_records:
         return error_response(413, "batch_too_large",
                               f"send at most {console.config.max_batch_records} records per request")
+    # Stopgap: Ingestion.ingest builds a set of the batch's workspace ids and fails on
+    # one that is a JSON array or object (unhashable); such a record names no workspace.
+    records = [{**r, "workspace_id": None}
+               if isinstance(r, dict) and isinstance(r.get("workspace_id"), (list, dict)) else r
+               for r in records]
     result = await run_in_threadpool(console.ingestion.ingest, records, only_workspace=only_workspace)
     report = {"accepted": result.accepted, "duplicates": result.duplicates,
-              "rejected": [r.__dict__ for r in result.rejected]}
+              "rejected": [asdict(r) for r in result.rejected]}
     if records and result.accepted == 0 and result.duplicates == 0:
         return JSONResponse({**report, "error": {
             "code": "all_records_rejected",

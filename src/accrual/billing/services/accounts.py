@@ -204,10 +204,17 @@ class BillingAccounts:
 
     @staticmethod
     def _binding(conn: Connection, workspace_id: str, day: date):  # type: ignore[no-untyped-def]
-        return conn.execute(
-            select(t.bindings).where(t.bindings.c.workspace_id == workspace_id,
-                                     t.bindings.c.effective_from <= day)
-            .order_by(t.bindings.c.effective_from.desc()).limit(1)).first()
+        """The binding in force on ``day``. A workspace's first binding also covers the
+        days before it: a workspace bound at birth has no earlier payer, and the console
+        never bills a free workspace's usage from before its upgrade."""
+        b = t.bindings
+        in_force = conn.execute(
+            select(b).where(b.c.workspace_id == workspace_id, b.c.effective_from <= day)
+            .order_by(b.c.effective_from.desc()).limit(1)).first()
+        if in_force is not None:
+            return in_force
+        return conn.execute(select(b).where(b.c.workspace_id == workspace_id)
+                            .order_by(b.c.effective_from).limit(1)).first()
 
     def binding_for(self, conn: Connection, workspace_id: str, day: date) -> str | None:
         row = self._binding(conn, workspace_id, day)

@@ -43,6 +43,9 @@ workspaces = Table(
     Column("site", String(32), nullable=False),
     Column("language", String(8), nullable=False),
     Column("plan", String(16), nullable=False),  # free | commercial
+    # When a free workspace became commercial; usage before it is never billed.
+    # NULL for workspaces that were commercial from the start.
+    Column("commercial_since", UtcDateTime()),
     Column("status", String(16), nullable=False),  # active | locked | dissolved
     Column("owner_account_id", String(32), nullable=False),
     Column("billing_account_id", String(32)),

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import Connection, Engine, case, delete, func, insert, select, text, update
+from sqlalchemy import Connection, Engine, case, delete, func, insert, or_, select, text, update
 
 from accrual.catalog import ITEMS, PriceBook
 from accrual.catalog.items import DailyRule
@@ -131,7 +131,10 @@ class DayClose:
         query = (select(u.c.workspace_id, u.c.item, u.c.retention_days, quantity.label("q"),
                         w.c.billing_account_id)
                  .join(w, w.c.id == u.c.workspace_id)
-                 .where(u.c.day == day, w.c.plan == "commercial")
+                 .where(u.c.day == day, w.c.plan == "commercial",
+                        # usage from before an upgrade stays free
+                        or_(w.c.commercial_since.is_(None),
+                            u.c.occurred_at >= w.c.commercial_since))
                  .group_by(u.c.workspace_id, u.c.item, u.c.retention_days, w.c.billing_account_id))
         if scope is not None:
             query = query.where(u.c.workspace_id.in_(scope))

@@ -35,9 +35,14 @@ class ConsoleInbox:
     def _apply(self, conn, message: Envelope) -> None:  # type: ignore[no-untyped-def]
         if message.type == BINDING_CHANGED:
             change = BindingChanged.model_validate(message.payload)
-            conn.execute(update(t.workspaces).where(t.workspaces.c.id == change.workspace_id)
-                         .values(billing_account_id=change.billing_account_id,
-                                 settlement_method=change.settlement_method, plan=change.plan))
+            w = t.workspaces
+            values = {"billing_account_id": change.billing_account_id,
+                      "settlement_method": change.settlement_method, "plan": change.plan}
+            plan = conn.execute(select(w.c.plan).where(w.c.id == change.workspace_id)).scalar()
+            if plan == "free" and change.plan == "commercial":
+                # An upgrade takes effect at once: usage from now on is billed.
+                values["commercial_since"] = self.clock.now()
+            conn.execute(update(w).where(w.c.id == change.workspace_id).values(**values))
         else:
             # Unknown types are acknowledged, not retried forever: a newer
             # billing center may announce things this console does not use.

@@ -149,6 +149,7 @@ def upgrade() -> None:
     sa.Column('site', sa.String(length=32), nullable=False),
     sa.Column('language', sa.String(length=8), nullable=False),
     sa.Column('plan', sa.String(length=16), nullable=False),
+    sa.Column('commercial_since', sa.DateTime(timezone=True), nullable=True),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('owner_account_id', sa.String(length=32), nullable=False),
     sa.Column('billing_account_id', sa.String(length=32), nullable=True),
