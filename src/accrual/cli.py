@@ -15,7 +15,7 @@ from accrual.settings import Settings
 
 app = typer.Typer(help="Accrual: metering and billing for multi-workspace SaaS.",
                   no_args_is_help=True)
-out = RichConsole()
+out = RichConsole(soft_wrap=True)
 
 
 def _runtime():  # type: ignore[no-untyped-def]
