@@ -20,7 +20,7 @@ from accrual import __version__
 from accrual.billing.api import router as billing_router
 from accrual.billing.config import BillingConfig
 from accrual.billing.wiring import BillingCenter
-from accrual.catalog import ITEMS, PriceBook, load_default_price_book
+from accrual.catalog import ITEMS, PriceBook, load_price_book
 from accrual.clock import Clock, SystemClock
 from accrual.console.api import router as console_router
 from accrual.console.config import ConsoleConfig
@@ -162,7 +162,7 @@ def build(settings: Settings, *, clock: Clock | None = None,
     if wrap_billing_port is not None:
         port = wrap_billing_port(port)
     console = Console(make_engine(settings.console_url()), console_config, clock, port,
-                      book or load_default_price_book())
+                      book or load_price_book(settings.price_book))
     billing.connect_console(InProcessConsole(console))
     runtime = Runtime(settings, console, billing, admin_token, generated)
     runtime.scheduler = Scheduler(runtime, settings.scheduler_interval_seconds)

@@ -37,6 +37,7 @@ class Settings(BaseSettings):
     scheduler: bool = True
     scheduler_interval_seconds: float = Field(2.0, gt=0)
     seed_demo: bool = True
+    price_book: Path | None = None  # a CSV replacing the shipped price book
 
     def site_zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone or ("Asia/Shanghai" if self.site_group == "cn" else "UTC"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 from enum import StrEnum
 
@@ -59,6 +60,19 @@ class BillingItem:
     site_groups: tuple[str, ...] = ("cn", "intl")
     currencies: tuple[str, ...] = ("CNY", "USD")
     legacy: bool = False
+    # First day the item is billed at all, and the day it stopped being billed.
+    available_from: date | None = None
+    retired_from: date | None = None
+
+    def offered(self, site_group: str, currency: str) -> bool:
+        return site_group in self.site_groups and currency in self.currencies
+
+    def billed_on(self, day: date) -> bool:
+        return ((self.available_from is None or day >= self.available_from)
+                and (self.retired_from is None or day < self.retired_from))
+
+    def price_tiers(self) -> tuple[int, ...]:
+        return self.tiers or (NO_TIER,)
 
     @property
     def tiered(self) -> bool:
@@ -87,7 +101,8 @@ ITEMS: dict[str, BillingItem] = {
                     DataType.RUM, (3, 7, 14, 30, 60)),
         BillingItem("session_replay", "Session replays", Decimal(1000), DailyRule.MAX),
         BillingItem("synthetic_test", "Synthetic tests (platform nodes)", Decimal(10_000), DailyRule.SUM),
-        BillingItem("trigger", "Task calls", Decimal(10_000), DailyRule.SUM),
+        BillingItem("trigger", "Task calls", Decimal(10_000), DailyRule.SUM,
+                    available_from=date(2023, 11, 2)),
         BillingItem("sms", "SMS sent", Decimal(10), DailyRule.SUM,
                     site_groups=("cn",), currencies=("CNY",)),
         BillingItem("network_host", "Network (eBPF) hosts", Decimal(1), DailyRule.MAX),
@@ -96,8 +111,11 @@ ITEMS: dict[str, BillingItem] = {
                     DataType.BACKUP, (180, 360, 720)),
         BillingItem("sensitive_scan", "Sensitive data scanned", _GB, DailyRule.SUM),
         BillingItem("scheduled_report", "Scheduled reports sent", Decimal(1), DailyRule.SUM),
-        BillingItem("central_pipeline", "Raw logs processed centrally", _GB, DailyRule.SUM),
-        BillingItem("datakit", "DataKit hosts (legacy)", Decimal(1), DailyRule.MAX, legacy=True),
+        BillingItem("central_pipeline", "Raw logs processed centrally", _GB, DailyRule.SUM,
+                    available_from=date(2024, 6, 26)),
+        BillingItem("datakit", "DataKit hosts (legacy)", Decimal(1), DailyRule.MAX,
+                    site_groups=("cn",), currencies=("CNY",), legacy=True,
+                    retired_from=date(2023, 4, 20)),
     )
 }
 

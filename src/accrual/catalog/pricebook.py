@@ -15,6 +15,12 @@ from accrual.catalog.items import ITEMS
 from accrual.money import to_decimal
 
 
+# The four price columns of the reference (currency × site group).
+COLUMNS = (("CNY", "cn"), ("CNY", "intl"), ("USD", "cn"), ("USD", "intl"))
+# From this day on a price book must price every current item completely.
+CURRENT_BOOK_FROM = date(2023, 11, 2)
+
+
 class NoPrice(LookupError):
     def __init__(self, currency: str, site_group: str, item: str, tier: int, day: date) -> None:
         super().__init__(
@@ -66,7 +72,7 @@ class PriceBook:
 
     def price(self, currency: str, site_group: str, item: str, tier: int, day: date) -> Price:
         found = self._index.get((currency, site_group, item, tier))
-        if found is not None:
+        if found is not None and ITEMS[item].billed_on(day):
             dates, entries = found
             position = bisect_right(dates, day)
             if position:
@@ -74,10 +80,45 @@ class PriceBook:
                 return Price(row.unit_price, f"{row.book}@{row.effective_from.isoformat()}")
         raise NoPrice(currency, site_group, item, tier, day)
 
+    def versions(self) -> list[date]:
+        return sorted({row.effective_from for row in self.rows})
+
+    def validate(self, complete_from: date = CURRENT_BOOK_FROM) -> None:
+        """Refuse a book with holes: from ``complete_from`` on, on every day a price
+        changes, every current item is priced for every tier it offers in every
+        column it is sold in, and nothing is priced where it is not sold."""
+        problems = []
+        for row in self.rows:
+            item = ITEMS[row.item]
+            if not item.offered(row.site_group, row.currency):
+                problems.append(f"{row.item} is not sold in {row.currency}/{row.site_group}")
+            elif row.retention_days not in item.price_tiers():
+                problems.append(f"{row.item} has no retention tier {row.retention_days}")
+        days = [d for d in self.versions() if d >= complete_from] or [complete_from]
+        if complete_from not in days:
+            days.insert(0, complete_from)
+        for day in days:
+            for currency, site_group in COLUMNS:
+                for item in ITEMS.values():
+                    if item.legacy or not item.billed_on(day) \
+                            or not item.offered(site_group, currency):
+                        continue
+                    for tier in item.price_tiers():
+                        try:
+                            self.price(currency, site_group, item.code, tier, day)
+                        except NoPrice as missing:
+                            problems.append(str(missing))
+        if problems:
+            shown = "; ".join(sorted(set(problems))[:10])
+            raise InvalidPriceBook(f"{len(set(problems))} problem(s): {shown}")
+
     @classmethod
-    def from_csv(cls, path: Path | str) -> PriceBook:
+    def from_csv(cls, path: Path | str, *, validate: bool = True) -> PriceBook:
         with open(path, newline="", encoding="utf-8") as handle:
-            return cls(_parse(csv.DictReader(handle)))
+            book = cls(_parse(csv.DictReader(handle)))
+        if validate:
+            book.validate()
+        return book
 
 
 def _parse(reader: Iterable[dict[str, str]]) -> list[PriceRow]:
@@ -96,6 +137,11 @@ def _parse(reader: Iterable[dict[str, str]]) -> list[PriceRow]:
         except (KeyError, ValueError) as error:
             raise InvalidPriceBook(f"line {line}: {error}") from error
     return rows
+
+
+def load_price_book(path: Path | str | None = None) -> PriceBook:
+    """The deployment's book if a path is given, else the one shipped with Accrual."""
+    return PriceBook.from_csv(path) if path else load_default_price_book()
 
 
 def load_default_price_book() -> PriceBook:
