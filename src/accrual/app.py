@@ -23,10 +23,15 @@ from accrual.billing.wiring import BillingCenter
 from accrual.catalog import ITEMS, PriceBook, load_price_book
 from accrual.clock import Clock, SystemClock
 from accrual.console.api import router as console_router
+from accrual.console.api_plans import router as console_plans_router
 from accrual.console.config import ConsoleConfig
 from accrual.console.wiring import Console
 from accrual.contract.errors import ServiceError
 from accrual.contract.messages import (
+    BindingChanged,
+    BindingCodeConfirmation,
+    BindingCodeRequest,
+    BindingCodeSent,
     Envelope,
     RegistrationConfirmation,
     RegistrationRequest,
@@ -35,6 +40,7 @@ from accrual.contract.messages import (
 from accrual.contract.ports import BillingCenterPort, PeerRefused
 from accrual.infra.db import make_engine
 from accrual.infra.http import install_error_handlers
+from accrual.infra.mail import Mailer
 from accrual.settings import Settings
 
 log = logging.getLogger("accrual")
@@ -67,6 +73,18 @@ class InProcessBillingCenter:
 
     def cancel_registration(self, registration_key: str) -> None:
         self.center.accounts.cancel(registration_key)
+
+    def request_binding_code(self, request: BindingCodeRequest) -> BindingCodeSent:
+        try:
+            return self.center.upgrades.request_code(request.model_copy())
+        except ServiceError as error:
+            raise PeerRefused(error.code, error.message) from None
+
+    def confirm_binding_code(self, confirmation: BindingCodeConfirmation) -> BindingChanged:
+        try:
+            return self.center.upgrades.confirm_code(confirmation.model_copy())
+        except ServiceError as error:
+            raise PeerRefused(error.code, error.message) from None
 
     def deliver(self, messages: Sequence[Envelope]) -> list[str]:
         return self.center.wallet.deliver(_copy(messages))
@@ -144,7 +162,7 @@ class Runtime:
 
 def build(settings: Settings, *, clock: Clock | None = None,
           wrap_billing_port: Callable[[BillingCenterPort], BillingCenterPort] | None = None,
-          book: PriceBook | None = None) -> Runtime:
+          book: PriceBook | None = None, mailer: Mailer | None = None) -> Runtime:
     """Assemble both sides. ``wrap_billing_port`` puts another transport (HTTP, or a
     failing one in tests) between the console and the billing center."""
     clock = clock or SystemClock()
@@ -152,7 +170,7 @@ def build(settings: Settings, *, clock: Clock | None = None,
     admin_token, generated = settings.resolve_admin_token()
     billing = BillingCenter(make_engine(settings.billing_url()),
                             BillingConfig(currency=settings.currency, zone=settings.billing_zone()),
-                            clock)
+                            clock, mailer or settings.mailer())
     console_config = ConsoleConfig(
         site=settings.site, site_group=settings.site_group, zone=settings.site_zone(),
         currency=settings.currency,
@@ -191,6 +209,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.state.admin_token = runtime.admin_token
     install_error_handlers(app)
     app.include_router(console_router)
+    app.include_router(console_plans_router)
     app.include_router(billing_router)
 
     @app.get("/healthz", tags=["operations"])

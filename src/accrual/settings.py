@@ -15,6 +15,8 @@ from zoneinfo import ZoneInfo
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from accrual.infra.mail import LogMailer, Mailer, SmtpMailer
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
@@ -38,6 +40,19 @@ class Settings(BaseSettings):
     scheduler_interval_seconds: float = Field(2.0, gt=0)
     seed_demo: bool = True
     price_book: Path | None = None  # a CSV replacing the shipped price book
+    smtp_host: str | None = None  # unset: mail is written to the log
+    smtp_port: int = 25
+    smtp_from: str = "billing@accrual.localhost"
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+
+    def mailer(self) -> Mailer:
+        if not self.smtp_host:
+            return LogMailer()
+        return SmtpMailer(self.smtp_host, self.smtp_port, self.smtp_from,
+                          username=self.smtp_username, password=self.smtp_password,
+                          starttls=self.smtp_starttls)
 
     def site_zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone or ("Asia/Shanghai" if self.site_group == "cn" else "UTC"))

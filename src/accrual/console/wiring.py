@@ -12,9 +12,12 @@ from accrual.clock import Clock
 from accrual.console.adapters import tables
 from accrual.console.config import ConsoleConfig
 from accrual.console.services.accounts import Accounts
+from accrual.console.services.admission import AdmissionService
 from accrual.console.services.day_close import DayClose
 from accrual.console.services.inbox import ConsoleInbox
 from accrual.console.services.ingestion import Ingestion
+from accrual.console.services.retention import Retention
+from accrual.console.services.upgrade import UpgradeService
 from accrual.contract.ports import BillingCenterPort
 from accrual.infra.db import upgrade
 from accrual.infra.outbox import Relay
@@ -35,6 +38,9 @@ class Console:
         self.ingestion = Ingestion(engine, config, clock)
         self.day_close = DayClose(engine, config, clock, book)
         self.inbox = ConsoleInbox(engine, clock)
+        self.retention = Retention(engine, config, clock)
+        self.admission = AdmissionService(engine, config, clock)
+        self.upgrades = UpgradeService(engine, config, clock, billing)
         self.relay = Relay(engine, tables.outbox, billing.deliver, clock)
 
     def nudge_relay(self) -> int:

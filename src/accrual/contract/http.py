@@ -7,6 +7,10 @@ from collections.abc import Sequence
 import httpx
 
 from accrual.contract.messages import (
+    BindingChanged,
+    BindingCodeConfirmation,
+    BindingCodeRequest,
+    BindingCodeSent,
     Envelope,
     RegistrationConfirmation,
     RegistrationRequest,
@@ -59,6 +63,17 @@ class HttpBillingCenter(_HttpPeer):
 
     def cancel_registration(self, registration_key: str) -> None:
         self._call("DELETE", f"/billing/v1/internal/registrations/{registration_key}")
+
+
+    def request_binding_code(self, request: BindingCodeRequest) -> BindingCodeSent:
+        response = self._call("POST", "/billing/v1/internal/binding-codes",
+                              request.model_dump(mode="json"))
+        return BindingCodeSent.model_validate(response.json())
+
+    def confirm_binding_code(self, confirmation: BindingCodeConfirmation) -> BindingChanged:
+        response = self._call("POST", "/billing/v1/internal/binding-codes/confirm",
+                              confirmation.model_dump(mode="json"))
+        return BindingChanged.model_validate(response.json())
 
 
 class HttpConsole(_HttpPeer):

@@ -130,3 +130,30 @@ class RegistrationConfirmation(BaseModel):
 class RegistrationResult(BaseModel):
     billing_account_id: str
     status: Literal["pending", "active"]
+
+
+class BindingCodeRequest(BaseModel):
+    """Console → billing: mail a code to the owner of billing account ``username`` so that
+    a free workspace can be bound to it (the upgrade to the commercial plan)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    workspace_id: str
+    site: str
+    workspace_name: str
+    owner_email: str
+    language: str
+    username: str
+
+
+class BindingCodeSent(BaseModel):
+    sent_to: str  # the account's email, masked
+    expires_at: datetime
+
+
+class BindingCodeConfirmation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    workspace_id: str
+    username: str
+    code: str

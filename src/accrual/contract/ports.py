@@ -6,6 +6,10 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from accrual.contract.messages import (
+    BindingChanged,
+    BindingCodeConfirmation,
+    BindingCodeRequest,
+    BindingCodeSent,
     Envelope,
     RegistrationConfirmation,
     RegistrationRequest,
@@ -36,6 +40,10 @@ class BillingCenterPort(Protocol):
     ) -> None: ...
 
     def cancel_registration(self, registration_key: str) -> None: ...
+
+    def request_binding_code(self, request: BindingCodeRequest) -> BindingCodeSent: ...
+
+    def confirm_binding_code(self, confirmation: BindingCodeConfirmation) -> BindingChanged: ...
 
     def deliver(self, messages: Sequence[Envelope]) -> list[str]:
         """Apply messages; returns the ids now applied (new or earlier)."""

@@ -67,6 +67,19 @@ bindings = Table(
     UniqueConstraint("workspace_id", "effective_from", name="uq_bindings_workspace_day"),
 )
 
+# One-time codes mailed to an account's owner to bind a workspace to it (upgrade).
+binding_codes = Table(
+    "binding_codes", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("workspace_id", String(32), nullable=False, index=True),
+    Column("account_id", String(32), ForeignKey("billing_accounts.id"), nullable=False),
+    Column("code_hash", String(64), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("expires_at", UtcDateTime(), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("used_at", UtcDateTime()),
+)
+
 ledger_accounts = Table(
     "ledger_accounts", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),

@@ -68,12 +68,15 @@ ingest_keys = Table(
     Column("created_at", UtcDateTime(), nullable=False),
 )
 
+# Policy changes; the row with the latest effective_from <= t is in force at t.
 retention_policies = Table(
     "retention_policies", metadata,
     Column("workspace_id", String(32), primary_key=True),
     Column("data_type", String(16), primary_key=True),
     Column("effective_from", UtcDateTime(), primary_key=True),
     Column("retention_days", Integer, nullable=False),
+    Column("changed_at", UtcDateTime(), nullable=False),
+    Column("changed_by", String(32), nullable=False),
 )
 
 usage_records = Table(

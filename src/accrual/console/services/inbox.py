@@ -4,14 +4,27 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from datetime import datetime
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Connection, Engine, insert, select, update
 
 from accrual.clock import Clock
 from accrual.console.adapters import tables as t
 from accrual.contract.messages import BINDING_CHANGED, BindingChanged, Envelope
 
 log = logging.getLogger(__name__)
+
+
+def apply_binding(conn: Connection, change: BindingChanged, now: datetime) -> None:
+    """Take the billing center's binding as this console's own; repeatable."""
+    w = t.workspaces
+    values: dict[str, object] = {"billing_account_id": change.billing_account_id,
+                                 "settlement_method": change.settlement_method, "plan": change.plan}
+    plan = conn.execute(select(w.c.plan).where(w.c.id == change.workspace_id)).scalar()
+    if plan == "free" and change.plan == "commercial":
+        # An upgrade takes effect at once: usage from now on is billed.
+        values["commercial_since"] = now
+    conn.execute(update(w).where(w.c.id == change.workspace_id).values(**values))
 
 
 class ConsoleInbox:
@@ -32,17 +45,9 @@ class ConsoleInbox:
             applied.append(message.id)
         return applied
 
-    def _apply(self, conn, message: Envelope) -> None:  # type: ignore[no-untyped-def]
+    def _apply(self, conn: Connection, message: Envelope) -> None:
         if message.type == BINDING_CHANGED:
-            change = BindingChanged.model_validate(message.payload)
-            w = t.workspaces
-            values = {"billing_account_id": change.billing_account_id,
-                      "settlement_method": change.settlement_method, "plan": change.plan}
-            plan = conn.execute(select(w.c.plan).where(w.c.id == change.workspace_id)).scalar()
-            if plan == "free" and change.plan == "commercial":
-                # An upgrade takes effect at once: usage from now on is billed.
-                values["commercial_since"] = self.clock.now()
-            conn.execute(update(w).where(w.c.id == change.workspace_id).values(**values))
+            apply_binding(conn, BindingChanged.model_validate(message.payload), self.clock.now())
         else:
             # Unknown types are acknowledged, not retried forever: a newer
             # billing center may announce things this console does not use.

@@ -88,6 +88,21 @@ def upgrade() -> None:
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('workspace_id')
     )
+    op.create_table('binding_codes',
+    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+    sa.Column('workspace_id', sa.String(length=32), nullable=False),
+    sa.Column('account_id', sa.String(length=32), nullable=False),
+    sa.Column('code_hash', sa.String(length=64), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('used_at', sa.DateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['account_id'], ['billing_accounts.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('binding_codes', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_binding_codes_workspace_id'), ['workspace_id'], unique=False)
+
     op.create_table('ledger_accounts',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('owner', sa.String(length=32), nullable=False),
@@ -163,6 +178,10 @@ def downgrade() -> None:
     op.drop_table('charges')
     op.drop_table('bindings')
     op.drop_table('ledger_accounts')
+    with op.batch_alter_table('binding_codes', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_binding_codes_workspace_id'))
+
+    op.drop_table('binding_codes')
     op.drop_table('known_workspaces')
     with op.batch_alter_table('journal_entries', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_journal_entries_account_id'))

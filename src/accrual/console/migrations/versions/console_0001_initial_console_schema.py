@@ -116,6 +116,8 @@ def upgrade() -> None:
     sa.Column('data_type', sa.String(length=16), nullable=False),
     sa.Column('effective_from', sa.DateTime(timezone=True), nullable=False),
     sa.Column('retention_days', sa.Integer(), nullable=False),
+    sa.Column('changed_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('changed_by', sa.String(length=32), nullable=False),
     sa.PrimaryKeyConstraint('workspace_id', 'data_type', 'effective_from')
     )
     op.create_table('usage_records',

@@ -1,0 +1,120 @@
+"""Console API for plans: retention policies, free-plan quotas, admission, upgrade."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from accrual.console.api import AccountDep, ConsoleDep
+from accrual.contract.errors import Forbidden, Unauthorized
+from accrual.infra.http import bearer_token, error_responses, same_secret
+
+router = APIRouter(prefix="/console/v1")
+
+
+class RetentionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True,
+                              json_schema_extra={"examples": [{"retention_days": 30}]})
+
+    retention_days: int
+
+
+class AdmissionCheck(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    workspace_id: str = Field(max_length=64)
+    item: str = Field(max_length=32, description="A billing item code, or 'infrastructure' / 'events'")
+
+
+class AdmissionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"checks": [
+        {"workspace_id": "<workspace id>", "item": "logs"},
+        {"workspace_id": "<workspace id>", "item": "infrastructure"}]}]})
+
+    checks: list[AdmissionCheck] = Field(max_length=1000)
+
+
+class UpgradeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"username": "ada"}]})
+
+    username: str = Field(max_length=64, description="The billing account to bind to")
+
+
+class UpgradeConfirmIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "username": "ada", "code": "123456"}]})
+
+    username: str = Field(max_length=64)
+    code: str = Field(max_length=16)
+
+
+@router.get("/workspaces/{workspace_id}/retention", tags=["console: plans"],
+            responses=error_responses(401, 404))
+def get_retention(workspace_id: str, console: ConsoleDep, account_id: AccountDep) -> dict[str, Any]:
+    """Retention per data type: what is in force, the options, and a change waiting for tomorrow."""
+    console.accounts.require_member(account_id, workspace_id)
+    return {"workspace_id": workspace_id, "policies": console.retention.policies(workspace_id)}
+
+
+@router.put("/workspaces/{workspace_id}/retention/{data_type}", tags=["console: plans"],
+            responses=error_responses(401, 403, 404, 422))
+def change_retention(workspace_id: str, data_type: str, body: RetentionIn, console: ConsoleDep,
+                     account_id: AccountDep) -> dict[str, Any]:
+    """Change a data type's retention (owner of a commercial workspace). The first change of
+    a day applies at once; later ones apply from the next midnight with the last value.
+    Data keeps the tier it was written under."""
+    return console.retention.change(workspace_id, account_id, data_type, body.retention_days)
+
+
+@router.get("/workspaces/{workspace_id}/quota", tags=["console: plans"],
+            responses=error_responses(401, 403, 404))
+def quota(workspace_id: str, console: ConsoleDep, account_id: AccountDep) -> dict[str, Any]:
+    """Today's use against the free plan's daily quotas (owners and admins)."""
+    role = console.accounts.require_member(account_id, workspace_id)
+    if role not in ("owner", "admin"):
+        raise Forbidden("owner_or_admin_only", "quota usage is shown to owners and admins")
+    return console.admission.quota_usage(workspace_id)
+
+
+def require_admission_caller(request: Request) -> str | None:
+    """The operator token, or an ingest key (which may ask only about its own workspace)."""
+    console = request.app.state.console
+    token = bearer_token(request)
+    if same_secret(token, request.app.state.admin_token):
+        return None
+    workspace_id = console.accounts.workspace_for_ingest_key(token)
+    if workspace_id is None:
+        raise Unauthorized("unauthorized", "send the workspace's ingest key or the operator token")
+    return workspace_id  # type: ignore[no-any-return]
+
+
+@router.post("/admission", tags=["console: metering"], responses=error_responses(401, 403, 422))
+def admission(body: AdmissionIn, console: ConsoleDep,
+              only_workspace: str | None = Depends(require_admission_caller)) -> dict[str, Any]:
+    """May these workspaces ingest these items now? Each answer is allow, or refuse with a
+    reason: `quota_exceeded` (free plan, until the site's midnight), `not_in_plan`, `locked`,
+    `dissolved`, `unknown_workspace`. Infrastructure and events are never refused for quota."""
+    checks = [(c.workspace_id, c.item) for c in body.checks]
+    if only_workspace is not None and any(w != only_workspace for w, _ in checks):
+        raise Forbidden("foreign_workspace", "an ingest key may ask only about its own workspace")
+    return {"answers": console.admission.check(checks)}
+
+
+@router.post("/workspaces/{workspace_id}/upgrade", tags=["console: plans"],
+             responses=error_responses(401, 403, 404, 409, 422, 503))
+def request_upgrade(workspace_id: str, body: UpgradeIn, console: ConsoleDep,
+                    account_id: AccountDep) -> dict[str, Any]:
+    """Start the upgrade of a free workspace (owner only): a code is mailed to the owner of
+    the named billing account."""
+    return console.upgrades.request(account_id, workspace_id, body.username)
+
+
+@router.post("/workspaces/{workspace_id}/upgrade/confirm", tags=["console: plans"],
+             responses=error_responses(401, 403, 404, 409, 422, 503))
+def confirm_upgrade(workspace_id: str, body: UpgradeConfirmIn, console: ConsoleDep,
+                    account_id: AccountDep) -> dict[str, Any]:
+    """Finish the upgrade with the mailed code: the workspace is commercial at once, bound to
+    the account, and cannot go back to free."""
+    return console.upgrades.confirm(account_id, workspace_id, body.username, body.code)

@@ -1,0 +1,79 @@
+"""Admission: may a workspace ingest an item now? (free-plan quotas, locks, dissolution)"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from decimal import Decimal
+
+from sqlalchemy import Engine, select
+
+from accrual.catalog import ITEMS
+from accrual.clock import Clock, day_bounds, site_day
+from accrual.console.adapters import tables as t
+from accrual.console.adapters.usage_stats import daily_quantities, per_item
+from accrual.console.config import ConsoleConfig
+from accrual.console.domain.plans import FREE_QUOTAS, NEVER_REFUSED, admit
+from accrual.contract.errors import Invalid
+from accrual.money import format_decimal
+
+MAX_CHECKS = 1000
+
+
+class AdmissionService:
+    def __init__(self, engine: Engine, config: ConsoleConfig, clock: Clock) -> None:
+        self.engine = engine
+        self.config = config
+        self.clock = clock
+
+    def check(self, checks: Sequence[tuple[str, str]]) -> list[dict[str, object]]:
+        """Answer each (workspace_id, item); quotas reset at the site's midnight."""
+        if len(checks) > MAX_CHECKS:
+            raise Invalid("too_many_checks", f"ask about at most {MAX_CHECKS} pairs at once")
+        for _, item in checks:
+            if item not in ITEMS and item not in NEVER_REFUSED:
+                raise Invalid("unknown_item", f"unknown billing item {item!r}")
+        now = self.clock.now()
+        today = site_day(now, self.config.zone)
+        _, reset_at = day_bounds(today, self.config.zone)
+        workspaces = {w for w, _ in checks}
+        with self.engine.connect() as conn:
+            rows = {r.id: r for r in conn.execute(
+                select(t.workspaces.c.id, t.workspaces.c.plan, t.workspaces.c.status)
+                .where(t.workspaces.c.id.in_(workspaces)))}
+            used = per_item(daily_quantities(conn, [today], [w for w in workspaces if w in rows]))
+        answers: list[dict[str, object]] = []
+        for workspace_id, item in checks:
+            row = rows.get(workspace_id)
+            if row is None:
+                answers.append({"workspace_id": workspace_id, "item": item, "allowed": False,
+                                "reason": "unknown_workspace"})
+                continue
+            decision = admit(row.plan, row.status, item, used.get((workspace_id, today, item), Decimal(0)))
+            answer: dict[str, object] = {"workspace_id": workspace_id, "item": item,
+                                         "allowed": decision.allowed, "reason": decision.reason}
+            if decision.quota is not None:
+                answer.update(used=format_decimal(decision.used or Decimal(0)), quota=decision.quota,
+                              resets_at=reset_at.isoformat())
+            answers.append(answer)
+        return answers
+
+    def quota_usage(self, workspace_id: str) -> dict[str, object]:
+        """Today's use against the free plan's quotas, for owners and admins."""
+        now = self.clock.now()
+        today = site_day(now, self.config.zone)
+        _, reset_at = day_bounds(today, self.config.zone)
+        with self.engine.connect() as conn:
+            plan = conn.execute(select(t.workspaces.c.plan)
+                                .where(t.workspaces.c.id == workspace_id)).scalar()
+            used = per_item(daily_quantities(conn, [today], [workspace_id]))
+        items = []
+        for item, quota in FREE_QUOTAS.items():
+            amount = used.get((workspace_id, today, item), Decimal(0))
+            items.append({"item": item, "used": format_decimal(amount),
+                          "quota": quota if plan == "free" else None,
+                          "exceeded": plan == "free" and (quota == 0 and amount > 0 or amount >= quota > 0)})
+        return {"workspace_id": workspace_id, "plan": plan, "day": today.isoformat(),
+                "resets_at": reset_at.isoformat(), "items": items}
+
+
