@@ -112,11 +112,14 @@ class Scheduler:
 
     def tick(self) -> None:
         rt = self.runtime
-        for name, step in (("console relay", rt.console.relay.drain),
-                           ("day close", rt.console.day_close.close_due_days),
-                           ("console relay", rt.console.relay.drain),
-                           ("billing relay", rt.billing_relay_drain),
-                           ("registration reaper", rt.billing.accounts.reap_pending)):
+        steps = []
+        for console in rt.sites.values():
+            steps += [(f"{console.config.site} relay", console.relay.drain),
+                      (f"{console.config.site} day close", console.day_close.close_due_days),
+                      (f"{console.config.site} relay", console.relay.drain)]
+        steps += [("billing relay", rt.billing_relay_drain),
+                  ("registration reaper", rt.billing.accounts.reap_pending)]
+        for name, step in steps:
             try:
                 step()
             except Exception as error:  # keep the loop alive; the status shows it
@@ -151,6 +154,17 @@ class Runtime:
     admin_token_generated: bool
     app: FastAPI = field(init=False)
     scheduler: Scheduler = field(init=False)
+    # Every console site feeding this billing center; `console` is the one served here.
+    sites: dict[str, Console] = field(default_factory=dict)
+
+    def attach_site(self, config: ConsoleConfig, db_url: str) -> Console:
+        """Another console site feeding the same billing center (its own database)."""
+        console = Console(make_engine(db_url), config, self.console.clock,
+                          InProcessBillingCenter(self.billing), self.console.book)
+        console.migrate()
+        self.billing.connect_console(config.site, InProcessConsole(console))
+        self.sites[config.site] = console
+        return console
 
     def billing_relay_drain(self) -> int:
         return self.billing.relay.drain() if self.billing.relay is not None else 0
@@ -181,8 +195,9 @@ def build(settings: Settings, *, clock: Clock | None = None,
         port = wrap_billing_port(port)
     console = Console(make_engine(settings.console_url()), console_config, clock, port,
                       book or load_price_book(settings.price_book))
-    billing.connect_console(InProcessConsole(console))
-    runtime = Runtime(settings, console, billing, admin_token, generated)
+    billing.connect_console(settings.site, InProcessConsole(console))
+    runtime = Runtime(settings, console, billing, admin_token, generated,
+                      sites={settings.site: console})
     runtime.scheduler = Scheduler(runtime, settings.scheduler_interval_seconds)
     runtime.app = create_app(runtime)
     return runtime

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 from sqlalchemy import Engine
@@ -13,10 +15,13 @@ from accrual.billing.services.accounts import BillingAccounts
 from accrual.billing.services.upgrades import Upgrades
 from accrual.billing.services.wallet import Wallet
 from accrual.clock import Clock
+from accrual.contract.messages import Envelope
 from accrual.contract.ports import ConsolePort
 from accrual.infra.db import upgrade
 from accrual.infra.mail import LogMailer, Mailer
 from accrual.infra.outbox import Relay
+
+log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -32,11 +37,27 @@ class BillingCenter:
         self.wallet = Wallet(engine, config, clock, self.accounts)
         self.upgrades = Upgrades(engine, config, clock, self.accounts, self.mailer)
         self.relay: Relay | None = None
+        self.consoles: dict[str, ConsolePort] = {}
 
-    def connect_console(self, console: ConsolePort) -> None:
-        # One console site per center in the embedded set-up; messages for
-        # several sites would be routed by the workspace's site.
-        self.relay = Relay(self.engine, tables.outbox, console.deliver, self.clock)
+    def connect_console(self, site: str, console: ConsolePort) -> None:
+        """Deliver this center's messages for ``site`` to that console."""
+        self.consoles[site] = console
+        if self.relay is None:
+            self.relay = Relay(self.engine, tables.outbox, self._deliver_by_site, self.clock)
+
+    def _deliver_by_site(self, messages: Sequence[Envelope]) -> list[str]:
+        by_site: dict[str | None, list[Envelope]] = {}
+        for message in messages:
+            by_site.setdefault(message.site, []).append(message)
+        applied: list[str] = []
+        for site, batch in by_site.items():
+            console = self.consoles.get(site or "")
+            if console is None:
+                # Stays in the outbox until that site is connected.
+                log.error("no console connected for site %s: %d messages wait", site, len(batch))
+                continue
+            applied.extend(console.deliver(batch))
+        return applied
 
     def migrate(self) -> None:
         upgrade(self.engine, MIGRATIONS, "alembic_version_billing")

@@ -31,6 +31,8 @@ class Envelope(BaseModel):
     # Per-aggregate ordering: a receiver ignores versions older than applied.
     aggregate_id: str
     aggregate_version: int = 0
+    # The console site a billing-center message is for (routing); None from consoles.
+    site: str | None = None
     occurred_at: datetime
     payload: dict[str, Any]
 

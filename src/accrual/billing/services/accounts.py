@@ -191,10 +191,12 @@ class BillingAccounts:
                 settlement_method=settlement_method, effective_from=effective, created_at=now))
             change = BindingChanged(workspace_id=workspace_id, billing_account_id=account_id,
                                     settlement_method=settlement_method, effective_from=effective)
+            site = conn.execute(select(t.workspaces.c.site)
+                                .where(t.workspaces.c.workspace_id == workspace_id)).scalar_one()
             enqueue(conn, t.outbox, [Envelope(
                 id=message_id(BINDING_CHANGED, workspace_id, effective, account_id,
                               settlement_method),
-                type=BINDING_CHANGED, aggregate_id=workspace_id, occurred_at=now,
+                type=BINDING_CHANGED, aggregate_id=workspace_id, occurred_at=now, site=site,
                 payload=change.model_dump(mode="json"))], now)
             return {"workspace_id": workspace_id, "account_id": account_id,
                     "settlement_method": settlement_method,
