@@ -71,6 +71,31 @@ def close_day(day: Annotated[str, typer.Argument(help="The site-local day, YYYY-
 
 
 @app.command()
+def rerate(
+    first: Annotated[str, typer.Option("--from", help="First day, YYYY-MM-DD")],
+    last: Annotated[str, typer.Option("--to", help="Last day, YYYY-MM-DD")],
+    reason: Annotated[str, typer.Option(help="Why: kept in the audit record")],
+    actor: Annotated[str, typer.Option(help="Who: kept in the audit record")],
+) -> None:
+    """Price closed days again with the price book now configured; only the differences
+    become adjustment details, delivered to the billing center."""
+    from rich.progress import Progress
+
+    runtime = _runtime()
+    start, end = date.fromisoformat(first), date.fromisoformat(last)
+    with Progress(console=out) as progress:
+        task = progress.add_task("re-rating", total=(end - start).days + 1)
+        result = runtime.console.rerates.run(
+            start, end, reason=reason, actor=actor,
+            progress=lambda day, n: progress.update(
+                task, completed=(day - start).days + 1, description=f"{day}: {n} adjustments"))
+        progress.update(task, completed=(end - start).days + 1)
+    delivered = runtime.console.relay.drain()
+    out.print(f"re-rate #{result['id']}: {result['days']} closed days, {result['adjustments']} "
+              f"adjustments, {result['amount']} in all; {delivered} messages delivered")
+
+
+@app.command()
 def prices(currency: str | None = None, site_group: str | None = None) -> None:
     """List the price book."""
     runtime = build(Settings())

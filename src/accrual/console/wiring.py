@@ -16,6 +16,7 @@ from accrual.console.services.admission import AdmissionService
 from accrual.console.services.day_close import DayClose
 from accrual.console.services.inbox import ConsoleInbox
 from accrual.console.services.ingestion import Ingestion
+from accrual.console.services.rerate import Rerates
 from accrual.console.services.retention import Retention
 from accrual.console.services.upgrade import UpgradeService
 from accrual.contract.ports import BillingCenterPort
@@ -41,6 +42,7 @@ class Console:
         self.retention = Retention(engine, config, clock)
         self.admission = AdmissionService(engine, config, clock)
         self.upgrades = UpgradeService(engine, config, clock, billing)
+        self.rerates = Rerates(engine, clock, self.day_close, config.currency)
         self.relay = Relay(engine, tables.outbox, billing.deliver, clock)
 
     def nudge_relay(self) -> int:

@@ -142,6 +142,22 @@ late_days = Table(
     Column("noted_at", UtcDateTime(), nullable=False),
 )
 
+# Who re-rated which days, when and why (price-book corrections).
+rerates = Table(
+    "rerates", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("actor", String(320), nullable=False),
+    Column("reason", String(500), nullable=False),
+    Column("first_day", Date, nullable=False),
+    Column("last_day", Date, nullable=False),
+    Column("days", Integer, nullable=False),
+    Column("adjustments", Integer, nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),  # Σ of the adjustments made
+    Column("price_book", String(64), nullable=False),  # newest version in the book used
+    Column("started_at", UtcDateTime(), nullable=False),
+    Column("finished_at", UtcDateTime(), nullable=False),
+)
+
 outbox = Table(
     "console_outbox", metadata,
     Column("seq", Integer, primary_key=True, autoincrement=True),

@@ -111,6 +111,20 @@ def upgrade() -> None:
     sa.Column('noted_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('workspace_id', 'day')
     )
+    op.create_table('rerates',
+    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+    sa.Column('actor', sa.String(length=320), nullable=False),
+    sa.Column('reason', sa.String(length=500), nullable=False),
+    sa.Column('first_day', sa.Date(), nullable=False),
+    sa.Column('last_day', sa.Date(), nullable=False),
+    sa.Column('days', sa.Integer(), nullable=False),
+    sa.Column('adjustments', sa.Integer(), nullable=False),
+    sa.Column('amount_minor', sa.BigInteger(), nullable=False),
+    sa.Column('price_book', sa.String(length=64), nullable=False),
+    sa.Column('started_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('finished_at', sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id')
+    )
     op.create_table('retention_policies',
     sa.Column('workspace_id', sa.String(length=32), nullable=False),
     sa.Column('data_type', sa.String(length=16), nullable=False),
@@ -174,6 +188,7 @@ def downgrade() -> None:
 
     op.drop_table('usage_records')
     op.drop_table('retention_policies')
+    op.drop_table('rerates')
     op.drop_table('late_days')
     with op.batch_alter_table('ingest_keys', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_ingest_keys_workspace_id'))
