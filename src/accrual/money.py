@@ -9,7 +9,7 @@ integer minor units (fen, cents); rounding happens only in
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation, localcontext
 
 CURRENCIES = ("CNY", "USD")
 MINOR_UNITS = {"CNY": 2, "USD": 2}
@@ -18,6 +18,11 @@ MINOR_UNITS = {"CNY": 2, "USD": 2}
 MAX_DIGITS = 30
 MAX_EXPONENT = 30
 CENT = Decimal("0.01")
+# No single money movement may reach this (it keeps minor units inside 64 bits).
+MAX_AMOUNT = Decimal(10**15)
+# Wide enough that no value to_decimal accepts can overflow a quantize or a
+# product of a quantity and a unit price.
+_EXACT = Context(prec=2 * (MAX_DIGITS + MAX_EXPONENT), rounding=ROUND_HALF_UP)
 
 
 class InvalidDecimal(ValueError):
@@ -61,28 +66,31 @@ def to_decimal(value: object, *, max_places: int | None = None) -> Decimal:
         raise InvalidDecimal(value, "out of range")
     if max_places is not None and exponent < 0:
         # Trailing zeros ("1.500") are fine; significant extra places are not.
-        if result != result.quantize(Decimal(1).scaleb(-max_places), rounding=ROUND_HALF_UP):
-            raise InvalidDecimal(value, f"more than {max_places} decimal places")
+        with localcontext(_EXACT):
+            if result != result.quantize(Decimal(1).scaleb(-max_places)):
+                raise InvalidDecimal(value, f"more than {max_places} decimal places")
     return result
 
 
 def round_amount(amount: Decimal, currency: str) -> Decimal:
     """The one rounding point for billed amounts: half-up to the minor unit."""
-    return amount.quantize(Decimal(1).scaleb(-MINOR_UNITS[currency]), rounding=ROUND_HALF_UP)
+    with localcontext(_EXACT):
+        return amount.quantize(Decimal(1).scaleb(-MINOR_UNITS[currency]), rounding=ROUND_HALF_UP)
 
 
 def to_minor(amount: Decimal, currency: str) -> int:
     """Exact conversion of an already rounded amount to integer minor units."""
-    scaled = amount.scaleb(MINOR_UNITS[currency])
+    with localcontext(_EXACT):
+        scaled = amount.scaleb(MINOR_UNITS[currency])
     if scaled != scaled.to_integral_value():
         raise InvalidDecimal(amount, f"not a whole number of {currency} minor units")
     return int(scaled)
 
 
 def from_minor(amount_minor: int, currency: str) -> Decimal:
-    return Decimal(amount_minor).scaleb(-MINOR_UNITS[currency]).quantize(
-        Decimal(1).scaleb(-MINOR_UNITS[currency])
-    )
+    with localcontext(_EXACT):
+        return Decimal(amount_minor).scaleb(-MINOR_UNITS[currency]).quantize(
+            Decimal(1).scaleb(-MINOR_UNITS[currency]))
 
 
 def format_minor(amount_minor: int, currency: str) -> str:
@@ -95,6 +103,8 @@ def parse_amount(value: object, currency: str) -> int:
     amount = to_decimal(value, max_places=MINOR_UNITS[currency])
     if amount <= 0:
         raise InvalidDecimal(value, "must be greater than zero")
+    if amount >= MAX_AMOUNT:
+        raise InvalidDecimal(value, f"must be less than {MAX_AMOUNT}")
     return to_minor(round_amount(amount, currency), currency)
 
 

@@ -134,8 +134,9 @@ def _parse(reader: Iterable[dict[str, str]]) -> list[PriceRow]:
                 retention_days=int(raw["retention_days"]),
                 unit_price=to_decimal(raw["unit_price"].strip()),
             ))
-        except (KeyError, ValueError) as error:
-            raise InvalidPriceBook(f"line {line}: {error}") from error
+        except (KeyError, ValueError, AttributeError, TypeError) as error:
+            # A short line leaves columns as None (AttributeError on .strip()).
+            raise InvalidPriceBook(f"line {line}: missing or malformed column ({error})") from error
     return rows
 
 
