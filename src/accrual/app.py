@@ -18,6 +18,7 @@ from sqlalchemy import text
 
 from accrual import __version__
 from accrual.billing.api import router as billing_router
+from accrual.billing.api_statements import router as billing_statements_router
 from accrual.billing.config import BillingConfig
 from accrual.billing.wiring import BillingCenter
 from accrual.catalog import ITEMS, PriceBook, load_price_book
@@ -118,7 +119,8 @@ class Scheduler:
                       (f"{console.config.site} day close", console.day_close.close_due_days),
                       (f"{console.config.site} relay", console.relay.drain)]
         steps += [("billing relay", rt.billing_relay_drain),
-                  ("registration reaper", rt.billing.accounts.reap_pending)]
+                  ("registration reaper", rt.billing.accounts.reap_pending),
+                  ("monthly bills", rt.billing.statements.generate_due)]
         for name, step in steps:
             try:
                 step()
@@ -226,6 +228,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(console_router)
     app.include_router(console_plans_router)
     app.include_router(billing_router)
+    app.include_router(billing_statements_router)
 
     @app.get("/healthz", tags=["operations"])
     def healthz() -> dict[str, Any]:

@@ -12,6 +12,7 @@ from accrual.billing.adapters import tables
 from accrual.billing.config import BillingConfig
 from accrual.billing.services import ledger
 from accrual.billing.services.accounts import BillingAccounts
+from accrual.billing.services.statements import Statements
 from accrual.billing.services.upgrades import Upgrades
 from accrual.billing.services.wallet import Wallet
 from accrual.clock import Clock
@@ -36,6 +37,7 @@ class BillingCenter:
         self.accounts = BillingAccounts(engine, config, clock)
         self.wallet = Wallet(engine, config, clock, self.accounts)
         self.upgrades = Upgrades(engine, config, clock, self.accounts, self.mailer)
+        self.statements = Statements(engine, config, clock)
         self.relay: Relay | None = None
         self.consoles: dict[str, ConsolePort] = {}
 

@@ -135,7 +135,24 @@ charges = Table(
     Column("status", String(16), nullable=False),  # settled | unrouted
     Column("entry_id", Integer, ForeignKey("journal_entries.id")),
     Column("received_at", UtcDateTime(), nullable=False),
+    # The monthly bill this line landed on; NULL until that bill is generated.
+    Column("bill_id", Integer, ForeignKey("monthly_bills.id")),
     Index("ix_charges_account_day", "account_id", "day"),
+    Index("ix_charges_unbilled", "account_id", "bill_id"),
+)
+
+# Generated on the 3rd for the month before and never changed afterwards; a
+# line that arrives later lands on the next bill generated (decisions.md 3).
+monthly_bills = Table(
+    "monthly_bills", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("account_id", String(32), ForeignKey("billing_accounts.id"), nullable=False),
+    Column("month", Date, nullable=False),  # its first day
+    Column("currency", String(3), nullable=False),
+    Column("total_minor", BigInteger, nullable=False),
+    Column("lines", Integer, nullable=False),
+    Column("generated_at", UtcDateTime(), nullable=False),
+    UniqueConstraint("account_id", "month", name="uq_monthly_bills_account_month"),
 )
 
 inbox = Table(

@@ -123,6 +123,18 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('workspace_id', 'effective_from', name='uq_bindings_workspace_day')
     )
+    op.create_table('monthly_bills',
+    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+    sa.Column('account_id', sa.String(length=32), nullable=False),
+    sa.Column('month', sa.Date(), nullable=False),
+    sa.Column('currency', sa.String(length=3), nullable=False),
+    sa.Column('total_minor', sa.BigInteger(), nullable=False),
+    sa.Column('lines', sa.Integer(), nullable=False),
+    sa.Column('generated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['account_id'], ['billing_accounts.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('account_id', 'month', name='uq_monthly_bills_account_month')
+    )
     op.create_table('charges',
     sa.Column('detail_id', sa.String(length=36), nullable=False),
     sa.Column('account_id', sa.String(length=32), nullable=True),
@@ -142,11 +154,14 @@ def upgrade() -> None:
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('entry_id', sa.Integer(), nullable=True),
     sa.Column('received_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('bill_id', sa.Integer(), nullable=True),
+    sa.ForeignKeyConstraint(['bill_id'], ['monthly_bills.id'], ),
     sa.ForeignKeyConstraint(['entry_id'], ['journal_entries.id'], ),
     sa.PrimaryKeyConstraint('detail_id')
     )
     with op.batch_alter_table('charges', schema=None) as batch_op:
         batch_op.create_index('ix_charges_account_day', ['account_id', 'day'], unique=False)
+        batch_op.create_index('ix_charges_unbilled', ['account_id', 'bill_id'], unique=False)
 
     op.create_table('postings',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
@@ -173,9 +188,11 @@ def downgrade() -> None:
 
     op.drop_table('postings')
     with op.batch_alter_table('charges', schema=None) as batch_op:
+        batch_op.drop_index('ix_charges_unbilled')
         batch_op.drop_index('ix_charges_account_day')
 
     op.drop_table('charges')
+    op.drop_table('monthly_bills')
     op.drop_table('bindings')
     op.drop_table('ledger_accounts')
     with op.batch_alter_table('binding_codes', schema=None) as batch_op:

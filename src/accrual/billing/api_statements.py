@@ -1,0 +1,118 @@
+"""Billing API for bills and exports: monthly bills, consumption details, income & expenditure."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict
+
+from accrual.billing.api import AccountDep, CenterDep, require_operator
+from accrual.billing.exports import (
+    CONSUMPTION_COLUMNS,
+    TRANSACTION_COLUMNS,
+    statement_pdf,
+    to_csv,
+    to_xlsx,
+)
+from accrual.billing.services.statements import parse_month
+from accrual.contract.errors import Invalid
+from accrual.infra.http import error_responses
+
+router = APIRouter(prefix="/billing/v1")
+
+Format = Literal["json", "csv", "xlsx"]
+MEDIA = {"csv": "text/csv; charset=utf-8",
+         "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+         "pdf": "application/pdf"}
+
+
+def _file(content: bytes, kind: str, name: str) -> Response:
+    return Response(content, media_type=MEDIA[kind],
+                    headers={"Content-Disposition": f'attachment; filename="{name}.{kind}"'})
+
+
+def _range(start: date, end: date) -> None:
+    if start > end or (end - start).days > 366:
+        raise Invalid("invalid_range", "'from' must not be after 'to', and at most 366 days apart")
+
+
+class GenerateIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"month": "2026-10"}]})
+
+    month: str
+
+
+@router.get("/accounts/{account_id}/monthly-bills", tags=["billing: bills"],
+            responses=error_responses(401, 403, 404))
+def monthly_bills(account_id: AccountDep, center: CenterDep) -> dict[str, Any]:
+    """The account's monthly bills, newest first (generated on the 3rd, never changed)."""
+    center.accounts.account(account_id)
+    return {"bills": center.statements.bills(account_id)}
+
+
+@router.get("/accounts/{account_id}/monthly-bills/{month}", tags=["billing: bills"],
+            responses={**error_responses(401, 403, 404, 422),
+                       200: {"content": {"application/json": {}, MEDIA["csv"]: {},
+                                         MEDIA["xlsx"]: {}, MEDIA["pdf"]: {}}}})
+def monthly_bill(account_id: AccountDep, month: str, center: CenterDep,
+                 format: Annotated[Literal["json", "csv", "xlsx", "pdf"], Query()] = "json") -> Any:  # noqa: A002
+    """One monthly bill with all its lines; `format=csv|xlsx` for a spreadsheet, `pdf` for
+    the statement."""
+    account = center.accounts.account(account_id)
+    bill = center.statements.bill(account_id, parse_month(month))
+    name = f"bill-{bill['month']}"
+    if format == "csv":
+        return _file(to_csv(CONSUMPTION_COLUMNS, bill["details"]), "csv", name)  # type: ignore[arg-type]
+    if format == "xlsx":
+        return _file(to_xlsx(name, CONSUMPTION_COLUMNS, bill["details"]), "xlsx", name)  # type: ignore[arg-type]
+    if format == "pdf":
+        return _file(statement_pdf(bill, account), "pdf", f"statement-{bill['month']}")
+    return bill
+
+
+@router.get("/accounts/{account_id}/consumption", tags=["billing: bills"],
+            responses=error_responses(401, 403, 404, 422))
+def consumption(account_id: AccountDep, center: CenterDep,
+                start: Annotated[date, Query(alias="from")], end: Annotated[date, Query(alias="to")],
+                format: Format = "json") -> Any:  # noqa: A002
+    """Consumption details per day, workspace and item, with each adjustment as its own line."""
+    center.accounts.account(account_id)
+    _range(start, end)
+    rows = center.statements.consumption(account_id, start, end)
+    name = f"consumption-{start}-{end}"
+    if format == "csv":
+        return _file(to_csv(CONSUMPTION_COLUMNS, rows), "csv", name)
+    if format == "xlsx":
+        return _file(to_xlsx("consumption", CONSUMPTION_COLUMNS, rows), "xlsx", name)
+    return {"account_id": account_id, "from": start.isoformat(), "to": end.isoformat(),
+            "details": rows}
+
+
+@router.get("/accounts/{account_id}/transactions", tags=["billing: bills"],
+            responses=error_responses(401, 403, 404, 422))
+def transactions(account_id: AccountDep, center: CenterDep,
+                 start: Annotated[date, Query(alias="from")], end: Annotated[date, Query(alias="to")],
+                 format: Format = "json") -> Any:  # noqa: A002
+    """Income & expenditure: every movement of the account's balances (postings)."""
+    center.accounts.account(account_id)
+    _range(start, end)
+    rows = center.statements.transactions(account_id, start, end)
+    name = f"transactions-{start}-{end}"
+    if format == "csv":
+        return _file(to_csv(TRANSACTION_COLUMNS, rows), "csv", name)
+    if format == "xlsx":
+        return _file(to_xlsx("transactions", TRANSACTION_COLUMNS, rows), "xlsx", name)
+    return {"account_id": account_id, "from": start.isoformat(), "to": end.isoformat(),
+            "transactions": rows}
+
+
+@router.post("/admin/accounts/{account_id}/monthly-bills", tags=["billing: operator"],
+             dependencies=[Depends(require_operator)], responses=error_responses(401, 404, 422))
+def generate_bill(account_id: str, body: GenerateIn, center: CenterDep) -> dict[str, Any]:
+    """Generate an account's bill for a month now (the scheduler does it on the 3rd);
+    a bill already generated is returned unchanged."""
+    center.accounts.account(account_id)
+    return center.statements.generate(account_id, parse_month(body.month))

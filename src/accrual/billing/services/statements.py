@@ -1,0 +1,155 @@
+"""Monthly bills, consumption details and the income & expenditure of an account.
+
+A month's bill is generated on the 3rd of the next month (billing-center zone)
+from every line of the account not yet on a bill whose day is in that month or
+before; it is never changed afterwards, so a line that arrives later lands on
+the next bill generated (decisions.md 3).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import Connection, Engine, and_, func, insert, select, update
+
+from accrual.billing.adapters import tables as t
+from accrual.billing.config import BillingConfig
+from accrual.billing.services import ledger
+from accrual.clock import Clock, day_bounds, site_day
+from accrual.contract.errors import Invalid, NotFound
+from accrual.infra.db import in_transaction
+from accrual.money import format_minor
+
+GENERATION_DAY = 3
+
+
+def month_start(day: date) -> date:
+    return day.replace(day=1)
+
+
+def next_month(month: date) -> date:
+    return (month.replace(day=28) + timedelta(days=4)).replace(day=1)
+
+
+def parse_month(text: str) -> date:
+    try:
+        return datetime.strptime(text, "%Y-%m").date()
+    except ValueError:
+        raise Invalid("invalid_month", "a month is written YYYY-MM, e.g. 2026-10") from None
+
+
+class Statements:
+    def __init__(self, engine: Engine, config: BillingConfig, clock: Clock) -> None:
+        self.engine = engine
+        self.config = config
+        self.clock = clock
+
+    def due_month(self) -> date | None:
+        """The month whose bill is due now: last month, from the 3rd on."""
+        today = site_day(self.clock.now(), self.config.zone)
+        if today.day < GENERATION_DAY:
+            return None
+        return month_start(month_start(today) - timedelta(days=1))
+
+    def generate(self, account_id: str, month: date) -> dict[str, object]:
+        """Generate (or return the already generated) bill of ``month``."""
+        month = month_start(month)
+        today = site_day(self.clock.now(), self.config.zone)
+        if today < next_month(month).replace(day=GENERATION_DAY):
+            raise Invalid("month_not_due",
+                          f"the bill of {month:%Y-%m} is generated on the {GENERATION_DAY}rd "
+                          "of the next month")
+        return in_transaction(self.engine, lambda conn: self._generate(conn, account_id, month))
+
+    def _generate(self, conn: Connection, account_id: str, month: date) -> dict[str, object]:
+        b, c = t.monthly_bills, t.charges
+        existing = conn.execute(select(b).where(b.c.account_id == account_id,
+                                                b.c.month == month)).first()
+        if existing is not None:
+            return self._present(existing)
+        if conn.dialect.name == "postgresql":
+            # Serialise with deliveries settling lines onto this account.
+            ledger.balances(conn, account_id, lock=True)
+        end = next_month(month)
+        unbilled = and_(c.c.account_id == account_id, c.c.bill_id.is_(None), c.c.day < end)
+        total, lines = conn.execute(select(func.coalesce(func.sum(c.c.amount_minor), 0),
+                                           func.count()).where(unbilled)).one()
+        bill_id = conn.execute(insert(b).values(
+            account_id=account_id, month=month, currency=self.config.currency,
+            total_minor=int(total), lines=int(lines), generated_at=self.clock.now())
+            .returning(b.c.id)).scalar_one()
+        conn.execute(update(c).where(unbilled).values(bill_id=bill_id))
+        return self._present(conn.execute(select(b).where(b.c.id == bill_id)).one())
+
+    def generate_due(self) -> int:
+        """Generate last month's bill for every active account that has none (scheduler)."""
+        month = self.due_month()
+        if month is None:
+            return 0
+        with self.engine.connect() as conn:
+            accounts = conn.execute(
+                select(t.accounts.c.id).where(
+                    t.accounts.c.status == "active",
+                    ~select(t.monthly_bills.c.id).where(
+                        t.monthly_bills.c.account_id == t.accounts.c.id,
+                        t.monthly_bills.c.month == month).exists())).scalars().all()
+        for account_id in accounts:
+            in_transaction(self.engine, lambda conn, a=account_id: self._generate(conn, a, month))
+        return len(accounts)
+
+    def bills(self, account_id: str) -> list[dict[str, object]]:
+        b = t.monthly_bills
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(b).where(b.c.account_id == account_id)
+                                .order_by(b.c.month.desc())).all()
+        return [self._present(r) for r in rows]
+
+    def bill(self, account_id: str, month: date) -> dict[str, object]:
+        b, c = t.monthly_bills, t.charges
+        with self.engine.connect() as conn:
+            row = conn.execute(select(b).where(b.c.account_id == account_id,
+                                               b.c.month == month_start(month))).first()
+            if row is None:
+                raise NotFound("bill_not_found", f"no bill for {month:%Y-%m} (generated on the 3rd)")
+            lines = conn.execute(select(c).where(c.c.bill_id == row.id).order_by(
+                c.c.day, c.c.workspace_id, c.c.item, c.c.retention_days, c.c.revision)).all()
+        return {**self._present(row), "details": [self._line(r) for r in lines]}
+
+    def consumption(self, account_id: str, start: date, end: date) -> list[dict[str, object]]:
+        """Every settled line of the account per day, workspace and item (consumption details)."""
+        c = t.charges
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(c).where(c.c.account_id == account_id, c.c.day >= start,
+                                                c.c.day <= end)
+                                .order_by(c.c.day, c.c.workspace_id, c.c.item,
+                                          c.c.retention_days, c.c.revision)).all()
+        return [self._line(r) for r in rows]
+
+    def transactions(self, account_id: str, start: date, end: date) -> list[dict[str, object]]:
+        """Income & expenditure: every movement of the account's balances, oldest first."""
+        e, p, a = t.journal_entries, t.postings, t.ledger_accounts
+        first, _ = day_bounds(start, self.config.zone)
+        _, last = day_bounds(end, self.config.zone)
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(e.c.id, e.c.kind, e.c.reference, e.c.created_at, a.c.kind.label("balance"),
+                       p.c.amount_minor)
+                .join(p, p.c.entry_id == e.c.id).join(a, a.c.id == p.c.ledger_account_id)
+                .where(a.c.owner == account_id, e.c.created_at >= first, e.c.created_at < last)
+                .order_by(e.c.id, a.c.kind)).all()
+        currency = self.config.currency
+        return [{"entry_id": r.id, "at": r.created_at.isoformat(), "kind": r.kind,
+                 "reference": r.reference, "balance": r.balance,
+                 "amount": format_minor(int(r.amount_minor), currency)} for r in rows]
+
+    def _present(self, row) -> dict[str, object]:  # type: ignore[no-untyped-def]
+        return {"month": row.month.strftime("%Y-%m"), "account_id": row.account_id,
+                "currency": row.currency, "total": format_minor(row.total_minor, row.currency),
+                "lines": row.lines, "generated_at": row.generated_at.isoformat()}
+
+    def _line(self, r) -> dict[str, object]:  # type: ignore[no-untyped-def]
+        return {"day": r.day.isoformat(), "workspace_id": r.workspace_id, "site": r.site,
+                "item": r.item, "retention_days": r.retention_days, "kind": r.kind,
+                "quantity": r.quantity, "unit_price": r.unit_price,
+                "amount": format_minor(r.amount_minor, r.currency), "detail_id": r.detail_id,
+                "received_at": r.received_at.isoformat()}
