@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from accrual.clock import site_day
@@ -134,10 +134,17 @@ class UsageOut(BaseModel):
     rejected: list[RejectionOut]
 
 
+def _date_text(value: object) -> object:
+    # A JSON number would otherwise pass as a Unix timestamp at midnight (0 is 1970-01-01).
+    if not isinstance(value, str):
+        raise ValueError("send the date as a string, YYYY-MM-DD")
+    return value
+
+
 class CloseDayIn(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"date": "2026-11-25"}]})
 
-    date: date
+    date: Annotated[date, BeforeValidator(_date_text)]
 
 
 class CloseDayOut(BaseModel):
@@ -245,11 +252,6 @@ async def post_usage(request: Request) -> Any:
     if len(records) > console.config.max_batch_records:
         return error_response(413, "batch_too_large",
                               f"send at most {console.config.max_batch_records} records per request")
-    # Stopgap: Ingestion.ingest builds a set of the batch's workspace ids and fails on
-    # one that is a JSON array or object (unhashable); such a record names no workspace.
-    records = [{**r, "workspace_id": None}
-               if isinstance(r, dict) and isinstance(r.get("workspace_id"), (list, dict)) else r
-               for r in records]
     result = await run_in_threadpool(console.ingestion.ingest, records, only_workspace=only_workspace)
     report = {"accepted": result.accepted, "duplicates": result.duplicates,
               "rejected": [asdict(r) for r in result.rejected]}

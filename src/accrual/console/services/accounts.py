@@ -86,9 +86,10 @@ class Accounts:
     def register(self, email: str, password: str, username: str, workspace_name: str,
                  language: str) -> Registration:
         email = email.strip().lower() if isinstance(email, str) else ""
-        if not EMAIL.match(email):
+        # Lower-casing can lengthen text ("İ" → "i̇"): check the length afterwards.
+        if len(email) > 320 or not EMAIL.fullmatch(email):
             raise ServiceError("invalid_email", "email is not a valid address", 422)
-        if not isinstance(username, str) or not USERNAME.match(username):
+        if not isinstance(username, str) or not USERNAME.fullmatch(username):
             raise ServiceError("invalid_username",
                                "username must be 3 to 64 letters, digits, '_', '.' or '-', "
                                "starting with a letter or digit", 422)
