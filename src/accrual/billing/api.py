@@ -12,7 +12,16 @@ from pydantic import BaseModel, ConfigDict, Field
 from accrual.billing.queries import daily_bill
 from accrual.billing.wiring import BillingCenter
 from accrual.contract.errors import Forbidden, Invalid, NotFound, Unauthorized
-from accrual.contract.messages import Envelope, RegistrationConfirmation, RegistrationRequest, RegistrationResult
+from accrual.contract.messages import (
+    BindingChanged,
+    BindingCodeConfirmation,
+    BindingCodeRequest,
+    BindingCodeSent,
+    Envelope,
+    RegistrationConfirmation,
+    RegistrationRequest,
+    RegistrationResult,
+)
 from accrual.infra.http import Text, bearer_token, error_responses, plain_path_params, same_secret
 from accrual.money import InvalidDecimal
 
@@ -172,3 +181,17 @@ def internal_confirm(key: str, body: RegistrationConfirmation, center: CenterDep
                dependencies=[Depends(require_operator)], responses=error_responses(401))
 def internal_cancel(key: str, center: CenterDep) -> None:
     center.accounts.cancel(key)
+
+
+@router.post("/internal/binding-codes", response_model=BindingCodeSent, tags=["internal"],
+             dependencies=[Depends(require_operator)], responses=error_responses(401, 404, 422, 503))
+def internal_binding_code(body: BindingCodeRequest, center: CenterDep) -> BindingCodeSent:
+    """Mail a code to the account's owner for binding a workspace to it (upgrade)."""
+    return center.upgrades.request_code(body)
+
+
+@router.post("/internal/binding-codes/confirm", response_model=BindingChanged, tags=["internal"],
+             dependencies=[Depends(require_operator)], responses=error_responses(401, 403, 404, 422))
+def internal_binding_confirm(body: BindingCodeConfirmation, center: CenterDep) -> BindingChanged:
+    """Check the code and bind the workspace (at once: it was free until now)."""
+    return center.upgrades.confirm_code(body)
