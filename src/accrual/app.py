@@ -17,14 +17,12 @@ from fastapi import FastAPI
 from sqlalchemy import text
 
 from accrual import __version__
-from accrual.billing.api import router as billing_router
-from accrual.billing.api_statements import router as billing_statements_router
+from accrual.billing.api import routers as billing_routers
 from accrual.billing.config import BillingConfig
 from accrual.billing.wiring import BillingCenter
 from accrual.catalog import ITEMS, PriceBook, load_price_book
 from accrual.clock import Clock, SystemClock
-from accrual.console.api import router as console_router
-from accrual.console.api_plans import router as console_plans_router
+from accrual.console.api import routers as console_routers
 from accrual.console.config import ConsoleConfig
 from accrual.console.wiring import Console
 from accrual.contract.errors import ServiceError
@@ -225,10 +223,10 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.state.billing = runtime.billing
     app.state.admin_token = runtime.admin_token
     install_error_handlers(app)
-    app.include_router(console_router)
-    app.include_router(console_plans_router)
-    app.include_router(billing_router)
-    app.include_router(billing_statements_router)
+    for router in console_routers:
+        app.include_router(router)
+    for router in billing_routers:
+        app.include_router(router)
 
     @app.get("/healthz", tags=["operations"])
     def healthz() -> dict[str, Any]:

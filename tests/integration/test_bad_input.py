@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 from accrual.app import Runtime
 from accrual.billing.adapters import tables as billing_tables
 from accrual.console.adapters import tables as console_tables
-from accrual.console.api import MAX_BODY_BYTES
+from accrual.console.api.metering import MAX_BODY_BYTES
 from tests.conftest import START
 from tests.helpers import OPERATOR, bearer, billing_login, console_login, register
 

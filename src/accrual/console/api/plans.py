@@ -1,17 +1,16 @@
-"""Console API for plans: retention policies, free-plan quotas, admission, upgrade."""
+"""Plans: retention policies, free-plan quotas, the upgrade (`/console/v1`)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from accrual.console.api import AccountDep, ConsoleDep
-from accrual.contract.errors import Forbidden, Unauthorized
-from accrual.infra.http import bearer_token, error_responses, same_secret
+from accrual.console.api.deps import AccountDep, ConsoleDep, console_router
+from accrual.contract.errors import Forbidden
+from accrual.infra.http import error_responses
 
-router = APIRouter(prefix="/console/v1")
+router = console_router()
 
 
 class RetentionIn(BaseModel):
@@ -19,21 +18,6 @@ class RetentionIn(BaseModel):
                               json_schema_extra={"examples": [{"retention_days": 30}]})
 
     retention_days: int
-
-
-class AdmissionCheck(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    workspace_id: str = Field(max_length=64)
-    item: str = Field(max_length=32, description="A billing item code, or 'infrastructure' / 'events'")
-
-
-class AdmissionIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"checks": [
-        {"workspace_id": "<workspace id>", "item": "logs"},
-        {"workspace_id": "<workspace id>", "item": "infrastructure"}]}]})
-
-    checks: list[AdmissionCheck] = Field(max_length=1000)
 
 
 class UpgradeIn(BaseModel):
@@ -76,30 +60,6 @@ def quota(workspace_id: str, console: ConsoleDep, account_id: AccountDep) -> dic
     if role not in ("owner", "admin"):
         raise Forbidden("owner_or_admin_only", "quota usage is shown to owners and admins")
     return console.admission.quota_usage(workspace_id)
-
-
-def require_admission_caller(request: Request) -> str | None:
-    """The operator token, or an ingest key (which may ask only about its own workspace)."""
-    console = request.app.state.console
-    token = bearer_token(request)
-    if same_secret(token, request.app.state.admin_token):
-        return None
-    workspace_id = console.accounts.workspace_for_ingest_key(token)
-    if workspace_id is None:
-        raise Unauthorized("unauthorized", "send the workspace's ingest key or the operator token")
-    return workspace_id  # type: ignore[no-any-return]
-
-
-@router.post("/admission", tags=["console: metering"], responses=error_responses(401, 403, 422))
-def admission(body: AdmissionIn, console: ConsoleDep,
-              only_workspace: str | None = Depends(require_admission_caller)) -> dict[str, Any]:
-    """May these workspaces ingest these items now? Each answer is allow, or refuse with a
-    reason: `quota_exceeded` (free plan, until the site's midnight), `not_in_plan`, `locked`,
-    `dissolved`, `unknown_workspace`. Infrastructure and events are never refused for quota."""
-    checks = [(c.workspace_id, c.item) for c in body.checks]
-    if only_workspace is not None and any(w != only_workspace for w, _ in checks):
-        raise Forbidden("foreign_workspace", "an ingest key may ask only about its own workspace")
-    return {"answers": console.admission.check(checks)}
 
 
 @router.post("/workspaces/{workspace_id}/upgrade", tags=["console: plans"],

@@ -1,15 +1,20 @@
-"""Billing API for bills and exports: monthly bills, consumption details, income & expenditure."""
+"""Bills and exports: daily and monthly bills, consumption details, income & expenditure."""
 
 from __future__ import annotations
 
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import Depends, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict
 
-from accrual.billing.api import AccountDep, CenterDep, require_operator
+from accrual.billing.api.deps import (
+    AccountDep,
+    CenterDep,
+    billing_router,
+    require_operator,
+)
 from accrual.billing.exports import (
     CONSUMPTION_COLUMNS,
     TRANSACTION_COLUMNS,
@@ -17,11 +22,12 @@ from accrual.billing.exports import (
     to_csv,
     to_xlsx,
 )
+from accrual.billing.queries import daily_bill
 from accrual.billing.services.statements import parse_month
 from accrual.contract.errors import Invalid
 from accrual.infra.http import error_responses
 
-router = APIRouter(prefix="/billing/v1")
+router = billing_router()
 
 Format = Literal["json", "csv", "xlsx"]
 MEDIA = {"csv": "text/csv; charset=utf-8",
@@ -43,6 +49,15 @@ class GenerateIn(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"month": "2026-10"}]})
 
     month: str
+
+
+@router.get("/accounts/{account_id}/daily-bills", tags=["billing: bills"],
+            responses=error_responses(401, 403, 404, 422))
+def daily_bills(account_id: AccountDep, center: CenterDep,
+                day: Annotated[date, Query(alias="date", description="The billing day")]) -> dict[str, Any]:
+    """The day's lines per workspace, item and retention tier with quantity, unit price and amount."""
+    center.accounts.account(account_id)
+    return daily_bill(center.engine, account_id, day, center.config.currency)
 
 
 @router.get("/accounts/{account_id}/monthly-bills", tags=["billing: bills"],

@@ -1,0 +1,5 @@
+"""The billing center's public HTTP API (`/billing/v1`), one module per concern."""
+
+from accrual.billing.api import accounts, bills, internal, wallet
+
+routers = [accounts.router, wallet.router, bills.router, internal.router]

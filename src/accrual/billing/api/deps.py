@@ -1,0 +1,43 @@
+"""What every billing endpoint needs: the center, the operator check, account access."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+
+from accrual.billing.wiring import BillingCenter
+from accrual.contract.errors import Forbidden, Unauthorized
+from accrual.infra.http import bearer_token, plain_path_params, same_secret
+
+
+def billing_router() -> APIRouter:
+    return APIRouter(prefix="/billing/v1", dependencies=[Depends(plain_path_params)])
+
+
+def center_of(request: Request) -> BillingCenter:
+    return request.app.state.billing  # type: ignore[no-any-return]
+
+
+CenterDep = Annotated[BillingCenter, Depends(center_of)]
+
+
+def require_operator(request: Request) -> None:
+    if not same_secret(bearer_token(request), request.app.state.admin_token):
+        raise Unauthorized("unauthorized", "this needs the operator token")
+
+
+def require_account_access(account_id: str, request: Request, center: CenterDep) -> str:
+    """The account's own session, or the operator. Another account's session gets 403."""
+    token = bearer_token(request)
+    if same_secret(token, request.app.state.admin_token):
+        return account_id
+    session_account = center.accounts.account_for_session(token)
+    if session_account is None:
+        raise Unauthorized("unauthorized", "unknown or expired session; log in again")
+    if session_account != account_id:
+        raise Forbidden("forbidden", "this session belongs to another billing account")
+    return account_id
+
+
+AccountDep = Annotated[str, Depends(require_account_access)]

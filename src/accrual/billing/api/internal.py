@@ -1,0 +1,64 @@
+"""Calls from console sites (service token): inbox, registrations, binding codes."""
+
+from __future__ import annotations
+
+from fastapi import Depends
+from pydantic import BaseModel
+
+from accrual.billing.api.deps import CenterDep, billing_router, require_operator
+from accrual.contract.messages import (
+    BindingChanged,
+    BindingCodeConfirmation,
+    BindingCodeRequest,
+    BindingCodeSent,
+    Envelope,
+    RegistrationConfirmation,
+    RegistrationRequest,
+    RegistrationResult,
+)
+from accrual.infra.http import error_responses
+
+router = billing_router()
+
+
+class InboxIn(BaseModel):
+    messages: list[Envelope]
+
+
+@router.post("/internal/inbox", tags=["internal"], dependencies=[Depends(require_operator)],
+             responses=error_responses(401))
+def inbox(body: InboxIn, center: CenterDep) -> dict[str, list[str]]:
+    """Messages from console sites (service token); each applied at most once."""
+    return {"applied": center.wallet.deliver(body.messages)}
+
+
+@router.post("/internal/registrations", response_model=RegistrationResult, tags=["internal"],
+             dependencies=[Depends(require_operator)], responses=error_responses(401, 409))
+def internal_register(body: RegistrationRequest, center: CenterDep) -> RegistrationResult:
+    return center.accounts.register(body)
+
+
+@router.post("/internal/registrations/{key}/confirm", tags=["internal"],
+             dependencies=[Depends(require_operator)], responses=error_responses(401, 404))
+def internal_confirm(key: str, body: RegistrationConfirmation, center: CenterDep) -> dict[str, str]:
+    return {"billing_account_id": center.accounts.confirm(key, body)}
+
+
+@router.delete("/internal/registrations/{key}", status_code=204, tags=["internal"],
+               dependencies=[Depends(require_operator)], responses=error_responses(401))
+def internal_cancel(key: str, center: CenterDep) -> None:
+    center.accounts.cancel(key)
+
+
+@router.post("/internal/binding-codes", response_model=BindingCodeSent, tags=["internal"],
+             dependencies=[Depends(require_operator)], responses=error_responses(401, 404, 422, 503))
+def internal_binding_code(body: BindingCodeRequest, center: CenterDep) -> BindingCodeSent:
+    """Mail a code to the account's owner for binding a workspace to it (upgrade)."""
+    return center.upgrades.request_code(body)
+
+
+@router.post("/internal/binding-codes/confirm", response_model=BindingChanged, tags=["internal"],
+             dependencies=[Depends(require_operator)], responses=error_responses(401, 403, 404, 422))
+def internal_binding_confirm(body: BindingCodeConfirmation, center: CenterDep) -> BindingChanged:
+    """Check the code and bind the workspace (at once: it was free until now)."""
+    return center.upgrades.confirm_code(body)

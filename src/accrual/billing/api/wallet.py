@@ -1,0 +1,56 @@
+"""The wallet: balances and recharges (`/billing/v1`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Depends
+from pydantic import BaseModel, ConfigDict, Field
+
+from accrual.billing.api.deps import (
+    AccountDep,
+    CenterDep,
+    billing_router,
+    require_operator,
+)
+from accrual.contract.errors import Invalid
+from accrual.infra.http import Text, error_responses
+from accrual.money import InvalidDecimal
+
+router = billing_router()
+
+
+class RechargeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"examples": [{
+        "amount": "100.00", "reference": "bank-transfer-2026-11-25-0042"}]})
+
+    amount: str | int = Field(description="Decimal string in the center's currency, > 0, "
+                                          "at most 2 decimal places")
+    reference: Text = Field(description="The transfer's reference; a repeated reference credits once",
+                           max_length=128)
+
+
+class OverviewOut(BaseModel):
+    currency: str
+    cash: str
+    vouchers: str
+    prepaid_cards: str
+    arrears: str
+
+
+@router.get("/accounts/{account_id}/overview", response_model=OverviewOut,
+            tags=["billing: wallet"], responses=error_responses(401, 403, 404))
+def overview(account_id: AccountDep, center: CenterDep) -> dict[str, str]:
+    """Balances: cash, vouchers and prepaid cards held, and the arrears owed (all decimal strings)."""
+    return center.wallet.overview(account_id)
+
+
+@router.post("/admin/accounts/{account_id}/recharges", tags=["billing: operator"],
+             dependencies=[Depends(require_operator)], responses=error_responses(401, 404, 409, 422))
+def recharge(account_id: str, body: RechargeIn, center: CenterDep) -> dict[str, Any]:
+    """Credit cash for an offline transfer. The same reference credits once; reusing it with
+    another amount is 409 `idempotency_conflict`. A top-up pays arrears first."""
+    try:
+        return center.wallet.recharge(account_id, body.amount, body.reference)
+    except InvalidDecimal as error:
+        raise Invalid("invalid_amount", f"amount {error.reason}") from None

@@ -1,0 +1,100 @@
+"""Console accounts, sessions and workspaces (`/console/v1`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from accrual.console.api.deps import AccountDep, ConsoleDep, console_router
+from accrual.infra.http import Text, error_responses
+
+router = console_router()
+
+
+class RegistrationIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "email": "ada@example.com", "password": "correct horse battery",
+        "username": "ada", "workspace_name": "Ada's team", "language": "en"}]})
+
+    email: Text = Field(max_length=320)
+    password: Text = Field(max_length=256)
+    username: Text = Field(max_length=64)
+    workspace_name: Text = Field(max_length=200)
+    language: Text = "en"
+
+
+class RegistrationOut(BaseModel):
+    console_account_id: str
+    billing_account_id: str
+    workspace_id: str
+    ingest_key: str
+
+
+class ConsoleSessionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "email": "ada@example.com", "password": "correct horse battery"}]})
+
+    email: Text = Field(max_length=320)
+    password: Text = Field(max_length=256)
+
+
+class TokenOut(BaseModel):
+    token: str
+
+
+class WorkspaceIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "name": "Staging", "language": "en"}]})
+
+    name: Text = Field(max_length=200)
+    language: Text = "en"
+
+
+class NewWorkspaceOut(BaseModel):
+    workspace_id: str
+    ingest_key: str
+    plan: str
+
+
+@router.post("/registrations", status_code=201, response_model=RegistrationOut,
+             responses=error_responses(409, 422, 503), tags=["console: accounts"])
+def register(body: RegistrationIn, console: ConsoleDep) -> RegistrationOut:
+    """Create a console account, its billing account and a first commercial workspace, bound
+    together: all three or none. Retrying the same request after a failure is safe."""
+    result = console.accounts.register(body.email, body.password, body.username,
+                                       body.workspace_name, body.language)
+    console.nudge_relay()
+    return RegistrationOut(**result.__dict__)
+
+
+@router.post("/sessions", response_model=TokenOut, responses=error_responses(401),
+             tags=["console: accounts"])
+def login(body: ConsoleSessionIn, console: ConsoleDep) -> TokenOut:
+    return TokenOut(token=console.accounts.login(body.email, body.password))
+
+
+@router.get("/workspaces", tags=["console: workspaces"], responses=error_responses(401))
+def list_workspaces(console: ConsoleDep, account_id: AccountDep) -> dict[str, Any]:
+    return {"workspaces": console.accounts.workspaces_of(account_id)}
+
+
+@router.post("/workspaces", status_code=201, response_model=NewWorkspaceOut,
+             responses=error_responses(401, 422), tags=["console: workspaces"])
+def create_workspace(body: WorkspaceIn, console: ConsoleDep, account_id: AccountDep) -> NewWorkspaceOut:
+    """A further workspace on the free plan; binding it to a billing account makes it commercial."""
+    created = console.accounts.create_workspace(account_id, body.name, body.language)
+    console.nudge_relay()
+    return NewWorkspaceOut(workspace_id=created.workspace_id, ingest_key=created.ingest_key,
+                           plan="free")
+
+
+@router.get("/workspaces/{workspace_id}", tags=["console: workspaces"],
+            responses=error_responses(401, 404))
+def get_workspace(workspace_id: str, console: ConsoleDep, account_id: AccountDep) -> dict[str, Any]:
+    role = console.accounts.require_member(account_id, workspace_id)
+    ws = console.accounts.workspace(workspace_id) or {}
+    return {"workspace_id": workspace_id, "name": ws.get("name"), "plan": ws.get("plan"),
+            "status": ws.get("status"), "language": ws.get("language"), "site": ws.get("site"),
+            "billing_account_id": ws.get("billing_account_id"),
+            "settlement_method": ws.get("settlement_method"), "role": role}

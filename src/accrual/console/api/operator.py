@@ -1,0 +1,97 @@
+"""Operator endpoints and the internal inbox (`/console/v1`)."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any
+
+from fastapi import Depends
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from accrual.console.api.deps import ConsoleDep, console_router, require_operator
+from accrual.contract.messages import Envelope
+from accrual.infra.http import Text, error_responses
+
+router = console_router()
+
+
+def _date_text(value: object) -> object:
+    # A JSON number would otherwise pass as a Unix timestamp at midnight (0 is 1970-01-01).
+    if not isinstance(value, str):
+        raise ValueError("send the date as a string, YYYY-MM-DD")
+    return value
+
+
+class CloseDayIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"date": "2026-11-25"}]})
+
+    date: Annotated[date, BeforeValidator(_date_text)]
+
+
+class CloseDayOut(BaseModel):
+    date: date
+    charges: int
+    adjustments: int
+    already_closed: bool
+    delivered: int
+
+
+@router.post("/admin/close-day", response_model=CloseDayOut, tags=["console: operator"],
+             dependencies=[Depends(require_operator)], responses=error_responses(401, 422))
+def close_day(body: CloseDayIn, console: ConsoleDep) -> CloseDayOut:
+    """Close a site-local day for every workspace: statistics → billing details → outbox,
+    then deliver them to the billing center. Closing a day twice changes nothing."""
+    result = console.day_close.close_day(body.date)
+    delivered = console.nudge_relay()
+    return CloseDayOut(date=result.day, charges=result.charges, adjustments=result.adjustments,
+                       already_closed=result.already_closed, delivered=delivered)
+
+
+@router.get("/admin/jobs", tags=["console: operator"], dependencies=[Depends(require_operator)],
+            responses=error_responses(401))
+def jobs(console: ConsoleDep) -> dict[str, Any]:
+    """Background work as it stands: the outbox backlog and the relay's counters."""
+    pending, oldest = console.relay.backlog()
+    return {"outbox": {"pending": pending, "oldest": oldest.isoformat() if oldest else None,
+                       "delivered": console.relay.stats.delivered,
+                       "failed_batches": console.relay.stats.failed_batches,
+                       "last_error": console.relay.stats.last_error},
+            "day_close": {"last_closable_day": console.day_close.last_closable_day().isoformat()}}
+
+
+class RerateIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "from": "2026-11-01", "to": "2026-11-25", "reason": "logs 7d price was mistyped",
+        "actor": "ops@example.com"}]})
+
+    start: Annotated[date, BeforeValidator(_date_text)] = Field(alias="from")
+    end: Annotated[date, BeforeValidator(_date_text)] = Field(alias="to")
+    reason: Text = Field(max_length=500)
+    actor: Text = Field(max_length=320)
+
+
+@router.post("/admin/rerates", tags=["console: operator"], dependencies=[Depends(require_operator)],
+             responses=error_responses(401, 422))
+def rerate(body: RerateIn, console: ConsoleDep) -> dict[str, Any]:
+    """Price the closed days of a range again with the price book in force (after a
+    correction): only the differences become adjustment details. Audited."""
+    result = console.rerates.run(body.start, body.end, reason=body.reason, actor=body.actor)
+    return {**result, "delivered": console.nudge_relay()}
+
+
+@router.get("/admin/rerates", tags=["console: operator"], dependencies=[Depends(require_operator)],
+            responses=error_responses(401))
+def rerates(console: ConsoleDep) -> dict[str, Any]:
+    """The audit of re-rates, newest first."""
+    return {"rerates": console.rerates.history()}
+
+
+class InboxIn(BaseModel):
+    messages: list[Envelope]
+
+
+@router.post("/internal/inbox", tags=["internal"], include_in_schema=True,
+             dependencies=[Depends(require_operator)], responses=error_responses(401))
+def inbox(body: InboxIn, console: ConsoleDep) -> dict[str, list[str]]:
+    """Messages from the billing center (service token); applied at most once each."""
+    return {"applied": console.inbox.deliver(body.messages)}
