@@ -115,7 +115,8 @@ class Scheduler:
         for console in rt.sites.values():
             steps += [(f"{console.config.site} relay", console.relay.drain),
                       (f"{console.config.site} day close", console.day_close.close_due_days),
-                      (f"{console.config.site} relay", console.relay.drain)]
+                      (f"{console.config.site} relay", console.relay.drain),
+                      (f"{console.config.site} alerts", console.alerts.evaluate)]
         steps += [("billing relay", rt.billing_relay_drain),
                   ("registration reaper", rt.billing.accounts.reap_pending),
                   ("monthly bills", rt.billing.statements.generate_due)]
@@ -182,9 +183,10 @@ def build(settings: Settings, *, clock: Clock | None = None,
     clock = clock or SystemClock()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     admin_token, generated = settings.resolve_admin_token()
+    mailer = mailer or settings.mailer()
     billing = BillingCenter(make_engine(settings.billing_url()),
                             BillingConfig(currency=settings.currency, zone=settings.billing_zone()),
-                            clock, mailer or settings.mailer())
+                            clock, mailer)
     console_config = ConsoleConfig(
         site=settings.site, site_group=settings.site_group, zone=settings.site_zone(),
         currency=settings.currency,
@@ -194,7 +196,7 @@ def build(settings: Settings, *, clock: Clock | None = None,
     if wrap_billing_port is not None:
         port = wrap_billing_port(port)
     console = Console(make_engine(settings.console_url()), console_config, clock, port,
-                      book or load_price_book(settings.price_book))
+                      book or load_price_book(settings.price_book), mailer)
     billing.connect_console(settings.site, InProcessConsole(console))
     runtime = Runtime(settings, console, billing, admin_token, generated,
                       sites={settings.site: console})

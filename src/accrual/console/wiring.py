@@ -13,6 +13,7 @@ from accrual.console.adapters import tables
 from accrual.console.config import ConsoleConfig
 from accrual.console.services.accounts import Accounts
 from accrual.console.services.admission import AdmissionService
+from accrual.console.services.alerts import Alerts
 from accrual.console.services.day_close import DayClose
 from accrual.console.services.inbox import ConsoleInbox
 from accrual.console.services.ingestion import Ingestion
@@ -21,6 +22,7 @@ from accrual.console.services.retention import Retention
 from accrual.console.services.upgrade import UpgradeService
 from accrual.contract.ports import BillingCenterPort
 from accrual.infra.db import upgrade
+from accrual.infra.mail import LogMailer, Mailer
 from accrual.infra.outbox import Relay
 
 log = logging.getLogger(__name__)
@@ -30,7 +32,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 class Console:
     def __init__(self, engine: Engine, config: ConsoleConfig, clock: Clock,
-                 billing: BillingCenterPort, book: PriceBook) -> None:
+                 billing: BillingCenterPort, book: PriceBook, mailer: Mailer | None = None) -> None:
         self.engine = engine
         self.config = config
         self.clock = clock
@@ -43,6 +45,7 @@ class Console:
         self.admission = AdmissionService(engine, config, clock)
         self.upgrades = UpgradeService(engine, config, clock, billing)
         self.rerates = Rerates(engine, clock, self.day_close, config.currency)
+        self.alerts = Alerts(engine, config, clock, mailer or LogMailer())
         self.relay = Relay(engine, tables.outbox, billing.deliver, clock)
 
     def nudge_relay(self) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from accrual.infra.db import UtcDateTime
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Date,
     Index,
@@ -140,6 +141,20 @@ late_days = Table(
     Column("workspace_id", String(32), primary_key=True),
     Column("day", Date, primary_key=True),
     Column("noted_at", UtcDateTime(), nullable=False),
+)
+
+# High-consumption alerts (decisions.md 20): fire once when an item's daily amount
+# first exceeds the threshold; re-arm after a day below it or a new threshold.
+alert_rules = Table(
+    "alert_rules", metadata,
+    Column("workspace_id", String(32), primary_key=True),
+    Column("item", String(32), primary_key=True),
+    Column("threshold_minor", BigInteger, nullable=False),
+    Column("armed", Boolean, nullable=False),
+    Column("last_day", Date),  # the newest closed day evaluated
+    Column("last_fired_day", Date),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    Column("updated_by", String(32), nullable=False),
 )
 
 # Who re-rated which days, when and why (price-book corrections).

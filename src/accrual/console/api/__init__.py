@@ -1,5 +1,6 @@
 """The console's public HTTP API (`/console/v1`), one module per concern."""
 
-from accrual.console.api import accounts, metering, operator, plans, views
+from accrual.console.api import accounts, alerts, metering, operator, plans, views
 
-routers = [accounts.router, metering.router, views.router, plans.router, operator.router]
+routers = [accounts.router, metering.router, views.router, plans.router, alerts.router,
+           operator.router]
