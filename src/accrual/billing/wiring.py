@@ -12,6 +12,7 @@ from accrual.billing.adapters import tables
 from accrual.billing.config import BillingConfig
 from accrual.billing.services import ledger
 from accrual.billing.services.accounts import BillingAccounts
+from accrual.billing.services.profile import Profiles
 from accrual.billing.services.statements import Statements
 from accrual.billing.services.upgrades import Upgrades
 from accrual.billing.services.wallet import Wallet
@@ -38,6 +39,7 @@ class BillingCenter:
         self.wallet = Wallet(engine, config, clock, self.accounts)
         self.upgrades = Upgrades(engine, config, clock, self.accounts, self.mailer)
         self.statements = Statements(engine, config, clock)
+        self.profiles = Profiles(engine, clock, self.accounts)
         self.relay: Relay | None = None
         self.consoles: dict[str, ConsolePort] = {}
 

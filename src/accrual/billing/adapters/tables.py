@@ -34,6 +34,13 @@ accounts = Table(
     Column("registration_digest", String(64)),
     Column("created_at", UtcDateTime(), nullable=False),
     Column("activated_at", UtcDateTime()),
+    # Enterprise certification (business-licence name + taxpayer id): needed for
+    # invoices, and equal on both sides of a change of binding.
+    Column("enterprise_name", String(200)),
+    Column("taxpayer_id", String(64)),
+    Column("certified_at", UtcDateTime()),
+    Column("contact_name", String(100)),
+    Column("phone", String(32)),
 )
 
 sessions = Table(

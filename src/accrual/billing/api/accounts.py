@@ -71,3 +71,90 @@ def bind(workspace_id: str, body: BindingIn, center: CenterDep) -> dict[str, Any
         with contextlib.suppress(Exception):  # the relay loop delivers it later
             center.relay.drain()
     return result
+
+
+class ProfileIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "contact_name": "Ada Lovelace", "phone": "+86 138 0000 0000", "language": "zh"}]})
+
+    contact_name: Text | None = Field(None, max_length=100)
+    phone: Text | None = Field(None, max_length=32)
+    language: Text | None = None
+
+
+class CertificationIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "enterprise_name": "Analytical Engines Ltd", "taxpayer_id": "91310000MA1FL0XX1X"}]})
+
+    enterprise_name: Text = Field(max_length=200)
+    taxpayer_id: Text = Field(max_length=32)
+
+
+class MoveIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"to_username": "ada-group"}]})
+
+    to_username: Text = Field(max_length=64)
+
+
+class WorkspaceRequestIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    workspace_id: Text = Field(max_length=64)
+
+
+class WorkspaceConfirmIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    workspace_id: Text = Field(max_length=64)
+    code: Text = Field(max_length=16)
+
+
+@router.patch("/accounts/{account_id}/profile", tags=["billing: accounts"],
+              responses=error_responses(401, 403, 404, 422))
+def update_profile(account_id: AccountDep, body: ProfileIn, center: CenterDep) -> dict[str, Any]:
+    """Contact name, phone and language of the account's mails. The username never changes."""
+    return center.profiles.update(account_id, contact_name=body.contact_name, phone=body.phone,
+                                  language=body.language)
+
+
+@router.put("/accounts/{account_id}/certification", tags=["billing: accounts"],
+            responses=error_responses(401, 403, 404, 409, 422))
+def certify(account_id: AccountDep, body: CertificationIn, center: CenterDep) -> dict[str, Any]:
+    """Enterprise certification (business-licence name and taxpayer id): needed for invoices
+    and for moving workspaces between accounts. Set once."""
+    return center.profiles.certify(account_id, body.enterprise_name, body.taxpayer_id)
+
+
+@router.post("/accounts/{account_id}/workspaces/{workspace_id}/move", tags=["billing: accounts"],
+             responses=error_responses(401, 403, 404, 422))
+def move_workspace(account_id: AccountDep, workspace_id: str, body: MoveIn,
+                   center: CenterDep) -> dict[str, Any]:
+    """Change of binding: hand a workspace to another account with the same enterprise
+    certification, from the next billing day."""
+    result = center.profiles.move_workspace(account_id, workspace_id, body.to_username)
+    if center.relay is not None:
+        with contextlib.suppress(Exception):
+            center.relay.drain()
+    return result
+
+
+@router.post("/accounts/{account_id}/workspace-bindings", tags=["billing: accounts"],
+             responses=error_responses(401, 403, 404, 422, 503))
+def request_workspace(account_id: AccountDep, body: WorkspaceRequestIn,
+                      center: CenterDep) -> dict[str, Any]:
+    """Bind Workspace: ask to pay for a workspace; its owner is mailed a code."""
+    sent = center.upgrades.request_for_account(account_id, body.workspace_id)
+    return {"sent_to": sent.sent_to, "expires_at": sent.expires_at.isoformat()}
+
+
+@router.post("/accounts/{account_id}/workspace-bindings/confirm", tags=["billing: accounts"],
+             responses=error_responses(401, 403, 404, 422))
+def confirm_workspace(account_id: AccountDep, body: WorkspaceConfirmIn,
+                      center: CenterDep) -> dict[str, Any]:
+    """Finish Bind Workspace with the owner's code: the workspace is bound (and commercial)
+    at once."""
+    change = center.upgrades.confirm_for_account(account_id, body.workspace_id, body.code)
+    if center.relay is not None:
+        with contextlib.suppress(Exception):
+            center.relay.drain()
+    return change.model_dump(mode="json")

@@ -150,6 +150,11 @@ class BillingAccounts:
             raise NotFound("account_not_found", f"no billing account {account_id}")
         return {"account_id": row.id, "username": row.username, "email": row.email,
                 "currency": row.currency, "language": row.language,
+                "contact_name": row.contact_name, "phone": row.phone,
+                "certification": ({"enterprise_name": row.enterprise_name,
+                                   "taxpayer_id": row.taxpayer_id,
+                                   "certified_at": row.certified_at.isoformat()}
+                                  if row.certified_at else None),
                 "created_at": row.created_at.isoformat()}
 
     def find_by_username(self, username: str) -> str | None:

@@ -29,6 +29,11 @@ def upgrade() -> None:
     sa.Column('registration_digest', sa.String(length=64), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('activated_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('enterprise_name', sa.String(length=200), nullable=True),
+    sa.Column('taxpayer_id', sa.String(length=64), nullable=True),
+    sa.Column('certified_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('contact_name', sa.String(length=100), nullable=True),
+    sa.Column('phone', sa.String(length=32), nullable=True),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('registration_key'),
     sa.UniqueConstraint('username')
