@@ -19,6 +19,7 @@ from sqlalchemy import text
 from accrual import __version__
 from accrual.billing.api import routers as billing_routers
 from accrual.billing.config import BillingConfig
+from accrual.billing.payments.sandbox import SandboxGateway, in_process_sender
 from accrual.billing.wiring import BillingCenter
 from accrual.catalog import ITEMS, PriceBook, load_price_book
 from accrual.clock import Clock, SystemClock
@@ -186,7 +187,7 @@ def build(settings: Settings, *, clock: Clock | None = None,
     mailer = mailer or settings.mailer()
     billing = BillingCenter(make_engine(settings.billing_url()),
                             BillingConfig(currency=settings.currency, zone=settings.billing_zone()),
-                            clock, mailer)
+                            clock, mailer, payment_gateway=_payment_gateway(settings, clock))
     console_config = ConsoleConfig(
         site=settings.site, site_group=settings.site_group, zone=settings.site_zone(),
         currency=settings.currency,
@@ -203,6 +204,12 @@ def build(settings: Settings, *, clock: Clock | None = None,
     runtime.scheduler = Scheduler(runtime, settings.scheduler_interval_seconds)
     runtime.app = create_app(runtime)
     return runtime
+
+
+def _payment_gateway(settings: Settings, clock: Clock) -> SandboxGateway | None:
+    if settings.payment_gateway == "sandbox":
+        return SandboxGateway(settings.resolve_payment_secret(), clock)
+    return None
 
 
 def create_app(runtime: Runtime) -> FastAPI:
@@ -229,6 +236,11 @@ def create_app(runtime: Runtime) -> FastAPI:
         app.include_router(router)
     for router in billing_routers:
         app.include_router(router)
+    gateway = runtime.billing.payments.gateway
+    if isinstance(gateway, SandboxGateway):
+        # The sandbox's pay page; its notifies reach the center in this process.
+        sender = in_process_sender(runtime.billing.payments.receive_notify)
+        app.include_router(gateway.router(sender))
 
     @app.get("/healthz", tags=["operations"])
     def healthz() -> dict[str, Any]:

@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     smtp_username: str | None = None
     smtp_password: str | None = None
     smtp_starttls: bool = False
+    # Online recharge: "sandbox" mounts the sandbox gateway under /sandbox/pay; "off" has none.
+    payment_gateway: Literal["sandbox", "off"] = "sandbox"
+    payment_secret: str | None = None  # signs gateway notifies; generated when unset
 
     def mailer(self) -> Mailer:
         if not self.smtp_host:
@@ -78,3 +81,16 @@ class Settings(BaseSettings):
         path.write_text(token + "\n")
         path.chmod(0o600)
         return token, True
+
+    def resolve_payment_secret(self) -> str:
+        """The secret that gateway notifies are signed with (kept under the data dir)."""
+        if self.payment_secret:
+            return self.payment_secret
+        path = self.data_dir / "payment_secret"
+        if path.exists():
+            return path.read_text().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        secret = "whsec_" + secrets.token_urlsafe(32)
+        path.write_text(secret + "\n")
+        path.chmod(0o600)
+        return secret

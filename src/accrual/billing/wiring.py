@@ -10,8 +10,11 @@ from sqlalchemy import Engine
 
 from accrual.billing.adapters import tables
 from accrual.billing.config import BillingConfig
+from accrual.billing.payments.gateway import PaymentGateway
+from accrual.billing.payments.service import Payments
 from accrual.billing.services import ledger
 from accrual.billing.services.accounts import BillingAccounts
+from accrual.billing.services.invoices import Invoices
 from accrual.billing.services.profile import Profiles
 from accrual.billing.services.statements import Statements
 from accrual.billing.services.upgrades import Upgrades
@@ -30,7 +33,8 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 class BillingCenter:
     def __init__(self, engine: Engine, config: BillingConfig, clock: Clock,
-                 mailer: Mailer | None = None) -> None:
+                 mailer: Mailer | None = None,
+                 payment_gateway: PaymentGateway | None = None) -> None:
         self.engine = engine
         self.config = config
         self.clock = clock
@@ -40,6 +44,8 @@ class BillingCenter:
         self.upgrades = Upgrades(engine, config, clock, self.accounts, self.mailer)
         self.statements = Statements(engine, config, clock)
         self.profiles = Profiles(engine, clock, self.accounts)
+        self.invoices = Invoices(engine, config, clock, self.accounts)
+        self.payments = Payments(engine, config, clock, self.accounts, payment_gateway)
         self.relay: Relay | None = None
         self.consoles: dict[str, ConsolePort] = {}
 

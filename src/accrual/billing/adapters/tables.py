@@ -182,3 +182,102 @@ outbox = Table(
     Column("last_error", Text),
     Index("ix_billing_outbox_pending", "sent_at", "next_attempt_at"),
 )
+
+# -- invoices (reference-billing.md §4.8, decisions.md 21) -------------------
+
+# Invoice information: what an invoice is made out to. Deleting one only marks
+# it (requests keep a snapshot of what they were made out to).
+invoice_profiles = Table(
+    "invoice_profiles", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("account_id", String(32), ForeignKey("billing_accounts.id"), nullable=False,
+           index=True),
+    # vat_ordinary | vat_special | electronic_ordinary
+    Column("invoice_type", String(32), nullable=False),
+    Column("title", String(200), nullable=False),  # the certified enterprise name
+    Column("taxpayer_id", String(64), nullable=False),
+    Column("registered_address", String(300)),  # required for vat_special
+    Column("registered_phone", String(32)),  # required for vat_special
+    Column("bank_name", String(200)),  # required for vat_special
+    Column("bank_account", String(64)),  # required for vat_special
+    Column("email", String(320)),  # required for electronic_ordinary
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    Column("deleted_at", UtcDateTime()),
+)
+
+# Where paper invoices are posted.
+mailing_addresses = Table(
+    "mailing_addresses", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("account_id", String(32), ForeignKey("billing_accounts.id"), nullable=False,
+           index=True),
+    Column("recipient", String(100), nullable=False),
+    Column("phone", String(32), nullable=False),
+    Column("address", String(500), nullable=False),
+    Column("postcode", String(16)),
+    Column("email", String(320)),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    Column("deleted_at", UtcDateTime()),
+)
+
+# A request for one invoice against one or more monthly bills. The invoice
+# information and the address are copied as they were when it was made.
+invoice_requests = Table(
+    "invoice_requests", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("account_id", String(32), ForeignKey("billing_accounts.id"), nullable=False,
+           index=True),
+    Column("profile_id", Integer, ForeignKey("invoice_profiles.id"), nullable=False),
+    Column("address_id", Integer, ForeignKey("mailing_addresses.id")),  # paper types only
+    Column("invoice_type", String(32), nullable=False),
+    Column("profile_snapshot", Text, nullable=False),  # JSON
+    Column("address_snapshot", Text),  # JSON
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("status", String(16), nullable=False),  # requested | issued | rejected
+    Column("invoice_number", String(64), unique=True),  # set when issued
+    Column("reject_reason", String(500)),
+    Column("requested_at", UtcDateTime(), nullable=False),
+    Column("issued_at", UtcDateTime()),
+    Column("rejected_at", UtcDateTime()),
+    CheckConstraint("amount_minor > 0", name="ck_invoice_requests_positive"),
+    Index("ix_invoice_requests_status", "status", "requested_at"),
+)
+
+# How much of each monthly bill a request takes; requests not rejected count
+# against the bill's invoiceable amount.
+invoice_request_bills = Table(
+    "invoice_request_bills", metadata,
+    Column("request_id", Integer, ForeignKey("invoice_requests.id"), primary_key=True),
+    Column("bill_id", Integer, ForeignKey("monthly_bills.id"), primary_key=True, index=True),
+    Column("amount_minor", BigInteger, nullable=False),
+    CheckConstraint("amount_minor > 0", name="ck_invoice_request_bills_positive"),
+)
+
+# -- online recharge through a payment gateway (reference-billing.md §4.2) ----
+
+# One order per (account, Idempotency-Key). It turns `paid` once, in the same
+# transaction as its cash credit, whose journal entry is keyed by the gateway's
+# transaction id; a transaction id pays at most one order.
+recharge_orders = Table(
+    "recharge_orders", metadata,
+    Column("id", String(32), primary_key=True),
+    Column("account_id", String(32), ForeignKey("billing_accounts.id"), nullable=False),
+    Column("idempotency_key", String(255), nullable=False),
+    Column("request_digest", String(64), nullable=False),
+    Column("gateway", String(32), nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("return_url", String(500)),
+    Column("redirect_url", Text),  # NULL until the gateway has opened the payment
+    Column("status", String(16), nullable=False),  # pending | paid
+    Column("transaction_id", String(128)),
+    Column("entry_id", Integer, ForeignKey("journal_entries.id")),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("paid_at", UtcDateTime()),
+    UniqueConstraint("account_id", "idempotency_key", name="uq_recharge_orders_account_key"),
+    UniqueConstraint("gateway", "transaction_id", name="uq_recharge_orders_transaction"),
+    CheckConstraint("amount_minor > 0", name="ck_recharge_orders_positive"),
+)

@@ -1,0 +1,250 @@
+"""Recharge orders: opened by an account through a gateway, paid by the gateway's notify.
+
+An order is created once per (account, Idempotency-Key). The gateway is called
+outside any transaction: the order row is claimed first, then the gateway opens
+the payment, then its redirect URL is stored (a retry with the same key that
+finds no URL yet asks the gateway again, for the same order id).
+
+A notify credits cash only when its signature holds, it is fresh, it names a
+known order and it carries that order's amount and currency. The credit is one
+journal entry (``settlement.recharge``: arrears are paid first) keyed by the
+gateway's transaction id, and the order turns ``paid`` in the same transaction;
+a replayed notify finds the order paid by the same transaction and is
+acknowledged without a second credit. Every refusal is logged and counted.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import threading
+from collections import Counter
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import Connection, Engine, insert, select, update
+
+from accrual.billing.adapters import tables as t
+from accrual.billing.config import BillingConfig
+from accrual.billing.domain import settlement
+from accrual.billing.payments.gateway import (
+    Notify,
+    NotifyRefused,
+    PaymentGateway,
+    PaymentRequest,
+)
+from accrual.billing.services import ledger
+from accrual.billing.services.accounts import BillingAccounts
+from accrual.clock import Clock
+from accrual.contract.errors import (
+    Conflict,
+    Invalid,
+    NotFound,
+    ServiceError,
+    Unavailable,
+)
+from accrual.infra.db import in_transaction
+from accrual.infra.http import error_body
+from accrual.money import (
+    InvalidDecimal,
+    format_minor,
+    parse_amount,
+    to_decimal,
+    to_minor,
+)
+
+log = logging.getLogger(__name__)
+
+PENDING = "pending"
+PAID = "paid"
+JOURNAL_KIND = "online_recharge"
+# Stripe's bound; printable ASCII only, so a key is safe to log and to store anywhere.
+_KEY = re.compile(r"[\x21-\x7e]{1,255}")
+_MAX_RETURN_URL = 500
+
+
+class Payments:
+    def __init__(self, engine: Engine, config: BillingConfig, clock: Clock,
+                 accounts: BillingAccounts, gateway: PaymentGateway | None) -> None:
+        self.engine = engine
+        self.config = config
+        self.clock = clock
+        self.accounts = accounts
+        self.gateway = gateway
+        self._counts: Counter[str] = Counter()
+        self._counts_lock = threading.Lock()
+
+    # -- orders -------------------------------------------------------------------
+
+    def create_order(self, account_id: str, amount: object, idempotency_key: str,
+                     return_url: str | None = None) -> tuple[dict[str, Any], bool]:
+        """Open a recharge order (or find the one this key opened); (order, created).
+
+        The same key with another amount or return URL is 409 ``idempotency_conflict``."""
+        gateway = self._gateway()
+        currency = self.config.currency
+        try:
+            amount_minor = parse_amount(amount, currency)
+        except InvalidDecimal as error:
+            raise Invalid("invalid_amount", f"amount {error.reason}") from None
+        if not isinstance(idempotency_key, str) or not _KEY.fullmatch(idempotency_key):
+            raise Invalid("invalid_idempotency_key",
+                          "Idempotency-Key must be 1 to 255 printable ASCII characters")
+        if return_url is not None and not _safe_return_url(return_url):
+            raise Invalid("invalid_return_url", "return_url must be a path on this site "
+                          f"('/…') or an http(s) URL, at most {_MAX_RETURN_URL} characters")
+        self.accounts.account(account_id)
+        request_digest = ledger.digest(amount_minor, currency, return_url or "")
+        o = t.recharge_orders
+
+        def claim(conn: Connection) -> tuple[Any, bool]:
+            row = conn.execute(select(o).where(o.c.account_id == account_id,
+                                               o.c.idempotency_key == idempotency_key)).first()
+            if row is not None:
+                if row.request_digest != request_digest:
+                    raise Conflict("idempotency_conflict", "this Idempotency-Key was already "
+                                   "used for a different recharge order")
+                return row, False
+            order_id = "ro_" + secrets.token_hex(12)
+            conn.execute(insert(o).values(
+                id=order_id, account_id=account_id, idempotency_key=idempotency_key,
+                request_digest=request_digest, gateway=gateway.name, amount_minor=amount_minor,
+                currency=currency, return_url=return_url, status=PENDING,
+                created_at=self.clock.now()))
+            return conn.execute(select(o).where(o.c.id == order_id)).one(), True
+
+        row, created = in_transaction(self.engine, claim)
+        if row.redirect_url is None:
+            try:
+                url = gateway.create_payment(PaymentRequest(
+                    order_id=row.id, amount=format_minor(row.amount_minor, row.currency),
+                    currency=row.currency, description="Cash top-up", return_url=row.return_url))
+            except Exception as error:  # the order stays; a retry with the key asks again
+                log.exception("gateway %s: opening a payment for %s failed", gateway.name, row.id)
+                raise Unavailable("gateway_unavailable",
+                                  "the payment gateway did not answer; retry with the same "
+                                  "Idempotency-Key") from error
+            with self.engine.begin() as conn:
+                # A concurrent retry may have stored its URL first; that one stands.
+                conn.execute(update(o).where(o.c.id == row.id, o.c.redirect_url.is_(None))
+                             .values(redirect_url=url))
+                row = conn.execute(select(o).where(o.c.id == row.id)).one()
+        return _present(row), created
+
+    def order(self, account_id: str, order_id: str) -> dict[str, Any]:
+        o = t.recharge_orders
+        with self.engine.connect() as conn:
+            row = conn.execute(select(o).where(o.c.id == order_id,
+                                               o.c.account_id == account_id)).first()
+        if row is None:
+            raise NotFound("order_not_found", "no such recharge order for this account")
+        return _present(row)
+
+    # -- notifies -----------------------------------------------------------------
+
+    def receive_notify(self, headers: Mapping[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
+        """A gateway's notify, as the HTTP answer it gets: 200 ``{"received": true}`` when
+        it is credited, already credited, or not a payment; otherwise the error envelope
+        (400 for a forged, stale or mismatched notify; 409 when the order was paid by
+        another transaction)."""
+        try:
+            outcome = self.notify(headers, body)
+        except ServiceError as error:
+            return error.status, error_body(error.code, error.message)
+        return 200, {"received": True, "outcome": outcome}
+
+    def notify(self, headers: Mapping[str, str], body: bytes) -> str:
+        """Verify and apply one notify: ``credited``, ``duplicate`` or ``ignored``."""
+        gateway = self._gateway()
+        try:
+            notice = gateway.verify_notify(headers, body)
+        except NotifyRefused as refusal:
+            raise self._refused(ServiceError(refusal.code, refusal.message), None) from None
+        if notice.status != PAID:
+            log.info("payment notify for %s with status %r: nothing to credit",
+                     notice.order_id, notice.status)
+            self._count("ignored")
+            return "ignored"
+        try:
+            outcome = in_transaction(self.engine, lambda conn: self._apply(conn, gateway, notice))
+        except ServiceError as error:
+            raise self._refused(error, notice) from None
+        self._count(outcome)
+        return outcome
+
+    def _apply(self, conn: Connection, gateway: PaymentGateway, notice: Notify) -> str:
+        o = t.recharge_orders
+        query = select(o).where(o.c.id == notice.order_id, o.c.gateway == gateway.name)
+        if conn.dialect.name == "postgresql":
+            # Concurrent notifies of one order wait here; the later one sees it paid.
+            query = query.with_for_update()
+        row = conn.execute(query).first()
+        if row is None:
+            raise ServiceError("unknown_order", "no recharge order with this id")
+        if notice.currency != row.currency:
+            raise ServiceError("currency_mismatch", "the notify's currency is not the order's")
+        try:
+            amount_minor = to_minor(to_decimal(notice.amount, max_places=2), row.currency)
+        except InvalidDecimal:
+            amount_minor = None
+        if amount_minor != row.amount_minor:
+            raise ServiceError("amount_mismatch", "the notify's amount is not the order's")
+        if row.status == PAID:
+            if row.transaction_id == notice.transaction_id:
+                return "duplicate"
+            raise Conflict("order_already_paid",
+                           "this order was paid by another transaction; not credited again")
+        try:
+            posted = ledger.post(
+                conn, owner=row.account_id, key=f"payment/{gateway.name}/{notice.transaction_id}",
+                request_digest=ledger.digest(row.id, row.amount_minor), kind=JOURNAL_KIND,
+                reference=row.id, now=self.clock.now(),
+                compute=lambda b: settlement.recharge(row.amount_minor, b[settlement.PREPAID]))
+        except Conflict:
+            raise Conflict("transaction_conflict",
+                           "this transaction id already paid another order") from None
+        conn.execute(update(o).where(o.c.id == row.id).values(
+            status=PAID, transaction_id=notice.transaction_id, entry_id=posted.entry_id,
+            paid_at=self.clock.now()))
+        return "credited"
+
+    def counts(self) -> dict[str, int]:
+        """Notifies seen since start: credited, duplicate, ignored, refused and refused.<code>."""
+        with self._counts_lock:
+            return dict(self._counts)
+
+    def _count(self, *names: str) -> None:
+        with self._counts_lock:
+            self._counts.update(names)
+
+    def _refused(self, error: ServiceError, notice: Notify | None) -> ServiceError:
+        self._count("refused", f"refused.{error.code}")
+        log.warning("payment notify refused (%s) for order %s, transaction %s: %s", error.code,
+                    notice.order_id if notice else "?", notice.transaction_id if notice else "?",
+                    error.message)
+        return error
+
+    def _gateway(self) -> PaymentGateway:
+        if self.gateway is None:
+            raise Unavailable("payments_unavailable", "online recharge is not configured here")
+        return self.gateway
+
+
+def _safe_return_url(url: str) -> bool:
+    if len(url) > _MAX_RETURN_URL or any(ch <= " " or ch == "\x7f" for ch in url):
+        return False
+    if url.startswith("/"):
+        return not url.startswith(("//", "/\\"))
+    scheme, _, rest = url.partition("://")
+    host = rest.split("/", 1)[0]
+    return scheme.lower() in ("http", "https") and bool(host) and "\\" not in url
+
+
+def _present(row: Any) -> dict[str, Any]:
+    return {"order_id": row.id, "account_id": row.account_id, "status": row.status,
+            "amount": format_minor(row.amount_minor, row.currency), "currency": row.currency,
+            "redirect_url": row.redirect_url, "return_url": row.return_url,
+            "transaction_id": row.transaction_id,
+            "created_at": row.created_at.isoformat(),
+            "paid_at": row.paid_at.isoformat() if row.paid_at else None}

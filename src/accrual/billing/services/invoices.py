@@ -1,0 +1,584 @@
+"""Invoices: invoice information, mailing addresses and requests against monthly bills.
+
+What may be invoiced (decisions.md 21, reference-billing.md §4.8), per monthly bill:
+
+    invoiceable = consumption of the bill paid from cash
+                + prepaid-card purchases paid with cash in the bill's month
+                - what requests not rejected already took from the bill
+
+* *Consumption paid from cash*: for each line (``charges`` row) on the bill, the
+  postings of its journal entry (``entry_id``) on the account's ``cash`` ledger
+  account, negated. A charge paid partly from cash counts only that part; what
+  fell into arrears (the ``prepaid`` account) and whatever vouchers or prepaid
+  cards paid never count. A negative adjustment that gave cash back lowers it.
+* *Prepaid-card purchases paid with cash*: journal entries of kind
+  ``card_purchase`` of the account made in the bill's month (billing-center
+  zone), their ``cash`` postings negated. No code posts such entries yet; they
+  are counted as soon as card sales post them.
+* A bill's invoiceable amount never goes below zero.
+
+A request is refused unless the account has its enterprise certification, is
+not in arrears (``prepaid`` balance below zero), names invoice information whose
+title and taxpayer id are the certification's, has a mailing address for a
+paper invoice, and asks for at most what the named bills leave invoiceable.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Table, func, insert, select, update
+
+from accrual.billing.adapters import tables as t
+from accrual.billing.config import BillingConfig
+from accrual.billing.domain import settlement
+from accrual.billing.services import ledger
+from accrual.billing.services.accounts import BillingAccounts
+from accrual.billing.services.profile import PHONE, TAXPAYER_ID
+from accrual.billing.services.statements import month_start, next_month, parse_month
+from accrual.clock import Clock, day_bounds, site_day
+from accrual.contract.errors import Conflict, Forbidden, Invalid, NotFound
+from accrual.infra.db import in_transaction
+from accrual.money import InvalidDecimal, format_minor, parse_amount
+
+VAT_ORDINARY = "vat_ordinary"
+VAT_SPECIAL = "vat_special"
+ELECTRONIC_ORDINARY = "electronic_ordinary"
+INVOICE_TYPES = (VAT_ORDINARY, VAT_SPECIAL, ELECTRONIC_ORDINARY)
+# Paper invoices are posted: a request for one needs a mailing address.
+PAPER_TYPES = frozenset({VAT_ORDINARY, VAT_SPECIAL})
+
+REQUESTED, ISSUED, REJECTED = "requested", "issued", "rejected"
+STATUSES = (REQUESTED, ISSUED, REJECTED)
+
+# Journal entries of a prepaid-card purchase (posted by card sales, not written yet).
+CARD_PURCHASE = "card_purchase"
+
+MAX_RECORDS = 50  # invoice profiles, and mailing addresses, per account
+MAX_MONTHS = 36  # monthly bills named by one request
+
+EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]+\.[^@\s]+")
+BANK_ACCOUNT = re.compile(r"[0-9][0-9 -]{3,38}[0-9]")
+POSTCODE = re.compile(r"[0-9A-Za-z][0-9A-Za-z -]{1,14}")
+INVOICE_NUMBER = re.compile(r"[0-9A-Za-z][0-9A-Za-z/_.-]{0,63}")
+
+
+@dataclass(frozen=True)
+class _Bill:
+    id: int
+    month: date
+    total_minor: int
+
+
+def _text(value: object, code: str, what: str, low: int, high: int) -> str:
+    text = value.strip() if isinstance(value, str) else ""
+    if not low <= len(text) <= high:
+        raise Invalid(code, f"{what} must be {low} to {high} characters")
+    return text
+
+
+def _optional(value: object) -> str | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    return value  # type: ignore[return-value]
+
+
+def _email(value: object, required_for: str | None) -> str | None:
+    given = _optional(value)
+    if given is None:
+        if required_for:
+            raise Invalid("invalid_email", f"an email is required for {required_for} invoices")
+        return None
+    text = given.strip().lower() if isinstance(given, str) else ""
+    if len(text) > 320 or not EMAIL.fullmatch(text):
+        raise Invalid("invalid_email", "email must look like name@example.com")
+    return text
+
+
+class Invoices:
+    def __init__(self, engine: Engine, config: BillingConfig, clock: Clock,
+                 accounts: BillingAccounts) -> None:
+        self.engine = engine
+        self.config = config
+        self.clock = clock
+        self.accounts = accounts
+
+    # -- invoice information -------------------------------------------------
+
+    def profiles(self, account_id: str) -> list[dict[str, object]]:
+        account = self.accounts.account(account_id)
+        p = t.invoice_profiles
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(p).where(p.c.account_id == account_id,
+                                                p.c.deleted_at.is_(None)).order_by(p.c.id)).all()
+        return [self._profile(r, account) for r in rows]
+
+    def create_profile(self, account_id: str, fields: dict[str, Any]) -> dict[str, object]:
+        account = self.accounts.account(account_id)
+        values = self._validate_profile(fields)
+        now = self.clock.now()
+
+        def work(conn: Connection) -> dict[str, object]:
+            self._within_limit(conn, t.invoice_profiles, account_id, "too_many_invoice_profiles",
+                               "invoice profiles")
+            profile_id = conn.execute(insert(t.invoice_profiles).values(
+                account_id=account_id, created_at=now, updated_at=now, **values)
+                .returning(t.invoice_profiles.c.id)).scalar_one()
+            return self._profile(self._get_profile(conn, account_id, profile_id), account)
+
+        return in_transaction(self.engine, work)
+
+    def update_profile(self, account_id: str, profile_id: int,
+                       fields: dict[str, Any]) -> dict[str, object]:
+        """Replace the invoice information; requests already made keep what they were made with."""
+        account = self.accounts.account(account_id)
+        values = self._validate_profile(fields)
+
+        def work(conn: Connection) -> dict[str, object]:
+            self._get_profile(conn, account_id, profile_id)
+            conn.execute(update(t.invoice_profiles).where(t.invoice_profiles.c.id == profile_id)
+                         .values(updated_at=self.clock.now(), **values))
+            return self._profile(self._get_profile(conn, account_id, profile_id), account)
+
+        return in_transaction(self.engine, work)
+
+    def delete_profile(self, account_id: str, profile_id: int) -> None:
+        self.accounts.account(account_id)
+
+        def work(conn: Connection) -> None:
+            self._get_profile(conn, account_id, profile_id)
+            conn.execute(update(t.invoice_profiles).where(t.invoice_profiles.c.id == profile_id)
+                         .values(deleted_at=self.clock.now()))
+
+        in_transaction(self.engine, work)
+
+    @staticmethod
+    def _validate_profile(fields: dict[str, Any]) -> dict[str, object]:
+        kind = fields.get("invoice_type")
+        if kind not in INVOICE_TYPES:
+            raise Invalid("invalid_invoice_type",
+                          f"invoice_type must be one of {', '.join(INVOICE_TYPES)}")
+        title = _text(fields.get("title"), "invalid_invoice_title",
+                      "the title (the certified enterprise name)", 2, 200)
+        taxpayer = fields.get("taxpayer_id")
+        taxpayer = taxpayer.strip().upper() if isinstance(taxpayer, str) else ""
+        if not TAXPAYER_ID.fullmatch(taxpayer):
+            raise Invalid("invalid_taxpayer_id",
+                          "the taxpayer id is 15 to 20 digits or capital letters")
+        special = kind == VAT_SPECIAL
+        values: dict[str, object] = {"invoice_type": kind, "title": title, "taxpayer_id": taxpayer}
+        # VAT special invoices carry the buyer's registered address, phone and bank
+        # account; the other types may carry them too.
+        for name, code, what, high in (
+                ("registered_address", "invalid_registered_address", "the registered address", 300),
+                ("bank_name", "invalid_bank_name", "the bank name", 200)):
+            given = _optional(fields.get(name))
+            if given is None and special:
+                raise Invalid(code, f"{what} is required for VAT special invoices")
+            values[name] = None if given is None else _text(given, code, what, 2, high)
+        phone = _optional(fields.get("registered_phone"))
+        if phone is None and special:
+            raise Invalid("invalid_registered_phone",
+                          "the registered phone is required for VAT special invoices")
+        if phone is not None and not (isinstance(phone, str) and PHONE.fullmatch(phone.strip())):
+            raise Invalid("invalid_registered_phone",
+                          "the registered phone must be digits, spaces or '-', with an optional '+'")
+        values["registered_phone"] = None if phone is None else phone.strip()
+        account = _optional(fields.get("bank_account"))
+        if account is None and special:
+            raise Invalid("invalid_bank_account",
+                          "the bank account number is required for VAT special invoices")
+        if account is not None and not (isinstance(account, str)
+                                        and BANK_ACCOUNT.fullmatch(account.strip())):
+            raise Invalid("invalid_bank_account",
+                          "the bank account number is 5 to 40 digits, spaces or '-'")
+        values["bank_account"] = None if account is None else account.strip()
+        values["email"] = _email(fields.get("email"),
+                                 "electronic" if kind == ELECTRONIC_ORDINARY else None)
+        return values
+
+    def _get_profile(self, conn: Connection, account_id: str, profile_id: int):  # type: ignore[no-untyped-def]
+        p = t.invoice_profiles
+        row = conn.execute(select(p).where(p.c.id == profile_id, p.c.account_id == account_id,
+                                           p.c.deleted_at.is_(None))).first()
+        if row is None:
+            raise NotFound("invoice_profile_not_found", f"no invoice information {profile_id}")
+        return row
+
+    @staticmethod
+    def _matches(row, account: dict[str, object]) -> bool:  # type: ignore[no-untyped-def]
+        certification = account["certification"]
+        return isinstance(certification, dict) \
+            and row.title == certification["enterprise_name"] \
+            and row.taxpayer_id == certification["taxpayer_id"]
+
+    def _profile(self, row, account: dict[str, object]) -> dict[str, object]:  # type: ignore[no-untyped-def]
+        return {"id": row.id, "invoice_type": row.invoice_type, "title": row.title,
+                "taxpayer_id": row.taxpayer_id, "registered_address": row.registered_address,
+                "registered_phone": row.registered_phone, "bank_name": row.bank_name,
+                "bank_account": row.bank_account, "email": row.email,
+                "matches_certification": self._matches(row, account),
+                "created_at": row.created_at.isoformat(), "updated_at": row.updated_at.isoformat()}
+
+    # -- mailing addresses ---------------------------------------------------
+
+    def addresses(self, account_id: str) -> list[dict[str, object]]:
+        self.accounts.account(account_id)
+        m = t.mailing_addresses
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(m).where(m.c.account_id == account_id,
+                                                m.c.deleted_at.is_(None)).order_by(m.c.id)).all()
+        return [self._address(r) for r in rows]
+
+    def create_address(self, account_id: str, fields: dict[str, Any]) -> dict[str, object]:
+        self.accounts.account(account_id)
+        values = self._validate_address(fields)
+        now = self.clock.now()
+
+        def work(conn: Connection) -> dict[str, object]:
+            self._within_limit(conn, t.mailing_addresses, account_id, "too_many_mailing_addresses",
+                               "mailing addresses")
+            address_id = conn.execute(insert(t.mailing_addresses).values(
+                account_id=account_id, created_at=now, updated_at=now, **values)
+                .returning(t.mailing_addresses.c.id)).scalar_one()
+            return self._address(self._get_address(conn, account_id, address_id))
+
+        return in_transaction(self.engine, work)
+
+    def update_address(self, account_id: str, address_id: int,
+                       fields: dict[str, Any]) -> dict[str, object]:
+        self.accounts.account(account_id)
+        values = self._validate_address(fields)
+
+        def work(conn: Connection) -> dict[str, object]:
+            self._get_address(conn, account_id, address_id)
+            conn.execute(update(t.mailing_addresses).where(t.mailing_addresses.c.id == address_id)
+                         .values(updated_at=self.clock.now(), **values))
+            return self._address(self._get_address(conn, account_id, address_id))
+
+        return in_transaction(self.engine, work)
+
+    def delete_address(self, account_id: str, address_id: int) -> None:
+        self.accounts.account(account_id)
+
+        def work(conn: Connection) -> None:
+            self._get_address(conn, account_id, address_id)
+            conn.execute(update(t.mailing_addresses).where(t.mailing_addresses.c.id == address_id)
+                         .values(deleted_at=self.clock.now()))
+
+        in_transaction(self.engine, work)
+
+    @staticmethod
+    def _validate_address(fields: dict[str, Any]) -> dict[str, object]:
+        recipient = _text(fields.get("recipient"), "invalid_recipient", "the recipient", 1, 100)
+        phone = fields.get("phone")
+        if not (isinstance(phone, str) and PHONE.fullmatch(phone.strip())):
+            raise Invalid("invalid_phone", "phone must be digits, spaces or '-', with an optional '+'")
+        address = _text(fields.get("address"), "invalid_address", "the address", 5, 500)
+        postcode = _optional(fields.get("postcode"))
+        if postcode is not None and not (isinstance(postcode, str)
+                                         and POSTCODE.fullmatch(postcode.strip())):
+            raise Invalid("invalid_postcode", "postcode must be 2 to 15 letters, digits, spaces or '-'")
+        return {"recipient": recipient, "phone": phone.strip(), "address": address,
+                "postcode": None if postcode is None else postcode.strip(),
+                "email": _email(fields.get("email"), None)}
+
+    def _get_address(self, conn: Connection, account_id: str, address_id: int):  # type: ignore[no-untyped-def]
+        m = t.mailing_addresses
+        row = conn.execute(select(m).where(m.c.id == address_id, m.c.account_id == account_id,
+                                           m.c.deleted_at.is_(None))).first()
+        if row is None:
+            raise NotFound("mailing_address_not_found", f"no mailing address {address_id}")
+        return row
+
+    @staticmethod
+    def _address(row) -> dict[str, object]:  # type: ignore[no-untyped-def]
+        return {"id": row.id, "recipient": row.recipient, "phone": row.phone,
+                "address": row.address, "postcode": row.postcode, "email": row.email,
+                "created_at": row.created_at.isoformat(), "updated_at": row.updated_at.isoformat()}
+
+    @staticmethod
+    def _within_limit(conn: Connection, table: Table, account_id: str, code: str,
+                      what: str) -> None:
+        count = conn.execute(select(func.count()).select_from(table).where(
+            table.c.account_id == account_id, table.c.deleted_at.is_(None))).scalar_one()
+        if count >= MAX_RECORDS:
+            raise Invalid(code, f"an account keeps at most {MAX_RECORDS} {what}")
+
+    # -- the invoiceable amount ----------------------------------------------
+
+    def invoiceable(self, account_id: str) -> dict[str, object]:
+        """Per monthly bill (newest first) and in total: what may still be invoiced."""
+        self.accounts.account(account_id)
+        b = t.monthly_bills
+        with self.engine.connect() as conn:
+            bills = [_Bill(r.id, r.month, int(r.total_minor)) for r in conn.execute(
+                select(b.c.id, b.c.month, b.c.total_minor).where(b.c.account_id == account_id)
+                .order_by(b.c.month.desc()))]
+            parts = self._parts(conn, account_id, bills)
+        currency = self.config.currency
+        rows = []
+        for bill in bills:
+            cash, cards, requested, left = parts[bill.id]
+            rows.append({"month": bill.month.strftime("%Y-%m"),
+                         "bill_total": format_minor(bill.total_minor, currency),
+                         "consumption_paid_in_cash": format_minor(cash, currency),
+                         "card_purchases_paid_in_cash": format_minor(cards, currency),
+                         "requested": format_minor(requested, currency),
+                         "invoiceable": format_minor(left, currency)})
+        return {"account_id": account_id, "currency": currency,
+                "invoiceable": format_minor(sum(p[3] for p in parts.values()), currency),
+                "bills": rows}
+
+    def _parts(self, conn: Connection, account_id: str,
+               bills: Sequence[_Bill]) -> dict[int, tuple[int, int, int, int]]:
+        """bill id -> (consumption paid in cash, card purchases paid in cash,
+        requested, invoiceable), in minor units."""
+        if not bills:
+            return {}
+        c, p, e, a = t.charges, t.postings, t.journal_entries, t.ledger_accounts
+        ids = [bill.id for bill in bills]
+        cash_account = conn.execute(select(a.c.id).where(
+            a.c.owner == account_id, a.c.kind == settlement.CASH)).scalar()
+        cash_paid: dict[int, int] = {}
+        cards: dict[date, int] = {}
+        if cash_account is not None:
+            cash_paid = {bill_id: -int(total) for bill_id, total in conn.execute(
+                select(c.c.bill_id, func.sum(p.c.amount_minor))
+                .join(p, p.c.entry_id == c.c.entry_id)
+                .where(c.c.bill_id.in_(ids), c.c.account_id == account_id,
+                       p.c.ledger_account_id == cash_account)
+                .group_by(c.c.bill_id))}
+            first, _ = day_bounds(min(bill.month for bill in bills), self.config.zone)
+            last, _ = day_bounds(next_month(max(bill.month for bill in bills)), self.config.zone)
+            for created_at, amount in conn.execute(
+                    select(e.c.created_at, p.c.amount_minor).join(p, p.c.entry_id == e.c.id)
+                    .where(e.c.account_id == account_id, e.c.kind == CARD_PURCHASE,
+                           p.c.ledger_account_id == cash_account,
+                           e.c.created_at >= first, e.c.created_at < last)):
+                month = month_start(site_day(created_at, self.config.zone))
+                cards[month] = cards.get(month, 0) - int(amount)
+        r, link = t.invoice_requests, t.invoice_request_bills
+        requested = {bill_id: int(total) for bill_id, total in conn.execute(
+            select(link.c.bill_id, func.sum(link.c.amount_minor))
+            .join(r, r.c.id == link.c.request_id)
+            .where(link.c.bill_id.in_(ids), r.c.status != REJECTED)
+            .group_by(link.c.bill_id))}
+        parts = {}
+        for bill in bills:
+            cash, card, taken = cash_paid.get(bill.id, 0), cards.get(bill.month, 0), \
+                requested.get(bill.id, 0)
+            parts[bill.id] = (cash, card, taken, max(cash + card - taken, 0))
+        return parts
+
+    # -- requests ------------------------------------------------------------
+
+    def request(self, account_id: str, *, months: Sequence[str], profile_id: int,
+                address_id: int | None = None, amount: object = None) -> dict[str, object]:
+        """Request one invoice against monthly bills; without an amount, for all they leave
+        invoiceable. The amount is taken from the oldest bill first."""
+        wanted = list(dict.fromkeys(parse_month(m) for m in months))
+        if not wanted:
+            raise Invalid("no_bills", "name at least one monthly bill (YYYY-MM)")
+        if len(wanted) > MAX_MONTHS:
+            raise Invalid("too_many_bills", f"one invoice covers at most {MAX_MONTHS} monthly bills")
+        currency = self.config.currency
+        amount_minor: int | None = None
+        if amount is not None:
+            try:
+                amount_minor = parse_amount(amount, currency)
+            except InvalidDecimal as error:
+                raise Invalid("invalid_amount", f"amount {error.reason}") from None
+        account = self.accounts.account(account_id)
+        certification = account["certification"]
+        if not isinstance(certification, dict):
+            raise Forbidden("invoice_needs_certification",
+                            "invoices need the account's enterprise certification first")
+        now = self.clock.now()
+
+        def work(conn: Connection) -> dict[str, object]:
+            # Under the account's ledger lock (PostgreSQL; SQLite writes one at a time):
+            # two requests never both take the same invoiceable amount.
+            balances = ledger.balances(conn, account_id, lock=True)
+            owed = settlement.arrears(balances.get(settlement.PREPAID, 0))
+            if owed:
+                raise Forbidden("account_in_arrears",
+                                f"the account owes {format_minor(owed, currency)}; settle the "
+                                "arrears before requesting an invoice")
+            profile = self._get_profile(conn, account_id, profile_id)
+            if not self._matches(profile, account):
+                raise Invalid("invoice_title_mismatch",
+                              "the invoice title and taxpayer id must be those of the enterprise "
+                              "certification")
+            address = None
+            if profile.invoice_type in PAPER_TYPES:
+                if address_id is None:
+                    raise Invalid("invoice_address_required",
+                                  "a paper invoice needs a mailing address (address_id)")
+                address = self._get_address(conn, account_id, address_id)
+            b = t.monthly_bills
+            found = {r.month: _Bill(r.id, r.month, int(r.total_minor)) for r in conn.execute(
+                select(b.c.id, b.c.month, b.c.total_minor).where(
+                    b.c.account_id == account_id, b.c.month.in_(wanted)))}
+            for month in wanted:
+                if month not in found:
+                    raise NotFound("bill_not_found",
+                                   f"no monthly bill for {month:%Y-%m} (bills are generated on "
+                                   "the 3rd of the next month)")
+            bills = sorted(found.values(), key=lambda bill: bill.month)
+            parts = self._parts(conn, account_id, bills)
+            available = sum(parts[bill.id][3] for bill in bills)
+            if available == 0:
+                raise Invalid("nothing_to_invoice",
+                              "nothing on these bills is left to invoice")
+            total = available if amount_minor is None else amount_minor
+            if total > available:
+                raise Invalid("amount_exceeds_invoiceable",
+                              f"at most {format_minor(available, currency)} of these bills can "
+                              "be invoiced")
+            request_id = conn.execute(insert(t.invoice_requests).values(
+                account_id=account_id, profile_id=profile.id,
+                address_id=None if address is None else address.id,
+                invoice_type=profile.invoice_type,
+                profile_snapshot=json.dumps(_snapshot(profile, _PROFILE_FIELDS), sort_keys=True),
+                address_snapshot=None if address is None else json.dumps(
+                    _snapshot(address, _ADDRESS_FIELDS), sort_keys=True),
+                amount_minor=total, currency=currency, status=REQUESTED, requested_at=now)
+                .returning(t.invoice_requests.c.id)).scalar_one()
+            links, left = [], total
+            for bill in bills:
+                take = min(left, parts[bill.id][3])
+                if take > 0:
+                    links.append({"request_id": request_id, "bill_id": bill.id,
+                                  "amount_minor": take})
+                    left -= take
+            assert left == 0
+            conn.execute(insert(t.invoice_request_bills), links)
+            return self._present(conn, self._get_request(conn, request_id))
+
+        return in_transaction(self.engine, work)
+
+    def requests(self, account_id: str) -> list[dict[str, object]]:
+        """The account's invoice requests with their status, newest first."""
+        self.accounts.account(account_id)
+        r = t.invoice_requests
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(r).where(r.c.account_id == account_id)
+                                .order_by(r.c.id.desc())).all()
+            return self._present_many(conn, rows)
+
+    def get(self, account_id: str, request_id: int) -> dict[str, object]:
+        self.accounts.account(account_id)
+        with self.engine.connect() as conn:
+            row = self._get_request(conn, request_id)
+            if row.account_id != account_id:
+                raise NotFound("invoice_not_found", f"no invoice request {request_id}")
+            return self._present(conn, row)
+
+    def pending(self, status: str | None = REQUESTED) -> list[dict[str, object]]:
+        """Requests of every account (operator), oldest first; optionally of one status."""
+        if status is not None and status not in STATUSES:
+            raise Invalid("invalid_status", f"status must be one of {', '.join(STATUSES)}")
+        r = t.invoice_requests
+        query = select(r).order_by(r.c.requested_at, r.c.id).limit(1000)
+        if status is not None:
+            query = query.where(r.c.status == status)
+        with self.engine.connect() as conn:
+            return self._present_many(conn, conn.execute(query).all())
+
+    # -- the operator's decision ---------------------------------------------
+
+    def issue(self, request_id: int, invoice_number: str) -> dict[str, object]:
+        """Mark a request issued with the invoice's number. Repeating it with the same
+        number changes nothing."""
+        number = invoice_number.strip() if isinstance(invoice_number, str) else ""
+        if not INVOICE_NUMBER.fullmatch(number):
+            raise Invalid("invalid_invoice_number",
+                          "the invoice number is 1 to 64 letters, digits, '/', '_', '.' or '-'")
+
+        def work(conn: Connection) -> dict[str, object]:
+            r = t.invoice_requests
+            taken = conn.execute(select(r.c.id).where(r.c.invoice_number == number,
+                                                      r.c.id != request_id)).first()
+            if taken is not None:
+                raise Conflict("invoice_number_taken",
+                               f"invoice number {number} is already on request {taken.id}")
+            return self._decide(conn, request_id, lambda row: row.status == ISSUED
+                                and row.invoice_number == number,
+                                status=ISSUED, invoice_number=number, issued_at=self.clock.now())
+
+        return in_transaction(self.engine, work)
+
+    def reject(self, request_id: int, reason: str) -> dict[str, object]:
+        """Refuse a request; what it took from its bills may be requested again."""
+        text = _text(reason, "invalid_reason", "the reason", 1, 500)
+        return in_transaction(self.engine, lambda conn: self._decide(
+            conn, request_id, lambda row: row.status == REJECTED and row.reject_reason == text,
+            status=REJECTED, reject_reason=text, rejected_at=self.clock.now()))
+
+    def _decide(self, conn: Connection, request_id: int, repeated: Callable[[Any], bool],
+                **values: object) -> dict[str, object]:
+        r = t.invoice_requests
+        row = self._get_request(conn, request_id)
+        if row.status != REQUESTED:
+            if repeated(row):
+                return self._present(conn, row)
+            raise Conflict("invoice_already_decided", f"the request is already {row.status}")
+        changed = conn.execute(update(r).where(r.c.id == request_id, r.c.status == REQUESTED)
+                               .values(**values)).rowcount
+        if changed != 1:  # decided by someone else meanwhile
+            raise Conflict("invoice_already_decided", "the request was decided meanwhile")
+        return self._present(conn, self._get_request(conn, request_id))
+
+    # -- presenting ----------------------------------------------------------
+
+    @staticmethod
+    def _get_request(conn: Connection, request_id: int):  # type: ignore[no-untyped-def]
+        row = conn.execute(select(t.invoice_requests)
+                           .where(t.invoice_requests.c.id == request_id)).first()
+        if row is None:
+            raise NotFound("invoice_not_found", f"no invoice request {request_id}")
+        return row
+
+    def _present(self, conn: Connection, row) -> dict[str, object]:  # type: ignore[no-untyped-def]
+        return self._present_many(conn, [row])[0]
+
+    def _present_many(self, conn: Connection, rows: Sequence[Any]) -> list[dict[str, object]]:
+        link, b = t.invoice_request_bills, t.monthly_bills
+        taken: dict[int, list[dict[str, str]]] = {}
+        for start in range(0, len(rows), 500):
+            ids = [row.id for row in rows[start:start + 500]]
+            for request_id, month, amount, currency in conn.execute(
+                    select(link.c.request_id, b.c.month, link.c.amount_minor, b.c.currency)
+                    .join(b, b.c.id == link.c.bill_id).where(link.c.request_id.in_(ids))
+                    .order_by(link.c.request_id, b.c.month)):
+                taken.setdefault(request_id, []).append(
+                    {"month": month.strftime("%Y-%m"), "amount": format_minor(amount, currency)})
+
+        def stamp(value: datetime | None) -> str | None:
+            return None if value is None else value.isoformat()
+
+        return [{"id": row.id, "account_id": row.account_id, "status": row.status,
+                 "invoice_type": row.invoice_type,
+                 "amount": format_minor(row.amount_minor, row.currency), "currency": row.currency,
+                 "bills": taken.get(row.id, []), "profile_id": row.profile_id,
+                 "profile": json.loads(row.profile_snapshot), "address_id": row.address_id,
+                 "address": None if row.address_snapshot is None
+                 else json.loads(row.address_snapshot),
+                 "invoice_number": row.invoice_number, "reject_reason": row.reject_reason,
+                 "requested_at": stamp(row.requested_at), "issued_at": stamp(row.issued_at),
+                 "rejected_at": stamp(row.rejected_at)} for row in rows]
+
+
+_PROFILE_FIELDS = ("invoice_type", "title", "taxpayer_id", "registered_address",
+                   "registered_phone", "bank_name", "bank_account", "email")
+_ADDRESS_FIELDS = ("recipient", "phone", "address", "postcode", "email")
+
+
+def _snapshot(row, fields: Sequence[str]) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    return {name: getattr(row, name) for name in fields}
