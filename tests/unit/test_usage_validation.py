@@ -248,8 +248,15 @@ def test_none_retention_means_the_policy() -> None:
     assert accepted(record(retention_days=None), policy=Policy(logs=60)).retention_days == 60
 
 
-def test_a_policy_tier_the_item_does_not_offer_is_refused() -> None:
-    assert rejected(record(retention_days=DROP), policy=Policy(logs=45)) == "invalid_retention"
+def test_a_policy_tier_the_item_does_not_offer_falls_back_to_its_longest_tier_below() -> None:
+    # APM kept 30 days: traces have that tier, profiles stop at 14 days.
+    assert accepted(record(item="profile", retention_days=DROP),
+                    policy=Policy(apm=30)).retention_days == 14
+    assert accepted(record(item="trace", retention_days=DROP),
+                    policy=Policy(apm=30)).retention_days == 30
+    assert accepted(record(retention_days=DROP), policy=Policy(logs=45)).retention_days == 30
+    # Given explicitly, a tier the item does not offer is still refused.
+    assert rejected(record(item="profile", retention_days=30)) == "invalid_retention"
 
 
 @pytest.mark.parametrize("item", ["trigger", "synthetic_test", "network_host", "session_replay",

@@ -14,7 +14,6 @@ from pathlib import Path
 from accrual.catalog.items import ITEMS
 from accrual.money import to_decimal
 
-
 # The four price columns of the reference (currency × site group).
 COLUMNS = (("CNY", "cn"), ("CNY", "intl"), ("USD", "cn"), ("USD", "intl"))
 # From this day on a price book must price every current item completely.

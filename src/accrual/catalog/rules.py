@@ -63,6 +63,10 @@ RULE_ATTRIBUTES: dict[str, tuple[str, ...]] = {
 }
 
 
+# Items whose day is billed by a post-rule over a companion count.
+POST_RULE_ITEMS = frozenset({"trace", "rum_pv"})
+
+
 class RuleError(ValueError):
     """An attribute a rule needs is malformed; the message says which and why."""
 

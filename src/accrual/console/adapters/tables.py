@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from accrual.infra.db import UtcDateTime
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -15,6 +14,8 @@ from sqlalchemy import (
     Table,
     Text,
 )
+
+from accrual.infra.db import UtcDateTime
 
 metadata = MetaData()
 
@@ -89,7 +90,8 @@ usage_records = Table(
     Column("day", Date, nullable=False),  # the site's billing day
     Column("hour_start", UtcDateTime(), nullable=False),  # site clock hour, as UTC
     Column("retention_days", Integer, nullable=False),
-    Column("quantity", BigInteger, nullable=False),
+    Column("quantity", BigInteger, nullable=False),  # billable units
+    Column("companion", BigInteger, nullable=False),  # spans / RUM side events
     Column("digest", String(32), nullable=False),
     Column("received_at", UtcDateTime(), nullable=False),
     Index("ix_usage_records_day", "day", "workspace_id"),

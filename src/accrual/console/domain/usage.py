@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 from accrual.catalog import ITEMS, BillingItem
 from accrual.catalog.items import NO_TIER, DataType
+from accrual.catalog.rules import RuleError, record_units
 from accrual.money import InvalidDecimal, to_decimal
 
 MAX_RECORD_ID = 128
@@ -42,7 +43,8 @@ class UsageRow(NamedTuple):
     day: date
     hour_start: datetime
     retention_days: int
-    quantity: int
+    quantity: int  # billable units, after the item's counting rule
+    companion: int  # spans (trace) or side events (rum_pv), for the daily post-rule
     digest: str
 
 
@@ -262,11 +264,22 @@ class RecordChecker:
             if len(json.dumps(attributes, default=str)) > MAX_ATTRIBUTES_BYTES:
                 return _reject(index, "invalid_attributes",
                                f"attributes must be under {MAX_ATTRIBUTES_BYTES} bytes")
+        try:
+            units = record_units(item.code, quantity, attributes)  # type: ignore[arg-type]
+        except RuleError as error:
+            return _reject(index, "invalid_attributes", str(error))
+        if item.code == "synthetic_test" and attributes and attributes.get("node") == "self_built":
+            # Tests run from the customer's own nodes are log data (reference §2.3).
+            item = ITEMS["logs"]
         given_retention = raw.get("retention_days")
         if item.tiers:
             assert item.data_type is not None
             if given_retention is None:
                 retention = self.resolve_retention(workspace_id, item.data_type, occurred_at)
+                if retention not in item.tiers:
+                    # A policy longer than the item offers (APM 30 days for profiles):
+                    # the item's longest tier not above it.
+                    retention = max((t for t in item.tiers if t <= retention), default=retention)
             elif isinstance(given_retention, int) and not isinstance(given_retention, bool):
                 retention = given_retention
             else:
@@ -276,12 +289,12 @@ class RecordChecker:
                                f"{item.code} offers retention of "
                                f"{', '.join(map(str, item.tiers))} days")
         else:
-            if given_retention not in (None, NO_TIER):
+            if isinstance(given_retention, bool) or given_retention not in (None, NO_TIER):
                 return _reject(index, "invalid_retention", f"{item.code} has no retention tiers")
             retention = NO_TIER
         return _new_row(UsageRow, (  # UsageRow(...) without the keyword-handling __new__
             workspace_id, record_id, item.code, occurred_at, day, hour_start, retention,
-            quantity,
+            units.billable, units.companion,
             _digest(item.code, timestamp, quantity,  # type: ignore[arg-type]
                     given_retention if isinstance(given_retention, int) else None, attributes),
         ))

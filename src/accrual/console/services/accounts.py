@@ -32,7 +32,13 @@ from accrual.contract.messages import (
     message_id,
 )
 from accrual.contract.ports import BillingCenterPort, PeerRefused, PeerUnavailable
-from accrual.infra.credentials import hash_password, new_id, new_token, token_hash, verify_password
+from accrual.infra.credentials import (
+    hash_password,
+    new_id,
+    new_token,
+    token_hash,
+    verify_password,
+)
 from accrual.infra.outbox import enqueue
 
 log = logging.getLogger(__name__)

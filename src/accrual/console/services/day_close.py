@@ -35,11 +35,12 @@ from sqlalchemy import (
 from accrual.catalog import ITEMS, PriceBook
 from accrual.catalog.items import DailyRule
 from accrual.catalog.pricebook import Price
+from accrual.catalog.rules import POST_RULE_ITEMS, daily_quantity
 from accrual.clock import Clock, site_day
 from accrual.console.adapters import tables as t
 from accrual.console.config import ConsoleConfig
-from accrual.contract.errors import ServiceError
 from accrual.console.domain.rating import Billed, PlannedDetail, StatKey, plan_details
+from accrual.contract.errors import ServiceError
 from accrual.contract.messages import (
     _NAMESPACE,
     BILLING_DETAIL,
@@ -246,7 +247,7 @@ class DayClose:
         is_max = u.c.item.in_(_MAX_ITEMS)
         quantity = case((is_max, func.max(u.c.quantity)), else_=func.sum(u.c.quantity))
         query = (select(u.c.workspace_id, u.c.item, u.c.retention_days, quantity.label("q"),
-                        w.c.billing_account_id)
+                        w.c.billing_account_id, func.sum(u.c.companion).label("companion"))
                  .join(w, w.c.id == u.c.workspace_id)
                  .where(u.c.day == day, w.c.plan == "commercial",
                         # usage from before an upgrade stays free
@@ -257,12 +258,15 @@ class DayClose:
             query = query.where(among(conn, u.c.workspace_id, scope))
         statistics: dict[str, dict[StatKey, Decimal]] = {}
         accounts: dict[str, str | None] = {}
-        for workspace_id, item, tier, q, account in conn.execute(query).all():
+        for workspace_id, item, tier, q, account, companion in conn.execute(query).all():
             found = statistics.get(workspace_id)
             if found is None:
                 found = statistics[workspace_id] = {}
                 accounts[workspace_id] = account
-            found[StatKey(workspace_id, day, item, tier)] = q if type(q) is Decimal else Decimal(q)
+            quantity_ = q if type(q) is Decimal else Decimal(q)
+            if item in POST_RULE_ITEMS and companion:
+                quantity_ = daily_quantity(item, quantity_, companion)
+            found[StatKey(workspace_id, day, item, tier)] = quantity_
         return statistics, accounts
 
     def _billed(self, conn: Connection, day: date, scope: list[str] | None

@@ -33,9 +33,9 @@ INSERT_CHUNK = 5000
 # the batch by COPY. Its columns are UsageRow's fields, in order.
 _STAGING = "accrual_usage_staging"
 _STAGING_COLUMNS = ("workspace_id", "record_id", "item", "occurred_at", "day", "hour_start",
-                    "retention_days", "quantity", "digest")
+                    "retention_days", "quantity", "companion", "digest")
 _STAGING_TYPES = ("text", "text", "text", "timestamptz", "date", "timestamptz", "int4", "int8",
-                  "text")
+                  "int8", "text")
 assert _STAGING_COLUMNS == UsageRow._fields
 _CREATE_STAGING = (
     f"CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGING} ("
@@ -213,7 +213,8 @@ class Ingestion:
             params = [
                 {"workspace_id": r.workspace_id, "record_id": r.record_id, "item": r.item,
                  "occurred_at": r.occurred_at, "day": r.day, "hour_start": r.hour_start,
-                 "retention_days": r.retention_days, "quantity": r.quantity, "digest": r.digest,
+                 "retention_days": r.retention_days, "quantity": r.quantity,
+                 "companion": r.companion, "digest": r.digest,
                  "received_at": now}
                 for r in rows[start:start + INSERT_CHUNK]
             ]

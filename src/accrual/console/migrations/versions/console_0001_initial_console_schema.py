@@ -8,7 +8,6 @@ Create Date: 2026-11-26
 import sqlalchemy as sa
 from alembic import op
 
-
 revision = 'console_0001'
 down_revision = None
 branch_labels = None
@@ -154,6 +153,7 @@ def upgrade() -> None:
     sa.Column('hour_start', sa.DateTime(timezone=True), nullable=False),
     sa.Column('retention_days', sa.Integer(), nullable=False),
     sa.Column('quantity', sa.BigInteger(), nullable=False),
+    sa.Column('companion', sa.BigInteger(), nullable=False),
     sa.Column('digest', sa.String(length=32), nullable=False),
     sa.Column('received_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('workspace_id', 'record_id')
