@@ -111,5 +111,6 @@ def client(runtime: Runtime) -> Iterator[TestClient]:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        if "runtime" in getattr(item, "fixturenames", ()):
+        # Anything built on a database (directly or through `runtime`) runs in both passes.
+        if {"runtime", "pg_databases"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.db)
