@@ -23,6 +23,9 @@ from accrual.clock import ManualClock
 from accrual.contract.ports import BillingCenterPort
 from accrual.settings import Settings
 
+# The local SMTP server and a runtime that mails to it.
+pytest_plugins = ["tests.smtp"]
+
 BACKEND = os.environ.get("ACCRUAL_TEST_DB", "sqlite")
 PG_URL = os.environ.get("ACCRUAL_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 SHANGHAI = ZoneInfo("Asia/Shanghai")

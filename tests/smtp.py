@@ -6,9 +6,14 @@ import socket
 from collections.abc import Iterator
 from email import message_from_bytes, policy
 from email.message import EmailMessage
+from pathlib import Path
 
 import pytest
 from aiosmtpd.controller import Controller
+
+from accrual.app import Runtime
+from accrual.clock import ManualClock
+from tests.conftest import make_runtime
 
 
 class Inbox:
@@ -40,3 +45,14 @@ def smtp_server() -> Iterator[tuple[Inbox, int]]:
         yield inbox, port
     finally:
         controller.stop()
+
+
+@pytest.fixture
+def mail_runtime(tmp_path: Path, pg_databases: tuple[str, str] | None, clock: ManualClock,
+                 smtp_server: tuple[Inbox, int]) -> Iterator[tuple[Runtime, Inbox]]:
+    """A runtime whose mail goes to the local SMTP server."""
+    inbox, port = smtp_server
+    runtime = make_runtime(tmp_path, pg_databases, clock, smtp_host="127.0.0.1", smtp_port=port)
+    yield runtime, inbox
+    runtime.console.engine.dispose()
+    runtime.billing.engine.dispose()

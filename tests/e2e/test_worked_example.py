@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 from fastapi.testclient import TestClient
 

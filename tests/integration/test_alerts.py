@@ -2,28 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
 from accrual.app import Runtime
 from accrual.clock import ManualClock
-from tests.conftest import SHANGHAI, make_runtime
+from tests.conftest import SHANGHAI
 from tests.helpers import close_day, console_login, register, send_usage
-from tests.smtp import Inbox, smtp_server  # noqa: F401 (fixture)
-
-
-@pytest.fixture
-def mail_runtime(tmp_path: Path, pg_databases: tuple[str, str] | None, clock: ManualClock,
-                 smtp_server: tuple[Inbox, int]) -> Iterator[tuple[Runtime, Inbox]]:  # noqa: F811
-    inbox, port = smtp_server
-    runtime = make_runtime(tmp_path, pg_databases, clock, smtp_host="127.0.0.1", smtp_port=port)
-    yield runtime, inbox
-    runtime.console.engine.dispose()
-    runtime.billing.engine.dispose()
+from tests.smtp import Inbox
 
 
 @pytest.mark.db

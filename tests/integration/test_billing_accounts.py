@@ -3,30 +3,26 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
 from accrual.app import Runtime
 from accrual.clock import ManualClock
-from tests.conftest import START, make_runtime
-from tests.helpers import OPERATOR, billing_login, close_day, console_login, register, send_usage
-from tests.smtp import Inbox, smtp_server  # noqa: F401 (fixture)
+from tests.conftest import START
+from tests.helpers import (
+    OPERATOR,
+    billing_login,
+    close_day,
+    console_login,
+    register,
+    send_usage,
+)
+from tests.smtp import Inbox
 
 CERT = {"enterprise_name": "Analytical Engines Ltd", "taxpayer_id": "91310000ma1fl0xx1x"}
 
-
-@pytest.fixture
-def mail_runtime(tmp_path: Path, pg_databases: tuple[str, str] | None, clock: ManualClock,
-                 smtp_server: tuple[Inbox, int]) -> Iterator[tuple[Runtime, Inbox]]:  # noqa: F811
-    inbox, port = smtp_server
-    runtime = make_runtime(tmp_path, pg_databases, clock, smtp_host="127.0.0.1", smtp_port=port)
-    yield runtime, inbox
-    runtime.console.engine.dispose()
-    runtime.billing.engine.dispose()
 
 
 def test_profile_and_certification(client: TestClient) -> None:

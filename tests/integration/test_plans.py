@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -14,9 +12,16 @@ from sqlalchemy import insert, select
 from accrual.app import Runtime
 from accrual.clock import ManualClock
 from accrual.console.adapters import tables as console_tables
-from tests.conftest import SHANGHAI, START, make_runtime
-from tests.helpers import OPERATOR, bearer, close_day, console_login, register, send_usage
-from tests.smtp import Inbox, smtp_server  # noqa: F401 (fixture)
+from tests.conftest import SHANGHAI, START
+from tests.helpers import (
+    OPERATOR,
+    bearer,
+    close_day,
+    console_login,
+    register,
+    send_usage,
+)
+from tests.smtp import Inbox
 
 TODAY = START.date().isoformat()
 
@@ -142,15 +147,6 @@ def test_free_plan_quota_and_admission(client: TestClient, clock: ManualClock) -
     logs = client.post("/console/v1/admission", json=checks, headers=bearer(key)).json()["answers"][0]
     assert logs["allowed"] is True and logs["used"] == "0"
 
-
-@pytest.fixture
-def mail_runtime(tmp_path: Path, pg_databases: tuple[str, str] | None, clock: ManualClock,
-                 smtp_server: tuple[Inbox, int]) -> Iterator[tuple[Runtime, Inbox]]:  # noqa: F811
-    inbox, port = smtp_server
-    runtime = make_runtime(tmp_path, pg_databases, clock, smtp_host="127.0.0.1", smtp_port=port)
-    yield runtime, inbox
-    runtime.console.engine.dispose()
-    runtime.billing.engine.dispose()
 
 
 @pytest.mark.db

@@ -16,7 +16,13 @@ from fastapi.testclient import TestClient
 from accrual.app import Runtime
 from accrual.clock import ManualClock
 from tests.helpers import OPERATOR, bearer, billing_login, console_login, register
-from tests.integration.test_bad_input import error_code, post_usage, record, row_counts, usage_rows
+from tests.integration.test_bad_input import (
+    error_code,
+    post_usage,
+    record,
+    row_counts,
+    usage_rows,
+)
 
 DAY = "2026-11-25"
 

@@ -10,7 +10,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from accrual.catalog import ITEMS, PriceBook, PriceRow, load_default_price_book
-from accrual.console.domain.rating import Billed, PlannedDetail, StatKey, plan_details, price_amount
+from accrual.console.domain.rating import (
+    Billed,
+    PlannedDetail,
+    StatKey,
+    plan_details,
+    price_amount,
+)
 from accrual.contract.messages import detail_id
 
 DAY = date(2026, 11, 25)

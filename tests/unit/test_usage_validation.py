@@ -10,7 +10,12 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from accrual.catalog.items import DataType
-from accrual.console.domain.usage import Rejection, UsageLimits, UsageRow, validate_record
+from accrual.console.domain.usage import (
+    Rejection,
+    UsageLimits,
+    UsageRow,
+    validate_record,
+)
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 NEW_YORK = ZoneInfo("America/New_York")

@@ -14,11 +14,27 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Integer, Row, Table, func, insert, select, update
+from sqlalchemy import (
+    Column,
+    Connection,
+    Engine,
+    Index,
+    Integer,
+    MetaData,
+    Row,
+    String,
+    Table,
+    Text,
+    func,
+    insert,
+    select,
+    update,
+)
 
 from accrual.clock import Clock
 from accrual.contract.messages import Envelope
 from accrual.infra.bulk import among, insert_rows
+from accrual.infra.db import UtcDateTime
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +44,33 @@ _COLUMNS = ("message_id", "type", "body", "created_at", "attempts", "next_attemp
 
 BACKOFF_BASE = timedelta(seconds=1)
 BACKOFF_CAP = timedelta(minutes=10)
+
+
+def outbox_table(name: str, metadata: MetaData) -> Table:
+    """A side's outbox: messages written with the change they announce, sent by the relay."""
+    return Table(
+        name, metadata,
+        Column("seq", Integer, primary_key=True, autoincrement=True),
+        Column("message_id", String(64), nullable=False, unique=True),
+        Column("type", String(32), nullable=False),
+        Column("body", Text, nullable=False),  # the JSON envelope
+        Column("created_at", UtcDateTime(), nullable=False),
+        Column("sent_at", UtcDateTime()),
+        Column("attempts", Integer, nullable=False, default=0),
+        Column("next_attempt_at", UtcDateTime(), nullable=False),
+        Column("last_error", Text),
+        Index(f"ix_{name}_pending", "sent_at", "next_attempt_at"),
+    )
+
+
+def inbox_table(name: str, metadata: MetaData) -> Table:
+    """A side's inbox: the ids of the messages it applied, each at most once."""
+    return Table(
+        name, metadata,
+        Column("message_id", String(64), primary_key=True),
+        Column("type", String(32), nullable=False),
+        Column("applied_at", UtcDateTime(), nullable=False),
+    )
 
 
 def enqueue(conn: Connection, table: Table, envelopes: Sequence[Envelope], now: datetime) -> None:

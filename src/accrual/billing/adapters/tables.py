@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from accrual.infra.db import UtcDateTime
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
@@ -17,6 +16,9 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+
+from accrual.infra.db import UtcDateTime
+from accrual.infra.outbox import inbox_table, outbox_table
 
 metadata = MetaData()
 
@@ -162,26 +164,9 @@ monthly_bills = Table(
     UniqueConstraint("account_id", "month", name="uq_monthly_bills_account_month"),
 )
 
-inbox = Table(
-    "billing_inbox", metadata,
-    Column("message_id", String(64), primary_key=True),
-    Column("type", String(32), nullable=False),
-    Column("applied_at", UtcDateTime(), nullable=False),
-)
+inbox = inbox_table("billing_inbox", metadata)
 
-outbox = Table(
-    "billing_outbox", metadata,
-    Column("seq", Integer, primary_key=True, autoincrement=True),
-    Column("message_id", String(64), nullable=False, unique=True),
-    Column("type", String(32), nullable=False),
-    Column("body", Text, nullable=False),
-    Column("created_at", UtcDateTime(), nullable=False),
-    Column("sent_at", UtcDateTime()),
-    Column("attempts", Integer, nullable=False, default=0),
-    Column("next_attempt_at", UtcDateTime(), nullable=False),
-    Column("last_error", Text),
-    Index("ix_billing_outbox_pending", "sent_at", "next_attempt_at"),
-)
+outbox = outbox_table("billing_outbox", metadata)
 
 # -- invoices (reference-billing.md §4.8, decisions.md 21) -------------------
 

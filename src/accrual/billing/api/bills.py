@@ -40,6 +40,12 @@ def _file(content: bytes, kind: str, name: str) -> Response:
                     headers={"Content-Disposition": f'attachment; filename="{name}.{kind}"'})
 
 
+def _export(kind: str, title: str, columns: tuple[str, ...], rows: list[dict[str, object]],
+            name: str) -> Response:
+    content = to_csv(columns, rows) if kind == "csv" else to_xlsx(title, columns, rows)
+    return _file(content, kind, name)
+
+
 def _range(start: date, end: date) -> None:
     if start > end or (end - start).days > 366:
         raise Invalid("invalid_range", "'from' must not be after 'to', and at most 366 days apart")
@@ -97,11 +103,8 @@ def consumption(account_id: AccountDep, center: CenterDep,
     center.accounts.account(account_id)
     _range(start, end)
     rows = center.statements.consumption(account_id, start, end)
-    name = f"consumption-{start}-{end}"
-    if format == "csv":
-        return _file(to_csv(CONSUMPTION_COLUMNS, rows), "csv", name)
-    if format == "xlsx":
-        return _file(to_xlsx("consumption", CONSUMPTION_COLUMNS, rows), "xlsx", name)
+    if format != "json":
+        return _export(format, "consumption", CONSUMPTION_COLUMNS, rows, f"consumption-{start}-{end}")
     return {"account_id": account_id, "from": start.isoformat(), "to": end.isoformat(),
             "details": rows}
 
@@ -115,11 +118,9 @@ def transactions(account_id: AccountDep, center: CenterDep,
     center.accounts.account(account_id)
     _range(start, end)
     rows = center.statements.transactions(account_id, start, end)
-    name = f"transactions-{start}-{end}"
-    if format == "csv":
-        return _file(to_csv(TRANSACTION_COLUMNS, rows), "csv", name)
-    if format == "xlsx":
-        return _file(to_xlsx("transactions", TRANSACTION_COLUMNS, rows), "xlsx", name)
+    if format != "json":
+        return _export(format, "transactions", TRANSACTION_COLUMNS, rows,
+                       f"transactions-{start}-{end}")
     return {"account_id": account_id, "from": start.isoformat(), "to": end.isoformat(),
             "transactions": rows}
 

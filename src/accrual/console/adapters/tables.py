@@ -12,10 +12,10 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
-    Text,
 )
 
 from accrual.infra.db import UtcDateTime
+from accrual.infra.outbox import inbox_table, outbox_table
 
 metadata = MetaData()
 
@@ -175,23 +175,6 @@ rerates = Table(
     Column("finished_at", UtcDateTime(), nullable=False),
 )
 
-outbox = Table(
-    "console_outbox", metadata,
-    Column("seq", Integer, primary_key=True, autoincrement=True),
-    Column("message_id", String(64), nullable=False, unique=True),
-    Column("type", String(32), nullable=False),
-    Column("body", Text, nullable=False),  # the JSON envelope
-    Column("created_at", UtcDateTime(), nullable=False),
-    Column("sent_at", UtcDateTime()),
-    Column("attempts", Integer, nullable=False, default=0),
-    Column("next_attempt_at", UtcDateTime(), nullable=False),
-    Column("last_error", Text),
-    Index("ix_console_outbox_pending", "sent_at", "next_attempt_at"),
-)
+outbox = outbox_table("console_outbox", metadata)
 
-inbox = Table(
-    "console_inbox", metadata,
-    Column("message_id", String(64), primary_key=True),
-    Column("type", String(32), nullable=False),
-    Column("applied_at", UtcDateTime(), nullable=False),
-)
+inbox = inbox_table("console_inbox", metadata)
