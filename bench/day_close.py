@@ -84,11 +84,12 @@ def load_usage(runtime: Any, workspaces: Sequence[str], day: Any, items: int,
                     at = start + timedelta(minutes=rng.randrange(1440))
                     hour = at.replace(minute=0).astimezone(UTC)
                     yield (w, f"{item}-{n}", item, at, day, hour, tier, rng.randrange(1, top),
-                           "0" * 32, received)
+                           0, "0" * 32, received)
 
     count = copy_rows(runtime.console.engine, "usage_records",
                       ["workspace_id", "record_id", "item", "occurred_at", "day", "hour_start",
-                       "retention_days", "quantity", "digest", "received_at"], rows())
+                       "retention_days", "quantity", "companion", "digest", "received_at"],
+                      rows())
     analyze(runtime.console.engine, "usage_records")
     return count
 

@@ -202,7 +202,8 @@ def run_baseline(runtime: Any, chunks: list[Sequence[dict[str, Any]]]) -> float:
                     "workspace_id": row.workspace_id, "record_id": row.record_id,
                     "item": row.item, "occurred_at": row.occurred_at, "day": row.day,
                     "hour_start": row.hour_start, "retention_days": row.retention_days,
-                    "quantity": row.quantity, "digest": row.digest, "received_at": now})
+                    "quantity": row.quantity, "companion": row.companion, "digest": row.digest,
+                    "received_at": now})
     return total / (time.perf_counter() - started)
 
 
