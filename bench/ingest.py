@@ -272,7 +272,8 @@ def run_http(base: str, bodies: list[tuple[int, bytes]], concurrency: int) -> fl
 
 # -- peer: silver -----------------------------------------------------------------
 
-SILVER_DIR = Path("/work/shared/peers/silver")
+# The peer harnesses live in the team's shared folder beside the checkout.
+SILVER_DIR = Path(os.environ.get("ACCRUAL_PEERS_DIR", ROOT.parent / "shared" / "peers")) / "silver"
 SILVER_PY = ROOT / ".peers" / "silver" / "bin" / "python"
 
 
