@@ -39,7 +39,7 @@ from accrual.contract.messages import (
 )
 from accrual.contract.ports import BillingCenterPort, PeerRefused
 from accrual.infra.db import make_engine
-from accrual.infra.http import install_error_handlers
+from accrual.infra.http import error_response, error_responses, install_error_handlers
 from accrual.infra.mail import Mailer
 from accrual.settings import Settings
 
@@ -242,19 +242,24 @@ def create_app(runtime: Runtime) -> FastAPI:
         sender = in_process_sender(runtime.billing.payments.receive_notify)
         app.include_router(gateway.router(sender))
 
-    @app.get("/healthz", tags=["operations"])
-    def healthz() -> dict[str, Any]:
-        """Liveness and both databases' reachability."""
-        for engine in (runtime.console.engine, runtime.billing.engine):
-            with engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
+    @app.get("/healthz", tags=["operations"], responses=error_responses(503))
+    def healthz() -> Any:
+        """Liveness and both databases' reachability (503 `unhealthy` when one is down)."""
+        for side, engine in (("console", runtime.console.engine),
+                             ("billing", runtime.billing.engine)):
+            try:
+                with engine.connect() as conn:
+                    conn.execute(text("SELECT 1"))
+            except Exception as error:  # any failure to reach the database
+                log.warning("healthz: %s database unreachable: %s", side, error)
+                return error_response(503, "unhealthy", f"the {side} database is unreachable")
         return {"status": "ok", "version": __version__, "site": runtime.settings.site,
                 "currency": runtime.settings.currency,
                 "scheduler": {"running": runtime.settings.scheduler,
                               "ticks": runtime.scheduler.ticks,
                               "last_error": runtime.scheduler.last_error}}
 
-    @app.get("/catalog/v1/items", tags=["catalog"])
+    @app.get("/catalog/v1/items", tags=["catalog"], responses=error_responses(404))
     def items() -> dict[str, Any]:
         """Billing item codes with unit sizes, daily rules and retention tiers."""
         return {"items": [
@@ -264,7 +269,7 @@ def create_app(runtime: Runtime) -> FastAPI:
              "legacy": i.legacy}
             for i in ITEMS.values()]}
 
-    @app.get("/catalog/v1/prices", tags=["catalog"])
+    @app.get("/catalog/v1/prices", tags=["catalog"], responses=error_responses(404))
     def prices() -> dict[str, Any]:
         """Every row of the price book in force (all columns, all versions)."""
         return {"prices": [

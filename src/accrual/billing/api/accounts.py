@@ -45,6 +45,7 @@ class BindingIn(BaseModel):
 @router.post("/sessions", response_model=BillingSessionOut, responses=error_responses(401),
              tags=["billing: accounts"])
 def login(body: BillingSessionIn, center: CenterDep) -> BillingSessionOut:
+    """Log a billing account in (by username); the token goes in `Authorization: Bearer`."""
     token, account_id = center.accounts.login(body.username, body.password)
     return BillingSessionOut(token=token, account_id=account_id)
 
@@ -52,6 +53,7 @@ def login(body: BillingSessionIn, center: CenterDep) -> BillingSessionOut:
 @router.get("/accounts/{account_id}", tags=["billing: accounts"],
             responses=error_responses(401, 403, 404))
 def get_account(account_id: AccountDep, center: CenterDep) -> dict[str, Any]:
+    """The account: profile, certification and the workspaces it pays for today."""
     return {**center.accounts.account(account_id),
             "workspaces": center.accounts.workspaces_of(account_id)}
 

@@ -35,18 +35,21 @@ def inbox(body: InboxIn, center: CenterDep) -> dict[str, list[str]]:
 @router.post("/internal/registrations", response_model=RegistrationResult, tags=["internal"],
              dependencies=[Depends(require_operator)], responses=error_responses(401, 409))
 def internal_register(body: RegistrationRequest, center: CenterDep) -> RegistrationResult:
+    """Create (or find again, by registration key) the pending account of a registration."""
     return center.accounts.register(body)
 
 
 @router.post("/internal/registrations/{key}/confirm", tags=["internal"],
              dependencies=[Depends(require_operator)], responses=error_responses(401, 404))
 def internal_confirm(key: str, body: RegistrationConfirmation, center: CenterDep) -> dict[str, str]:
+    """Activate a registration's account and bind its first workspace; repeatable."""
     return {"billing_account_id": center.accounts.confirm(key, body)}
 
 
 @router.delete("/internal/registrations/{key}", status_code=204, tags=["internal"],
                dependencies=[Depends(require_operator)], responses=error_responses(401))
 def internal_cancel(key: str, center: CenterDep) -> None:
+    """Drop a registration's account while it is still pending (the console failed)."""
     center.accounts.cancel(key)
 
 

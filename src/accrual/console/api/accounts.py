@@ -71,11 +71,13 @@ def register(body: RegistrationIn, console: ConsoleDep) -> RegistrationOut:
 @router.post("/sessions", response_model=TokenOut, responses=error_responses(401),
              tags=["console: accounts"])
 def login(body: ConsoleSessionIn, console: ConsoleDep) -> TokenOut:
+    """Log a console account in (by email); the token goes in `Authorization: Bearer`."""
     return TokenOut(token=console.accounts.login(body.email, body.password))
 
 
 @router.get("/workspaces", tags=["console: workspaces"], responses=error_responses(401))
 def list_workspaces(console: ConsoleDep, account_id: AccountDep) -> dict[str, Any]:
+    """The workspaces the session's account belongs to, with its role in each."""
     return {"workspaces": console.accounts.workspaces_of(account_id)}
 
 
@@ -92,6 +94,7 @@ def create_workspace(body: WorkspaceIn, console: ConsoleDep, account_id: Account
 @router.get("/workspaces/{workspace_id}", tags=["console: workspaces"],
             responses=error_responses(401, 404))
 def get_workspace(workspace_id: str, console: ConsoleDep, account_id: AccountDep) -> dict[str, Any]:
+    """One of your workspaces: plan, status, binding and your role (404 for any other)."""
     role = console.accounts.require_member(account_id, workspace_id)
     ws = console.accounts.workspace(workspace_id) or {}
     return {"workspace_id": workspace_id, "name": ws.get("name"), "plan": ws.get("plan"),

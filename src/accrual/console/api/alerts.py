@@ -39,4 +39,5 @@ def set_alert(workspace_id: str, item: str, body: AlertIn, console: ConsoleDep,
 @router.delete("/workspaces/{workspace_id}/alerts/{item}", status_code=204,
                tags=["console: billing"], responses=error_responses(401, 403, 404))
 def delete_alert(workspace_id: str, item: str, console: ConsoleDep, account_id: AccountDep) -> None:
+    """Remove an item's alert (owners and admins)."""
     console.alerts.remove(account_id, workspace_id, item)

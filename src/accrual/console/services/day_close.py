@@ -258,7 +258,10 @@ class DayClose:
             query = query.where(among(conn, u.c.workspace_id, scope))
         statistics: dict[str, dict[StatKey, Decimal]] = {}
         accounts: dict[str, str | None] = {}
-        for workspace_id, item, tier, q, account, companion in conn.execute(query).all():
+        # Streamed (a server-side cursor on PostgreSQL): the rows are keyed while the
+        # database is still aggregating the next ones.
+        for workspace_id, item, tier, q, account, companion in conn.execute(
+                query.execution_options(yield_per=_STREAM_ROWS)):
             found = statistics.get(workspace_id)
             if found is None:
                 found = statistics[workspace_id] = {}
@@ -280,7 +283,7 @@ class DayClose:
         billed: dict[str, dict[StatKey, Billed]] = {}
         site = self.config.site
         for workspace_id, item, tier, quantity, amount_minor, revision in conn.execute(
-                query).all():
+                query.execution_options(yield_per=_STREAM_ROWS)):
             found = billed.get(workspace_id)
             if found is None:
                 found = billed[workspace_id] = {}
@@ -293,6 +296,7 @@ class DayClose:
 # Statistics priced and written per part, so that on PostgreSQL one part is stored while
 # the next is priced.
 PART_SIZE = 20_000
+_STREAM_ROWS = 10_000
 
 
 def _parts(statistics: dict[str, dict[StatKey, Decimal]], billed: dict[str, dict[StatKey, Billed]]
