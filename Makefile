@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PG_URL ?= $(or $(ACCRUAL_TEST_PG_URL),postgresql://postgres@127.0.0.1:5432/postgres)
 
-.PHONY: install run test test-sqlite test-pg lint-imports bench clean
+.PHONY: install run test test-sqlite test-pg lint-imports bench bench-quick clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,11 @@ test: lint-imports test-sqlite test-pg
 
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/day_close.py
+
+bench-quick: $(STAMP)
+	$(BIN)/python bench/ingest.py --quick
+	$(BIN)/python bench/day_close.py --quick
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .hypothesis

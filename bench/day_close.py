@@ -146,17 +146,17 @@ def timed_relay(runtime: Any, expected: int, label: str, *, one_by_one: bool = F
             return applied
 
         relay = Relay(console.engine, relay._table, deliver, console.clock)
-    delivered = 0
+    delivered = shown = 0
     started = time.perf_counter()
     last = started
     while True:
         sent = relay.drain(max_batches=20)
         delivered += max(sent, 0)
         now = time.perf_counter()
-        if now - last > 10 or sent <= 0:
+        if (now - last > 10 or sent <= 0) and delivered != shown:
             log(f"  relay {label}: {delivered:,}/{expected:,} delivered, "
                 f"{delivered / (now - started):,.0f}/s")
-            last = now
+            last, shown = now, delivered
         if sent <= 0:
             break
     elapsed = time.perf_counter() - started
