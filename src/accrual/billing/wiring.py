@@ -14,6 +14,7 @@ from accrual.billing.payments.gateway import PaymentGateway
 from accrual.billing.payments.service import Payments
 from accrual.billing.services import ledger
 from accrual.billing.services.accounts import BillingAccounts
+from accrual.billing.services.arrears import Arrears
 from accrual.billing.services.invoices import Invoices
 from accrual.billing.services.profile import Profiles
 from accrual.billing.services.statements import Statements
@@ -40,12 +41,14 @@ class BillingCenter:
         self.clock = clock
         self.mailer = mailer or LogMailer()
         self.accounts = BillingAccounts(engine, config, clock)
-        self.wallet = Wallet(engine, config, clock, self.accounts)
+        self.arrears = Arrears(engine, config, clock, self.accounts)
+        self.wallet = Wallet(engine, config, clock, self.accounts, self.arrears)
         self.upgrades = Upgrades(engine, config, clock, self.accounts, self.mailer)
         self.statements = Statements(engine, config, clock)
         self.profiles = Profiles(engine, clock, self.accounts)
         self.invoices = Invoices(engine, config, clock, self.accounts)
-        self.payments = Payments(engine, config, clock, self.accounts, payment_gateway)
+        self.payments = Payments(engine, config, clock, self.accounts, payment_gateway,
+                                 self.arrears)
         self.relay: Relay | None = None
         self.consoles: dict[str, ConsolePort] = {}
 

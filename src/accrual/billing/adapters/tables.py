@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     Date,
@@ -92,7 +93,9 @@ binding_codes = Table(
 ledger_accounts = Table(
     "ledger_accounts", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    # A billing account id, or "system" for the center's own accounts.
+    # A billing account id (its cash and prepaid accounts), an instrument id
+    # (each prepaid card and voucher has an account of its own), or "system"
+    # for the center's own accounts.
     Column("owner", String(32), nullable=False),
     Column("kind", String(32), nullable=False),
     Column("currency", String(3), nullable=False),
@@ -146,6 +149,8 @@ charges = Table(
     Column("received_at", UtcDateTime(), nullable=False),
     # The monthly bill this line landed on; NULL until that bill is generated.
     Column("bill_id", Integer, ForeignKey("monthly_bills.id")),
+    # The detail a correction adjusts (its refund goes back the way it was paid).
+    Column("adjusts", String(36)),
     Index("ix_charges_account_day", "account_id", "day"),
     Index("ix_charges_unbilled", "account_id", "bill_id"),
 )
@@ -265,4 +270,97 @@ recharge_orders = Table(
     UniqueConstraint("account_id", "idempotency_key", name="uq_recharge_orders_account_key"),
     UniqueConstraint("gateway", "transaction_id", name="uq_recharge_orders_transaction"),
     CheckConstraint("amount_minor > 0", name="ck_recharge_orders_positive"),
+)
+
+# -- prepaid cards and vouchers (reference-billing.md §4.3–4.4, decisions.md 15–16) --
+
+# One row per card or voucher; what is left on it is the balance of its own
+# ledger account (``ledger_accounts.owner`` = this id). An instrument past its
+# expiry pays nothing; the expiry job writes the rest off and marks it expired.
+instruments = Table(
+    "instruments", metadata,
+    Column("id", String(32), primary_key=True),  # the card or voucher number
+    Column("account_id", String(32), ForeignKey("billing_accounts.id"), nullable=False),
+    Column("kind", String(32), nullable=False),  # card | voucher_standard | voucher_discount
+    # purchase (card from cash) | operator | bonus (discount voucher for a card) | code
+    Column("source", String(16), nullable=False),
+    Column("face_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("paid_cash_minor", BigInteger, nullable=False),  # what cash paid for it
+    Column("valid_from", UtcDateTime(), nullable=False),
+    Column("expires_at", UtcDateTime(), nullable=False),
+    Column("status", String(16), nullable=False),  # active | expired
+    Column("origin", String(64)),  # the card a bonus came with, or the activation code's id
+    Column("entry_id", Integer, ForeignKey("journal_entries.id"), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("expired_at", UtcDateTime()),
+    Column("note", String(200)),
+    CheckConstraint("face_minor > 0", name="ck_instruments_face_positive"),
+    Index("ix_instruments_account", "account_id", "kind", "expires_at"),
+    Index("ix_instruments_expiry", "status", "expires_at"),
+)
+
+# Single-use voucher activation codes made by the operator; only a hash is kept.
+voucher_codes = Table(
+    "voucher_codes", metadata,
+    Column("id", String(32), primary_key=True),
+    Column("code_hash", String(64), nullable=False, unique=True),
+    Column("kind", String(32), nullable=False),  # voucher_standard | voucher_discount
+    Column("face_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("validity_days", Integer, nullable=False),  # from activation
+    Column("redeem_by", UtcDateTime(), nullable=False),  # the code itself expires
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("note", String(200)),
+    Column("redeemed_at", UtcDateTime()),
+    Column("redeemed_by", String(32), ForeignKey("billing_accounts.id")),
+    Column("instrument_id", String(32), ForeignKey("instruments.id")),
+    CheckConstraint("face_minor > 0", name="ck_voucher_codes_face_positive"),
+)
+
+# -- arrears and locks (reference-billing.md §5, decisions.md 17–19) ---------
+
+# One case per stretch of arrears of an account: opened by the first settlement
+# that leaves the prepaid balance negative, closed when it is paid (or the
+# workspaces leave the account's settlement). At most one open case an account.
+arrears_cases = Table(
+    "arrears_cases", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("account_id", String(32), ForeignKey("billing_accounts.id"), nullable=False),
+    Column("started_at", UtcDateTime(), nullable=False),
+    Column("lock_at", UtcDateTime(), nullable=False),
+    Column("reminded_at", UtcDateTime()),
+    Column("locked_at", UtcDateTime()),
+    Column("ended_at", UtcDateTime()),
+    Column("end_reason", String(32)),  # settled | method_changed
+    Column("open", Boolean, nullable=True),  # TRUE while open, NULL after: unique below
+    UniqueConstraint("account_id", "open", name="uq_arrears_cases_one_open"),
+    Index("ix_arrears_cases_due", "ended_at", "lock_at"),
+)
+
+# Which workspaces a case locked, so that ending it unlocks exactly those.
+arrears_locks = Table(
+    "arrears_locks", metadata,
+    Column("case_id", Integer, ForeignKey("arrears_cases.id"), primary_key=True),
+    Column("workspace_id", String(32), primary_key=True),
+    Column("locked_at", UtcDateTime(), nullable=False),
+    Column("unlocked_at", UtcDateTime()),
+)
+
+# Mails to send, written in the transaction that decided them and sent by the
+# mail job afterwards: a mail is never sent for something rolled back.
+mail_outbox = Table(
+    "billing_mail_outbox", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("template", String(32), nullable=False),
+    Column("language", String(8), nullable=False),
+    Column("recipient", String(320), nullable=False),
+    Column("values_json", Text, nullable=False),
+    Column("dedup_key", String(200), unique=True),  # one mail per event and recipient
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UtcDateTime(), nullable=False),
+    Column("sent_at", UtcDateTime()),
+    Column("last_error", String(500)),
+    Index("ix_billing_mail_outbox_due", "sent_at", "next_attempt_at"),
 )

@@ -36,6 +36,7 @@ from accrual.billing.payments.gateway import (
 )
 from accrual.billing.services import ledger
 from accrual.billing.services.accounts import BillingAccounts
+from accrual.billing.services.arrears import Arrears
 from accrual.clock import Clock
 from accrual.contract.errors import (
     Conflict,
@@ -66,8 +67,10 @@ _MAX_RETURN_URL = 500
 
 class Payments:
     def __init__(self, engine: Engine, config: BillingConfig, clock: Clock,
-                 accounts: BillingAccounts, gateway: PaymentGateway | None) -> None:
+                 accounts: BillingAccounts, gateway: PaymentGateway | None,
+                 arrears: Arrears) -> None:
         self.engine = engine
+        self.arrears = arrears
         self.config = config
         self.clock = clock
         self.accounts = accounts
@@ -207,6 +210,7 @@ class Payments:
         conn.execute(update(o).where(o.c.id == row.id).values(
             status=PAID, transaction_id=notice.transaction_id, entry_id=posted.entry_id,
             paid_at=self.clock.now()))
+        self.arrears.after_movement(conn, [row.account_id])
         return "credited"
 
     def counts(self) -> dict[str, int]:

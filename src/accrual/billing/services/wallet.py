@@ -14,6 +14,7 @@ from accrual.billing.config import BillingConfig
 from accrual.billing.domain import settlement
 from accrual.billing.services import ledger
 from accrual.billing.services.accounts import BillingAccounts
+from accrual.billing.services.arrears import Arrears
 from accrual.clock import Clock
 from accrual.contract.errors import Conflict, Invalid, NotFound
 from accrual.contract.messages import (
@@ -36,8 +37,9 @@ SETTLE_BATCH = 1000
 
 class Wallet:
     def __init__(self, engine: Engine, config: BillingConfig, clock: Clock,
-                 accounts: BillingAccounts) -> None:
+                 accounts: BillingAccounts, arrears: Arrears) -> None:
         self.engine = engine
+        self.arrears = arrears
         self.config = config
         self.clock = clock
         self.accounts = accounts
@@ -56,6 +58,7 @@ class Wallet:
                 request_digest=ledger.digest(amount_minor), kind="recharge", reference=reference,
                 now=self.clock.now(),
                 compute=lambda b: settlement.recharge(amount_minor, b[settlement.PREPAID]))
+            self.arrears.after_movement(conn, [account_id])
             return {"entry_id": posted.entry_id, "created": posted.created,
                     "amount": format_minor(amount_minor, currency), "reference": reference,
                     **self._overview(conn, account_id)}
@@ -181,6 +184,8 @@ class Wallet:
             amount_minor=amount_minor, currency=detail.currency,
             status="settled" if routed else "unrouted", entry_id=entry_id,
             received_at=self.clock.now()))
+        if entry_id is not None:
+            self.arrears.after_movement(conn, [account_id])
 
     # -- settling many details in one transaction --------------------------------
 
@@ -229,6 +234,7 @@ class Wallet:
             for i, d in enumerate(details)))
         insert_rows(conn, t.inbox, ("message_id", "type", "applied_at"),
                     ((m.id, m.type, now) for m in fresh))
+        self.arrears.after_movement(conn, sorted({routed_to[i] for i in to_post}))
 
     def _post_entries(self, conn: Connection, details: list[BillingDetail], amounts: list[int],
                       owners: list[str | None], to_post: list[int], now: datetime
