@@ -18,7 +18,7 @@ from sqlalchemy import Connection, insert, select
 
 from accrual.app import Runtime
 from accrual.billing.adapters import tables as t
-from accrual.billing.services import ledger, wallet
+from accrual.billing.services import ledger, settling, wallet
 from accrual.clock import ManualClock
 from accrual.contract.errors import Conflict
 from accrual.contract.messages import BILLING_DETAIL, BillingDetail, Envelope, detail_id
@@ -155,7 +155,7 @@ def test_binding_history_is_read_as_binding_for_reads_it(
     days = [DAY + timedelta(days=n) for n in range(-5, 12)]
     wanted = {(w, d) for w in (ws, "bound-late", "never-bound") for d in days}
     with runtime.billing.engine.connect() as conn:
-        found = wallet._bindings_in_force(conn, wanted)
+        found = settling.bindings_in_force(conn, wanted)
         for w, d in sorted(wanted):
             assert found.get((w, d)) == runtime.billing.accounts.binding_for(conn, w, d), (w, d)
     assert found[(ws, DAY - timedelta(days=5))] == first_account  # the first binding covers before

@@ -82,4 +82,4 @@ def statement_pdf(bill: Row, account: Row) -> bytes:
 
 CONSUMPTION_COLUMNS = ("day", "workspace_id", "site", "item", "retention_days", "kind",
                        "quantity", "unit_price", "amount", "detail_id")
-TRANSACTION_COLUMNS = ("entry_id", "at", "kind", "reference", "balance", "amount")
+TRANSACTION_COLUMNS = ("entry_id", "at", "kind", "reference", "balance", "instrument", "amount")

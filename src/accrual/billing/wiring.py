@@ -15,6 +15,7 @@ from accrual.billing.payments.service import Payments
 from accrual.billing.services import ledger
 from accrual.billing.services.accounts import BillingAccounts
 from accrual.billing.services.arrears import Arrears
+from accrual.billing.services.instruments import Instruments
 from accrual.billing.services.invoices import Invoices
 from accrual.billing.services.profile import Profiles
 from accrual.billing.services.statements import Statements
@@ -44,6 +45,7 @@ class BillingCenter:
         self.arrears = Arrears(engine, config, clock, self.accounts)
         self.wallet = Wallet(engine, config, clock, self.accounts, self.arrears)
         self.upgrades = Upgrades(engine, config, clock, self.accounts, self.mailer)
+        self.instruments = Instruments(engine, config, clock, self.accounts)
         self.statements = Statements(engine, config, clock)
         self.profiles = Profiles(engine, clock, self.accounts)
         self.invoices = Invoices(engine, config, clock, self.accounts)

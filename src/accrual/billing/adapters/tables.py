@@ -103,6 +103,11 @@ ledger_accounts = Table(
     # checked against them by the ledger audit.
     Column("balance_minor", BigInteger, nullable=False),
     UniqueConstraint("owner", "kind", name="uq_ledger_accounts_owner_kind"),
+    # The last line of defence: only the prepaid balance may go below zero
+    # (arrears); cash, cards and vouchers never do. The center's own accounts
+    # are not cached and stay at zero.
+    CheckConstraint("kind = 'prepaid' OR balance_minor >= 0",
+                    name="ck_ledger_accounts_not_overdrawn"),
 )
 
 journal_entries = Table(

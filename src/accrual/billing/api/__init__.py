@@ -1,7 +1,16 @@
 """The billing center's public HTTP API (`/billing/v1`), one module per concern."""
 
-from accrual.billing.api import accounts, bills, internal, invoices, payments, wallet
+from accrual.billing.api import (
+    accounts,
+    bills,
+    instruments,
+    internal,
+    invoices,
+    payments,
+    wallet,
+)
 
 routers = [accounts.router, wallet.router, bills.router, internal.router]
 routers.append(payments.router)
 routers.append(invoices.router)
+routers.append(instruments.router)

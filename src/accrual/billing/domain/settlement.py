@@ -1,46 +1,61 @@
-"""How money moves between a billing account's ledger accounts.
+"""How money moves between ledger accounts.
 
 Each function returns the postings of one balanced journal entry as
-``{ledger account kind: signed amount in minor units}``; the amounts sum to
-zero. Balances are seen from the customer: cash is what they hold, prepaid
-below zero is what they owe (arrears, decisions.md 17).
+``{ledger account: signed amount in minor units}``; the amounts sum to zero.
+A ledger account is named by its kind for a billing account's own accounts
+(``cash``, ``prepaid``) and the center's (``revenue``, …), or by the
+instrument's id for a prepaid card or voucher, each of which has an account
+of its own. Balances are seen from the customer: cash, cards and vouchers are
+what they hold, prepaid below zero is what they owe (arrears, decisions.md 17).
 """
 
 from __future__ import annotations
 
-CASH = "cash"
-PREPAID = "prepaid"
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+
+from accrual.billing.domain import waterfall
+
+CASH = waterfall.CASH
+PREPAID = waterfall.ARREARS  # the negative prepaid balance
 # The billing center's own accounts (owner "system").
 REVENUE = "revenue"
-BANK_CLEARING = "bank_clearing"
+BANK_CLEARING = "bank_clearing"  # money received from outside: transfers, gateways, partners
+PROMOTIONS = "promotions"  # what vouchers given away are funded from
+BREAKAGE = waterfall.BREAKAGE  # instrument balances written off at expiry
 
 Postings = dict[str, int]
 
+_NEVER = datetime.max.replace(tzinfo=UTC)
+
 
 def _balanced(postings: Postings) -> Postings:
-    postings = {kind: amount for kind, amount in postings.items() if amount != 0}
+    postings = {account: amount for account, amount in postings.items() if amount != 0}
     assert sum(postings.values()) == 0, postings
     return postings
 
 
-def charge(amount_minor: int, cash_minor: int) -> Postings:
-    """Pay a charge: cash first, the rest on the prepaid balance (which may go negative).
+def charge(amount_minor: int, cash_minor: int, instruments: Iterable[waterfall.Instrument] = (),
+           item: str = "", at: datetime = _NEVER) -> Postings:
+    """Pay a charge by the waterfall: vouchers, cards, cash, then the prepaid balance
+    (which may go negative)."""
+    splits = waterfall.pay(amount_minor, item, at, instruments, cash_minor)
+    postings: Postings = {REVENUE: amount_minor}
+    for split in splits:
+        postings[split.source] = postings.get(split.source, 0) - split.amount_minor
+    return _balanced(postings)
 
-    Vouchers and prepaid cards come before cash in the full waterfall; this
-    center has only cash so far.
-    """
-    assert amount_minor > 0
-    from_cash = min(amount_minor, max(cash_minor, 0))
-    return _balanced({CASH: -from_cash, PREPAID: -(amount_minor - from_cash),
-                      REVENUE: amount_minor})
 
-
-def refund(amount_minor: int, prepaid_minor: int) -> Postings:
-    """A negative adjustment: pay down arrears first, the rest back to cash."""
-    assert amount_minor > 0
-    to_arrears = min(amount_minor, max(-prepaid_minor, 0))
-    return _balanced({PREPAID: to_arrears, CASH: amount_minor - to_arrears,
-                      REVENUE: -amount_minor})
+def refund(amount_minor: int, prepaid_minor: int,
+           paid: Mapping[str, tuple[str, int]] | None = None,
+           usable: Iterable[str] = ()) -> Postings:
+    """A negative correction: pay down arrears first, then back to what paid the
+    corrected detail (:func:`waterfall.give_back`); with nothing known, to cash."""
+    splits = waterfall.give_back(amount_minor, arrears(prepaid_minor), paid or {}, usable)
+    postings: Postings = {REVENUE: -amount_minor}
+    for split in splits:
+        postings[split.source] = postings.get(split.source, 0) + split.amount_minor
+    return _balanced(postings)
 
 
 def recharge(amount_minor: int, prepaid_minor: int) -> Postings:
@@ -49,6 +64,20 @@ def recharge(amount_minor: int, prepaid_minor: int) -> Postings:
     to_arrears = min(amount_minor, max(-prepaid_minor, 0))
     return _balanced({BANK_CLEARING: -amount_minor, CASH: amount_minor - to_arrears,
                       PREPAID: to_arrears})
+
+
+def fund(instrument_id: str, amount_minor: int, source: str) -> Postings:
+    """Put ``amount_minor`` on a new card or voucher from ``source``: ``cash`` (a card
+    bought from the cash balance), ``bank_clearing`` (paid outside, e.g. a partner's
+    card) or ``promotions`` (a voucher given away)."""
+    assert amount_minor > 0 and instrument_id not in (CASH, PREPAID, source)
+    return _balanced({source: -amount_minor, instrument_id: amount_minor})
+
+
+def write_off(instrument_id: str, balance_minor: int) -> Postings:
+    """What is left on an expired card or voucher leaves it, through the ledger."""
+    assert balance_minor > 0
+    return _balanced({instrument_id: -balance_minor, BREAKAGE: balance_minor})
 
 
 def arrears(prepaid_minor: int) -> int:

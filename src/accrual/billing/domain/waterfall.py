@@ -4,11 +4,15 @@ A charge is paid, in order, from standard vouchers, discount vouchers, prepaid
 cards (soonest expiry first), cash, and finally the negative prepaid balance
 (arrears). Vouchers never pay SMS or synthetic tests; expired instruments pay
 nothing. One charge may be split across several instruments.
+
+A negative correction (:func:`give_back`) goes the other way: it pays arrears
+first (decisions.md 17), then returns to what paid the corrected detail, in
+reverse order, so that voucher money never turns into cash.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -69,3 +73,52 @@ def pay(amount_minor: int, item: str, at: datetime, instruments: Iterable[Instru
         splits.append(Split(ARREARS, ARREARS, remaining))
     assert sum(s.amount_minor for s in splits) == amount_minor
     return splits
+
+
+BREAKAGE = "breakage"  # the share of an instrument that expired since it paid
+
+
+def give_back(amount_minor: int, arrears_minor: int, paid: Mapping[str, tuple[str, int]],
+              usable: Iterable[str]) -> list[Split]:
+    """How a negative correction of ``amount_minor`` is returned; the splits sum to it.
+
+    ``paid`` is what each source paid, net, for the detail being corrected:
+    ``{source: (kind, amount)}`` with sources as :func:`pay` names them.
+    Arrears (``arrears_minor`` owed by the account) are paid first. Then each
+    source gets back at most what it paid, in reverse waterfall order: cash,
+    cards (latest expiry first is not known here: the order of ``paid``,
+    reversed), discount vouchers, standard vouchers. A source not in
+    ``usable`` (an instrument that has expired since) is written off as
+    ``breakage`` instead. Whatever is left, when more is returned than was
+    paid, goes to cash.
+    """
+    assert amount_minor > 0 and arrears_minor >= 0
+    remaining = amount_minor
+    splits: list[Split] = []
+    if arrears_minor:
+        take = min(remaining, arrears_minor)
+        splits.append(Split(ARREARS, ARREARS, take))
+        remaining -= take
+    alive = set(usable)
+    rank = {CASH: 0, CARD: 1, DISCOUNT_VOUCHER: 2, STANDARD_VOUCHER: 3}
+    sources = [(source, kind, amount) for source, (kind, amount) in paid.items()
+               if kind in rank and amount > 0]
+    order = {source: n for n, source in enumerate(paid)}
+    sources.sort(key=lambda s: (rank[s[1]], -order[s[0]]))
+    for source, kind, amount in sources:
+        if remaining == 0:
+            break
+        take = min(remaining, amount)
+        if source == CASH or source in alive:
+            splits.append(Split(source, kind, take))
+        else:
+            splits.append(Split(BREAKAGE, BREAKAGE, take))
+        remaining -= take
+    if remaining:
+        splits.append(Split(CASH, CASH, remaining))
+    merged: dict[tuple[str, str], int] = {}
+    for split in splits:
+        merged[(split.source, split.kind)] = merged.get((split.source, split.kind), 0) + split.amount_minor
+    result = [Split(source, kind, amount) for (source, kind), amount in merged.items()]
+    assert sum(s.amount_minor for s in result) == amount_minor
+    return result

@@ -203,7 +203,8 @@ class Payments:
                 conn, owner=row.account_id, key=f"payment/{gateway.name}/{notice.transaction_id}",
                 request_digest=ledger.digest(row.id, row.amount_minor), kind=JOURNAL_KIND,
                 reference=row.id, now=self.clock.now(),
-                compute=lambda b: settlement.recharge(row.amount_minor, b[settlement.PREPAID]))
+                compute=lambda h: settlement.recharge(row.amount_minor,
+                                                      h.balances[settlement.PREPAID]))
         except Conflict:
             raise Conflict("transaction_conflict",
                            "this transaction id already paid another order") from None

@@ -10,25 +10,37 @@ entry; with another request it is a conflict.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Connection, func, insert, select, update
 
 from accrual.billing.adapters import tables as t
-from accrual.billing.domain import settlement
+from accrual.billing.domain import settlement, waterfall
 from accrual.contract.errors import Conflict
+from accrual.infra.bulk import among
 
 SYSTEM = "system"
 CUSTOMER_KINDS = (settlement.CASH, settlement.PREPAID)
-SYSTEM_KINDS = (settlement.REVENUE, settlement.BANK_CLEARING)
+SYSTEM_KINDS = (settlement.REVENUE, settlement.BANK_CLEARING, settlement.PROMOTIONS,
+                settlement.BREAKAGE)
+INSTRUMENT_KINDS = (waterfall.CARD, waterfall.STANDARD_VOUCHER, waterfall.DISCOUNT_VOUCHER)
+ACTIVE = "active"
 
 
 @dataclass(frozen=True)
 class Posted:
     entry_id: int
     created: bool  # False when the key had already been posted with the same request
+
+
+@dataclass(frozen=True)
+class Holdings:
+    """What a billing account holds, read under its row lock."""
+
+    balances: dict[str, int]  # cash and prepaid
+    instruments: tuple[waterfall.Instrument, ...] = ()  # cards and vouchers not written off
 
 
 def digest(*parts: object) -> str:
@@ -45,22 +57,73 @@ def open_accounts(conn: Connection, owner: str, currency: str) -> None:
             {"owner": owner, "kind": k, "currency": currency, "balance_minor": 0} for k in missing])
 
 
+def open_instrument_account(conn: Connection, instrument_id: str, kind: str,
+                            currency: str) -> None:
+    """A card or voucher gets a ledger account of its own, named by its id."""
+    assert kind in INSTRUMENT_KINDS
+    conn.execute(insert(t.ledger_accounts).values(owner=instrument_id, kind=kind,
+                                                  currency=currency, balance_minor=0))
+
+
 def balances(conn: Connection, owner: str, *, lock: bool = False) -> dict[str, int]:
     query = select(t.ledger_accounts.c.kind, t.ledger_accounts.c.balance_minor).where(
         t.ledger_accounts.c.owner == owner).order_by(t.ledger_accounts.c.id)
     if lock and conn.dialect.name == "postgresql":
-        # Serialises every movement of one billing account (READ COMMITTED).
+        # Serialises every movement of one billing account (READ COMMITTED),
+        # its cards' and vouchers' included: all of them take this lock first.
         query = query.with_for_update()
     return {kind: int(balance) for kind, balance in conn.execute(query).all()}
 
 
+def instruments_of(conn: Connection, owners: Collection[str]
+                   ) -> dict[str, list[waterfall.Instrument]]:
+    """The cards and vouchers of these billing accounts that are not written off, with
+    their balances; read them after taking the owners' locks (:func:`balances`)."""
+    i, a = t.instruments, t.ledger_accounts
+    found: dict[str, list[waterfall.Instrument]] = {owner: [] for owner in owners}
+    if not owners:
+        return found
+    for row in conn.execute(
+            select(i.c.account_id, i.c.id, i.c.kind, a.c.balance_minor, i.c.expires_at,
+                   i.c.created_at)
+            .join(a, a.c.owner == i.c.id)
+            .where(among(conn, i.c.account_id, owners), i.c.status == ACTIVE)
+            .order_by(i.c.account_id, i.c.expires_at, i.c.id)):
+        found[row.account_id].append(waterfall.Instrument(
+            row.id, row.kind, int(row.balance_minor), row.expires_at, row.created_at))
+    return found
+
+
+def account_ids(conn: Connection, owner: str, keys: Collection[str]) -> dict[str, int]:
+    """The ledger account id of each postings key: the owner's cash or prepaid, the
+    center's own accounts, or an instrument's account (a key that is neither)."""
+    a = t.ledger_accounts
+    instruments = [k for k in keys if k not in CUSTOMER_KINDS and k not in SYSTEM_KINDS]
+    found: dict[str, int] = {}
+    for kind, account_owner, ledger_id in conn.execute(select(a.c.kind, a.c.owner, a.c.id).where(
+            ((a.c.owner == owner) & a.c.kind.in_(CUSTOMER_KINDS))
+            | ((a.c.owner == SYSTEM) & a.c.kind.in_(SYSTEM_KINDS))
+            | a.c.owner.in_(instruments))):
+        found[account_owner if account_owner in instruments else kind] = ledger_id
+    return found
+
+
+def is_cached(key: str) -> bool:
+    # Revenue and the other center accounts are touched by every entry of every
+    # account; caching their balances would make one hot row that serialises
+    # the whole center. They are summed when read.
+    return key not in SYSTEM_KINDS
+
+
 def post(conn: Connection, *, owner: str, key: str, request_digest: str, kind: str,
          reference: str | None, now: datetime,
-         compute: Callable[[dict[str, int]], settlement.Postings]) -> Posted:
+         compute: Callable[[Holdings], settlement.Postings],
+         with_instruments: bool = False) -> Posted:
     """Post one entry for ``owner`` unless ``key`` was posted before.
 
-    ``compute`` gets the owner's balances, read under a row lock, and returns
-    the postings by ledger-account kind.
+    ``compute`` gets what the owner holds, read under the owner's row lock
+    (its cards and vouchers only ``with_instruments``), and returns the postings
+    by ledger account (see :mod:`settlement`).
     """
     existing = conn.execute(select(t.journal_entries.c.id, t.journal_entries.c.request_digest)
                             .where(t.journal_entries.c.idempotency_key == key)).first()
@@ -70,26 +133,19 @@ def post(conn: Connection, *, owner: str, key: str, request_digest: str, kind: s
                            f"{key!r} was already used for a different request")
         return Posted(existing.id, False)
     current = balances(conn, owner, lock=True)
-    postings = compute(current)
+    held = tuple(instruments_of(conn, [owner])[owner]) if with_instruments else ()
+    postings = compute(Holdings(current, held))
     entry_id = conn.execute(insert(t.journal_entries).values(
         idempotency_key=key, request_digest=request_digest, kind=kind, account_id=owner,
         reference=reference, created_at=now).returning(t.journal_entries.c.id)).scalar_one()
-    ids = dict(conn.execute(
-        select(t.ledger_accounts.c.kind, t.ledger_accounts.c.id).where(
-            ((t.ledger_accounts.c.owner == owner) & t.ledger_accounts.c.kind.in_(CUSTOMER_KINDS))
-            | ((t.ledger_accounts.c.owner == SYSTEM) & t.ledger_accounts.c.kind.in_(SYSTEM_KINDS))
-        )).all())
+    ids = account_ids(conn, owner, postings)
     conn.execute(insert(t.postings), [
         {"entry_id": entry_id, "ledger_account_id": ids[k], "amount_minor": amount}
         for k, amount in postings.items()])
     for k, amount in postings.items():
-        if k in SYSTEM_KINDS:
-            # Revenue and clearing are touched by every entry of every
-            # account; caching their balances would make one hot row that
-            # serialises the whole center. They are summed when read.
-            continue
-        conn.execute(update(t.ledger_accounts).where(t.ledger_accounts.c.id == ids[k])
-                     .values(balance_minor=t.ledger_accounts.c.balance_minor + amount))
+        if is_cached(k):
+            conn.execute(update(t.ledger_accounts).where(t.ledger_accounts.c.id == ids[k])
+                         .values(balance_minor=t.ledger_accounts.c.balance_minor + amount))
     return Posted(entry_id, True)
 
 

@@ -126,20 +126,24 @@ class Statements:
         return [self._line(r) for r in rows]
 
     def transactions(self, account_id: str, start: date, end: date) -> list[dict[str, object]]:
-        """Income & expenditure: every movement of the account's balances, oldest first."""
+        """Income & expenditure: every movement of the account's balances (cash, prepaid,
+        and each of its cards and vouchers), oldest first."""
         e, p, a = t.journal_entries, t.postings, t.ledger_accounts
+        held = select(t.instruments.c.id).where(t.instruments.c.account_id == account_id)
         first, _ = day_bounds(start, self.config.zone)
         _, last = day_bounds(end, self.config.zone)
         with self.engine.connect() as conn:
             rows = conn.execute(
                 select(e.c.id, e.c.kind, e.c.reference, e.c.created_at, a.c.kind.label("balance"),
-                       p.c.amount_minor)
+                       a.c.owner, p.c.amount_minor)
                 .join(p, p.c.entry_id == e.c.id).join(a, a.c.id == p.c.ledger_account_id)
-                .where(a.c.owner == account_id, e.c.created_at >= first, e.c.created_at < last)
-                .order_by(e.c.id, a.c.kind)).all()
+                .where((a.c.owner == account_id) | a.c.owner.in_(held),
+                       e.c.created_at >= first, e.c.created_at < last)
+                .order_by(e.c.id, a.c.kind, a.c.owner)).all()
         currency = self.config.currency
         return [{"entry_id": r.id, "at": r.created_at.isoformat(), "kind": r.kind,
                  "reference": r.reference, "balance": r.balance,
+                 "instrument": None if r.owner == account_id else r.owner,
                  "amount": format_minor(int(r.amount_minor), currency)} for r in rows]
 
     def _present(self, row) -> dict[str, object]:  # type: ignore[no-untyped-def]

@@ -97,11 +97,18 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('code_hash')
     )
-    op.add_column('charges', sa.Column('adjusts', sa.String(length=36), nullable=True))
+    with op.batch_alter_table('charges', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('adjusts', sa.String(length=36), nullable=True))
+    with op.batch_alter_table('ledger_accounts', schema=None) as batch_op:
+        batch_op.create_check_constraint('ck_ledger_accounts_not_overdrawn',
+                                         "kind = 'prepaid' OR balance_minor >= 0")
 
 
 def downgrade() -> None:
-    op.drop_column('charges', 'adjusts')
+    with op.batch_alter_table('ledger_accounts', schema=None) as batch_op:
+        batch_op.drop_constraint('ck_ledger_accounts_not_overdrawn', type_='check')
+    with op.batch_alter_table('charges', schema=None) as batch_op:
+        batch_op.drop_column('adjusts')
     op.drop_table('voucher_codes')
     op.drop_table('arrears_locks')
     op.drop_index('ix_instruments_expiry', table_name='instruments')

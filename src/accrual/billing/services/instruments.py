@@ -1,0 +1,410 @@
+"""Prepaid cards and vouchers (reference-billing.md §4.3–4.4, decisions.md 15–16).
+
+Each card or voucher is a row of ``instruments`` and a ledger account of its
+own, funded by one journal entry: a card bought from cash (``cash`` →
+card), a partner's card paid outside (``bank_clearing`` → card), a voucher
+given away (``promotions`` → voucher). Settlement spends them by the waterfall
+(``settling``); at expiry what is left is written off to ``breakage``. Cards
+are never refunded or turned back into cash; vouchers are never invoiced.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Engine, insert, select, update
+
+from accrual.billing.adapters import tables as t
+from accrual.billing.config import BillingConfig
+from accrual.billing.domain import settlement, waterfall
+from accrual.billing.services import ledger
+from accrual.billing.services.accounts import BillingAccounts
+from accrual.clock import Clock
+from accrual.contract.errors import Conflict, Invalid, NotFound
+from accrual.infra.db import in_transaction
+from accrual.money import format_minor, parse_amount
+
+CARD = waterfall.CARD
+VOUCHER_KINDS = (waterfall.STANDARD_VOUCHER, waterfall.DISCOUNT_VOUCHER)
+# How a card or voucher was funded (instruments.source).
+PURCHASE, PARTNER, OPERATOR, BONUS, CODE = "purchase", "partner", "operator", "bonus", "code"
+# Journal entry kinds.
+CARD_PURCHASE = "card_purchase"  # counted as invoiceable cash by invoices (decisions.md 21)
+CARD_GRANT = "card_grant"
+VOUCHER_GRANT = "voucher_grant"
+WRITE_OFF = "write_off"
+
+MAX_VALIDITY_DAYS = 3650
+MAX_CODES = 1000  # made by one request
+# Activation codes: 16 symbols of Crockford's base 32 (80 bits), shown in groups of four.
+_CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_CODE_LENGTH = 16
+
+
+class Instruments:
+    def __init__(self, engine: Engine, config: BillingConfig, clock: Clock,
+                 accounts: BillingAccounts) -> None:
+        self.engine = engine
+        self.config = config
+        self.clock = clock
+        self.accounts = accounts
+
+    # -- prepaid cards -----------------------------------------------------------
+
+    def buy_card(self, account_id: str, face_value: object, idempotency_key: str
+                 ) -> dict[str, Any]:
+        """A card bought from the cash balance; with a discount voucher on big purchases.
+
+        The same key returns the same card; the same key with another face value is a
+        409 ``idempotency_conflict``. Too little cash is a 409 ``insufficient_balance``
+        that changes nothing (a top-up first settles arrears, so cash is never there while
+        arrears are owed).
+        """
+        face = self._face_value(face_value)
+        _check_key(idempotency_key)
+        self.accounts.account(account_id)
+        key = f"card/{account_id}/{idempotency_key}"
+
+        def work(conn: Connection) -> dict[str, Any]:
+            existing = self._posted(conn, key, ledger.digest(face))
+            if existing is not None:
+                return {**self._card(conn, existing), "created": False}
+            now = self.clock.now()
+            card_id = self._new_id(conn, "PC")
+            ledger.open_instrument_account(conn, card_id, CARD, self.config.currency)
+
+            def compute(held: ledger.Holdings) -> settlement.Postings:
+                cash = held.balances[settlement.CASH]
+                if cash < face:
+                    currency = self.config.currency
+                    raise Conflict("insufficient_balance",
+                                   f"the cash balance ({format_minor(cash, currency)}) is less "
+                                   f"than the card's face value ({format_minor(face, currency)});"
+                                   " recharge first")
+                return settlement.fund(card_id, face, settlement.CASH)
+
+            posted = ledger.post(conn, owner=account_id, key=key,
+                                 request_digest=ledger.digest(face), kind=CARD_PURCHASE,
+                                 reference=card_id, now=now, compute=compute)
+            self._insert(conn, card_id, account_id, CARD, PURCHASE, face, face, now,
+                         now + self.config.card_validity, posted.entry_id, None, None)
+            bonus = self._bonus_for(face)
+            if bonus:
+                self._grant_voucher(conn, account_id, waterfall.DISCOUNT_VOUCHER, bonus,
+                                    f"{key}/bonus", BONUS, card_id, now,
+                                    now + self.config.voucher_validity, "bonus for card " + card_id)
+            return {**self._card(conn, card_id), "created": True}
+
+        return in_transaction(self.engine, work)
+
+    def grant_card(self, account_id: str, face_value: object, reference: str,
+                   validity_days: int | None = None, note: str | None = None) -> dict[str, Any]:
+        """A card paid outside the center (a partner's sale), put on an account by the
+        operator. It is not invoiced here (no cash paid) and brings no bonus voucher."""
+        face = self._face_value(face_value)
+        _check_reference(reference)
+        validity = self._validity(validity_days, self.config.card_validity)
+        self.accounts.account(account_id)
+        key = f"card-grant/{account_id}/{reference}"
+
+        def work(conn: Connection) -> dict[str, Any]:
+            digest = ledger.digest(face, validity)
+            existing = self._posted(conn, key, digest)
+            if existing is not None:
+                return {**self._card(conn, existing), "created": False}
+            now = self.clock.now()
+            card_id = self._new_id(conn, "PC")
+            ledger.open_instrument_account(conn, card_id, CARD, self.config.currency)
+            posted = ledger.post(conn, owner=account_id, key=key, request_digest=digest,
+                                 kind=CARD_GRANT, reference=card_id, now=now,
+                                 compute=lambda _: settlement.fund(card_id, face,
+                                                                   settlement.BANK_CLEARING))
+            self._insert(conn, card_id, account_id, CARD, PARTNER, face, 0, now, now + validity,
+                         posted.entry_id, None, note)
+            return {**self._card(conn, card_id), "created": True}
+
+        return in_transaction(self.engine, work)
+
+    def cards(self, account_id: str) -> list[dict[str, Any]]:
+        self.accounts.account(account_id)
+        with self.engine.connect() as conn:
+            return [self._present(conn, row) for row in self._rows(conn, account_id, (CARD,))]
+
+    # -- vouchers ----------------------------------------------------------------
+
+    def issue_voucher(self, account_id: str, kind: str, amount: object, reference: str,
+                      validity_days: int | None = None, note: str | None = None
+                      ) -> dict[str, Any]:
+        """A voucher put on an account by the operator; one per reference."""
+        _check_voucher_kind(kind)
+        face = parse_amount(amount, self.config.currency)
+        _check_reference(reference)
+        validity = self._validity(validity_days, self.config.voucher_validity)
+        self.accounts.account(account_id)
+        key = f"voucher/{account_id}/{reference}"
+
+        def work(conn: Connection) -> dict[str, Any]:
+            digest = ledger.digest(kind, face, validity)
+            existing = self._posted(conn, key, digest)
+            if existing is None:
+                now = self.clock.now()
+                existing = self._grant_voucher(conn, account_id, kind, face, key, OPERATOR,
+                                               None, now, now + validity, note, digest)
+                created = True
+            else:
+                created = False
+            return {**self._voucher(conn, existing), "created": created}
+
+        return in_transaction(self.engine, work)
+
+    def create_codes(self, kind: str, amount: object, count: int,
+                     validity_days: int | None = None, redeem_within_days: int = 90,
+                     note: str | None = None) -> dict[str, Any]:
+        """Single-use activation codes for vouchers. The codes are shown once, here; only
+        their hashes are kept."""
+        _check_voucher_kind(kind)
+        face = parse_amount(amount, self.config.currency)
+        if not isinstance(count, int) or not 1 <= count <= MAX_CODES:
+            raise Invalid("invalid_count", f"count must be 1 to {MAX_CODES}")
+        validity = self._validity(validity_days, self.config.voucher_validity)
+        redeem_within = self._validity(redeem_within_days, timedelta(days=90))
+        now = self.clock.now()
+        codes = [_new_code() for _ in range(count)]
+
+        def work(conn: Connection) -> None:
+            conn.execute(insert(t.voucher_codes), [
+                {"id": "VK" + secrets.token_hex(8), "code_hash": _code_hash(code), "kind": kind,
+                 "face_minor": face, "currency": self.config.currency,
+                 "validity_days": validity.days, "redeem_by": now + redeem_within,
+                 "created_at": now, "note": note} for code in codes])
+
+        in_transaction(self.engine, work)
+        return {"kind": kind, "amount": format_minor(face, self.config.currency),
+                "validity_days": validity.days, "redeem_by": (now + redeem_within).isoformat(),
+                "codes": [_show(code) for code in codes]}
+
+    def activate(self, account_id: str, code: object) -> dict[str, Any]:
+        """Redeem an activation code onto this account: a voucher. Each code once; the same
+        account activating it again gets the same voucher back."""
+        if not isinstance(code, str) or not 1 <= len(code) <= 64:
+            raise Invalid("invalid_code", "the activation code is 16 letters and digits")
+        normal = _normalise(code)
+        self.accounts.account(account_id)
+        c = t.voucher_codes
+
+        def work(conn: Connection) -> dict[str, Any]:
+            row = conn.execute(select(c).where(c.c.code_hash == _code_hash(normal))).first()
+            if row is None:
+                raise NotFound("unknown_code", "no voucher has this activation code; "
+                                               "check it for typing errors")
+            if row.redeemed_at is not None:
+                if row.redeemed_by == account_id and row.instrument_id is not None:
+                    return {**self._voucher(conn, row.instrument_id), "created": False}
+                raise Conflict("code_already_used", "this activation code was already used")
+            now = self.clock.now()
+            if row.redeem_by <= now:
+                raise Conflict("code_expired", "this activation code can no longer be used "
+                                               f"(it expired {row.redeem_by.isoformat()})")
+            if row.currency != self.config.currency:
+                raise Conflict("currency_mismatch", "this code is for another billing center")
+            voucher_id = self._grant_voucher(
+                conn, account_id, row.kind, int(row.face_minor), f"code/{row.id}", CODE, row.id,
+                now, now + timedelta(days=row.validity_days), row.note)
+            # Single use, even against a concurrent activation of the same code.
+            taken = conn.execute(update(c).where(c.c.id == row.id, c.c.redeemed_at.is_(None))
+                                 .values(redeemed_at=now, redeemed_by=account_id,
+                                         instrument_id=voucher_id)).rowcount
+            if taken != 1:
+                raise Conflict("code_already_used", "this activation code was already used")
+            return {**self._voucher(conn, voucher_id), "created": True}
+
+        return in_transaction(self.engine, work)
+
+    def vouchers(self, account_id: str) -> list[dict[str, Any]]:
+        self.accounts.account(account_id)
+        with self.engine.connect() as conn:
+            return [self._present(conn, row)
+                    for row in self._rows(conn, account_id, VOUCHER_KINDS)]
+
+    # -- expiry ------------------------------------------------------------------
+
+    def expire_due(self, limit: int = 1000) -> int:
+        """Write off what is left on cards and vouchers past their expiry; how many."""
+        i = t.instruments
+        now = self.clock.now()
+        with self.engine.connect() as conn:
+            due = conn.execute(select(i.c.id, i.c.account_id).where(
+                i.c.status == ledger.ACTIVE, i.c.expires_at <= now)
+                .order_by(i.c.expires_at, i.c.id).limit(limit)).all()
+        for instrument_id, account_id in due:
+            in_transaction(self.engine, lambda conn, n=instrument_id, a=account_id:
+                           self._expire(conn, n, a, now))
+        return len(due)
+
+    def _expire(self, conn: Connection, instrument_id: str, account_id: str,
+                now: datetime) -> None:
+        i = t.instruments
+        ledger.balances(conn, account_id, lock=True)  # the account's lock, as every movement
+        if conn.execute(select(i.c.status).where(i.c.id == instrument_id)).scalar_one() \
+                != ledger.ACTIVE:
+            return  # another run got there first
+        held = ledger.instruments_of(conn, [account_id])[account_id]
+        balance = next((x.balance_minor for x in held if x.id == instrument_id), 0)
+        if balance > 0:
+            ledger.post(conn, owner=account_id, key=f"expiry/{instrument_id}",
+                        request_digest=ledger.digest(instrument_id, balance), kind=WRITE_OFF,
+                        reference=instrument_id, now=now,
+                        compute=lambda _: settlement.write_off(instrument_id, balance))
+        conn.execute(update(i).where(i.c.id == instrument_id)
+                     .values(status="expired", expired_at=now))
+
+    # -- shared ------------------------------------------------------------------
+
+    def _grant_voucher(self, conn: Connection, account_id: str, kind: str, face: int, key: str,
+                       source: str, origin: str | None, now: datetime, expires_at: datetime,
+                       note: str | None, digest: str | None = None) -> str:
+        voucher_id = self._new_id(conn, "VC")
+        ledger.open_instrument_account(conn, voucher_id, kind, self.config.currency)
+        posted = ledger.post(conn, owner=account_id, key=key,
+                             request_digest=digest or ledger.digest(kind, face),
+                             kind=VOUCHER_GRANT, reference=voucher_id, now=now,
+                             compute=lambda _: settlement.fund(voucher_id, face,
+                                                               settlement.PROMOTIONS))
+        self._insert(conn, voucher_id, account_id, kind, source, face, 0, now, expires_at,
+                     posted.entry_id, origin, note)
+        return voucher_id
+
+    def _insert(self, conn: Connection, instrument_id: str, account_id: str, kind: str,
+                source: str, face: int, paid_cash: int, now: datetime, expires_at: datetime,
+                entry_id: int, origin: str | None, note: str | None) -> None:
+        conn.execute(insert(t.instruments).values(
+            id=instrument_id, account_id=account_id, kind=kind, source=source, face_minor=face,
+            currency=self.config.currency, paid_cash_minor=paid_cash, valid_from=now,
+            expires_at=expires_at, status=ledger.ACTIVE, origin=origin, entry_id=entry_id,
+            created_at=now, note=note))
+
+    @staticmethod
+    def _posted(conn: Connection, key: str, digest: str) -> str | None:
+        """The instrument an earlier request with this key made (same request), else None."""
+        e = t.journal_entries
+        row = conn.execute(select(e.c.id, e.c.request_digest, e.c.reference)
+                           .where(e.c.idempotency_key == key)).first()
+        if row is None:
+            return None
+        if row.request_digest != digest:
+            raise Conflict("idempotency_conflict",
+                           "this key was already used for a different request")
+        return str(row.reference)
+
+    @staticmethod
+    def _new_id(conn: Connection, prefix: str) -> str:
+        while True:
+            candidate = prefix + "".join(secrets.choice("0123456789") for _ in range(14))
+            if conn.execute(select(t.instruments.c.id)
+                            .where(t.instruments.c.id == candidate)).first() is None:
+                return candidate
+
+    def _face_value(self, face_value: object) -> int:
+        face = parse_amount(face_value, self.config.currency)
+        step = self.config.card_step_minor
+        if face % step:
+            unit = format_minor(step, self.config.currency)
+            raise Invalid("invalid_face_value",
+                          f"a card's face value is a multiple of {unit} (at least {unit})")
+        return face
+
+    def _bonus_for(self, face: int) -> int:
+        earned = [bonus for threshold, bonus in self.config.bonuses() if face >= threshold]
+        return max(earned, default=0)
+
+    @staticmethod
+    def _validity(days: int | None, default: timedelta) -> timedelta:
+        if days is None:
+            return default
+        if isinstance(days, bool) or not isinstance(days, int) \
+                or not 1 <= days <= MAX_VALIDITY_DAYS:
+            raise Invalid("invalid_validity", f"validity is 1 to {MAX_VALIDITY_DAYS} days")
+        return timedelta(days=days)
+
+    def _rows(self, conn: Connection, account_id: str, kinds: tuple[str, ...]) -> list[Any]:
+        i, a = t.instruments, t.ledger_accounts
+        return list(conn.execute(
+            select(i, a.c.balance_minor).join(a, a.c.owner == i.c.id)
+            .where(i.c.account_id == account_id, i.c.kind.in_(kinds))
+            .order_by(i.c.created_at.desc(), i.c.id)).all())
+
+    def _card(self, conn: Connection, card_id: str) -> dict[str, Any]:
+        return self._one(conn, card_id)
+
+    def _voucher(self, conn: Connection, voucher_id: str) -> dict[str, Any]:
+        return self._one(conn, voucher_id)
+
+    def _one(self, conn: Connection, instrument_id: str) -> dict[str, Any]:
+        i, a = t.instruments, t.ledger_accounts
+        row = conn.execute(select(i, a.c.balance_minor).join(a, a.c.owner == i.c.id)
+                           .where(i.c.id == instrument_id)).one()
+        return self._present(conn, row)
+
+    def _present(self, conn: Connection, row: Any) -> dict[str, Any]:
+        currency = row.currency
+        now = self.clock.now()
+        if row.status != ledger.ACTIVE or row.expires_at <= now:
+            status = "expired"
+        elif row.balance_minor == 0:
+            status = "used_up"
+        else:
+            status = "active"
+        shown: dict[str, Any] = {
+            "number": row.id, "kind": row.kind, "source": row.source,
+            "face_value": format_minor(row.face_minor, currency),
+            "balance": format_minor(int(row.balance_minor), currency), "currency": currency,
+            "status": status, "valid_from": row.valid_from.isoformat(),
+            "expires_at": row.expires_at.isoformat(),
+            "expired_at": row.expired_at.isoformat() if row.expired_at else None,
+            "note": row.note}
+        if row.kind == CARD:
+            shown["purchased_at"] = row.created_at.isoformat()
+            shown["paid_with_cash"] = format_minor(row.paid_cash_minor, currency)
+            bonus = conn.execute(select(t.instruments.c.id).where(
+                t.instruments.c.origin == row.id, t.instruments.c.source == BONUS)).scalar()
+            shown["bonus_voucher"] = bonus
+        else:
+            shown["activated_at"] = row.created_at.isoformat()
+            shown["origin"] = row.origin
+        return shown
+
+
+def _check_key(key: object) -> None:
+    if not isinstance(key, str) or not 1 <= len(key) <= 255:
+        raise Invalid("invalid_idempotency_key", "Idempotency-Key must be 1 to 255 characters")
+
+
+def _check_reference(reference: object) -> None:
+    if not isinstance(reference, str) or not 1 <= len(reference) <= 128:
+        raise Invalid("invalid_reference", "reference must be 1 to 128 characters")
+
+
+def _check_voucher_kind(kind: object) -> None:
+    if kind not in VOUCHER_KINDS:
+        raise Invalid("invalid_voucher_kind", "kind is voucher_standard or voucher_discount")
+
+
+def _new_code() -> str:
+    return "".join(secrets.choice(_CODE_ALPHABET) for _ in range(_CODE_LENGTH))
+
+
+def _show(code: str) -> str:
+    return "-".join(code[n:n + 4] for n in range(0, len(code), 4))
+
+
+def _normalise(code: str) -> str:
+    # Crockford: I and L read as 1, O as 0; dashes and spaces are only for reading.
+    text = code.upper().replace("-", "").replace(" ", "")
+    return text.translate(str.maketrans("ILO", "110"))
+
+
+def _code_hash(code: str) -> str:
+    return hashlib.sha256(code.encode()).hexdigest()
