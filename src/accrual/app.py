@@ -120,7 +120,8 @@ class Scheduler:
                       (f"{console.config.site} alerts", console.alerts.evaluate)]
         steps += [("billing relay", rt.billing_relay_drain),
                   ("registration reaper", rt.billing.accounts.reap_pending),
-                  ("monthly bills", rt.billing.statements.generate_due)]
+                  ("monthly bills", rt.billing.statements.generate_due),
+                  ("instrument expiry", rt.billing.instruments.expire_due)]
         for name, step in steps:
             try:
                 step()
