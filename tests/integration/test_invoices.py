@@ -9,10 +9,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from accrual.app import Runtime
-from accrual.billing.domain import settlement
-from accrual.billing.services import ledger
 from accrual.clock import ManualClock
-from accrual.infra.db import in_transaction
 from tests.conftest import SHANGHAI
 from tests.helpers import OPERATOR, billing_login, close_day, register, send_usage
 
@@ -332,26 +329,26 @@ def test_invoice_information_and_mailing_addresses(client: TestClient) -> None:
 
 def test_prepaid_card_purchases_paid_with_cash_are_invoiceable_in_their_month(
         client: TestClient, runtime: Runtime, clock: ManualClock) -> None:
-    """Card sales do not exist yet: a ``card_purchase`` entry moving cash is posted directly."""
     clock.set(at(10, 1))
     reg = register(client)
     account = reg["billing_account_id"]
-    recharge(client, account, "500.00", "t-1")
+    recharge(client, account, "600.00", "t-1")
 
-    def purchase(key: str, amount_minor: int, when: datetime) -> None:
-        in_transaction(runtime.billing.engine, lambda conn: ledger.post(
-            conn, owner=account, key=key, request_digest=ledger.digest(amount_minor),
-            kind="card_purchase", reference=key, now=when,
-            compute=lambda _: {settlement.CASH: -amount_minor, settlement.REVENUE: amount_minor}))
+    def purchase(key: str, face: str, when: datetime) -> None:
+        clock.set(when)
+        runtime.billing.instruments.buy_card(account, face, key)
 
-    purchase("card/1", 10_000, at(10, 15))
-    purchase("card/2", 5_050, at(10, 31, 23))  # 23:00 in Shanghai: still October
-    purchase("card/3", 7_000, at(11, 1, 1))  # 01:00 on November 1st: November
+    purchase("card/1", "100", at(10, 15))
+    purchase("card/2", "200", at(10, 31, 23))  # 23:00 in Shanghai: still October
+    purchase("card/3", "300", at(11, 1, 1))  # 01:00 on November 1st: November
+    # A partner's card and a voucher move no cash: never invoiceable.
+    runtime.billing.instruments.grant_card(account, "1000", "partner-1")
+    runtime.billing.instruments.issue_voucher(account, "voucher_standard", "50", "gift")
     clock.set(at(11, 3))
     assert generate(client, account, "2026-10")["total"] == "0.00"
     session = billing_login(client)
     detail = client.get(f"/billing/v1/accounts/{account}/invoiceable", headers=session).json()
-    assert detail["invoiceable"] == "150.50"
+    assert detail["invoiceable"] == "300.00"
     assert detail["bills"] == [
         {"month": "2026-10", "bill_total": "0.00", "consumption_paid_in_cash": "0.00",
-         "card_purchases_paid_in_cash": "150.50", "requested": "0.00", "invoiceable": "150.50"}]
+         "card_purchases_paid_in_cash": "300.00", "requested": "0.00", "invoiceable": "300.00"}]

@@ -13,8 +13,8 @@ What may be invoiced (decisions.md 21, reference-billing.md §4.8), per monthly 
   cards paid never count. A negative adjustment that gave cash back lowers it.
 * *Prepaid-card purchases paid with cash*: journal entries of kind
   ``card_purchase`` of the account made in the bill's month (billing-center
-  zone), their ``cash`` postings negated. No code posts such entries yet; they
-  are counted as soon as card sales post them.
+  zone), their ``cash`` postings negated (``Instruments.buy_card`` posts them;
+  partner cards and vouchers move no cash and never count).
 * A bill's invoiceable amount never goes below zero.
 
 A request is refused unless the account has its enterprise certification, is
@@ -39,6 +39,7 @@ from accrual.billing.config import BillingConfig
 from accrual.billing.domain import settlement
 from accrual.billing.services import ledger
 from accrual.billing.services.accounts import BillingAccounts
+from accrual.billing.services.instruments import CARD_PURCHASE
 from accrual.billing.services.profile import PHONE, TAXPAYER_ID
 from accrual.billing.services.statements import month_start, next_month, parse_month
 from accrual.clock import Clock, day_bounds, site_day
@@ -56,8 +57,6 @@ PAPER_TYPES = frozenset({VAT_ORDINARY, VAT_SPECIAL})
 REQUESTED, ISSUED, REJECTED = "requested", "issued", "rejected"
 STATUSES = (REQUESTED, ISSUED, REJECTED)
 
-# Journal entries of a prepaid-card purchase (posted by card sales, not written yet).
-CARD_PURCHASE = "card_purchase"
 
 MAX_RECORDS = 50  # invoice profiles, and mailing addresses, per account
 MAX_MONTHS = 36  # monthly bills named by one request
