@@ -7,7 +7,9 @@ own Alembic history; this only opens engines and runs those histories.
 from __future__ import annotations
 
 import random
+import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -104,6 +106,42 @@ T = TypeVar("T")
 _RETRYABLE_SQLSTATES = {"40001", "40P01", "23505"}
 
 
+class RetryStats:
+    """How often :func:`in_transaction` retried, by SQLSTATE; safe to share between threads.
+
+    ``counts()`` covers every thread since the last ``reset()``. ``this_thread()`` counts
+    the calling thread's retries since it started (never reset), so a caller can take the
+    difference around one operation to learn that operation's retries.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: Counter[str] = Counter()
+        self._local = threading.local()
+
+    def record(self, sqlstate: str) -> None:
+        with self._lock:
+            self._counts[sqlstate] += 1
+        mine: Counter[str] | None = getattr(self._local, "counts", None)
+        if mine is None:
+            mine = self._local.counts = Counter()
+        mine[sqlstate] += 1
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._counts)
+
+    def this_thread(self) -> dict[str, int]:
+        return dict(getattr(self._local, "counts", None) or {})
+
+    def reset(self) -> None:
+        with self._lock:
+            self._counts.clear()
+
+
+RETRIES = RetryStats()
+
+
 def in_transaction(engine: Engine, work: Callable[[Connection], T], attempts: int = 5) -> T:
     """Run ``work`` in one transaction, retrying races a bounded number of times."""
     for attempt in range(1, attempts + 1):
@@ -114,5 +152,6 @@ def in_transaction(engine: Engine, work: Callable[[Connection], T], attempts: in
             sqlstate = getattr(error.orig, "sqlstate", None)
             if sqlstate not in _RETRYABLE_SQLSTATES or attempt == attempts:
                 raise
+            RETRIES.record(sqlstate)
             time.sleep(random.uniform(0, 0.01 * attempt))  # noqa: S311 (jitter only)
     raise AssertionError("unreachable")
