@@ -301,3 +301,72 @@ def test_cards_and_vouchers_over_http(runtime: Runtime, client: TestClient,
     unauthenticated = client.post("/billing/v1/admin/voucher-codes",
                                   json={"kind": "voucher_discount", "amount": "5", "count": 1})
     assert unauthenticated.status_code == 401
+
+
+MIXES = [frozenset(m) for m in (
+    set(), {"std"}, {"disc"}, {"card"}, {"expired"}, {"cash"}, {"std", "disc"},
+    {"std", "card"}, {"disc", "card", "cash"}, {"std", "disc", "card", "expired", "cash"},
+    {"expired", "cash"}, {"std", "expired"}, {"disc", "card"}, {"card", "cash"},
+    {"std", "disc", "cash"}, {"std", "disc", "card", "cash"})]
+
+
+@pytest.mark.parametrize("mix", MIXES, ids=lambda m: "+".join(sorted(m)) or "nothing")
+def test_every_instrument_mix_pays_sms_synthetic_and_the_rest_by_the_waterfall(
+        runtime: Runtime, clock: ManualClock, cheap_passwords: None, mix: frozenset[str]) -> None:
+    """SMS and synthetic tests with vouchers present, an expired card, and a detail larger
+    than all funds, for each mix; amounts are literal (12 of each instrument, 12 cash)."""
+    ws, account = tenant(runtime, clock, "mix")
+    billing = runtime.billing
+    held: dict[str, str] = {}
+    if "std" in mix:
+        held["std"] = billing.instruments.issue_voucher(account, "voucher_standard", "12", "s")["number"]
+    if "disc" in mix:
+        held["disc"] = billing.instruments.issue_voucher(account, "voucher_discount", "12", "d")["number"]
+    if "card" in mix:
+        held["card"] = billing.instruments.grant_card(account, "100", "c", validity_days=30)["number"]
+    if "expired" in mix:
+        held["expired"] = billing.instruments.grant_card(account, "100", "e", validity_days=1)["number"]
+    if "cash" in mix:
+        billing.wallet.recharge(account, "12", "t")
+    clock.advance(timedelta(days=1, minutes=1))  # the "expired" card is past its end
+    sms = detail(ws, "5.00", item="sms")
+    synthetic = detail(ws, "6.00", item="synthetic_test")
+    logs = detail(ws, "1000.00", item="logs")  # more than every fund together
+    billing.wallet.deliver([sms, synthetic, logs])
+    paid = {d.id: spent(runtime, d.id) for d in (sms, synthetic, logs)}
+    by = {key: held.get(key) for key in ("std", "disc", "card", "expired")}
+    # Vouchers and the expired card never pay SMS or synthetic tests.
+    for item in (sms.id, synthetic.id):
+        assert not {by["std"], by["disc"], by["expired"]} & set(paid[item]) - {None}
+    # SMS then synthetic tests come out of the card (100), then cash (12), then arrears.
+    card_left = 100_00 if "card" in mix else 0
+    cash_left = 12_00 if "cash" in mix else 0
+    expected: dict[str, dict[str, int]] = {}
+    for name, amount in ((sms.id, 5_00), (synthetic.id, 6_00)):
+        split: dict[str, int] = {}
+        from_card = min(card_left, amount)
+        if from_card:
+            split[by["card"] or ""] = from_card
+            card_left -= from_card
+        from_cash = min(cash_left, amount - from_card)
+        if from_cash:
+            split["cash"] = from_cash
+            cash_left -= from_cash
+        if amount - from_card - from_cash:
+            split["prepaid"] = amount - from_card - from_cash
+        expected[name] = split
+    logs_split: dict[str, int] = {}
+    for key in ("std", "disc"):
+        if by[key]:
+            logs_split[by[key] or ""] = 12_00
+    if card_left:
+        logs_split[by["card"] or ""] = card_left
+    if cash_left:
+        logs_split["cash"] = cash_left
+    logs_split["prepaid"] = 1000_00 - sum(logs_split.values())
+    expected[logs.id] = logs_split
+    assert paid == expected
+    shown = overview(runtime, account)
+    assert shown["cash"] == "0.00" and shown["vouchers"] == "0.00"
+    assert shown["prepaid_cards"] == "0.00"  # the expired card is not counted as held
+    audit(runtime)
