@@ -20,6 +20,7 @@ _NAMESPACE = uuid.UUID("6f1d2c1e-55b8-4f5e-9d0c-2a4f7a1b0c11")
 BILLING_DETAIL = "billing_detail"
 WORKSPACE_CREATED = "workspace.created"
 BINDING_CHANGED = "binding.changed"
+WORKSPACE_LOCK = "workspace.lock"
 
 
 class Envelope(BaseModel):
@@ -89,6 +90,25 @@ class BindingChanged(BaseModel):
     settlement_method: str
     effective_from: date
     plan: str = "commercial"
+
+
+class WorkspaceLock(BaseModel):
+    """Billing → console: a workspace's arrears state (reference-billing.md §5).
+
+    ``countdown``: its account is in arrears and it will be locked at ``lock_at``
+    unless paid; ``locked``: new data is refused; ``clear``: no arrears any more.
+    The envelope's ``aggregate_id`` is the workspace and ``aggregate_version``
+    grows with every state sent for it: a console applies a state only if its
+    version is above the one it applied last.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    workspace_id: str
+    state: Literal["countdown", "locked", "clear"]
+    reason: Literal["arrears"] = "arrears"
+    lock_at: datetime | None = None  # when the countdown ends (countdown and locked)
+    billing_account_id: str | None = None
 
 
 def message_id(*parts: object) -> str:

@@ -369,3 +369,18 @@ mail_outbox = Table(
     Column("last_error", String(500)),
     Index("ix_billing_mail_outbox_due", "sent_at", "next_attempt_at"),
 )
+
+# What each workspace's console was last told about its arrears state (the
+# workspace.lock messages) and under which version: one counter per workspace,
+# so a later state always carries a higher version, whichever account's case
+# sent it (a workspace may change accounts while either is in arrears).
+lock_states = Table(
+    "workspace_lock_states", metadata,
+    Column("workspace_id", String(32), primary_key=True),
+    Column("version", BigInteger, nullable=False),
+    Column("state", String(16), nullable=False),  # countdown | locked | clear
+    Column("case_id", Integer, ForeignKey("arrears_cases.id"), nullable=False),
+    Column("lock_at", UtcDateTime()),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    Index("ix_workspace_lock_states_case", "case_id"),
+)

@@ -53,6 +53,13 @@ workspaces = Table(
     Column("billing_account_id", String(32)),
     Column("settlement_method", String(32)),
     Column("created_at", UtcDateTime(), nullable=False),
+    # The arrears state the billing center last sent (workspace.lock): countdown or
+    # locked, NULL when clear; the lock date; and that message's version, so that an
+    # older message arriving late is ignored.
+    Column("lock_state", String(16)),
+    Column("lock_at", UtcDateTime()),
+    Column("lock_version", BigInteger),
+    Column("dissolved_at", UtcDateTime()),
 )
 
 members = Table(
