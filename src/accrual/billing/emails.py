@@ -11,18 +11,137 @@ _env = Environment(undefined=StrictUndefined, autoescape=False, keep_trailing_ne
 TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
     "binding_code": {
         "en": ("Your code to bind workspace {{ workspace_name }}",
-               "Hello {{ username }},\n\n"
-               "Someone asked to bind the workspace “{{ workspace_name }}” (site {{ site }}) "
-               "to your billing account, which upgrades it to the commercial plan and has your "
-               "account pay for it.\n\n"
-               "Your code: {{ code }}\n\n"
-               "It is valid until {{ expires_at }}. If you did not ask for this, ignore this mail.\n"),
+               ("Hello {{ username }},\n\n"
+                "Someone asked to bind the workspace “{{ workspace_name }}” (site {{ site }}) "
+                "to your billing account, which upgrades it to the commercial plan and has your "
+                "account pay for it.\n\n"
+                "Your code: {{ code }}\n\n"
+                "It is valid until {{ expires_at }}. If you did not ask for this, ignore this mail.\n")),
         "zh": ("绑定工作空间 {{ workspace_name }} 的验证码",
-               "{{ username }}，您好：\n\n"
-               "有人申请将工作空间“{{ workspace_name }}”（站点 {{ site }}）绑定到您的费用中心账号，"
-               "绑定后该工作空间升级为商业版，费用由您的账号支付。\n\n"
-               "验证码：{{ code }}\n\n"
-               "有效期至 {{ expires_at }}。如非本人操作，请忽略本邮件。\n"),
+               ("{{ username }}，您好：\n\n"
+                "有人申请将工作空间“{{ workspace_name }}”（站点 {{ site }}）绑定到您的费用中心账号，"
+                "绑定后该工作空间升级为商业版，费用由您的账号支付。\n\n"
+                "验证码：{{ code }}\n\n"
+                "有效期至 {{ expires_at }}。如非本人操作，请忽略本邮件。\n")),
+    },
+    # -- bills and arrears (reference-billing.md §3.6 and §5, decisions.md 18) --
+    # Values: username, currency, amount (owed), lock_at (local time), workspaces (names).
+    "bill_generated": {
+        "en": ("Your bill for {{ month }}: {{ total }} {{ currency }}",
+               ("Hello {{ username }},\n\n"
+                "The monthly bill of your billing account for {{ month }} is ready: "
+                "{{ total }} {{ currency }} in {{ lines }} lines. You can view and export it "
+                "in the billing center under Bill Management.\n"
+                "{% if locked %}\n"
+                "Your account is in arrears: it owes {{ amount }} {{ currency }}, and its "
+                "workspaces are locked until this is paid. Top up the account in the billing "
+                "center (a top-up pays the arrears first) and they are unlocked at once.\n"
+                "{% elif in_arrears %}\n"
+                "Your account is in arrears: it owes {{ amount }} {{ currency }}. Unless this "
+                "is paid by {{ lock_at }}, its workspaces will be locked and stop accepting "
+                "new data. Top up the account in the billing center (a top-up pays the "
+                "arrears first) or change the workspaces' settlement method.\n"
+                "{% endif %}")),
+        "zh": ("{{ month }} 月度账单：{{ total }} {{ currency }}",
+               ("{{ username }}，您好：\n\n"
+                "您的费用中心账号 {{ month }} 的月度账单已生成：共 {{ lines }} 条明细，"
+                "合计 {{ total }} {{ currency }}。您可以在费用中心的账单管理中查看和导出。\n"
+                "{% if locked %}\n"
+                "您的账号已欠费 {{ amount }} {{ currency }}，关联的工作空间已被锁定。"
+                "请在费用中心充值（充值优先抵扣欠费），结清后工作空间立即解锁。\n"
+                "{% elif in_arrears %}\n"
+                "您的账号已欠费 {{ amount }} {{ currency }}。如在 {{ lock_at }} 前未结清，"
+                "关联的工作空间将被锁定并停止接收新数据。请在费用中心充值（充值优先抵扣欠费），"
+                "或变更工作空间的结算方式。\n"
+                "{% endif %}")),
+    },
+    "countdown": {
+        "en": ("Account {{ username }} is in arrears: workspaces lock on {{ lock_at }}",
+               ("Hello,\n\n"
+                "The billing account {{ username }} owes {{ amount }} {{ currency }} after its "
+                "latest settlement, so it is in arrears and a 14-day settlement period has "
+                "started.\n\n"
+                "Unless the arrears are paid by {{ lock_at }}, "
+                "{% if workspaces %}these workspaces will be locked and stop accepting new "
+                "data:\n{% for name in workspaces %}  - {{ name }}\n{% endfor %}"
+                "{% else %}the workspaces it pays for will be locked and stop accepting new "
+                "data.\n{% endif %}"
+                "Until then, data is still reported and can be viewed as usual.\n\n"
+                "How to pay: top up the account in the billing center (online, or by bank "
+                "transfer); a top-up pays the arrears first and stops the countdown at once. "
+                "You can also change a workspace's settlement method in the billing center.\n")),
+        "zh": ("费用中心账号 {{ username }} 已欠费：工作空间将于 {{ lock_at }} 锁定",
+               ("您好：\n\n"
+                "费用中心账号 {{ username }} 在最近一次结算后欠费 {{ amount }} {{ currency }}，"
+                "14 天结算期已开始。\n\n"
+                "如在 {{ lock_at }} 前未结清欠费，"
+                "{% if workspaces %}以下工作空间将被锁定并停止接收新数据：\n"
+                "{% for name in workspaces %}  - {{ name }}\n{% endfor %}"
+                "{% else %}该账号支付的工作空间将被锁定并停止接收新数据。\n{% endif %}"
+                "在此之前，数据照常上报，历史数据照常查看。\n\n"
+                "如何结清：在费用中心充值（在线支付或银行转账），充值优先抵扣欠费，"
+                "倒计时随即停止。您也可以在费用中心变更工作空间的结算方式。\n")),
+    },
+    "reminder": {
+        "en": ("Reminder: workspaces of {{ username }} lock on {{ lock_at }}",
+               ("Hello,\n\n"
+                "The billing account {{ username }} still owes {{ amount }} {{ currency }}. "
+                "The settlement period ends on {{ lock_at }}; then "
+                "{% if workspaces %}these workspaces will be locked and stop accepting new "
+                "data:\n{% for name in workspaces %}  - {{ name }}\n{% endfor %}"
+                "{% else %}the workspaces it pays for will be locked.\n{% endif %}\n"
+                "To keep them running, top up the account in the billing center (a top-up "
+                "pays the arrears first) or change the workspaces' settlement method.\n")),
+        "zh": ("提醒：{{ username }} 的工作空间将于 {{ lock_at }} 锁定",
+               ("您好：\n\n"
+                "费用中心账号 {{ username }} 仍欠费 {{ amount }} {{ currency }}。"
+                "结算期将于 {{ lock_at }} 结束，届时"
+                "{% if workspaces %}以下工作空间将被锁定并停止接收新数据：\n"
+                "{% for name in workspaces %}  - {{ name }}\n{% endfor %}"
+                "{% else %}该账号支付的工作空间将被锁定。\n{% endif %}\n"
+                "如需继续使用，请在费用中心充值（充值优先抵扣欠费），或变更工作空间的结算方式。\n")),
+    },
+    "locked": {
+        "en": ("Workspaces of {{ username }} are locked for arrears",
+               ("Hello,\n\n"
+                "The billing account {{ username }} owes {{ amount }} {{ currency }} and its "
+                "settlement period has ended, so these workspaces are locked:\n"
+                "{% for name in workspaces %}  - {{ name }}\n{% endfor %}\n"
+                "New data is refused; the data already stored is kept but not shown.\n\n"
+                "To unlock them at once, top up the account in the billing center (a top-up "
+                "pays the arrears first) or change the workspaces' settlement method. The "
+                "owner of a locked workspace may also dissolve it, which deletes its data "
+                "for good.\n")),
+        "zh": ("{{ username }} 的工作空间因欠费已被锁定",
+               ("您好：\n\n"
+                "费用中心账号 {{ username }} 欠费 {{ amount }} {{ currency }}，结算期已结束，"
+                "以下工作空间已被锁定：\n"
+                "{% for name in workspaces %}  - {{ name }}\n{% endfor %}\n"
+                "新数据将被拒收；已存储的数据会保留，但暂不可查看。\n\n"
+                "在费用中心充值（充值优先抵扣欠费）或变更工作空间的结算方式后，工作空间立即解锁。"
+                "工作空间所有者也可以解散被锁定的工作空间，解散后数据将被永久删除。\n")),
+    },
+    "unlocked": {
+        "en": ("Workspaces of {{ username }} are unlocked",
+               ("Hello,\n\n"
+                "The arrears of the billing account {{ username }} are paid. These workspaces "
+                "are unlocked and accept new data again:\n"
+                "{% for name in workspaces %}  - {{ name }}\n{% endfor %}")),
+        "zh": ("{{ username }} 的工作空间已解锁",
+               ("您好：\n\n"
+                "费用中心账号 {{ username }} 的欠费已结清，以下工作空间已解锁，"
+                "恢复接收新数据：\n"
+                "{% for name in workspaces %}  - {{ name }}\n{% endfor %}")),
+    },
+    "settled": {
+        "en": ("Arrears of {{ username }} are paid",
+               ("Hello,\n\n"
+                "The arrears of the billing account {{ username }} are paid: the settlement "
+                "period has stopped and no workspace will be locked.\n")),
+        "zh": ("{{ username }} 的欠费已结清",
+               ("您好：\n\n"
+                "费用中心账号 {{ username }} 的欠费已结清，结算期倒计时已停止，"
+                "工作空间不会被锁定。\n")),
     },
 }
 

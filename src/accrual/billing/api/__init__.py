@@ -2,6 +2,7 @@
 
 from accrual.billing.api import (
     accounts,
+    arrears,
     bills,
     instruments,
     internal,
@@ -14,3 +15,4 @@ routers = [accounts.router, wallet.router, bills.router, internal.router]
 routers.append(payments.router)
 routers.append(invoices.router)
 routers.append(instruments.router)
+routers.append(arrears.router)

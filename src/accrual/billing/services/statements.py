@@ -14,7 +14,7 @@ from sqlalchemy import Connection, Engine, and_, func, insert, select, update
 
 from accrual.billing.adapters import tables as t
 from accrual.billing.config import BillingConfig
-from accrual.billing.services import ledger
+from accrual.billing.services import arrears, ledger, mails
 from accrual.clock import Clock, day_bounds, site_day
 from accrual.contract.errors import Invalid, NotFound
 from accrual.infra.db import in_transaction
@@ -79,7 +79,28 @@ class Statements:
             total_minor=int(total), lines=int(lines), generated_at=self.clock.now())
             .returning(b.c.id)).scalar_one()
         conn.execute(update(c).where(unbilled).values(bill_id=bill_id))
-        return self._present(conn.execute(select(b).where(b.c.id == bill_id)).one())
+        bill = conn.execute(select(b).where(b.c.id == bill_id)).one()
+        # reference-billing.md §3.6: a mail when a bill is generated, with the countdown if
+        # the account is in arrears. Not for an empty bill (e.g. of a month before the
+        # account existed): arrears have mails of their own.
+        if bill.lines:
+            case = arrears.open_case(conn, account_id)
+            account = conn.execute(select(t.accounts.c.username, t.accounts.c.email,
+                                          t.accounts.c.language)
+                                   .where(t.accounts.c.id == account_id)).one()
+            currency = self.config.currency
+            mails.queue(conn, template="bill_generated", language=account.language,
+                        recipient=account.email, dedup_key=f"bill/{bill_id}", now=self.clock.now(),
+                        values={"username": account.username, "month": f"{month:%Y-%m}",
+                                "total": format_minor(bill.total_minor, currency),
+                                "currency": currency, "lines": bill.lines,
+                                "in_arrears": case is not None,
+                                "locked": case is not None and case.locked_at is not None,
+                                "amount": format_minor(arrears.owed_minor(conn, account_id),
+                                                       currency),
+                                "lock_at": arrears.local_time(case.lock_at, self.config.zone)
+                                if case is not None else None})
+        return self._present(bill)
 
     def generate_due(self) -> int:
         """Generate last month's bill for every active account that has none (scheduler)."""
