@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from accrual.console.api.deps import AccountDep, ConsoleDep, console_router
+from accrual.console.services.dissolve import Dissolution
 from accrual.infra.http import Text, error_responses
 
 router = console_router()
@@ -57,6 +58,27 @@ class NewWorkspaceOut(BaseModel):
     plan: str
 
 
+class DissolveIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "workspace_name": "Ada's team"}]})
+
+    workspace_name: Text = Field(max_length=200, description="The workspace's name, typed again "
+                                                             "to confirm: this cannot be undone")
+
+
+class DissolveOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "workspace_id": "<workspace id>", "status": "dissolved",
+        "dissolved_at": "2026-12-10T02:30:00+00:00",
+        "deleted": {"usage_records": 1240, "daily_statistics": 96, "late_days": 0,
+                    "alert_rules": 1}}]})
+
+    workspace_id: str
+    status: str
+    dissolved_at: str
+    deleted: dict[str, int] = Field(description="Rows deleted per kind of stored data")
+
+
 @router.post("/registrations", status_code=201, response_model=RegistrationOut,
              responses=error_responses(409, 422, 503), tags=["console: accounts"])
 def register(body: RegistrationIn, console: ConsoleDep) -> RegistrationOut:
@@ -97,7 +119,29 @@ def get_workspace(workspace_id: str, console: ConsoleDep, account_id: AccountDep
     """One of your workspaces: plan, status, binding and your role (404 for any other)."""
     role = console.accounts.require_member(account_id, workspace_id)
     ws = console.accounts.workspace(workspace_id) or {}
+    lock_at = ws.get("lock_at")
+    dissolved_at = ws.get("dissolved_at")
     return {"workspace_id": workspace_id, "name": ws.get("name"), "plan": ws.get("plan"),
             "status": ws.get("status"), "language": ws.get("language"), "site": ws.get("site"),
             "billing_account_id": ws.get("billing_account_id"),
-            "settlement_method": ws.get("settlement_method"), "role": role}
+            "settlement_method": ws.get("settlement_method"), "role": role,
+            # The arrears countdown (state "countdown" until lock_at) or the lock; null when
+            # the account is not in arrears.
+            "arrears": {"state": ws.get("lock_state"),
+                        "lock_at": lock_at.isoformat() if lock_at else None}  # type: ignore[attr-defined]
+            if ws.get("lock_state") else None,
+            "dissolved_at": dissolved_at.isoformat() if dissolved_at else None}  # type: ignore[attr-defined]
+
+
+@router.post("/workspaces/{workspace_id}/dissolve", response_model=DissolveOut,
+             tags=["console: workspaces"], responses=error_responses(401, 403, 404, 409, 422))
+def dissolve(workspace_id: str, body: DissolveIn, console: ConsoleDep,
+             account_id: AccountDep) -> dict[str, Any]:
+    """Dissolve a workspace (owner only), allowed during its billing account's arrears
+    countdown or while it is locked: its stored usage and statistics are deleted and it
+    never takes data again. **This cannot be undone.** Billing details already produced
+    stay on the account's bills. Errors: 403 `owner_only`; 409 `dissolve_not_allowed`
+    (not in arrears) or `workspace_dissolved`; 422 `confirmation_mismatch` (the name typed
+    is not the workspace's)."""
+    return Dissolution(console.engine, console.clock, console.day_close).dissolve(
+        account_id, workspace_id, body.workspace_name)

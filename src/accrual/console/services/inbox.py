@@ -6,11 +6,17 @@ import logging
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, case, insert, or_, select, update
 
 from accrual.clock import Clock
 from accrual.console.adapters import tables as t
-from accrual.contract.messages import BINDING_CHANGED, BindingChanged, Envelope
+from accrual.contract.messages import (
+    BINDING_CHANGED,
+    WORKSPACE_LOCK,
+    BindingChanged,
+    Envelope,
+    WorkspaceLock,
+)
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +31,30 @@ def apply_binding(conn: Connection, change: BindingChanged, now: datetime) -> No
         # An upgrade takes effect at once: usage from now on is billed.
         values["commercial_since"] = now
     conn.execute(update(w).where(w.c.id == change.workspace_id).values(**values))
+
+
+def apply_lock(conn: Connection, lock: WorkspaceLock, version: int) -> bool:
+    """Take the billing center's arrears state of a workspace, unless a newer one was
+    applied already (messages may arrive out of order); True if applied.
+
+    ``locked`` locks the workspace (admission and ingestion refuse its data); ``clear``
+    makes it active again; ``countdown`` only shows the lock date. A dissolved workspace
+    stays dissolved."""
+    w = t.workspaces
+    status = "locked" if lock.state == "locked" else "active"
+    applied = conn.execute(update(w).where(
+        w.c.id == lock.workspace_id,
+        # One conditional statement: two deliveries racing cannot apply an older state last.
+        or_(w.c.lock_version.is_(None), w.c.lock_version < version)).values(
+        lock_version=version,
+        lock_state=None if lock.state == "clear" else lock.state,
+        lock_at=None if lock.state == "clear" else lock.lock_at,
+        status=case((w.c.status == "dissolved", w.c.status), else_=status)))
+    if not applied.rowcount:
+        log.info("console inbox: %s state of workspace %s (version %d) is not newer than the "
+                 "one applied, or the workspace is unknown; ignored", lock.state,
+                 lock.workspace_id, version)
+    return bool(applied.rowcount)
 
 
 class ConsoleInbox:
@@ -48,6 +78,9 @@ class ConsoleInbox:
     def _apply(self, conn: Connection, message: Envelope) -> None:
         if message.type == BINDING_CHANGED:
             apply_binding(conn, BindingChanged.model_validate(message.payload), self.clock.now())
+        elif message.type == WORKSPACE_LOCK:
+            apply_lock(conn, WorkspaceLock.model_validate(message.payload),
+                       message.aggregate_version)
         else:
             # Unknown types are acknowledged, not retried forever: a newer
             # billing center may announce things this console does not use.

@@ -268,6 +268,13 @@ def _check_all(records: Sequence[object], statuses: dict[str, str], check: Check
                 rejected.append(Rejection(
                     index, "workspace_dissolved", "the workspace was dissolved"))
                 continue
+            if status == "locked":
+                rejected.append(Rejection(
+                    index, "workspace_locked",
+                    "the workspace is locked because its billing account is in arrears; "
+                    "top up the account or change the workspace's settlement method in the "
+                    "billing center, and it is unlocked at once"))
+                continue
         checked = check(index, raw)
         if isinstance(checked, Rejection):
             rejected.append(checked)
