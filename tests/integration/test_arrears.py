@@ -218,7 +218,7 @@ def test_mails_go_to_the_account_and_each_owner_once_in_their_language(
 def test_a_tick_releases_a_workspace_that_left_and_locks_one_that_joined(
         runtime: Runtime, clock: ManualClock) -> None:
     ws, account = tenant(runtime, clock, "ada")
-    _, bob_account = tenant(runtime, clock, "bob")
+    bob_ws, bob_account = tenant(runtime, clock, "bob")
     charge(runtime, ws, "2.00")
     clock.set(START + COUNTDOWN)
     runtime.billing.arrears.tick()
@@ -235,21 +235,56 @@ def test_a_tick_releases_a_workspace_that_left_and_locks_one_that_joined(
     assert mails(runtime)[-1] == ("locked", "ada@example.com", "en") and len(
         [m for m in mails(runtime) if m[0] == "locked"]) == 1  # one per case and address
 
-    # It moves to Bob's account: a change applies from the next billing day.
+    # It moves to Bob's account. The change applies from the next billing day, but the
+    # lock ends at once (decisions.md 18): the next tick releases it, and it stays so.
     runtime.billing.accounts.bind(joined, bob_account)
-    assert runtime.billing.arrears.tick()["workspaces_changed"] == 0
-    clock.advance(timedelta(days=1))
     assert runtime.billing.arrears.tick()["workspaces_changed"] == 1
+    released_at = clock.now()
+    clock.advance(timedelta(days=1))
+    assert runtime.billing.arrears.tick()["workspaces_changed"] == 0
     runtime.billing_relay_drain()
     assert console_view(runtime, joined) == ("active", None, None)
     assert console_view(runtime, ws)[:2] == ("locked", "locked")
     with runtime.billing.engine.connect() as conn:
         locks = {r.workspace_id: r.unlocked_at for r in conn.execute(select(t.arrears_locks))}
-    assert locks == {ws: None, joined: clock.now()}
+    assert locks == {ws: None, joined: released_at}
+
+    # Bob's own workspace moves to Ada's locked account: locked from the day it pays.
+    runtime.billing.accounts.bind(bob_ws, account)
+    assert runtime.billing.arrears.tick()["workspaces_changed"] == 0
+    clock.advance(timedelta(days=1))
+    assert runtime.billing.arrears.tick()["workspaces_changed"] == 1
+    runtime.billing_relay_drain()
+    assert console_view(runtime, bob_ws)[:2] == ("locked", "locked")
     # Ending the case unlocks what is still locked, and only that.
+    before = len(lock_messages(runtime))
     runtime.billing.wallet.recharge(account, "2.00", "t-1")
+    assert sorted(lock_messages(runtime)[before:]) == sorted([(ws, 3, "clear"),
+                                                              (bob_ws, 2, "clear")])
+
+
+def test_a_change_of_settlement_method_releases_the_workspace_at_once(
+        runtime: Runtime, clock: ManualClock) -> None:
+    ws, account = tenant(runtime, clock, "ada")
+    charge(runtime, ws, "2.00")
+    clock.set(START + COUNTDOWN)
+    runtime.billing.arrears.tick()
+    # What a change to a cloud marketplace does (from tomorrow), then asks in its transaction.
+    tomorrow = runtime.billing.accounts.today() + timedelta(days=1)
+    with runtime.billing.engine.begin() as conn:
+        conn.execute(insert(t.bindings).values(
+            workspace_id=ws, account_id=account, settlement_method="aws",
+            effective_from=tomorrow, created_at=clock.now()))
+        assert runtime.billing.arrears.release_workspace(conn, ws, "method_changed") is True
+        assert runtime.billing.arrears.release_workspace(conn, ws, "method_changed") is False
     assert lock_messages(runtime)[-1] == (ws, 3, "clear")
-    assert [m for m in lock_messages(runtime) if m[0] == joined][-1][2] == "clear"
+    runtime.billing_relay_drain()
+    assert console_view(runtime, ws) == ("active", None, None)
+    for _ in range(2):  # neither today nor once the change is in force
+        assert runtime.billing.arrears.tick()["workspaces_changed"] == 0
+        clock.advance(timedelta(days=1))
+    # The account still owes: the case stays open for whatever it pays for itself.
+    assert case_row(runtime, account).open is True
 
 
 def test_concurrent_ticks_lock_once(runtime: Runtime, clock: ManualClock) -> None:

@@ -287,10 +287,13 @@ class Arrears:
         enqueue(conn, t.outbox, envelopes, now)
 
     def _bound_today(self, conn: Connection, account_ids: Iterable[str]) -> dict[str, list[str]]:
-        """The workspaces each account pays for today from its own funds: the binding in
-        force (``BillingAccounts.binding_for``) names the account and settles through the
-        billing center, not a cloud marketplace. One query for every workspace ever bound
-        to these accounts; sorted."""
+        """The workspaces each account pays for from its own funds, today and onwards: the
+        binding in force today (``BillingAccounts.binding_for``) and the newest one (a
+        change takes effect tomorrow) both name the account and the billing center, not
+        a cloud marketplace. So a workspace that is leaving (another account, another
+        method) is released at once (decisions.md 18), one that is joining is locked from
+        the day it joins. One query for every workspace ever bound to these accounts;
+        sorted."""
         account_ids = set(account_ids)
         if not account_ids:
             return {}
@@ -298,19 +301,52 @@ class Arrears:
         ever = select(b.c.workspace_id).where(among(conn, b.c.account_id, account_ids))
         today = self.accounts.today()
         in_force: dict[str, tuple[str, str]] = {}
+        newest: dict[str, tuple[str, str]] = {}
         for workspace_id, effective_from, account_id, method in conn.execute(
                 select(b.c.workspace_id, b.c.effective_from, b.c.account_id,
                        b.c.settlement_method)
                 .where(b.c.workspace_id.in_(ever))
                 .order_by(b.c.workspace_id, b.c.effective_from)):
+            payer = (str(account_id), method)
             # The latest binding in force today, else the first one (see binding_for).
             if effective_from <= today or workspace_id not in in_force:
-                in_force[workspace_id] = (str(account_id), method)
+                in_force[workspace_id] = payer
+            newest[workspace_id] = payer
         found: dict[str, list[str]] = {}
         for workspace_id, (account_id, method) in sorted(in_force.items()):
-            if account_id in account_ids and method == BILLING_CENTER:
+            if account_id in account_ids and method == BILLING_CENTER \
+                    and newest[workspace_id] == (account_id, method):
                 found.setdefault(account_id, []).append(workspace_id)
         return found
+
+    def release_workspace(self, conn: Connection, workspace_id: str, reason: str) -> bool:
+        """In the caller's transaction, after it changed the workspace's binding or
+        settlement method so that the account in arrears no longer pays for it: the open
+        case that told it something tells it ``clear`` now (and a lock ends) instead of at
+        the next tick. True if the workspace was locked."""
+        s, locks, c = t.lock_states, t.arrears_locks, t.arrears_cases
+        was = conn.execute(select(s.c.case_id, s.c.state)
+                           .where(s.c.workspace_id == workspace_id)).first()
+        case_ids = set(conn.execute(select(locks.c.case_id).where(
+            locks.c.workspace_id == workspace_id, locks.c.unlocked_at.is_(None))).scalars())
+        if was is not None and was.state != CLEAR:
+            case_ids.add(was.case_id)
+        released = False
+        now = self.clock.now()
+        for case_id in sorted(case_ids):
+            query = select(c).where(c.c.id == case_id, c.c.open.is_(True))
+            if conn.dialect.name == "postgresql":
+                query = query.with_for_update()
+            case = conn.execute(query).first()
+            if case is None:
+                continue
+            _, changes = self._sync(conn, case, now)
+            released |= changes.get(workspace_id) == CLEAR
+        unlocked = released and was is not None and was.state == LOCKED
+        if released:
+            log.info("workspace %s released from arrears case(s) %s (%s)", workspace_id,
+                     sorted(case_ids), reason)
+        return unlocked
 
     # -- mail -----------------------------------------------------------------
 
