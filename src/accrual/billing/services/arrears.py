@@ -7,9 +7,11 @@ then the lock of those workspaces: their consoles refuse new data. The movement
 that brings the balance back to zero or above ends the case and unlocks them
 at once, in the same transaction.
 
-A workspace that leaves the account (a change of binding, in force from the
-next billing day, decisions.md 11) is released by the first tick of that day;
-one that joins an account whose case is past its lock date is locked by it.
+A workspace that is leaving the account (another account, or a cloud
+marketplace's settlement, in force from the next billing day, decisions.md 11)
+is released at once: by the change's own transaction (``release_workspace``) or
+by the next tick. One that joins an account whose case is past its lock date is
+locked from the day it joins.
 
 Consoles learn a workspace's state (``countdown`` | ``locked`` | ``clear``) from
 ``workspace.lock`` messages in the billing outbox, each with the next version
