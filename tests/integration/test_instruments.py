@@ -203,6 +203,35 @@ def test_a_correction_goes_back_the_way_it_was_paid(runtime: Runtime,
     audit(runtime)
 
 
+def test_what_goes_back_to_an_expired_voucher_is_written_off_and_counted_returned(
+        runtime: Runtime, clock: ManualClock, ada: tuple[str, str]) -> None:
+    ws, account = ada
+    billing = runtime.billing
+    voucher = billing.instruments.issue_voucher(account, "voucher_standard", "100", "v",
+                                                validity_days=1)["number"]
+    billing.wallet.deliver([detail(ws, "100.00")])  # all from the voucher
+    clock.advance(timedelta(days=2))
+    assert billing.instruments.expire_due() == 1  # nothing left on it: a zero write-off
+    first, second = detail(ws, "-60.00", revision=1), detail(ws, "-60.00", revision=2)
+    billing.wallet.deliver([first])
+    assert spent(runtime, first.id) == {voucher: -6000}
+    billing.wallet.deliver([second])
+    # 40.00 of the voucher's share was left; the other 20.00 was never paid: cash.
+    assert spent(runtime, second.id) == {voucher: -4000, "cash": -2000}
+    shown = overview(runtime, account)
+    assert shown["vouchers"] == "0.00" and shown["cash"] == "20.00"
+    with billing.engine.connect() as conn:
+        written_off = conn.execute(
+            select(t.journal_entries.c.idempotency_key, t.postings.c.amount_minor)
+            .join(t.postings, t.postings.c.entry_id == t.journal_entries.c.id)
+            .join(t.ledger_accounts, t.ledger_accounts.c.id == t.postings.c.ledger_account_id)
+            .where(t.ledger_accounts.c.kind == "breakage")
+            .order_by(t.journal_entries.c.id)).all()
+    assert [tuple(r) for r in written_off] == [(f"expiry/{voucher}/{first.id}", 6000),
+                                               (f"expiry/{voucher}/{second.id}", 4000)]
+    audit(runtime)
+
+
 def test_a_correction_pays_arrears_first(runtime: Runtime, ada: tuple[str, str]) -> None:
     ws, account = ada
     billing = runtime.billing

@@ -157,8 +157,11 @@ def test_binding_history_is_read_as_binding_for_reads_it(
     with runtime.billing.engine.connect() as conn:
         found = settling.bindings_in_force(conn, wanted)
         for w, d in sorted(wanted):
-            assert found.get((w, d)) == runtime.billing.accounts.binding_for(conn, w, d), (w, d)
-    assert found[(ws, DAY - timedelta(days=5))] == first_account  # the first binding covers before
+            row = runtime.billing.accounts.binding_in_force(conn, w, d)
+            assert found.get((w, d)) == (None if row is None else
+                                         (row.account_id, row.settlement_method)), (w, d)
+    # The first binding covers the days before it.
+    assert found[(ws, DAY - timedelta(days=5))] == (first_account, "billing_center")
 
 
 def test_a_detail_that_cannot_be_applied_stops_the_run_where_it_stands(

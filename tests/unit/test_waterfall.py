@@ -80,3 +80,45 @@ def test_splits_always_sum_to_the_charge_and_never_overdraw(
     if splits[-1].source == ARREARS:
         usable = sum(i.balance_minor for i in instruments if i.usable(NOW, item))
         assert amount - splits[-1].amount_minor == usable + max(cash, 0)
+
+
+# -- give_back: a negative correction --------------------------------------------
+
+from accrual.billing.domain.waterfall import CLOUD, give_back  # noqa: E402
+
+
+def back(amount: int, arrears: int, paid: dict[str, tuple[str, int]],
+         rest: str = CASH) -> list[tuple[str, int]]:
+    return [(s.source, s.amount_minor) for s in give_back(amount, arrears, paid, rest)]
+
+
+def test_a_correction_pays_arrears_first_then_goes_back_in_reverse_order() -> None:
+    paid = {"std": (STANDARD_VOUCHER, 100), "disc": (DISCOUNT_VOUCHER, 100),
+            "card-a": (CARD, 100), "card-b": (CARD, 100), CASH: (CASH, 100)}
+    assert back(30, 50, paid) == [(ARREARS, 30)]
+    assert back(480, 50, paid) == [(ARREARS, 50), (CASH, 100), ("card-b", 100),
+                                   ("card-a", 100), ("disc", 100), ("std", 30)]
+
+
+def test_more_back_than_was_paid_goes_to_cash_or_the_cloud() -> None:
+    assert back(70, 0, {"v": (STANDARD_VOUCHER, 50)}) == [("v", 50), (CASH, 20)]
+    assert back(70, 0, {"v": (STANDARD_VOUCHER, 50), CLOUD: (CLOUD, 10)}, rest=CLOUD) == [
+        (CLOUD, 20), ("v", 50)]
+    assert back(5, 0, {}) == [(CASH, 5)]
+
+
+@given(amount=st.integers(1, 10**7), arrears=st.integers(0, 10**7),
+       paid=st.lists(st.tuples(st.sampled_from([CARD, STANDARD_VOUCHER, DISCOUNT_VOUCHER, CASH]),
+                               st.integers(-100, 10**6)), max_size=5))
+def test_give_back_sums_and_never_returns_more_than_a_source_paid(
+        amount: int, arrears: int, paid: list[tuple[str, int]]) -> None:
+    sources = {(CASH if kind == CASH else f"i{n}"): (kind, value)
+               for n, (kind, value) in enumerate(paid)}
+    splits = give_back(amount, arrears, sources)
+    assert sum(s.amount_minor for s in splits) == amount
+    assert all(s.amount_minor > 0 for s in splits)
+    for split in splits:
+        if split.source in sources and split.source != CASH:
+            assert split.amount_minor <= sources[split.source][1]
+        if split.source == ARREARS:
+            assert split.amount_minor <= arrears

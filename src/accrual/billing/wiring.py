@@ -17,6 +17,7 @@ from accrual.billing.services.accounts import BillingAccounts
 from accrual.billing.services.arrears import Arrears
 from accrual.billing.services.instruments import Instruments
 from accrual.billing.services.invoices import Invoices
+from accrual.billing.services.methods import SettlementMethods
 from accrual.billing.services.profile import Profiles
 from accrual.billing.services.statements import Statements
 from accrual.billing.services.upgrades import Upgrades
@@ -46,6 +47,7 @@ class BillingCenter:
         self.wallet = Wallet(engine, config, clock, self.accounts, self.arrears)
         self.upgrades = Upgrades(engine, config, clock, self.accounts, self.mailer)
         self.instruments = Instruments(engine, config, clock, self.accounts)
+        self.methods = SettlementMethods(engine, config, clock, self.accounts, self.arrears)
         self.statements = Statements(engine, config, clock)
         self.profiles = Profiles(engine, clock, self.accounts)
         self.invoices = Invoices(engine, config, clock, self.accounts)

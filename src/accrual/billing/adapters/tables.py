@@ -156,6 +156,9 @@ charges = Table(
     Column("bill_id", Integer, ForeignKey("monthly_bills.id")),
     # The detail a correction adjusts (its refund goes back the way it was paid).
     Column("adjusts", String(36)),
+    # How it was settled (NULL when unrouted): billing_center, or a cloud marketplace
+    # whose account takes what vouchers and cards leave (``cloud_receivable``).
+    Column("settlement_method", String(32)),
     Index("ix_charges_account_day", "account_id", "day"),
     Index("ix_charges_unbilled", "account_id", "bill_id"),
 )
@@ -383,4 +386,33 @@ lock_states = Table(
     Column("lock_at", UtcDateTime()),
     Column("updated_at", UtcDateTime(), nullable=False),
     Index("ix_workspace_lock_states_case", "case_id"),
+)
+
+# -- settlement methods (reference-billing.md §4.1, §6; decisions.md 11, 14) ----
+
+# Cloud marketplace accounts a billing account may settle workspaces through.
+cloud_accounts = Table(
+    "cloud_accounts", metadata,
+    Column("id", String(32), primary_key=True),
+    Column("account_id", String(32), ForeignKey("billing_accounts.id"), nullable=False,
+           index=True),
+    Column("vendor", String(16), nullable=False),  # aws | aliyun | huawei | azure
+    Column("external_id", String(128), nullable=False),  # the vendor's customer/account id
+    Column("status", String(16), nullable=False),  # active | cancelled
+    Column("linked_at", UtcDateTime(), nullable=False),
+    Column("cancelled_at", UtcDateTime()),
+    Index("ix_cloud_accounts_vendor_external", "vendor", "external_id"),
+)
+
+# Every change of a workspace's settlement method, for the once-a-month rule and audit.
+settlement_changes = Table(
+    "settlement_changes", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("workspace_id", String(32), nullable=False),
+    Column("account_id", String(32), ForeignKey("billing_accounts.id"), nullable=False),
+    Column("from_method", String(32), nullable=False),
+    Column("to_method", String(32), nullable=False),
+    Column("effective_from", Date, nullable=False),
+    Column("requested_at", UtcDateTime(), nullable=False),
+    Index("ix_settlement_changes_workspace", "workspace_id", "requested_at"),
 )

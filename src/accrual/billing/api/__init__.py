@@ -7,6 +7,7 @@ from accrual.billing.api import (
     instruments,
     internal,
     invoices,
+    methods,
     payments,
     wallet,
 )
@@ -16,3 +17,4 @@ routers.append(payments.router)
 routers.append(invoices.router)
 routers.append(instruments.router)
 routers.append(arrears.router)
+routers.append(methods.router)

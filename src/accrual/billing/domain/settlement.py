@@ -23,6 +23,10 @@ REVENUE = "revenue"
 BANK_CLEARING = "bank_clearing"  # money received from outside: transfers, gateways, partners
 PROMOTIONS = "promotions"  # what vouchers given away are funded from
 BREAKAGE = waterfall.BREAKAGE  # instrument balances written off at expiry
+# What cloud-settled workspaces leave to their marketplace account (reference-billing.md
+# §4.1: vouchers and cards first, then the cloud account's cash): to be billed by the vendor.
+CLOUD_RECEIVABLE = waterfall.CLOUD
+CLOUD_METHODS = ("aws", "aliyun", "huawei", "azure")
 
 Postings = dict[str, int]
 
@@ -36,10 +40,12 @@ def _balanced(postings: Postings) -> Postings:
 
 
 def charge(amount_minor: int, cash_minor: int, instruments: Iterable[waterfall.Instrument] = (),
-           item: str = "", at: datetime = _NEVER) -> Postings:
+           item: str = "", at: datetime = _NEVER, *, cloud: bool = False) -> Postings:
     """Pay a charge by the waterfall: vouchers, cards, cash, then the prepaid balance
-    (which may go negative)."""
-    splits = waterfall.pay(amount_minor, item, at, instruments, cash_minor)
+    (which may go negative). Settled through a cloud account (``cloud``), the wallet's
+    cash is not used and the cloud account takes the rest."""
+    splits = waterfall.pay(amount_minor, item, at, instruments, 0 if cloud else cash_minor,
+                           rest=waterfall.CLOUD if cloud else waterfall.ARREARS)
     postings: Postings = {REVENUE: amount_minor}
     for split in splits:
         postings[split.source] = postings.get(split.source, 0) - split.amount_minor
@@ -48,10 +54,13 @@ def charge(amount_minor: int, cash_minor: int, instruments: Iterable[waterfall.I
 
 def refund(amount_minor: int, prepaid_minor: int,
            paid: Mapping[str, tuple[str, int]] | None = None,
-           usable: Iterable[str] = ()) -> Postings:
+           *, cloud: bool = False) -> Postings:
     """A negative correction: pay down arrears first, then back to what paid the
-    corrected detail (:func:`waterfall.give_back`); with nothing known, to cash."""
-    splits = waterfall.give_back(amount_minor, arrears(prepaid_minor), paid or {}, usable)
+    corrected detail (:func:`waterfall.give_back`); with nothing known, to cash (to the
+    cloud account for a cloud-settled line, which never pays arrears)."""
+    splits = waterfall.give_back(amount_minor, 0 if cloud else arrears(prepaid_minor),
+                                 paid or {},
+                                 rest=waterfall.CLOUD if cloud else waterfall.CASH)
     postings: Postings = {REVENUE: -amount_minor}
     for split in splits:
         postings[split.source] = postings.get(split.source, 0) + split.amount_minor

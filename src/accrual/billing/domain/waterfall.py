@@ -21,6 +21,7 @@ DISCOUNT_VOUCHER = "voucher_discount"
 CARD = "card"
 CASH = "cash"
 ARREARS = "prepaid"  # the negative prepaid balance
+CLOUD = "cloud_receivable"  # what a cloud-settled charge leaves to the marketplace account
 
 # Items vouchers may not pay for.
 VOUCHER_EXCLUDED_ITEMS = frozenset({"sms", "synthetic_test"})
@@ -52,8 +53,9 @@ class Split:
 
 
 def pay(amount_minor: int, item: str, at: datetime, instruments: Iterable[Instrument],
-        cash_minor: int) -> list[Split]:
-    """How a charge of ``amount_minor`` for ``item`` is paid at ``at``; the splits sum to it."""
+        cash_minor: int, rest: str = ARREARS) -> list[Split]:
+    """How a charge of ``amount_minor`` for ``item`` is paid at ``at``; the splits sum to it.
+    What nothing else pays goes to ``rest``: arrears, or a cloud account."""
     assert amount_minor > 0
     remaining = amount_minor
     splits: list[Split] = []
@@ -70,16 +72,16 @@ def pay(amount_minor: int, item: str, at: datetime, instruments: Iterable[Instru
         splits.append(Split(CASH, CASH, take))
         remaining -= take
     if remaining:
-        splits.append(Split(ARREARS, ARREARS, remaining))
+        splits.append(Split(rest, rest, remaining))
     assert sum(s.amount_minor for s in splits) == amount_minor
     return splits
 
 
-BREAKAGE = "breakage"  # the share of an instrument that expired since it paid
+BREAKAGE = "breakage"  # what is left on instruments when they expire
 
 
 def give_back(amount_minor: int, arrears_minor: int, paid: Mapping[str, tuple[str, int]],
-              usable: Iterable[str]) -> list[Split]:
+              rest: str = CASH) -> list[Split]:
     """How a negative correction of ``amount_minor`` is returned; the splits sum to it.
 
     ``paid`` is what each source paid, net, for the detail being corrected:
@@ -87,10 +89,12 @@ def give_back(amount_minor: int, arrears_minor: int, paid: Mapping[str, tuple[st
     Arrears (``arrears_minor`` owed by the account) are paid first. Then each
     source gets back at most what it paid, in reverse waterfall order: cash,
     cards (latest expiry first is not known here: the order of ``paid``,
-    reversed), discount vouchers, standard vouchers. A source not in
-    ``usable`` (an instrument that has expired since) is written off as
-    ``breakage`` instead. Whatever is left, when more is returned than was
-    paid, goes to cash.
+    reversed), discount vouchers, standard vouchers; an instrument that has
+    expired since gets its share back too (its account then writes it off, so
+    that what it paid for the line is known to be returned). Whatever is left,
+    when more is returned than was paid, goes to ``rest`` (cash; the cloud
+    account for a cloud-settled line, whose cloud share comes back first as
+    cash's does).
     """
     assert amount_minor > 0 and arrears_minor >= 0
     remaining = amount_minor
@@ -99,8 +103,7 @@ def give_back(amount_minor: int, arrears_minor: int, paid: Mapping[str, tuple[st
         take = min(remaining, arrears_minor)
         splits.append(Split(ARREARS, ARREARS, take))
         remaining -= take
-    alive = set(usable)
-    rank = {CASH: 0, CARD: 1, DISCOUNT_VOUCHER: 2, STANDARD_VOUCHER: 3}
+    rank = {CASH: 0, CLOUD: 0, CARD: 1, DISCOUNT_VOUCHER: 2, STANDARD_VOUCHER: 3}
     sources = [(source, kind, amount) for source, (kind, amount) in paid.items()
                if kind in rank and amount > 0]
     order = {source: n for n, source in enumerate(paid)}
@@ -109,13 +112,10 @@ def give_back(amount_minor: int, arrears_minor: int, paid: Mapping[str, tuple[st
         if remaining == 0:
             break
         take = min(remaining, amount)
-        if source == CASH or source in alive:
-            splits.append(Split(source, kind, take))
-        else:
-            splits.append(Split(BREAKAGE, BREAKAGE, take))
+        splits.append(Split(source, kind, take))
         remaining -= take
     if remaining:
-        splits.append(Split(CASH, CASH, remaining))
+        splits.append(Split(rest, rest, remaining))
     merged: dict[tuple[str, str], int] = {}
     for split in splits:
         merged[(split.source, split.kind)] = merged.get((split.source, split.kind), 0) + split.amount_minor

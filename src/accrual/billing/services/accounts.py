@@ -27,6 +27,8 @@ from accrual.infra.outbox import enqueue
 
 log = logging.getLogger(__name__)
 
+# What a binding made by the operator may settle by; a cloud marketplace method needs a
+# linked cloud account and goes through ``SettlementMethods.change``.
 SETTLEMENT_METHODS = ("billing_center",)
 
 
@@ -171,43 +173,45 @@ class BillingAccounts:
         if settlement_method not in SETTLEMENT_METHODS:
             raise Invalid("invalid_settlement_method",
                           f"settlement_method must be one of {', '.join(SETTLEMENT_METHODS)}")
+        return in_transaction(self.engine, lambda conn: self.bind_in(
+            conn, workspace_id, account_id, settlement_method))
 
-        def work(conn: Connection) -> dict[str, object]:
-            if conn.execute(select(t.workspaces.c.workspace_id)
-                            .where(t.workspaces.c.workspace_id == workspace_id)).first() is None:
-                raise NotFound("workspace_not_found",
-                               f"workspace {workspace_id} is not known to this billing center")
-            if conn.execute(select(t.accounts.c.id).where(
-                    t.accounts.c.id == account_id, t.accounts.c.status == "active")).first() is None:
-                raise NotFound("account_not_found", f"no billing account {account_id}")
-            today = self.today()
-            current = self._binding(conn, workspace_id, today)
-            if current is not None and current.account_id == account_id \
-                    and current.settlement_method == settlement_method:
-                return {"workspace_id": workspace_id, "account_id": account_id,
-                        "settlement_method": settlement_method,
-                        "effective_from": current.effective_from.isoformat(), "changed": False}
-            effective = today if current is None else today + timedelta(days=1)
-            now = self.clock.now()
-            conn.execute(delete(t.bindings).where(t.bindings.c.workspace_id == workspace_id,
-                                                  t.bindings.c.effective_from == effective))
-            conn.execute(insert(t.bindings).values(
-                workspace_id=workspace_id, account_id=account_id,
-                settlement_method=settlement_method, effective_from=effective, created_at=now))
-            change = BindingChanged(workspace_id=workspace_id, billing_account_id=account_id,
-                                    settlement_method=settlement_method, effective_from=effective)
-            site = conn.execute(select(t.workspaces.c.site)
-                                .where(t.workspaces.c.workspace_id == workspace_id)).scalar_one()
-            enqueue(conn, t.outbox, [Envelope(
-                id=message_id(BINDING_CHANGED, workspace_id, effective, account_id,
-                              settlement_method),
-                type=BINDING_CHANGED, aggregate_id=workspace_id, occurred_at=now, site=site,
-                payload=change.model_dump(mode="json"))], now)
+    def bind_in(self, conn: Connection, workspace_id: str, account_id: str,
+                settlement_method: str) -> dict[str, object]:
+        """:meth:`bind` inside the caller's transaction."""
+        if conn.execute(select(t.workspaces.c.workspace_id)
+                        .where(t.workspaces.c.workspace_id == workspace_id)).first() is None:
+            raise NotFound("workspace_not_found",
+                           f"workspace {workspace_id} is not known to this billing center")
+        if conn.execute(select(t.accounts.c.id).where(
+                t.accounts.c.id == account_id, t.accounts.c.status == "active")).first() is None:
+            raise NotFound("account_not_found", f"no billing account {account_id}")
+        today = self.today()
+        current = self._binding(conn, workspace_id, today)
+        if current is not None and current.account_id == account_id \
+                and current.settlement_method == settlement_method:
             return {"workspace_id": workspace_id, "account_id": account_id,
                     "settlement_method": settlement_method,
-                    "effective_from": effective.isoformat(), "changed": True}
-
-        return in_transaction(self.engine, work)
+                    "effective_from": current.effective_from.isoformat(), "changed": False}
+        effective = today if current is None else today + timedelta(days=1)
+        now = self.clock.now()
+        conn.execute(delete(t.bindings).where(t.bindings.c.workspace_id == workspace_id,
+                                              t.bindings.c.effective_from == effective))
+        conn.execute(insert(t.bindings).values(
+            workspace_id=workspace_id, account_id=account_id,
+            settlement_method=settlement_method, effective_from=effective, created_at=now))
+        change = BindingChanged(workspace_id=workspace_id, billing_account_id=account_id,
+                                settlement_method=settlement_method, effective_from=effective)
+        site = conn.execute(select(t.workspaces.c.site)
+                            .where(t.workspaces.c.workspace_id == workspace_id)).scalar_one()
+        enqueue(conn, t.outbox, [Envelope(
+            id=message_id(BINDING_CHANGED, workspace_id, effective, account_id,
+                          settlement_method),
+            type=BINDING_CHANGED, aggregate_id=workspace_id, occurred_at=now, site=site,
+            payload=change.model_dump(mode="json"))], now)
+        return {"workspace_id": workspace_id, "account_id": account_id,
+                "settlement_method": settlement_method,
+                "effective_from": effective.isoformat(), "changed": True}
 
     @staticmethod
     def _binding(conn: Connection, workspace_id: str, day: date):  # type: ignore[no-untyped-def]
@@ -222,6 +226,10 @@ class BillingAccounts:
             return in_force
         return conn.execute(select(b).where(b.c.workspace_id == workspace_id)
                             .order_by(b.c.effective_from).limit(1)).first()
+
+    def binding_in_force(self, conn: Connection, workspace_id: str, day: date):  # type: ignore[no-untyped-def]
+        """The ``bindings`` row in force on ``day`` (account, settlement method), or None."""
+        return self._binding(conn, workspace_id, day)
 
     def binding_for(self, conn: Connection, workspace_id: str, day: date) -> str | None:
         row = self._binding(conn, workspace_id, day)

@@ -24,7 +24,7 @@ from accrual.infra.bulk import among
 SYSTEM = "system"
 CUSTOMER_KINDS = (settlement.CASH, settlement.PREPAID)
 SYSTEM_KINDS = (settlement.REVENUE, settlement.BANK_CLEARING, settlement.PROMOTIONS,
-                settlement.BREAKAGE)
+                settlement.BREAKAGE, settlement.CLOUD_RECEIVABLE)
 INSTRUMENT_KINDS = (waterfall.CARD, waterfall.STANDARD_VOUCHER, waterfall.DISCOUNT_VOUCHER)
 ACTIVE = "active"
 

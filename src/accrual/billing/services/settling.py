@@ -29,11 +29,12 @@ log = logging.getLogger(__name__)
 
 # What identifies a charge line's chain of revisions (a charge and its corrections).
 LineKey = tuple[str, date, str, int]  # (workspace, day, item, retention days)
+WRITE_OFF = "write_off"  # the journal entry kind of instrument balances written off
 
 _CHARGE_COLUMNS = ("detail_id", "account_id", "console_account_id", "workspace_id", "site", "day",
                    "item", "retention_days", "kind", "revision", "quantity", "unit_size",
                    "unit_price", "amount_minor", "currency", "status", "entry_id", "received_at",
-                   "adjusts")
+                   "adjusts", "settlement_method")
 
 
 def settle(conn: Connection, messages: Sequence[Envelope], currency: str,
@@ -58,9 +59,11 @@ def settle(conn: Connection, messages: Sequence[Envelope], currency: str,
         amounts.append(to_minor(to_decimal(detail.amount), detail.currency))
     payers = bindings_in_force(conn, {(d.workspace_id, d.day) for d in details})
     routed_to: list[str | None] = []
+    methods: list[str | None] = []
     to_post: list[int] = []
     for i, detail in enumerate(details):
-        account_id = payers.get((detail.workspace_id, detail.day))
+        account_id, method = payers.get((detail.workspace_id, detail.day), (None, None))
+        methods.append(method)
         if account_id is not None and detail.billing_account_id not in (None, account_id):
             # decisions.md 12: our binding table decides; the mismatch is only logged.
             log.warning("detail %s: console named account %s, binding says %s", detail.id,
@@ -72,12 +75,13 @@ def settle(conn: Connection, messages: Sequence[Envelope], currency: str,
         elif not routed:
             log.warning("detail %s for workspace %s on %s has no binding: left unrouted",
                         detail.id, detail.workspace_id, detail.day)
-    entries = _post_entries(conn, details, amounts, routed_to, to_post, now)
+    cloud = {i for i in to_post if methods[i] in settlement.CLOUD_METHODS}
+    entries = _post_entries(conn, details, amounts, routed_to, to_post, cloud, now)
     insert_rows(conn, t.charges, _CHARGE_COLUMNS, (
         (d.id, routed_to[i], d.billing_account_id, d.workspace_id, d.site, d.day, d.item,
          d.retention_days, d.kind, d.revision, d.quantity, d.unit_size, d.unit_price,
          amounts[i], d.currency, "settled" if routed_to[i] is not None else "unrouted",
-         entries.get(i), now, d.adjusts)
+         entries.get(i), now, d.adjusts, methods[i] if routed_to[i] is not None else None)
         for i, d in enumerate(details)))
     insert_rows(conn, t.inbox, ("message_id", "type", "applied_at"),
                 ((m.id, m.type, now) for m in fresh))
@@ -119,6 +123,19 @@ class _Books:
                 self.balances[row.id] = int(row.balance_minor)
                 self.source_of[row.id] = (row.owner, row.kind)
 
+    def add_instruments(self, conn: Connection, holder: dict[str, str]) -> None:
+        """Also the accounts of these instruments (id → billing account), expired and
+        written off ones included: a correction gives back what they paid."""
+        a = t.ledger_accounts
+        wanted = {n: owner for n, owner in holder.items() if (owner, n) not in self.ids}
+        if not wanted:
+            return
+        for row in conn.execute(select(a.c.id, a.c.owner, a.c.kind, a.c.balance_minor)
+                                .where(among(conn, a.c.owner, wanted))):
+            self.ids[(wanted[row.owner], row.owner)] = row.id
+            self.balances[row.id] = int(row.balance_minor)
+            self.source_of[row.id] = (row.owner, row.kind)
+
     def account(self, owner: str, key: str) -> int:
         return self.ids[(ledger.SYSTEM if key in ledger.SYSTEM_KINDS else owner, key)]
 
@@ -132,7 +149,7 @@ class _Books:
 
 
 def _post_entries(conn: Connection, details: list[BillingDetail], amounts: list[int],
-                  owners: list[str | None], to_post: list[int], now: datetime
+                  owners: list[str | None], to_post: list[int], cloud: set[int], now: datetime
                   ) -> dict[int, int]:
     """``ledger.post`` for each detail in ``to_post``, in order: the journal entry id of
     each (an existing one when its key was posted before with the same amount)."""
@@ -150,6 +167,9 @@ def _post_entries(conn: Connection, details: list[BillingDetail], amounts: list[
     # What paid each line that a correction in this batch corrects, net, by ledger account.
     refunded = {_line(details[i]) for i in to_post if amounts[i] < 0}
     paid = _paid_by_line(conn, refunded)
+    books.add_instruments(conn, {
+        source: owner for (owner, *_), line in paid.items() for source, _kind in line
+        if source not in ledger.CUSTOMER_KINDS and source != settlement.CLOUD_RECEIVABLE})
     entries: list[tuple[object, ...]] = []  # (kind, owner, reference, key, digest)
     postings: list[tuple[int, int, int]] = []  # (entry index, ledger account id, amount)
     deltas: dict[int, int] = {}
@@ -167,13 +187,13 @@ def _post_entries(conn: Connection, details: list[BillingDetail], amounts: list[
         detail, amount = details[i], amounts[i]
         cash, prepaid, instruments = books.holdings(owner)
         if amount > 0:
-            moves = settlement.charge(amount, cash, instruments, detail.item, now)
+            moves = settlement.charge(amount, cash, instruments, detail.item, now,
+                                      cloud=i in cloud)
         else:
             line = paid.get((owner, *_line(detail)), {})
-            usable = {i.id for i in instruments if i.expires_at > now}
             moves = settlement.refund(-amount, prepaid,
                                       {key: (kind, -net) for (key, kind), net in line.items()},
-                                      usable)
+                                      cloud=i in cloud)
         slot = len(entries)
         posted[key] = (-1 - slot, digest)
         entry_of[i] = -1 - slot
@@ -183,11 +203,31 @@ def _post_entries(conn: Connection, details: list[BillingDetail], amounts: list[
             ledger_id = books.account(owner, target)
             postings.append((slot, ledger_id, moved))
             source = books.source_of.get(ledger_id)
+            if target == settlement.CLOUD_RECEIVABLE:
+                source = (target, target)
             if source is not None:
                 account_line[source] = account_line.get(source, 0) + moved
             if ledger.is_cached(target):
                 books.balances[ledger_id] += moved
                 deltas[ledger_id] = deltas.get(ledger_id, 0) + moved
+        if amount > 0:
+            continue
+        # What goes back to a card or voucher that has expired since is written off from
+        # it at once, in an entry of its own: the line still shows it returned.
+        alive = {x.id for x in instruments if x.expires_at > now}
+        for target, moved in moves.items():
+            if target in ledger.CUSTOMER_KINDS or target in ledger.SYSTEM_KINDS \
+                    or target in alive:
+                continue
+            slot = len(entries)
+            entries.append((WRITE_OFF, owner, target, f"expiry/{target}/{detail.id}",
+                            ledger.digest(target, moved)))
+            for account_key, amount_moved in settlement.write_off(target, moved).items():
+                ledger_id = books.account(owner, account_key)
+                postings.append((slot, ledger_id, amount_moved))
+                if ledger.is_cached(account_key):
+                    books.balances[ledger_id] += amount_moved
+                    deltas[ledger_id] = deltas.get(ledger_id, 0) + amount_moved
     ids = _insert_entries(conn, entries, now)
     insert_rows(conn, t.postings, ("entry_id", "ledger_account_id", "amount_minor"),
                 ((ids[slot], ledger_id, moved) for slot, ledger_id, moved in postings))
@@ -210,8 +250,8 @@ Paid = dict[tuple[str, str], int]  # (postings key, kind) → Σ postings
 def _paid_by_line(conn: Connection, lines: set[LineKey]
                   ) -> dict[tuple[str, str, date, str, int], Paid]:
     """Net postings on the payer's own accounts (cash, prepaid, each card and voucher,
-    written off or not) of every settled revision of these lines, per paying account:
-    ``{(account, *line): {(key, kind): Σ amount}}``."""
+    written off or not) and on the cloud receivable, of every settled revision of these
+    lines, per paying account: ``{(account, *line): {(key, kind): Σ amount}}``."""
     found: dict[tuple[str, str, date, str, int], Paid] = {}
     if not lines:
         return found
@@ -222,13 +262,14 @@ def _paid_by_line(conn: Connection, lines: set[LineKey]
             .join(p, p.c.entry_id == c.c.entry_id)
             .join(a, a.c.id == p.c.ledger_account_id)
             .where(among(conn, c.c.workspace_id, {w for w, *_ in lines}),
-                   c.c.day.in_({d for _, d, *_ in lines}), a.c.owner != ledger.SYSTEM)
+                   c.c.day.in_({d for _, d, *_ in lines}),
+                   (a.c.owner != ledger.SYSTEM) | (a.c.kind == settlement.CLOUD_RECEIVABLE))
             .group_by(c.c.account_id, c.c.workspace_id, c.c.day, c.c.item, c.c.retention_days,
                       a.c.owner, a.c.kind)):
         if (row.workspace_id, row.day, row.item, row.retention_days) not in lines:
             continue
         key = (row.account_id, row.workspace_id, row.day, row.item, row.retention_days)
-        source = row.kind if row.kind in ledger.CUSTOMER_KINDS else row.owner
+        source = row.kind if row.owner in (ledger.SYSTEM, row.account_id) else row.owner
         found.setdefault(key, {})[(source, row.kind)] = int(row.net)
     return found
 
@@ -256,21 +297,23 @@ def _insert_entries(conn: Connection, entries: list[tuple[object, ...]],
 
 
 def bindings_in_force(conn: Connection, wanted: set[tuple[str, date]]
-                      ) -> dict[tuple[str, date], str]:
-    """``BillingAccounts.binding_for`` for many (workspace, day) pairs in one query: the
-    binding with the latest effective_from <= day, else the workspace's first binding."""
+                      ) -> dict[tuple[str, date], tuple[str, str]]:
+    """``BillingAccounts.binding_in_force`` for many (workspace, day) pairs in one query:
+    (account, settlement method) of the binding with the latest effective_from <= day,
+    else of the workspace's first binding."""
     b = t.bindings
-    history: dict[str, list[tuple[date, str]]] = {}
-    for workspace_id, effective_from, account_id in conn.execute(
-            select(b.c.workspace_id, b.c.effective_from, b.c.account_id)
+    history: dict[str, list[tuple[date, str, str]]] = {}
+    for workspace_id, effective_from, account_id, method in conn.execute(
+            select(b.c.workspace_id, b.c.effective_from, b.c.account_id, b.c.settlement_method)
             .where(among(conn, b.c.workspace_id, {w for w, _ in wanted}))
             .order_by(b.c.workspace_id, b.c.effective_from)):
-        history.setdefault(workspace_id, []).append((effective_from, str(account_id)))
-    found: dict[tuple[str, date], str] = {}
+        history.setdefault(workspace_id, []).append((effective_from, str(account_id), method))
+    found: dict[tuple[str, date], tuple[str, str]] = {}
     for workspace_id, day in wanted:
         rows = history.get(workspace_id)
         if not rows:
             continue
         position = bisect_right(rows, day, key=lambda r: r[0])
-        found[(workspace_id, day)] = rows[position - 1][1] if position else rows[0][1]
+        _, account_id, method = rows[position - 1] if position else rows[0]
+        found[(workspace_id, day)] = (account_id, method)
     return found
