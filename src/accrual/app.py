@@ -20,7 +20,6 @@ from accrual import __version__
 from accrual.billing.api import routers as billing_routers
 from accrual.billing.config import BillingConfig
 from accrual.billing.payments.sandbox import SandboxGateway, in_process_sender
-from accrual.billing.services.mails import BillingMails
 from accrual.billing.wiring import BillingCenter
 from accrual.catalog import ITEMS, PriceBook, load_price_book
 from accrual.clock import Clock, SystemClock
@@ -121,13 +120,12 @@ class Scheduler:
                       (f"{console.config.site} alerts", console.alerts.evaluate)]
         # Arrears before the relay, so that lock states reach the consoles in this tick;
         # mails last, so that this tick's mails (arrears, bills) leave in it too.
-        mails = BillingMails(rt.billing.engine, rt.billing.clock, rt.billing.mailer)
         steps += [("arrears tick", rt.billing.arrears.tick),
                   ("billing relay", rt.billing_relay_drain),
                   ("registration reaper", rt.billing.accounts.reap_pending),
                   ("monthly bills", rt.billing.statements.generate_due),
                   ("instrument expiry", rt.billing.instruments.expire_due),
-                  ("billing mails", mails.send_due)]
+                  ("billing mails", rt.billing.mails.send_due)]
         for name, step in steps:
             try:
                 step()

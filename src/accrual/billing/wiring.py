@@ -17,6 +17,7 @@ from accrual.billing.services.accounts import BillingAccounts
 from accrual.billing.services.arrears import Arrears
 from accrual.billing.services.instruments import Instruments
 from accrual.billing.services.invoices import Invoices
+from accrual.billing.services.mails import BillingMails
 from accrual.billing.services.methods import SettlementMethods
 from accrual.billing.services.profile import Profiles
 from accrual.billing.services.statements import Statements
@@ -43,6 +44,7 @@ class BillingCenter:
         self.clock = clock
         self.mailer = mailer or LogMailer()
         self.accounts = BillingAccounts(engine, config, clock)
+        self.mails = BillingMails(engine, clock, self.mailer)
         self.arrears = Arrears(engine, config, clock, self.accounts)
         self.wallet = Wallet(engine, config, clock, self.accounts, self.arrears)
         self.upgrades = Upgrades(engine, config, clock, self.accounts, self.mailer)

@@ -13,7 +13,6 @@ from accrual.billing.api.deps import (
     billing_router,
     require_operator,
 )
-from accrual.billing.services.mails import BillingMails
 from accrual.infra.http import error_responses
 
 router = billing_router()
@@ -88,5 +87,4 @@ def account_arrears(account_id: AccountDep, center: CenterDep) -> dict[str, Any]
 def arrears_overview(center: CenterDep) -> dict[str, Any]:
     """Every open arrears case, soonest lock first, and the billing mail backlog (mails not
     sent yet, given up after repeated failures, and the latest errors)."""
-    mails = BillingMails(center.engine, center.clock, center.mailer)
-    return {"cases": center.arrears.cases(), "mails": mails.backlog()}
+    return {"cases": center.arrears.cases(), "mails": center.mails.backlog()}
