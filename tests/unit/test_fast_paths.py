@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from accrual.console.domain.rating import PlannedDetail, StatKey
 from accrual.console.domain.usage import parse_quantity, record_digest
-from accrual.console.services import day_close
+from accrual.console.services import day_close_rows as day_close
 from accrual.contract.messages import Envelope, detail_id
 from accrual.money import format_decimal, format_minor, to_decimal
 
