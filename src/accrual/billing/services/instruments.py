@@ -69,6 +69,9 @@ class Instruments:
         key = f"card/{account_id}/{idempotency_key}"
 
         def work(conn: Connection) -> dict[str, Any]:
+            # The account's lock first: a concurrent copy of this request then sees the
+            # key taken here, instead of making a second card.
+            ledger.balances(conn, account_id, lock=True)
             existing = self._posted(conn, key, ledger.digest(face))
             if existing is not None:
                 return {**self._card(conn, existing), "created": False}
@@ -89,6 +92,7 @@ class Instruments:
             posted = ledger.post(conn, owner=account_id, key=key,
                                  request_digest=ledger.digest(face), kind=CARD_PURCHASE,
                                  reference=card_id, now=now, compute=compute)
+            assert posted.created, key  # the key was checked under the account's lock
             self._insert(conn, card_id, account_id, CARD, PURCHASE, face, face, now,
                          now + self.config.card_validity, posted.entry_id, None, None)
             bonus = self._bonus_for(face)
@@ -111,6 +115,7 @@ class Instruments:
         key = f"card-grant/{account_id}/{reference}"
 
         def work(conn: Connection) -> dict[str, Any]:
+            ledger.balances(conn, account_id, lock=True)  # see buy_card
             digest = ledger.digest(face, validity)
             existing = self._posted(conn, key, digest)
             if existing is not None:
@@ -122,6 +127,7 @@ class Instruments:
                                  kind=CARD_GRANT, reference=card_id, now=now,
                                  compute=lambda _: settlement.fund(card_id, face,
                                                                    settlement.BANK_CLEARING))
+            assert posted.created, key
             self._insert(conn, card_id, account_id, CARD, PARTNER, face, 0, now, now + validity,
                          posted.entry_id, None, note)
             return {**self._card(conn, card_id), "created": True}
@@ -147,6 +153,7 @@ class Instruments:
         key = f"voucher/{account_id}/{reference}"
 
         def work(conn: Connection) -> dict[str, Any]:
+            ledger.balances(conn, account_id, lock=True)  # see buy_card
             digest = ledger.digest(kind, face, validity)
             existing = self._posted(conn, key, digest)
             if existing is None:
@@ -196,7 +203,12 @@ class Instruments:
         c = t.voucher_codes
 
         def work(conn: Connection) -> dict[str, Any]:
-            row = conn.execute(select(c).where(c.c.code_hash == _code_hash(normal))).first()
+            query = select(c).where(c.c.code_hash == _code_hash(normal))
+            if conn.dialect.name == "postgresql":
+                # Concurrent activations of one code queue here; the later ones then see it
+                # redeemed.
+                query = query.with_for_update()
+            row = conn.execute(query).first()
             if row is None:
                 raise NotFound("unknown_code", "no voucher has this activation code; "
                                                "check it for typing errors")
@@ -273,6 +285,8 @@ class Instruments:
                              kind=VOUCHER_GRANT, reference=voucher_id, now=now,
                              compute=lambda _: settlement.fund(voucher_id, face,
                                                                settlement.PROMOTIONS))
+        # Callers check the key under the account's lock first.
+        assert posted.created, key
         self._insert(conn, voucher_id, account_id, kind, source, face, 0, now, expires_at,
                      posted.entry_id, origin, note)
         return voucher_id
