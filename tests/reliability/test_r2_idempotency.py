@@ -144,11 +144,17 @@ def race(keys: list[Key], send: Callable[[Key, Copy], Any]) -> float:
     return time.perf_counter() - started
 
 
+MUST_BE_ZERO = ("duplicates_created", "replay_mismatches", "keys_without_exactly_one_entry",
+                "keys_never_created", "same_amount_refused", "conflicts_not_refused", "errors")
+
+
 def judge(keys: list[Key], stored: dict[str, tuple[int, int]],
           same: Callable[[Any, Any], bool]) -> dict[str, Any]:
     """Compare every copy with what the database kept for its key: ``stored`` maps a key
     to (rows kept, amount kept)."""
-    figures: Counter[str] = Counter()
+    figures: Counter[str] = Counter({name: 0 for name in (
+        *MUST_BE_ZERO, "inflight_409", "conflicts_sent", "conflicts_answered_409",
+        "inflight_copies", "inflight_collisions")})
     for key in keys:
         rows, kept = stored.get(key.name, (0, 0))
         figures["keys"] += 1
@@ -189,10 +195,6 @@ def judge(keys: list[Key], stored: dict[str, tuple[int, int]],
     result["inflight_409_rate"] = round(figures["inflight_409"] / inflight, 4) \
         if inflight else 0.0
     return result
-
-
-MUST_BE_ZERO = ("duplicates_created", "replay_mismatches", "keys_without_exactly_one_entry",
-                "keys_never_created", "same_amount_refused", "conflicts_not_refused", "errors")
 
 
 def finish(runtime: Runtime, part: str, run_seed: int, keys: list[Key], wall: float,
