@@ -255,17 +255,21 @@ def _paid_by_line(conn: Connection, lines: set[LineKey]
     found: dict[tuple[str, str, date, str, int], Paid] = {}
     if not lines:
         return found
-    c, p, a = t.charges, t.postings, t.ledger_accounts
+    c, p, a, i = t.charges, t.postings, t.ledger_accounts, t.instruments
     for row in conn.execute(
             select(c.c.account_id, c.c.workspace_id, c.c.day, c.c.item, c.c.retention_days,
                    a.c.owner, a.c.kind, func.sum(p.c.amount_minor).label("net"))
             .join(p, p.c.entry_id == c.c.entry_id)
             .join(a, a.c.id == p.c.ledger_account_id)
+            .outerjoin(i, i.c.id == a.c.owner)
             .where(among(conn, c.c.workspace_id, {w for w, *_ in lines}),
                    c.c.day.in_({d for _, d, *_ in lines}),
                    (a.c.owner != ledger.SYSTEM) | (a.c.kind == settlement.CLOUD_RECEIVABLE))
             .group_by(c.c.account_id, c.c.workspace_id, c.c.day, c.c.item, c.c.retention_days,
-                      a.c.owner, a.c.kind)):
+                      a.c.owner, a.c.kind, i.c.expires_at)
+            # In the order the waterfall spends them (cards by expiry), which give_back
+            # reverses: instruments of one kind get money back latest expiry first.
+            .order_by(i.c.expires_at, a.c.owner)):
         if (row.workspace_id, row.day, row.item, row.retention_days) not in lines:
             continue
         key = (row.account_id, row.workspace_id, row.day, row.item, row.retention_days)
