@@ -93,6 +93,15 @@ def test_too_little_cash_buys_nothing(runtime: Runtime, ada: tuple[str, str]) ->
         assert conn.execute(select(func.count()).select_from(t.ledger_accounts).where(
             t.ledger_accounts.c.kind == "card")).scalar_one() == 0
     assert overview(runtime, account)["cash"] == "99.99"
+    # The refusal stays bound to its key, even once there is cash enough.
+    runtime.billing.wallet.recharge(account, "0.01", "t-2")
+    with pytest.raises(Conflict) as again:
+        runtime.billing.instruments.buy_card(account, "100", "k")
+    assert again.value.code == "insufficient_balance" and "new key" in again.value.message
+    with pytest.raises(Conflict) as other:
+        runtime.billing.instruments.buy_card(account, "200", "k")
+    assert other.value.code == "idempotency_conflict"
+    assert runtime.billing.instruments.buy_card(account, "100", "k-2")["created"]
     audit(runtime)
 
 

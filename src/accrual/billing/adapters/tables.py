@@ -416,3 +416,15 @@ settlement_changes = Table(
     Column("requested_at", UtcDateTime(), nullable=False),
     Index("ix_settlement_changes_workspace", "workspace_id", "requested_at"),
 )
+
+# A request refused for the state of the account (a card purchase with too little cash)
+# stays refused under its idempotency key: a retry answers the same refusal and never
+# succeeds later by surprise (RELIABILITY.md 2.8); a new attempt takes a new key.
+refused_requests = Table(
+    "refused_requests", metadata,
+    Column("idempotency_key", String(200), primary_key=True),
+    Column("request_digest", String(64), nullable=False),
+    Column("code", String(64), nullable=False),
+    Column("message", String(500), nullable=False),
+    Column("refused_at", UtcDateTime(), nullable=False),
+)

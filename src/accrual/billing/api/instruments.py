@@ -140,7 +140,8 @@ def buy_card(account_id: AccountDep, body: CardPurchaseIn, center: CenterDep, re
     """Buy a prepaid card from the cash balance. Face value a multiple of 100, at least 100
     (422 `invalid_face_value`); valid one year; tied to this account, never refunded. Purchases
     of 10,000 / 30,000 / 100,000 or more (CNY) come with a discount voucher of 1,000 / 5,000 /
-    20,000 (`bonus_voucher`). Too little cash is 409 `insufficient_balance` and changes nothing.
+    20,000 (`bonus_voucher`). Too little cash is 409 `insufficient_balance` and changes nothing;
+    that refusal stays bound to the key (a retry with it is refused again: use a new key).
     The same `Idempotency-Key` returns the same card (`Idempotent-Replayed: true`); with another
     face value it is 409 `idempotency_conflict`."""
     return _replayed(_amounts(lambda: center.instruments.buy_card(

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from accrual.billing.adapters import tables as t
 from accrual.billing.config import BillingConfig
@@ -68,13 +69,16 @@ class Instruments:
         self.accounts.account(account_id)
         key = f"card/{account_id}/{idempotency_key}"
 
+        digest = ledger.digest(face)
+
         def work(conn: Connection) -> dict[str, Any]:
             # The account's lock first: a concurrent copy of this request then sees the
             # key taken here, instead of making a second card.
             ledger.balances(conn, account_id, lock=True)
-            existing = self._posted(conn, key, ledger.digest(face))
+            existing = self._posted(conn, key, digest)
             if existing is not None:
                 return {**self._card(conn, existing), "created": False}
+            _refused_before(conn, key, digest)
             now = self.clock.now()
             card_id = self._new_id(conn, "PC")
             ledger.open_instrument_account(conn, card_id, CARD, self.config.currency)
@@ -89,9 +93,9 @@ class Instruments:
                                    " recharge first")
                 return settlement.fund(card_id, face, settlement.CASH)
 
-            posted = ledger.post(conn, owner=account_id, key=key,
-                                 request_digest=ledger.digest(face), kind=CARD_PURCHASE,
-                                 reference=card_id, now=now, compute=compute)
+            posted = ledger.post(conn, owner=account_id, key=key, request_digest=digest,
+                                 kind=CARD_PURCHASE, reference=card_id, now=now,
+                                 compute=compute)
             assert posted.created, key  # the key was checked under the account's lock
             self._insert(conn, card_id, account_id, CARD, PURCHASE, face, face, now,
                          now + self.config.card_validity, posted.entry_id, None, None)
@@ -102,7 +106,13 @@ class Instruments:
                                     now + self.config.voucher_validity, "bonus for card " + card_id)
             return {**self._card(conn, card_id), "created": True}
 
-        return in_transaction(self.engine, work)
+        try:
+            return in_transaction(self.engine, work)
+        except Conflict as refusal:
+            if refusal.code == "insufficient_balance":
+                in_transaction(self.engine, lambda conn: _remember_refusal(
+                    conn, key, digest, refusal, self.clock.now()))
+            raise
 
     def grant_card(self, account_id: str, face_value: object, reference: str,
                    validity_days: int | None = None, note: str | None = None) -> dict[str, Any]:
@@ -422,3 +432,25 @@ def _normalise(code: str) -> str:
 
 def _code_hash(code: str) -> str:
     return hashlib.sha256(code.encode()).hexdigest()
+
+
+def _refused_before(conn: Connection, key: str, digest: str) -> None:
+    """Answer again the refusal this key got, if it got one (RELIABILITY.md 2.8)."""
+    r = t.refused_requests
+    row = conn.execute(select(r).where(r.c.idempotency_key == key)).first()
+    if row is None:
+        return
+    if row.request_digest != digest:
+        raise Conflict("idempotency_conflict",
+                       "this key was already used for a different request")
+    raise Conflict(row.code, f"{row.message} (this key was refused on "
+                             f"{row.refused_at.isoformat()}; try again with a new key)")
+
+
+def _remember_refusal(conn: Connection, key: str, digest: str, refusal: Conflict,
+                      now: datetime) -> None:
+    r = t.refused_requests
+    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    conn.execute(dialect_insert(r).values(
+        idempotency_key=key, request_digest=digest, code=refusal.code,
+        message=refusal.message[:500], refused_at=now).on_conflict_do_nothing())
