@@ -49,7 +49,9 @@ def overview(account_id: AccountDep, center: CenterDep) -> dict[str, str]:
              dependencies=[Depends(require_operator)], responses=error_responses(401, 404, 409, 422))
 def recharge(account_id: str, body: RechargeIn, center: CenterDep) -> dict[str, Any]:
     """Credit cash for an offline transfer. The same reference credits once; reusing it with
-    another amount is 409 `idempotency_conflict`. A top-up pays arrears first."""
+    another amount is 409 `idempotency_conflict` (a replay answers the first credit's entry,
+    `created: false`, with the balances as they are now). A top-up pays arrears first, and
+    paying all that is owed unlocks the account's workspaces at once."""
     try:
         return center.wallet.recharge(account_id, body.amount, body.reference)
     except InvalidDecimal as error:
