@@ -116,20 +116,33 @@ class Arrears:
         if not changing:
             return
         now = self.clock.now()
-        for owner, balance, case_id in changing:
-            if case_id is None:
-                self._open(conn, owner, -balance, now)
-            else:
+        opening = {owner: -balance for owner, balance, case_id in changing if case_id is None}
+        if opening:
+            self._open(conn, opening, now)
+        for _owner, _balance, case_id in changing:
+            if case_id is not None:
                 self._end(conn, case_id, now)
 
-    def _open(self, conn: Connection, account_id: str, owed: int, now: datetime) -> None:
-        c = t.arrears_cases
-        case_id = conn.execute(c.insert().values(
-            account_id=account_id, started_at=now, lock_at=now + self.countdown, open=True)
-            .returning(c.c.id)).scalar_one()
-        case = conn.execute(select(c).where(c.c.id == case_id)).one()
-        bound, _ = self._sync(conn, case, now)
-        self._mail(conn, case, "countdown", bound, owed, now)
+    def _open(self, conn: Connection, owed: dict[str, int], now: datetime) -> None:
+        """Open a case for each of these accounts (account → amount owed), together: a
+        day's settlement may put thousands of accounts in arrears at once. Every
+        workspace they pay for is told ``countdown``; the countdown mails are queued."""
+        c, s = t.arrears_cases, t.lock_states
+        conn.execute(c.insert(), [{"account_id": account_id, "started_at": now,
+                                   "lock_at": now + self.countdown, "open": True}
+                                  for account_id in sorted(owed)])
+        cases = conn.execute(select(c).where(among(conn, c.c.account_id, owed),
+                                             c.c.open.is_(True)).order_by(c.c.id)).all()
+        bound = self._bound_today(conn, owed)
+        everyone = [w for workspaces in bound.values() for w in workspaces]
+        if everyone and conn.dialect.name == "postgresql":
+            # As _sync: whoever changes a workspace's state holds its row.
+            conn.execute(select(s.c.workspace_id).where(among(conn, s.c.workspace_id, everyone))
+                         .order_by(s.c.workspace_id).with_for_update()).all()
+        self._tell_many(conn, [(case, dict.fromkeys(bound.get(case.account_id, []),
+                                                    COUNTDOWN_STATE)) for case in cases], now)
+        self._mail_many(conn, [(case, "countdown", bound.get(case.account_id, []),
+                                owed[case.account_id]) for case in cases], now)
 
     def _end(self, conn: Connection, case_id: int, now: datetime) -> None:
         c, locks, s = t.arrears_cases, t.arrears_locks, t.lock_states
@@ -258,30 +271,44 @@ class Arrears:
 
     def _tell(self, conn: Connection, case: Any, changes: dict[str, str],
               now: datetime) -> None:
+        self._tell_many(conn, [(case, changes)], now)
+
+    def _tell_many(self, conn: Connection, told: list[tuple[Any, dict[str, str]]],
+                   now: datetime) -> None:
+        """Record each workspace's new state under its next version and queue the
+        ``workspace.lock`` message to its console; (case, {workspace: state}) pairs."""
         s, w = t.lock_states, t.workspaces
-        sites = dict(conn.execute(select(w.c.workspace_id, w.c.site)
-                                  .where(among(conn, w.c.workspace_id, changes))).all())
+        rows = [{"workspace_id": workspace_id, "version": 1, "state": state,
+                 "case_id": case.id, "lock_at": None if state == CLEAR else case.lock_at,
+                 "updated_at": now, "account": case.account_id}
+                for case, changes in told for workspace_id, state in sorted(changes.items())]
+        if not rows:
+            return
+        sites = dict(conn.execute(select(w.c.workspace_id, w.c.site).where(
+            among(conn, w.c.workspace_id, {r["workspace_id"] for r in rows}))).all())
         dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-        envelopes = []
-        for workspace_id in sorted(changes):
-            state = changes[workspace_id]
-            lock_at = None if state == CLEAR else case.lock_at
-            insert = dialect_insert(s).values(
-                workspace_id=workspace_id, version=1, state=state, case_id=case.id,
-                lock_at=lock_at, updated_at=now)
-            version = conn.execute(insert.on_conflict_do_update(
+        versions: dict[str, int] = {}
+        for start in range(0, len(rows), 1000):  # bounded statements (parameter limits)
+            chunk = [{k: v for k, v in r.items() if k != "account"}
+                     for r in rows[start:start + 1000]]
+            insert = dialect_insert(s).values(chunk)
+            versions.update(conn.execute(insert.on_conflict_do_update(
                 index_elements=[s.c.workspace_id],
                 set_={"version": s.c.version + 1, "state": insert.excluded.state,
                       "case_id": insert.excluded.case_id, "lock_at": insert.excluded.lock_at,
                       "updated_at": insert.excluded.updated_at})
-                .returning(s.c.version)).scalar_one()
+                .returning(s.c.workspace_id, s.c.version)).all())
+        envelopes = []
+        for row in rows:
+            workspace_id, state = row["workspace_id"], row["state"]
             site = sites.get(workspace_id)
             if site is None:
                 log.error("workspace %s is bound but not known here: its console cannot be "
                           "told it is %s", workspace_id, state)
                 continue
-            lock = WorkspaceLock(workspace_id=workspace_id, state=state,  # type: ignore[arg-type]
-                                 lock_at=lock_at, billing_account_id=case.account_id)
+            version = versions[workspace_id]
+            lock = WorkspaceLock(workspace_id=workspace_id, state=state,
+                                 lock_at=row["lock_at"], billing_account_id=row["account"])
             envelopes.append(Envelope(
                 id=message_id(WORKSPACE_LOCK, workspace_id, version), type=WORKSPACE_LOCK,
                 aggregate_id=workspace_id, aggregate_version=version, occurred_at=now,
@@ -354,31 +381,45 @@ class Arrears:
 
     def _mail(self, conn: Connection, case: Any, event: str, workspace_ids: list[str],
               owed: int, now: datetime) -> None:
-        """Queue the ``event`` mail of ``case`` to the account and to the owners of these
+        self._mail_many(conn, [(case, event, workspace_ids, owed)], now)
+
+    def _mail_many(self, conn: Connection, events: list[tuple[Any, str, list[str], int]],
+                   now: datetime) -> None:
+        """Queue the ``event`` mail of each case to its account and to the owners of these
         workspaces, once per address: the account's in its language listing them all,
         each other owner in their workspace's language listing theirs."""
+        if not events:
+            return
         a, w = t.accounts, t.workspaces
-        account = conn.execute(select(a.c.username, a.c.email, a.c.language)
-                               .where(a.c.id == case.account_id)).one()
-        known = conn.execute(select(w.c.name, w.c.owner_email, w.c.language)
-                             .where(among(conn, w.c.workspace_id, workspace_ids))
-                             .order_by(w.c.name, w.c.workspace_id)).all() if workspace_ids else []
-        recipients: dict[str, tuple[str, str, list[str]]] = {
-            account.email.lower(): (account.email, account.language, [r.name for r in known])}
-        for row in known:
-            address = row.owner_email.lower()
-            if address not in recipients:
-                recipients[address] = (row.owner_email, row.language, [])
-            if address != account.email.lower():
-                recipients[address][2].append(row.name)
-        values = {"username": account.username, "currency": self.config.currency,
-                  "amount": format_minor(owed, self.config.currency),
-                  "lock_at": local_time(case.lock_at, self.config.zone)}
-        for address, (recipient, language, names) in recipients.items():
-            mails.queue(conn, template=event, language=language, recipient=recipient,
-                        values={**values, "workspaces": names},
-                        dedup_key=f"arrears/{case.id}/{event}/{mails.recipient_key(address)}",
-                        now=now)
+        holders = {r.id: r for r in conn.execute(
+            select(a.c.id, a.c.username, a.c.email, a.c.language)
+            .where(among(conn, a.c.id, {case.account_id for case, *_ in events})))}
+        ids = {x for _, _, workspace_ids, _ in events for x in workspace_ids}
+        known = {r.workspace_id: r for r in conn.execute(
+            select(w.c.workspace_id, w.c.name, w.c.owner_email, w.c.language)
+            .where(among(conn, w.c.workspace_id, ids)))} if ids else {}
+        queued: list[dict[str, object]] = []
+        for case, event, workspace_ids, owed in events:
+            account = holders[case.account_id]
+            rows = sorted((known[x] for x in workspace_ids if x in known),
+                          key=lambda r: (r.name, r.workspace_id))
+            recipients: dict[str, tuple[str, str, list[str]]] = {
+                account.email.lower(): (account.email, account.language, [r.name for r in rows])}
+            for row in rows:
+                address = row.owner_email.lower()
+                if address not in recipients:
+                    recipients[address] = (row.owner_email, row.language, [])
+                if address != account.email.lower():
+                    recipients[address][2].append(row.name)
+            values = {"username": account.username, "currency": self.config.currency,
+                      "amount": format_minor(owed, self.config.currency),
+                      "lock_at": local_time(case.lock_at, self.config.zone)}
+            for address, (recipient, language, names) in recipients.items():
+                queued.append({
+                    "template": event, "language": language, "recipient": recipient,
+                    "values": {**values, "workspaces": names},
+                    "dedup_key": f"arrears/{case.id}/{event}/{mails.recipient_key(address)}"})
+        mails.queue_many(conn, queued, now)
 
     # -- views ----------------------------------------------------------------
 

@@ -52,6 +52,20 @@ def queue(conn: Connection, *, template: str, language: str, recipient: str,
     return bool(inserted.rowcount)
 
 
+def queue_many(conn: Connection, queued: list[dict[str, object]], now: datetime) -> None:
+    """:func:`queue` for many mails (dicts of its keyword arguments but ``now``), in
+    bounded multi-row statements."""
+    m = t.mail_outbox
+    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    rows = [{"template": q["template"], "language": q["language"], "recipient": q["recipient"],
+             "values_json": json.dumps(q["values"], ensure_ascii=False, sort_keys=True),
+             "dedup_key": q["dedup_key"], "created_at": now, "attempts": 0,
+             "next_attempt_at": now} for q in queued]
+    for start in range(0, len(rows), 1000):
+        conn.execute(dialect_insert(m).values(rows[start:start + 1000])
+                     .on_conflict_do_nothing(index_elements=[m.c.dedup_key]))
+
+
 def _due(now: datetime) -> tuple[ColumnElement[bool], ...]:
     m = t.mail_outbox
     return (m.c.sent_at.is_(None), m.c.next_attempt_at <= now, m.c.attempts < MAX_ATTEMPTS)
