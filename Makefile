@@ -36,6 +36,7 @@ test-pg: $(STAMP)
 	fi
 
 test: lint-imports test-sqlite test-pg
+	@$(BIN)/python -m tests.reliability.show_report
 
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
