@@ -101,3 +101,14 @@ def test_monthly_bill_generation_immutability_and_exports(
     assert cash == Decimal("95.00")
     overview = client.get(f"/billing/v1/accounts/{account}/overview", headers=session).json()
     assert overview["cash"] == "95.00"
+
+
+def test_no_monthly_bill_for_a_month_before_the_account_existed(
+        client: TestClient, runtime: Runtime, clock: ManualClock) -> None:
+    clock.set(at(11, 20))
+    account = register(client)["billing_account_id"]
+    clock.set(at(11, 26))  # October's bills are due: the account did not exist then
+    assert runtime.billing.statements.generate_due() == 0
+    clock.set(at(12, 3))
+    assert runtime.billing.statements.generate_due() == 1
+    assert [b["month"] for b in runtime.billing.statements.bills(account)] == ["2026-11"]

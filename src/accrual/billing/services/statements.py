@@ -103,14 +103,16 @@ class Statements:
         return self._present(bill)
 
     def generate_due(self) -> int:
-        """Generate last month's bill for every active account that has none (scheduler)."""
+        """Generate last month's bill for every active account that has none and existed
+        in that month (scheduler)."""
         month = self.due_month()
         if month is None:
             return 0
+        after_month, _ = day_bounds(next_month(month), self.config.zone)
         with self.engine.connect() as conn:
             accounts = conn.execute(
                 select(t.accounts.c.id).where(
-                    t.accounts.c.status == "active",
+                    t.accounts.c.status == "active", t.accounts.c.created_at < after_month,
                     ~select(t.monthly_bills.c.id).where(
                         t.monthly_bills.c.account_id == t.accounts.c.id,
                         t.monthly_bills.c.month == month).exists())).scalars().all()
