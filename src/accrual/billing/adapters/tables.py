@@ -75,6 +75,8 @@ bindings = Table(
     Column("effective_from", Date, nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
     UniqueConstraint("workspace_id", "effective_from", name="uq_bindings_workspace_day"),
+    # The workspaces an account pays for (arrears cases, account views).
+    Index("ix_bindings_account", "account_id"),
 )
 
 # One-time codes mailed to an account's owner to bind a workspace to it (upgrade).

@@ -128,9 +128,10 @@ class Arrears:
         day's settlement may put thousands of accounts in arrears at once. Every
         workspace they pay for is told ``countdown``; the countdown mails are queued."""
         c, s = t.arrears_cases, t.lock_states
-        conn.execute(c.insert(), [{"account_id": account_id, "started_at": now,
-                                   "lock_at": now + self.countdown, "open": True}
-                                  for account_id in sorted(owed)])
+        # RETURNING makes the driver send the rows in a few multi-row statements.
+        conn.execute(c.insert().returning(c.c.id), [
+            {"account_id": account_id, "started_at": now, "lock_at": now + self.countdown,
+             "open": True} for account_id in sorted(owed)]).all()
         cases = conn.execute(select(c).where(among(conn, c.c.account_id, owed),
                                              c.c.open.is_(True)).order_by(c.c.id)).all()
         bound = self._bound_today(conn, owed)
@@ -287,17 +288,15 @@ class Arrears:
         sites = dict(conn.execute(select(w.c.workspace_id, w.c.site).where(
             among(conn, w.c.workspace_id, {r["workspace_id"] for r in rows}))).all())
         dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-        versions: dict[str, int] = {}
-        for start in range(0, len(rows), 1000):  # bounded statements (parameter limits)
-            chunk = [{k: v for k, v in r.items() if k != "account"}
-                     for r in rows[start:start + 1000]]
-            insert = dialect_insert(s).values(chunk)
-            versions.update(conn.execute(insert.on_conflict_do_update(
-                index_elements=[s.c.workspace_id],
-                set_={"version": s.c.version + 1, "state": insert.excluded.state,
-                      "case_id": insert.excluded.case_id, "lock_at": insert.excluded.lock_at,
-                      "updated_at": insert.excluded.updated_at})
-                .returning(s.c.workspace_id, s.c.version)).all())
+        insert = dialect_insert(s)
+        # executemany (compiled once, batched by the driver), each row's new version back.
+        versions = dict(conn.execute(insert.on_conflict_do_update(
+            index_elements=[s.c.workspace_id],
+            set_={"version": s.c.version + 1, "state": insert.excluded.state,
+                  "case_id": insert.excluded.case_id, "lock_at": insert.excluded.lock_at,
+                  "updated_at": insert.excluded.updated_at})
+            .returning(s.c.workspace_id, s.c.version, sort_by_parameter_order=True),
+            [{k: v for k, v in r.items() if k != "account"} for r in rows]).all())
         envelopes = []
         for row in rows:
             workspace_id, state = row["workspace_id"], row["state"]

@@ -1,4 +1,4 @@
-"""refused requests: a refusal stays bound to its idempotency key
+"""refused requests: a refusal stays bound to its idempotency key; bindings by account
 
 Revision ID: billing_0007
 Revises: billing_0006
@@ -23,7 +23,9 @@ def upgrade() -> None:
     sa.Column('refused_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('idempotency_key')
     )
+    op.create_index('ix_bindings_account', 'bindings', ['account_id'], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index('ix_bindings_account', table_name='bindings')
     op.drop_table('refused_requests')
