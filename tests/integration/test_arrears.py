@@ -547,3 +547,16 @@ def test_a_locked_workspace_can_be_dissolved(runtime: Runtime, clock: ManualCloc
 
     dissolution = Dissolution(runtime.console.engine, clock, runtime.console.day_close)
     assert dissolution.dissolve(owner or "", ws, "ada's team")["status"] == "dissolved"
+    # The billing center learns it (console → billing message): the account no longer
+    # counts it, the case stops telling it anything, and what was owed stays owed.
+    runtime.console.relay.drain()
+    with runtime.billing.engine.connect() as conn:
+        assert conn.execute(select(t.workspaces.c.dissolved_at)
+                            .where(t.workspaces.c.workspace_id == ws)).scalar() is not None
+    account = runtime.billing.accounts.find_by_username("ada")
+    assert account is not None
+    assert runtime.billing.accounts.workspaces_of(account) == []
+    [case] = runtime.billing.arrears.cases(account_id=account)
+    assert case["workspaces"] == [] and case["owed"] == "1.00"
+    assert runtime.billing.arrears.tick() == {"reminded": 0, "locked": 0,
+                                              "workspaces_changed": 0}

@@ -19,6 +19,7 @@ _NAMESPACE = uuid.UUID("6f1d2c1e-55b8-4f5e-9d0c-2a4f7a1b0c11")
 # Message types.
 BILLING_DETAIL = "billing_detail"
 WORKSPACE_CREATED = "workspace.created"
+WORKSPACE_DISSOLVED = "workspace.dissolved"
 BINDING_CHANGED = "binding.changed"
 WORKSPACE_LOCK = "workspace.lock"
 
@@ -61,6 +62,17 @@ class BillingDetail(BaseModel):
     adjusts: str | None = None
     reason: str | None = None
     created_at: datetime
+
+
+class WorkspaceDissolved(BaseModel):
+    """A console dissolved a workspace (its data is gone): the billing center stops
+    counting it among the workspaces an account pays for. What it owed stays owed."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    workspace_id: str
+    site: str
+    dissolved_at: datetime
 
 
 class WorkspaceCreated(BaseModel):

@@ -62,6 +62,8 @@ workspaces = Table(
     Column("owner_email", String(320), nullable=False),
     Column("language", String(8), nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
+    # Set when its console dissolved it: no longer among the workspaces an account pays for.
+    Column("dissolved_at", UtcDateTime()),
 )
 
 # The source of truth for who pays for a workspace on a given day

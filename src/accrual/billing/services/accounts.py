@@ -247,6 +247,8 @@ class BillingAccounts:
                     continue
                 ws = conn.execute(select(t.workspaces).where(
                     t.workspaces.c.workspace_id == workspace_id)).first()
+                if ws is not None and ws.dissolved_at is not None:
+                    continue  # its console dissolved it
                 result.append({"workspace_id": workspace_id, "site": ws.site if ws else None,
                                "name": ws.name if ws else None,
                                "settlement_method": current.settlement_method,

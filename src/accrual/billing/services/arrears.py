@@ -320,20 +320,21 @@ class Arrears:
         change takes effect tomorrow) both name the account and the billing center, not
         a cloud marketplace. So a workspace that is leaving (another account, another
         method) is released at once (decisions.md 18), one that is joining is locked from
-        the day it joins. One query for every workspace ever bound to these accounts;
-        sorted."""
+        the day it joins; a dissolved one is no longer counted. One query for every
+        workspace ever bound to these accounts; sorted."""
         account_ids = set(account_ids)
         if not account_ids:
             return {}
-        b = t.bindings
+        b, w = t.bindings, t.workspaces
         ever = select(b.c.workspace_id).where(among(conn, b.c.account_id, account_ids))
+        dissolved = select(w.c.workspace_id).where(w.c.dissolved_at.is_not(None))
         today = self.accounts.today()
         in_force: dict[str, tuple[str, str]] = {}
         newest: dict[str, tuple[str, str]] = {}
         for workspace_id, effective_from, account_id, method in conn.execute(
                 select(b.c.workspace_id, b.c.effective_from, b.c.account_id,
                        b.c.settlement_method)
-                .where(b.c.workspace_id.in_(ever))
+                .where(b.c.workspace_id.in_(ever), b.c.workspace_id.not_in(dissolved))
                 .order_by(b.c.workspace_id, b.c.effective_from)):
             payer = (str(account_id), method)
             # The latest binding in force today, else the first one (see binding_for).

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from sqlalchemy import Connection, Engine, insert, select
+from sqlalchemy import Connection, Engine, insert, select, update
 
 from accrual.billing.adapters import tables as t
 from accrual.billing.config import BillingConfig
@@ -19,9 +19,11 @@ from accrual.contract.errors import Invalid, NotFound
 from accrual.contract.messages import (
     BILLING_DETAIL,
     WORKSPACE_CREATED,
+    WORKSPACE_DISSOLVED,
     Envelope,
     RegistrationConfirmation,
     WorkspaceCreated,
+    WorkspaceDissolved,
 )
 from accrual.infra.db import in_transaction
 from accrual.money import format_minor, parse_amount
@@ -141,10 +143,20 @@ class Wallet:
             return
         if message.type == WORKSPACE_CREATED:
             self._workspace_created(conn, WorkspaceCreated.model_validate(message.payload))
+        elif message.type == WORKSPACE_DISSOLVED:
+            self._workspace_dissolved(conn, WorkspaceDissolved.model_validate(message.payload))
         else:
             log.info("billing inbox: ignoring message type %s", message.type)
         conn.execute(insert(t.inbox).values(message_id=message.id, type=message.type,
                                             applied_at=self.clock.now()))
+
+    def _workspace_dissolved(self, conn: Connection, event: WorkspaceDissolved) -> None:
+        w = t.workspaces
+        conn.execute(update(w).where(w.c.workspace_id == event.workspace_id,
+                                     w.c.dissolved_at.is_(None))
+                     .values(dissolved_at=event.dissolved_at))
+        # Its arrears case stops counting it; what the account owes stays owed.
+        self.arrears.release_workspace(conn, event.workspace_id, "dissolved")
 
     def _workspace_created(self, conn: Connection, event: WorkspaceCreated) -> None:
         if event.registration_key and event.day:

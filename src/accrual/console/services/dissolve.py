@@ -14,6 +14,13 @@ from accrual.clock import Clock
 from accrual.console.adapters import tables as t
 from accrual.console.services.day_close import DayClose
 from accrual.contract.errors import Conflict, Forbidden, Invalid, NotFound
+from accrual.contract.messages import (
+    WORKSPACE_DISSOLVED,
+    Envelope,
+    WorkspaceDissolved,
+    message_id,
+)
+from accrual.infra.outbox import enqueue
 
 
 class Dissolution:
@@ -61,5 +68,11 @@ class Dissolution:
             now = self.clock.now()
             conn.execute(update(w).where(w.c.id == workspace_id).values(
                 status="dissolved", dissolved_at=now))
+            site = conn.execute(select(w.c.site).where(w.c.id == workspace_id)).scalar_one()
+            event = WorkspaceDissolved(workspace_id=workspace_id, site=site, dissolved_at=now)
+            enqueue(conn, t.outbox, [Envelope(
+                id=message_id(WORKSPACE_DISSOLVED, workspace_id), type=WORKSPACE_DISSOLVED,
+                aggregate_id=workspace_id, occurred_at=now,
+                payload=event.model_dump(mode="json"))], now)
         return {"workspace_id": workspace_id, "status": "dissolved",
                 "dissolved_at": now.isoformat(), "deleted": deleted}
