@@ -77,7 +77,7 @@ class Instruments:
             ledger.balances(conn, account_id, lock=True)
             existing = self._posted(conn, key, digest)
             if existing is not None:
-                return {**self._card(conn, existing), "created": False}
+                return {**self._shown(conn, existing), "created": False}
             _refused_before(conn, key, digest)
             now = self.clock.now()
             card_id = self._new_id(conn, "PC")
@@ -104,14 +104,14 @@ class Instruments:
                 self._grant_voucher(conn, account_id, waterfall.DISCOUNT_VOUCHER, bonus,
                                     f"{key}/bonus", BONUS, card_id, now,
                                     now + self.config.voucher_validity, "bonus for card " + card_id)
-            return {**self._card(conn, card_id), "created": True}
+            return {**self._shown(conn, card_id), "created": True}
 
         try:
             return in_transaction(self.engine, work)
         except Conflict as refusal:
             if refusal.code == "insufficient_balance":
-                in_transaction(self.engine, lambda conn: _remember_refusal(
-                    conn, key, digest, refusal, self.clock.now()))
+                in_transaction(self.engine, lambda conn, r=refusal: _remember_refusal(
+                    conn, key, digest, r, self.clock.now()))
             raise
 
     def grant_card(self, account_id: str, face_value: object, reference: str,
@@ -129,7 +129,7 @@ class Instruments:
             digest = ledger.digest(face, validity)
             existing = self._posted(conn, key, digest)
             if existing is not None:
-                return {**self._card(conn, existing), "created": False}
+                return {**self._shown(conn, existing), "created": False}
             now = self.clock.now()
             card_id = self._new_id(conn, "PC")
             ledger.open_instrument_account(conn, card_id, CARD, self.config.currency)
@@ -140,7 +140,7 @@ class Instruments:
             assert posted.created, key
             self._insert(conn, card_id, account_id, CARD, PARTNER, face, 0, now, now + validity,
                          posted.entry_id, None, note)
-            return {**self._card(conn, card_id), "created": True}
+            return {**self._shown(conn, card_id), "created": True}
 
         return in_transaction(self.engine, work)
 
@@ -173,7 +173,7 @@ class Instruments:
                 created = True
             else:
                 created = False
-            return {**self._voucher(conn, existing), "created": created}
+            return {**self._shown(conn, existing), "created": created}
 
         return in_transaction(self.engine, work)
 
@@ -224,7 +224,7 @@ class Instruments:
                                                "check it for typing errors")
             if row.redeemed_at is not None:
                 if row.redeemed_by == account_id and row.instrument_id is not None:
-                    return {**self._voucher(conn, row.instrument_id), "created": False}
+                    return {**self._shown(conn, row.instrument_id), "created": False}
                 raise Conflict("code_already_used", "this activation code was already used")
             now = self.clock.now()
             if row.redeem_by <= now:
@@ -241,7 +241,7 @@ class Instruments:
                                          instrument_id=voucher_id)).rowcount
             if taken != 1:
                 raise Conflict("code_already_used", "this activation code was already used")
-            return {**self._voucher(conn, voucher_id), "created": True}
+            return {**self._shown(conn, voucher_id), "created": True}
 
         return in_transaction(self.engine, work)
 
@@ -360,13 +360,7 @@ class Instruments:
             .where(i.c.account_id == account_id, i.c.kind.in_(kinds))
             .order_by(i.c.created_at.desc(), i.c.id)).all())
 
-    def _card(self, conn: Connection, card_id: str) -> dict[str, Any]:
-        return self._one(conn, card_id)
-
-    def _voucher(self, conn: Connection, voucher_id: str) -> dict[str, Any]:
-        return self._one(conn, voucher_id)
-
-    def _one(self, conn: Connection, instrument_id: str) -> dict[str, Any]:
+    def _shown(self, conn: Connection, instrument_id: str) -> dict[str, Any]:
         i, a = t.instruments, t.ledger_accounts
         row = conn.execute(select(i, a.c.balance_minor).join(a, a.c.owner == i.c.id)
                            .where(i.c.id == instrument_id)).one()
