@@ -18,6 +18,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
+from accrual.billing.domain.bounds import MAX_BALANCE_MINOR, MAX_POSTING_MINOR
 from accrual.infra.db import UtcDateTime
 from accrual.infra.outbox import inbox_table, outbox_table
 
@@ -112,6 +113,9 @@ ledger_accounts = Table(
     # are not cached and stay at zero.
     CheckConstraint("kind = 'prepaid' OR balance_minor >= 0",
                     name="ck_ledger_accounts_not_overdrawn"),
+    # Checked by the ledger before any write (domain/bounds.py); this is the last line.
+    CheckConstraint(f"balance_minor BETWEEN {-MAX_BALANCE_MINOR} AND {MAX_BALANCE_MINOR}",
+                    name="ck_ledger_accounts_balance_bound"),
 )
 
 journal_entries = Table(
@@ -133,6 +137,8 @@ postings = Table(
            index=True),
     Column("amount_minor", BigInteger, nullable=False),
     CheckConstraint("amount_minor <> 0", name="ck_postings_nonzero"),
+    CheckConstraint(f"amount_minor BETWEEN {-MAX_POSTING_MINOR} AND {MAX_POSTING_MINOR}",
+                    name="ck_postings_amount_bound"),
 )
 
 # Billing details as received and settled: the lines of daily bills.

@@ -27,7 +27,7 @@ from sqlalchemy import Connection, Engine, insert, select, update
 
 from accrual.billing.adapters import tables as t
 from accrual.billing.config import BillingConfig
-from accrual.billing.domain import settlement
+from accrual.billing.domain import bounds, settlement
 from accrual.billing.payments.gateway import (
     Notify,
     NotifyRefused,
@@ -50,7 +50,6 @@ from accrual.infra.http import error_body
 from accrual.money import (
     InvalidDecimal,
     format_minor,
-    parse_amount,
     to_decimal,
     to_minor,
 )
@@ -88,7 +87,7 @@ class Payments:
         gateway = self._gateway()
         currency = self.config.currency
         try:
-            amount_minor = parse_amount(amount, currency)
+            amount_minor = bounds.movement_minor(amount, currency)
         except InvalidDecimal as error:
             raise Invalid("invalid_amount", f"amount {error.reason}") from None
         if not isinstance(idempotency_key, str) or not _KEY.fullmatch(idempotency_key):
@@ -98,6 +97,13 @@ class Payments:
             raise Invalid("invalid_return_url", "return_url must be a path on this site "
                           f"('/…') or an http(s) URL, at most {_MAX_RETURN_URL} characters")
         self.accounts.account(account_id)
+        with self.engine.connect() as conn:
+            held = ledger.balances(conn, account_id)
+        # Refused now rather than after the customer has paid: the notify's credit is
+        # checked again under the account's lock (``ledger.post``).
+        bounds.check_movement(account_id, held,
+                              settlement.recharge(amount_minor, held.get(settlement.PREPAID, 0)),
+                              currency, what="this recharge order")
         request_digest = ledger.digest(amount_minor, currency, return_url or "")
         o = t.recharge_orders
 

@@ -20,13 +20,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from accrual.billing.adapters import tables as t
 from accrual.billing.config import BillingConfig
-from accrual.billing.domain import settlement, waterfall
+from accrual.billing.domain import bounds, settlement, waterfall
 from accrual.billing.services import ledger
 from accrual.billing.services.accounts import BillingAccounts
 from accrual.clock import Clock
 from accrual.contract.errors import Conflict, Invalid, NotFound
 from accrual.infra.db import in_transaction
-from accrual.money import format_minor, parse_amount
+from accrual.money import format_minor
 
 CARD = waterfall.CARD
 VOUCHER_KINDS = (waterfall.STANDARD_VOUCHER, waterfall.DISCOUNT_VOUCHER)
@@ -156,7 +156,7 @@ class Instruments:
                       ) -> dict[str, Any]:
         """A voucher put on an account by the operator; one per reference."""
         _check_voucher_kind(kind)
-        face = parse_amount(amount, self.config.currency)
+        face = bounds.movement_minor(amount, self.config.currency)
         _check_reference(reference)
         validity = self._validity(validity_days, self.config.voucher_validity)
         self.accounts.account(account_id)
@@ -183,7 +183,7 @@ class Instruments:
         """Single-use activation codes for vouchers. The codes are shown once, here; only
         their hashes are kept."""
         _check_voucher_kind(kind)
-        face = parse_amount(amount, self.config.currency)
+        face = bounds.movement_minor(amount, self.config.currency)
         if not isinstance(count, int) or not 1 <= count <= MAX_CODES:
             raise Invalid("invalid_count", f"count must be 1 to {MAX_CODES}")
         validity = self._validity(validity_days, self.config.voucher_validity)
@@ -332,7 +332,7 @@ class Instruments:
                 return candidate
 
     def _face_value(self, face_value: object) -> int:
-        face = parse_amount(face_value, self.config.currency)
+        face = bounds.movement_minor(face_value, self.config.currency)
         step = self.config.card_step_minor
         if face % step:
             unit = format_minor(step, self.config.currency)

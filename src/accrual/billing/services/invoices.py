@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, insert, select, update
+from sqlalchemy import Connection, Engine, insert, select, update
 
 from accrual.billing.adapters import tables as t
 from accrual.billing.config import BillingConfig
@@ -45,7 +45,7 @@ from accrual.billing.services.invoice_records import PAPER_TYPES, InvoiceRecords
 from accrual.billing.services.statements import month_start, next_month, parse_month
 from accrual.clock import Clock, day_bounds, site_day
 from accrual.contract.errors import Conflict, Forbidden, Invalid, NotFound
-from accrual.infra.db import in_transaction
+from accrual.infra.db import exact_sum, in_transaction
 from accrual.money import InvalidDecimal, format_minor, parse_amount
 
 REQUESTED, ISSUED, REJECTED = "requested", "issued", "rejected"
@@ -112,7 +112,7 @@ class Invoices(InvoiceRecords):
         cards: dict[date, int] = {}
         if cash_account is not None:
             cash_paid = {bill_id: -int(total) for bill_id, total in conn.execute(
-                select(c.c.bill_id, func.sum(p.c.amount_minor))
+                select(c.c.bill_id, exact_sum(p.c.amount_minor))
                 .join(p, p.c.entry_id == c.c.entry_id)
                 .where(c.c.bill_id.in_(ids), c.c.account_id == account_id,
                        p.c.ledger_account_id == cash_account)
@@ -128,7 +128,7 @@ class Invoices(InvoiceRecords):
                 cards[month] = cards.get(month, 0) - int(amount)
         r, link = t.invoice_requests, t.invoice_request_bills
         requested = {bill_id: int(total) for bill_id, total in conn.execute(
-            select(link.c.bill_id, func.sum(link.c.amount_minor))
+            select(link.c.bill_id, exact_sum(link.c.amount_minor))
             .join(r, r.c.id == link.c.request_id)
             .where(link.c.bill_id.in_(ids), r.c.status != REJECTED)
             .group_by(link.c.bill_id))}

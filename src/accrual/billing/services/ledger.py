@@ -17,9 +17,10 @@ from datetime import datetime
 from sqlalchemy import Connection, func, insert, select, update
 
 from accrual.billing.adapters import tables as t
-from accrual.billing.domain import settlement, waterfall
+from accrual.billing.domain import bounds, settlement, waterfall
 from accrual.contract.errors import Conflict
 from accrual.infra.bulk import among
+from accrual.infra.db import exact_sum
 
 SYSTEM = "system"
 CUSTOMER_KINDS = (settlement.CASH, settlement.PREPAID)
@@ -135,10 +136,11 @@ def post(conn: Connection, *, owner: str, key: str, request_digest: str, kind: s
     current = balances(conn, owner, lock=True)
     held = tuple(instruments_of(conn, [owner])[owner]) if with_instruments else ()
     postings = compute(Holdings(current, held))
+    ids = account_ids(conn, owner, postings)
+    check_bounds(conn, owner, kind, postings, ids)
     entry_id = conn.execute(insert(t.journal_entries).values(
         idempotency_key=key, request_digest=request_digest, kind=kind, account_id=owner,
         reference=reference, created_at=now).returning(t.journal_entries.c.id)).scalar_one()
-    ids = account_ids(conn, owner, postings)
     conn.execute(insert(t.postings), [
         {"entry_id": entry_id, "ledger_account_id": ids[k], "amount_minor": amount}
         for k, amount in postings.items()])
@@ -147,6 +149,19 @@ def post(conn: Connection, *, owner: str, key: str, request_digest: str, kind: s
             conn.execute(update(t.ledger_accounts).where(t.ledger_accounts.c.id == ids[k])
                          .values(balance_minor=t.ledger_accounts.c.balance_minor + amount))
     return Posted(entry_id, True)
+
+
+def check_bounds(conn: Connection, owner: str, kind: str, postings: settlement.Postings,
+                 ids: dict[str, int]) -> None:
+    """Refuse (``bounds.LedgerLimitExceeded``) postings that would pass a bound, before
+    anything is written: read the cached balances they move (under the owner's lock)."""
+    a = t.ledger_accounts
+    cached = {ids[k]: k for k in postings if is_cached(k)}
+    found = conn.execute(select(a.c.id, a.c.balance_minor, a.c.currency)
+                         .where(a.c.id.in_(list(cached)))).all() if cached else []
+    currency = found[0].currency if found else "CNY"
+    bounds.check_movement(owner, {cached[row.id]: int(row.balance_minor) for row in found},
+                          postings, currency, what=f"this {kind.replace('_', ' ')}")
 
 
 @dataclass(frozen=True)
@@ -166,8 +181,8 @@ def audit(conn: Connection) -> AuditReport:
     entries = conn.execute(select(func.count()).select_from(t.journal_entries)).scalar_one()
     unbalanced = conn.execute(select(func.count()).select_from(
         select(p.c.entry_id).group_by(p.c.entry_id)
-        .having(func.sum(p.c.amount_minor) != 0).subquery())).scalar_one()
-    sums = (select(p.c.ledger_account_id, func.sum(p.c.amount_minor).label("total"))
+        .having(exact_sum(p.c.amount_minor) != 0).subquery())).scalar_one()
+    sums = (select(p.c.ledger_account_id, exact_sum(p.c.amount_minor).label("total"))
             .group_by(p.c.ledger_account_id).subquery())
     mismatches = conn.execute(
         select(func.count()).select_from(a.outerjoin(sums, sums.c.ledger_account_id == a.c.id))

@@ -18,11 +18,12 @@ from datetime import date, datetime
 from sqlalchemy import Connection, bindparam, func, insert, select, update
 
 from accrual.billing.adapters import tables as t
-from accrual.billing.domain import settlement, waterfall
+from accrual.billing.domain import bounds, settlement, waterfall
 from accrual.billing.services import ledger
 from accrual.contract.errors import Conflict
 from accrual.contract.messages import BillingDetail, Envelope
 from accrual.infra.bulk import among, insert_rows
+from accrual.infra.db import exact_sum
 from accrual.money import to_decimal, to_minor
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,11 @@ def settle(conn: Connection, messages: Sequence[Envelope], currency: str,
         if detail.currency != currency:
             log.error("detail %s in %s reached the %s billing center; left unrouted",
                       detail.id, detail.currency, currency)
-        amounts.append(to_minor(to_decimal(detail.amount), detail.currency))
+        amount_minor = to_minor(to_decimal(detail.amount), detail.currency)
+        # Before any arithmetic: a detail no posting can carry fails loudly (never clamped).
+        bounds.check_posting(detail.billing_account_id or detail.workspace_id, settlement.REVENUE,
+                             amount_minor, detail.currency, what=f"billing detail {detail.id}")
+        amounts.append(amount_minor)
     payers = bindings_in_force(conn, {(d.workspace_id, d.day) for d in details})
     routed_to: list[str | None] = []
     methods: list[str | None] = []
@@ -136,6 +141,14 @@ class _Books:
             self.balances[row.id] = int(row.balance_minor)
             self.source_of[row.id] = (row.owner, row.kind)
 
+    def move(self, owner: str, key: str, ledger_id: int, amount_minor: int,
+             detail: BillingDetail) -> None:
+        """Move a cached balance, refusing (``bounds.BalanceLimitExceeded``) to take it past
+        its bound: the whole batch is rolled back, nothing of it is written."""
+        bounds.check_balance(owner, key, self.balances[ledger_id], amount_minor,
+                             detail.currency, what=f"billing detail {detail.id}")
+        self.balances[ledger_id] += amount_minor
+
     def account(self, owner: str, key: str) -> int:
         return self.ids[(ledger.SYSTEM if key in ledger.SYSTEM_KINDS else owner, key)]
 
@@ -208,7 +221,7 @@ def _post_entries(conn: Connection, details: list[BillingDetail], amounts: list[
             if source is not None:
                 account_line[source] = account_line.get(source, 0) + moved
             if ledger.is_cached(target):
-                books.balances[ledger_id] += moved
+                books.move(owner, target, ledger_id, moved, detail)
                 deltas[ledger_id] = deltas.get(ledger_id, 0) + moved
         if amount > 0:
             continue
@@ -226,7 +239,7 @@ def _post_entries(conn: Connection, details: list[BillingDetail], amounts: list[
                 ledger_id = books.account(owner, account_key)
                 postings.append((slot, ledger_id, amount_moved))
                 if ledger.is_cached(account_key):
-                    books.balances[ledger_id] += amount_moved
+                    books.move(owner, account_key, ledger_id, amount_moved, detail)
                     deltas[ledger_id] = deltas.get(ledger_id, 0) + amount_moved
     ids = _insert_entries(conn, entries, now)
     insert_rows(conn, t.postings, ("entry_id", "ledger_account_id", "amount_minor"),
@@ -258,7 +271,7 @@ def _paid_by_line(conn: Connection, lines: set[LineKey]
     c, p, a, i = t.charges, t.postings, t.ledger_accounts, t.instruments
     for row in conn.execute(
             select(c.c.account_id, c.c.workspace_id, c.c.day, c.c.item, c.c.retention_days,
-                   a.c.owner, a.c.kind, func.sum(p.c.amount_minor).label("net"))
+                   a.c.owner, a.c.kind, exact_sum(p.c.amount_minor).label("net"))
             .join(p, p.c.entry_id == c.c.entry_id)
             .join(a, a.c.id == p.c.ledger_account_id)
             .outerjoin(i, i.c.id == a.c.owner)

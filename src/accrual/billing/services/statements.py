@@ -17,7 +17,7 @@ from accrual.billing.config import BillingConfig
 from accrual.billing.services import arrears, ledger, mails
 from accrual.clock import Clock, day_bounds, site_day
 from accrual.contract.errors import Invalid, NotFound
-from accrual.infra.db import in_transaction
+from accrual.infra.db import exact_sum, in_transaction
 from accrual.money import format_minor
 
 GENERATION_DAY = 3
@@ -72,7 +72,7 @@ class Statements:
             ledger.balances(conn, account_id, lock=True)
         end = next_month(month)
         unbilled = and_(c.c.account_id == account_id, c.c.bill_id.is_(None), c.c.day < end)
-        total, lines = conn.execute(select(func.coalesce(func.sum(c.c.amount_minor), 0),
+        total, lines = conn.execute(select(func.coalesce(exact_sum(c.c.amount_minor), 0),
                                            func.count()).where(unbilled)).one()
         bill_id = conn.execute(insert(b).values(
             account_id=account_id, month=month, currency=self.config.currency,

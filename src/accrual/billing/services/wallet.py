@@ -10,7 +10,7 @@ from sqlalchemy import Connection, Engine, insert, select, update
 
 from accrual.billing.adapters import tables as t
 from accrual.billing.config import BillingConfig
-from accrual.billing.domain import settlement, waterfall
+from accrual.billing.domain import bounds, settlement, waterfall
 from accrual.billing.services import ledger, settling
 from accrual.billing.services.accounts import BillingAccounts
 from accrual.billing.services.arrears import Arrears
@@ -26,7 +26,7 @@ from accrual.contract.messages import (
     WorkspaceDissolved,
 )
 from accrual.infra.db import in_transaction
-from accrual.money import format_minor, parse_amount
+from accrual.money import format_minor
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ class Wallet:
     def recharge(self, account_id: str, amount: object, reference: str) -> dict[str, object]:
         """An offline transfer credited by the operator; one credit per reference."""
         currency = self.config.currency
-        amount_minor = parse_amount(amount, currency)
+        amount_minor = bounds.movement_minor(amount, currency)
         if not isinstance(reference, str) or not 1 <= len(reference) <= 128:
             raise Invalid("invalid_reference", "reference must be 1 to 128 characters")
         self.accounts.account(account_id)
