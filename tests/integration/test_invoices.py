@@ -139,6 +139,8 @@ def test_invoice_requests_against_monthly_bills(client: TestClient, clock: Manua
                 422) == "invalid_request"  # a JSON float is never money
     assert code(client.post(f"{base}/invoices", json={**want, "months": ["2026-13"]},
                             headers=session), 422) == "invalid_month"
+    assert code(client.post(f"{base}/invoices", json={**want, "months": ["1999-12"]},
+                            headers=session), 422) == "date_out_of_range"
     assert code(client.post(f"{base}/invoices", json={**want, "months": []}, headers=session),
                 422) == "invalid_request"
     assert code(client.post(f"{base}/invoices", json={**want, "profile_id": 999},

@@ -121,7 +121,8 @@ ledger_accounts = Table(
 journal_entries = Table(
     "journal_entries", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("idempotency_key", String(200), nullable=False, unique=True),
+    # Room for a client's Idempotency-Key (≤ 255) behind its prefix ("card/<account>/").
+    Column("idempotency_key", String(320), nullable=False, unique=True),
     Column("request_digest", String(64), nullable=False),
     Column("kind", String(32), nullable=False),
     Column("account_id", String(32), nullable=False, index=True),
@@ -432,7 +433,7 @@ settlement_changes = Table(
 # succeeds later by surprise (RELIABILITY.md 2.8); a new attempt takes a new key.
 refused_requests = Table(
     "refused_requests", metadata,
-    Column("idempotency_key", String(200), primary_key=True),
+    Column("idempotency_key", String(320), primary_key=True),
     Column("request_digest", String(64), nullable=False),
     Column("code", String(64), nullable=False),
     Column("message", String(500), nullable=False),

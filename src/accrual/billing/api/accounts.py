@@ -14,6 +14,7 @@ from accrual.billing.api.deps import (
     billing_router,
     require_operator,
 )
+from accrual.billing.domain.bounds import USERNAME_PATTERN
 from accrual.contract.errors import NotFound
 from accrual.infra.http import Text, error_responses
 
@@ -24,7 +25,7 @@ class BillingSessionIn(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
         "username": "ada", "password": "correct horse battery"}]})
 
-    username: Text = Field(max_length=64)
+    username: Text = Field(max_length=64, pattern=USERNAME_PATTERN)
     password: Text = Field(max_length=256)
 
 
@@ -38,7 +39,8 @@ class BindingIn(BaseModel):
         "account_id": "<billing account id>", "settlement_method": "billing_center"}]})
 
     account_id: Text | None = Field(None, description="The billing account to bind to")
-    username: Text | None = Field(None, description="…or that account's username")
+    username: Text | None = Field(None, max_length=64, pattern=USERNAME_PATTERN,
+                                  description="…or that account's username")
     settlement_method: Text = "billing_center"
 
 
@@ -95,7 +97,7 @@ class CertificationIn(BaseModel):
 class MoveIn(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"to_username": "ada-group"}]})
 
-    to_username: Text = Field(max_length=64)
+    to_username: Text = Field(max_length=64, pattern=USERNAME_PATTERN)
 
 
 class WorkspaceRequestIn(BaseModel):

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, Query
+from fastapi import Depends, Path, Query
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from accrual.billing.api.deps import (
     AccountDep,
@@ -15,6 +15,7 @@ from accrual.billing.api.deps import (
     billing_router,
     require_operator,
 )
+from accrual.billing.domain.bounds import DATE_WINDOW, MONTH_PATTERN, MONTH_WINDOW, check_day
 from accrual.billing.exports import (
     CONSUMPTION_COLUMNS,
     TRANSACTION_COLUMNS,
@@ -47,6 +48,8 @@ def _export(kind: str, title: str, columns: tuple[str, ...], rows: list[dict[str
 
 
 def _range(start: date, end: date) -> None:
+    check_day("from", start)
+    check_day("to", end)
     if start > end or (end - start).days > 366:
         raise Invalid("invalid_range", "'from' must not be after 'to', and at most 366 days apart")
 
@@ -54,15 +57,18 @@ def _range(start: date, end: date) -> None:
 class GenerateIn(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"month": "2026-10"}]})
 
-    month: str
+    # The grammar is documented here and enforced by the server (422 `invalid_month`).
+    month: str = Field(description=f"YYYY-MM, from {MONTH_WINDOW}",
+                       json_schema_extra={"pattern": MONTH_PATTERN})
 
 
 @router.get("/accounts/{account_id}/daily-bills", tags=["billing: bills"],
             responses=error_responses(401, 403, 404, 422))
 def daily_bills(account_id: AccountDep, center: CenterDep,
-                day: Annotated[date, Query(alias="date", description="The billing day")]) -> dict[str, Any]:
+                day: Annotated[date, Query(alias="date", description=f"The billing day, from {DATE_WINDOW}")]) -> dict[str, Any]:
     """The day's lines per workspace, item and retention tier with quantity, unit price and amount."""
     center.accounts.account(account_id)
+    check_day("date", day)
     return daily_bill(center.engine, account_id, day, center.config.currency)
 
 
@@ -78,7 +84,9 @@ def monthly_bills(account_id: AccountDep, center: CenterDep) -> dict[str, Any]:
             responses={**error_responses(401, 403, 404, 422),
                        200: {"content": {"application/json": {}, MEDIA["csv"]: {},
                                          MEDIA["xlsx"]: {}, MEDIA["pdf"]: {}}}})
-def monthly_bill(account_id: AccountDep, month: str, center: CenterDep,
+def monthly_bill(account_id: AccountDep, center: CenterDep,
+                 month: Annotated[str, Path(description=f"YYYY-MM, from {MONTH_WINDOW}",
+                                            json_schema_extra={"pattern": MONTH_PATTERN})],
                  format: Annotated[Literal["json", "csv", "xlsx", "pdf"], Query()] = "json") -> Any:  # noqa: A002
     """One monthly bill with all its lines; `format=csv|xlsx` for a spreadsheet, `pdf` for
     the statement."""
@@ -97,7 +105,8 @@ def monthly_bill(account_id: AccountDep, month: str, center: CenterDep,
 @router.get("/accounts/{account_id}/consumption", tags=["billing: bills"],
             responses=error_responses(401, 403, 404, 422))
 def consumption(account_id: AccountDep, center: CenterDep,
-                start: Annotated[date, Query(alias="from")], end: Annotated[date, Query(alias="to")],
+                start: Annotated[date, Query(alias="from", description=f"First day, from {DATE_WINDOW}")],
+                end: Annotated[date, Query(alias="to", description="Last day (at most 366 days after 'from')")],
                 format: Format = "json") -> Any:  # noqa: A002
     """Consumption details per day, workspace and item, with each adjustment as its own line."""
     center.accounts.account(account_id)
@@ -112,7 +121,8 @@ def consumption(account_id: AccountDep, center: CenterDep,
 @router.get("/accounts/{account_id}/transactions", tags=["billing: bills"],
             responses=error_responses(401, 403, 404, 422))
 def transactions(account_id: AccountDep, center: CenterDep,
-                 start: Annotated[date, Query(alias="from")], end: Annotated[date, Query(alias="to")],
+                 start: Annotated[date, Query(alias="from", description=f"First day, from {DATE_WINDOW}")],
+                end: Annotated[date, Query(alias="to", description="Last day (at most 366 days after 'from')")],
                  format: Format = "json") -> Any:  # noqa: A002
     """Income & expenditure: every movement of the account's balances (postings)."""
     center.accounts.account(account_id)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Header, Request
 
+from accrual.billing.domain.bounds import IDEMPOTENCY_KEY_PATTERN
 from accrual.billing.wiring import BillingCenter
 from accrual.contract.errors import Forbidden, Unauthorized
 from accrual.infra.http import bearer_token, plain_path_params, same_secret
@@ -41,3 +42,15 @@ def require_account_access(account_id: str, request: Request, center: CenterDep)
 
 
 AccountDep = Annotated[str, Depends(require_account_access)]
+
+
+def idempotency_key_header(what: str) -> object:
+    """The ``Idempotency-Key`` header, documented with its bounds; the services enforce
+    exactly those (``bounds.check_idempotency_key``), answering the stable 422
+    ``invalid_idempotency_key`` rather than the framework's ``invalid_request``."""
+    return Header(alias="Idempotency-Key",
+                  json_schema_extra={"minLength": 1, "maxLength": 255,
+                                     "pattern": IDEMPOTENCY_KEY_PATTERN},
+                  description="Client-generated, 1 to 255 printable ASCII characters, no spaces "
+                              f"(a V4 UUID is good); a retry with the same key returns {what}",
+                  examples=["3f0c9a52-6a55-4c38-9d0e-1f7f3c1e2b4d"])

@@ -5,10 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any, Literal, TypeVar
 
-from fastapi import Depends, Header, Response
+from fastapi import Depends, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from accrual.billing.api.deps import AccountDep, CenterDep, billing_router, require_operator
+from accrual.billing.api.deps import (
+    AccountDep,
+    CenterDep,
+    billing_router,
+    idempotency_key_header,
+    require_operator,
+)
 from accrual.contract.errors import Invalid
 from accrual.infra.http import Text, error_responses
 from accrual.money import InvalidDecimal
@@ -133,10 +139,8 @@ def _replayed(result: dict[str, Any], response: Response) -> dict[str, Any]:
 @router.post("/accounts/{account_id}/cards", status_code=201, response_model=InstrumentOut,
              tags=["billing: cards and vouchers"], responses=error_responses(401, 403, 404, 409, 422))
 def buy_card(account_id: AccountDep, body: CardPurchaseIn, center: CenterDep, response: Response,
-             idempotency_key: Annotated[str, Header(
-                 alias="Idempotency-Key",
-                 description="Client-generated, ≤ 255 characters; a retry with the same key "
-                             "returns the same card")]) -> dict[str, Any]:
+             idempotency_key: Annotated[str, idempotency_key_header("the same card")]
+             ) -> dict[str, Any]:
     """Buy a prepaid card from the cash balance. Face value a multiple of 100, at least 100
     (422 `invalid_face_value`); valid one year; tied to this account, never refunded. Purchases
     of 10,000 / 30,000 / 100,000 or more (CNY) come with a discount voucher of 1,000 / 5,000 /

@@ -14,6 +14,7 @@ from accrual.billing.api.deps import (
     billing_router,
     require_operator,
 )
+from accrual.billing.domain.bounds import MONTH_PATTERN, MONTH_WINDOW
 from accrual.infra.http import Text, error_responses
 
 router = billing_router()
@@ -234,8 +235,8 @@ class InvoiceRequestIn(BaseModel):
         {"months": ["2026-09", "2026-10"], "profile_id": 3, "address_id": 2, "amount": "1250.00"},
         {"months": ["2026-10"], "profile_id": 4}]})
 
-    months: list[Text] = Field(min_length=1, max_length=36,
-                               description="Generated monthly bills, YYYY-MM")
+    months: list[Annotated[Text, Field(json_schema_extra={"pattern": MONTH_PATTERN})]] = Field(
+        min_length=1, max_length=36, description=f"Generated monthly bills, YYYY-MM from {MONTH_WINDOW}")
     profile_id: int = Field(ge=1, le=2**31 - 1, description="The invoice information to use")
     address_id: int | None = Field(None, ge=1, le=2**31 - 1,
                                    description="Mailing address; required for paper invoices "
@@ -284,7 +285,8 @@ def request_invoice(account_id: AccountDep, body: InvoiceRequestIn,
     """Request an invoice against generated monthly bills. Refused with 403
     `invoice_needs_certification` or `account_in_arrears`; 422 `invoice_title_mismatch`,
     `invoice_address_required`, `amount_exceeds_invoiceable`, `nothing_to_invoice`,
-    `invalid_amount`, `invalid_month`; 404 `bill_not_found`, `invoice_profile_not_found`,
+    `invalid_amount`, `invalid_month` (not written YYYY-MM), `date_out_of_range` (a month
+    outside 2000-01 to 2099-12); 404 `bill_not_found`, `invoice_profile_not_found`,
     `mailing_address_not_found`."""
     return center.invoices.request(account_id, months=body.months, profile_id=body.profile_id,
                                    address_id=body.address_id, amount=body.amount)

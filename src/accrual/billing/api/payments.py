@@ -4,12 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import Header, Request, Response
+from fastapi import Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from accrual.billing.api.deps import AccountDep, CenterDep, billing_router, center_of
+from accrual.billing.api.deps import (
+    AccountDep,
+    CenterDep,
+    billing_router,
+    center_of,
+    idempotency_key_header,
+)
 from accrual.billing.payments.gateway import SIGNATURE_HEADER
 from accrual.infra.http import Text, error_response, error_responses
 
@@ -80,10 +86,7 @@ class PaymentNotifyOut(BaseModel):
              responses=error_responses(401, 403, 404, 409, 422, 503))
 def create_recharge_order(
         account_id: AccountDep, body: RechargeOrderIn, center: CenterDep, response: Response,
-        idempotency_key: Annotated[str, Header(
-            alias="Idempotency-Key",
-            description="Client-generated, ≤ 255 printable ASCII characters (a V4 UUID is good); "
-                        "a retry with the same key returns the same order")],
+        idempotency_key: Annotated[str, idempotency_key_header("the same order")],
 ) -> dict[str, Any]:
     """Start an online top-up: open an order with the payment gateway and answer the URL to send
     the payer's browser to. The gateway's signed notify credits the cash (arrears are paid

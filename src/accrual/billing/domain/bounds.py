@@ -48,6 +48,12 @@ MAX_MOVEMENT_MINOR = 10**12 * MINOR_PER_UNIT
 MAX_POSTING_MINOR = int(MAX_AMOUNT) * MINOR_PER_UNIT
 MAX_BALANCE_MINOR = 10**15 * MINOR_PER_UNIT
 
+# Idempotency-Key (header): 1 to 255 printable ASCII characters, Stripe's bound; safe to
+# log and to store anywhere. A username: the grammar a billing account is registered with.
+IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
+_IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
+USERNAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{2,63}$"
+
 FIRST_DAY = date(2000, 1, 1)
 LAST_DAY = date(2099, 12, 31)
 MONTH_PATTERN = r"^[0-9]{4}-(0[1-9]|1[0-2])$"
@@ -143,3 +149,12 @@ def parse_month(text: object, name: str = "month") -> date:
         raise Invalid("date_out_of_range",
                       f"{name} must be a month from {MONTH_WINDOW}; {text} is not")
     return month
+
+
+def check_idempotency_key(key: object) -> str:
+    """422 ``invalid_idempotency_key`` unless 1 to 255 printable ASCII characters."""
+    if not isinstance(key, str) or not _IDEMPOTENCY_KEY.fullmatch(key):
+        raise Invalid("invalid_idempotency_key",
+                      "Idempotency-Key must be 1 to 255 printable ASCII characters "
+                      "(no spaces), e.g. a V4 UUID")
+    return key

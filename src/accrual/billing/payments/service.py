@@ -16,7 +16,6 @@ acknowledged without a second credit. Every refusal is logged and counted.
 from __future__ import annotations
 
 import logging
-import re
 import secrets
 import threading
 from collections import Counter
@@ -59,8 +58,6 @@ log = logging.getLogger(__name__)
 PENDING = "pending"
 PAID = "paid"
 JOURNAL_KIND = "online_recharge"
-# Stripe's bound; printable ASCII only, so a key is safe to log and to store anywhere.
-_KEY = re.compile(r"[\x21-\x7e]{1,255}")
 _MAX_RETURN_URL = 500
 
 
@@ -90,9 +87,7 @@ class Payments:
             amount_minor = bounds.movement_minor(amount, currency)
         except InvalidDecimal as error:
             raise Invalid("invalid_amount", f"amount {error.reason}") from None
-        if not isinstance(idempotency_key, str) or not _KEY.fullmatch(idempotency_key):
-            raise Invalid("invalid_idempotency_key",
-                          "Idempotency-Key must be 1 to 255 printable ASCII characters")
+        bounds.check_idempotency_key(idempotency_key)
         if return_url is not None and not _safe_return_url(return_url):
             raise Invalid("invalid_return_url", "return_url must be a path on this site "
                           f"('/…') or an http(s) URL, at most {_MAX_RETURN_URL} characters")

@@ -396,8 +396,7 @@ class Instruments:
 
 
 def _check_key(key: object) -> None:
-    if not isinstance(key, str) or not 1 <= len(key) <= 255:
-        raise Invalid("invalid_idempotency_key", "Idempotency-Key must be 1 to 255 characters")
+    bounds.check_idempotency_key(key)
 
 
 def _check_reference(reference: object) -> None:

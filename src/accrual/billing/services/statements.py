@@ -8,11 +8,12 @@ the next bill generated (decisions.md 3).
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 
 from sqlalchemy import Connection, Engine, and_, func, insert, select, update
 
 from accrual.billing.adapters import tables as t
+from accrual.billing.domain import bounds
 from accrual.billing.config import BillingConfig
 from accrual.billing.services import arrears, ledger, mails
 from accrual.clock import Clock, day_bounds, site_day
@@ -31,11 +32,9 @@ def next_month(month: date) -> date:
     return (month.replace(day=28) + timedelta(days=4)).replace(day=1)
 
 
-def parse_month(text: str) -> date:
-    try:
-        return datetime.strptime(text, "%Y-%m").date()
-    except ValueError:
-        raise Invalid("invalid_month", "a month is written YYYY-MM, e.g. 2026-10") from None
+def parse_month(text: object) -> date:
+    """A month the API names: ``YYYY-MM`` within the billing window (``bounds``)."""
+    return bounds.parse_month(text)
 
 
 class Statements:

@@ -74,7 +74,11 @@ class Upgrades:
         with self.engine.connect() as conn:
             ws = conn.execute(select(t.workspaces).where(
                 t.workspaces.c.workspace_id == workspace_id)).first()
-        if ws is None:
+            payer = None if ws is None else \
+                self.accounts.binding_for(conn, workspace_id, self.accounts.today())
+        # Another account's workspace is answered like an unknown one, as every other
+        # cross-tenant probe is: whether it exists and is bound is not this account's to learn.
+        if ws is None or payer not in (None, account_id):
             raise NotFound("workspace_not_found", f"workspace {workspace_id} is not known here")
         return self._issue(workspace_id, account_id, ws.owner_email, ws.language,
                            username=str(account["username"]), workspace_name=ws.name, site=ws.site)

@@ -1,4 +1,5 @@
-"""money bounds: CHECKs on ledger balances and posting amounts (domain/bounds.py)
+"""money bounds: CHECKs on ledger balances and posting amounts (domain/bounds.py); room
+for a 255-character Idempotency-Key in journal and refusal keys
 
 The ledger refuses a movement past these bounds before writing anything; the
 constraints are the last line on both backends. On SQLite they need the table
@@ -11,6 +12,7 @@ Revises: billing_0008
 Create Date: 2026-11-28
 """
 
+import sqlalchemy as sa
 from alembic import op
 
 revision = 'billing_0009'
@@ -31,9 +33,17 @@ def upgrade() -> None:
         batch_op.create_check_constraint(
             'ck_postings_amount_bound',
             f'amount_minor BETWEEN {-MAX_POSTING_MINOR} AND {MAX_POSTING_MINOR}')
+    for table in ('journal_entries', 'refused_requests'):
+        with op.batch_alter_table(table, schema=None) as batch_op:
+            batch_op.alter_column('idempotency_key', existing_type=sa.String(length=200),
+                                  type_=sa.String(length=320), existing_nullable=False)
 
 
 def downgrade() -> None:
+    for table in ('refused_requests', 'journal_entries'):
+        with op.batch_alter_table(table, schema=None) as batch_op:
+            batch_op.alter_column('idempotency_key', existing_type=sa.String(length=320),
+                                  type_=sa.String(length=200), existing_nullable=False)
     with op.batch_alter_table('postings', schema=None) as batch_op:
         batch_op.drop_constraint('ck_postings_amount_bound', type_='check')
     with op.batch_alter_table('ledger_accounts', schema=None) as batch_op:
