@@ -66,7 +66,8 @@ class GenerateIn(BaseModel):
             responses=error_responses(401, 403, 404, 422))
 def daily_bills(account_id: AccountDep, center: CenterDep,
                 day: Annotated[date, Query(alias="date", description=f"The billing day, from {DATE_WINDOW}")]) -> dict[str, Any]:
-    """The day's lines per workspace, item and retention tier with quantity, unit price and amount."""
+    """The day's lines per workspace, item and retention tier with quantity, unit price and
+    amount. A day outside 2000-01-01 to 2099-12-31 is 422 `date_out_of_range`."""
     center.accounts.account(account_id)
     check_day("date", day)
     return daily_bill(center.engine, account_id, day, center.config.currency)
@@ -82,14 +83,19 @@ def monthly_bills(account_id: AccountDep, center: CenterDep) -> dict[str, Any]:
 
 @router.get("/accounts/{account_id}/monthly-bills/{month}", tags=["billing: bills"],
             responses={**error_responses(401, 403, 404, 422),
-                       200: {"content": {"application/json": {}, MEDIA["csv"]: {},
-                                         MEDIA["xlsx"]: {}, MEDIA["pdf"]: {}}}})
+                       200: {"description": "JSON, or the file `format` asks for",
+                             "content": {"application/json": {}, MEDIA["csv"]: {},
+                                         MEDIA["xlsx"]: {"schema": {"type": "string",
+                                                                    "format": "binary"}},
+                                         MEDIA["pdf"]: {"schema": {"type": "string",
+                                                                   "format": "binary"}}}}})
 def monthly_bill(account_id: AccountDep, center: CenterDep,
                  month: Annotated[str, Path(description=f"YYYY-MM, from {MONTH_WINDOW}",
                                             json_schema_extra={"pattern": MONTH_PATTERN})],
                  format: Annotated[Literal["json", "csv", "xlsx", "pdf"], Query()] = "json") -> Any:  # noqa: A002
     """One monthly bill with all its lines; `format=csv|xlsx` for a spreadsheet, `pdf` for
-    the statement."""
+    the statement. A month not written YYYY-MM is 422 `invalid_month`, one outside 2000-01 to
+    2099-12 422 `date_out_of_range`; a bill not generated is 404 `bill_not_found`."""
     account = center.accounts.account(account_id)
     bill = center.statements.bill(account_id, parse_month(month))
     name = f"bill-{bill['month']}"
@@ -102,13 +108,20 @@ def monthly_bill(account_id: AccountDep, center: CenterDep,
     return bill
 
 
+EXPORTS = {200: {"description": "JSON, or the file `format` asks for",
+                 "content": {"application/json": {}, MEDIA["csv"]: {},
+                             MEDIA["xlsx"]: {"schema": {"type": "string", "format": "binary"}}}}}
+
+
 @router.get("/accounts/{account_id}/consumption", tags=["billing: bills"],
-            responses=error_responses(401, 403, 404, 422))
+            responses={**error_responses(401, 403, 404, 422), **EXPORTS})
 def consumption(account_id: AccountDep, center: CenterDep,
                 start: Annotated[date, Query(alias="from", description=f"First day, from {DATE_WINDOW}")],
                 end: Annotated[date, Query(alias="to", description="Last day (at most 366 days after 'from')")],
                 format: Format = "json") -> Any:  # noqa: A002
-    """Consumption details per day, workspace and item, with each adjustment as its own line."""
+    """Consumption details per day, workspace and item, with each adjustment as its own line;
+    `format=csv|xlsx` for a spreadsheet. A day outside 2000-01-01 to 2099-12-31 is 422
+    `date_out_of_range`; 'from' after 'to', or more than 366 days apart, 422 `invalid_range`."""
     center.accounts.account(account_id)
     _range(start, end)
     rows = center.statements.consumption(account_id, start, end)
@@ -119,12 +132,14 @@ def consumption(account_id: AccountDep, center: CenterDep,
 
 
 @router.get("/accounts/{account_id}/transactions", tags=["billing: bills"],
-            responses=error_responses(401, 403, 404, 422))
+            responses={**error_responses(401, 403, 404, 422), **EXPORTS})
 def transactions(account_id: AccountDep, center: CenterDep,
                  start: Annotated[date, Query(alias="from", description=f"First day, from {DATE_WINDOW}")],
                 end: Annotated[date, Query(alias="to", description="Last day (at most 366 days after 'from')")],
                  format: Format = "json") -> Any:  # noqa: A002
-    """Income & expenditure: every movement of the account's balances (postings)."""
+    """Income & expenditure: every movement of the account's balances (postings);
+    `format=csv|xlsx` for a spreadsheet. A day outside 2000-01-01 to 2099-12-31 is 422
+    `date_out_of_range`; 'from' after 'to', or more than 366 days apart, 422 `invalid_range`."""
     center.accounts.account(account_id)
     _range(start, end)
     rows = center.statements.transactions(account_id, start, end)
@@ -139,6 +154,8 @@ def transactions(account_id: AccountDep, center: CenterDep,
              dependencies=[Depends(require_operator)], responses=error_responses(401, 404, 422))
 def generate_bill(account_id: str, body: GenerateIn, center: CenterDep) -> dict[str, Any]:
     """Generate an account's bill for a month now (the scheduler does it on the 3rd);
-    a bill already generated is returned unchanged."""
+    a bill already generated is returned unchanged. 422 `invalid_month` (not YYYY-MM),
+    `date_out_of_range` (outside 2000-01 to 2099-12), `month_not_due` (before the 3rd of the
+    next month)."""
     center.accounts.account(account_id)
     return center.statements.generate(account_id, parse_month(body.month))

@@ -92,7 +92,10 @@ def create_recharge_order(
     the payer's browser to. The gateway's signed notify credits the cash (arrears are paid
     first). A retry with the same `Idempotency-Key` returns the same order (header
     `Idempotent-Replayed: true`); the key with another amount or return URL is 409
-    `idempotency_conflict`. Bad amounts are 422 `invalid_amount`."""
+    `idempotency_conflict`. Bad amounts are 422 `invalid_amount` (at most 1000000000000.00);
+    an order whose credit would take the cash balance past 1000000000000000.00 is 422
+    `balance_limit_exceeded`; a missing `Idempotency-Key` is 422 `invalid_request`, a malformed
+    one 422 `invalid_idempotency_key`."""
     order, created = center.payments.create_order(account_id, body.amount, idempotency_key,
                                                   body.return_url)
     if not created:
@@ -109,7 +112,7 @@ def get_recharge_order(account_id: AccountDep, order_id: str, center: CenterDep)
 
 
 @router.post("/payments/notify", response_model=PaymentNotifyOut, tags=["billing: payments"],
-             responses=error_responses(400, 409, 413, 503),
+             responses=error_responses(400, 409, 413, 422, 503),
              openapi_extra={
                  "parameters": [{"name": SIGNATURE_HEADER, "in": "header", "required": True,
                                  "description": "t=<unix seconds>,v1=<hex HMAC-SHA256 of "
@@ -123,8 +126,9 @@ async def payment_notify(request: Request) -> Any:
     signed more than 300 s from now). 200 `{"received": true}` when credited, already credited
     (a replay credits nothing more) or not a payment. A notify that credits nothing answers 400
     with `invalid_signature`, `stale_notify`, `malformed_notify`, `unknown_order`,
-    `amount_mismatch` or `currency_mismatch`, and 409 with `order_already_paid` or
-    `transaction_conflict`."""
+    `amount_mismatch` or `currency_mismatch`, 409 with `order_already_paid` or
+    `transaction_conflict`, and 422 `balance_limit_exceeded` when the credit would take the
+    account's cash past its bound (nothing is credited; the order stays pending)."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > MAX_NOTIFY_BYTES:
         return error_response(413, "payload_too_large", f"send at most {MAX_NOTIFY_BYTES} bytes")

@@ -25,7 +25,7 @@ class RechargeIn(BaseModel):
         "amount": "100.00", "reference": "bank-transfer-2026-11-25-0042"}]})
 
     amount: str | int = Field(description="Decimal string in the center's currency, > 0, "
-                                          "at most 2 decimal places")
+                                          "at most 2 decimal places, at most 1000000000000.00")
     reference: Text = Field(description="The transfer's reference; a repeated reference credits once",
                            max_length=128)
 
@@ -51,7 +51,9 @@ def recharge(account_id: str, body: RechargeIn, center: CenterDep) -> dict[str, 
     """Credit cash for an offline transfer. The same reference credits once; reusing it with
     another amount is 409 `idempotency_conflict` (a replay answers the first credit's entry,
     `created: false`, with the balances as they are now). A top-up pays arrears first, and
-    paying all that is owed unlocks the account's workspaces at once."""
+    paying all that is owed unlocks the account's workspaces at once. An amount past
+    1000000000000.00 is 422 `invalid_amount`; a credit that would take the cash balance past
+    1000000000000000.00 is 422 `balance_limit_exceeded` and credits nothing."""
     try:
         return center.wallet.recharge(account_id, body.amount, body.reference)
     except InvalidDecimal as error:
