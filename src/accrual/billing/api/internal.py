@@ -26,9 +26,12 @@ class InboxIn(BaseModel):
 
 
 @router.post("/internal/inbox", tags=["internal"], dependencies=[Depends(require_operator)],
-             responses=error_responses(401))
+             responses=error_responses(401, 409, 422))
 def inbox(body: InboxIn, center: CenterDep) -> dict[str, list[str]]:
-    """Messages from console sites (service token); each applied at most once."""
+    """Messages from console sites (service token); each applied at most once. A billing
+    detail that cannot be settled fails loudly: 409 `idempotency_conflict` (its id came
+    before with another amount), 422 `balance_limit_exceeded` (it would take the account's
+    arrears past 1000000000000000.00) or `amount_limit_exceeded` (one detail past that)."""
     return {"applied": center.wallet.deliver(body.messages)}
 
 
