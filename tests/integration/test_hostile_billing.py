@@ -366,3 +366,7 @@ def test_month_and_username_grammars_are_in_the_schema(client: TestClient) -> No
         assert {"application/json", "text/csv; charset=utf-8",
                 "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"} <= \
             set(content)
+    for path, operations in doc["paths"].items():
+        for method, operation in operations.items():
+            if path.startswith("/billing/") and "requestBody" in operation:
+                assert "400" in operation["responses"], (method, path)  # malformed_json

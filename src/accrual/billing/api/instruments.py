@@ -22,7 +22,8 @@ from accrual.money import InvalidDecimal
 router = billing_router()
 T = TypeVar("T")
 
-_AMOUNT = "Decimal string in the center's currency, > 0, at most 2 decimal places"
+_AMOUNT = ("Decimal string in the center's currency, > 0, at most 2 decimal places, at most "
+           "1000000000000.00")
 
 _CARD_EXAMPLE = {
     "number": "PC40918273645501", "kind": "card", "source": "purchase", "face_value": "10000.00",

@@ -29,7 +29,7 @@ class RechargeOrderIn(BaseModel):
         "amount": "100.00", "return_url": "/billing/recharge/done"}]})
 
     amount: str | int = Field(description="Decimal string in the center's currency, > 0, "
-                                          "at most 2 decimal places")
+                                          "at most 2 decimal places, at most 1000000000000.00")
     return_url: Text | None = Field(
         None, max_length=500, description="Where the gateway sends the payer's browser back to "
                                           "(a path on this site or an http(s) URL); "
