@@ -188,12 +188,15 @@ def test_center_accounts_sum_exactly_past_64_bits(runtime: Runtime) -> None:
     assert audit_ok(runtime)
 
 
-def detail(workspace_id: str, amount: str, item: str = "logs") -> Envelope:
-    did = detail_id("cn1", workspace_id, DAY, item, 7, 0)
+def detail(workspace_id: str, amount: str, item: str = "logs", *, revision: int = 0,
+           quantity: str = "1000000") -> Envelope:
+    did = detail_id("cn1", workspace_id, DAY, item, 7, revision)
     body = BillingDetail(
         id=did, site="cn1", workspace_id=workspace_id, billing_account_id=None, day=DAY,
-        item=item, retention_days=7, quantity="1000000", unit_size="1000000", unit_price="1",
-        amount=amount, currency="CNY", price_book_version="current@2023-11-02", kind="charge",
+        item=item, retention_days=7, quantity=quantity, unit_size="1000000", unit_price="1",
+        amount=amount, currency="CNY", price_book_version="current@2023-11-02",
+        kind="charge" if revision == 0 else "adjustment", revision=revision,
+        adjusts=None if revision == 0 else detail_id("cn1", workspace_id, DAY, item, 7, 0),
         created_at=START)
     return Envelope(id=did, type=BILLING_DETAIL, aggregate_id=workspace_id, occurred_at=START,
                     payload=body.model_dump(mode="json"))
@@ -231,6 +234,22 @@ def test_a_settlement_past_the_arrears_bound_fails_loudly_and_settles_nothing(
     with engine.connect() as conn:
         assert ledger.balances(conn, account)[settlement.PREPAID] == -MAX_BALANCE_MINOR
     assert audit_ok(runtime)
+
+
+def test_a_daily_bill_adds_quantities_exactly(client: TestClient, runtime: Runtime,
+                                              ada: dict[str, Any]) -> None:
+    """The daily bill sums a line's revisions; 30 significant digits are kept, not rounded
+    to the 28 of Python's default decimal context."""
+    workspace = ada["workspace_id"]
+    in_transaction(runtime.billing.engine, lambda conn: settling.settle(conn, [
+        detail(workspace, "1.00", quantity="123456789012345678901234567890"),
+        detail(workspace, "0.01", revision=1, quantity="0.5")], "CNY",
+        runtime.billing.clock.now()))
+    bill = client.get(f"/billing/v1/accounts/{ada['account']}/daily-bills",
+                      params={"date": DAY.isoformat()}, headers=ada["session"]).json()
+    (line,) = bill["lines"]
+    assert (line["quantity"], line["amount"], bill["total"]) == \
+        ("123456789012345678901234567890.5", "1.01", "1.01")
 
 
 def test_check_constraints_are_the_last_line(runtime: Runtime) -> None:

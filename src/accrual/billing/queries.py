@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
-from decimal import Decimal
+from decimal import Context, Decimal, Inexact, InvalidOperation, localcontext
+from typing import Any
 
 from sqlalchemy import Engine, select
 
@@ -20,6 +22,26 @@ def daily_bill(engine: Engine, account_id: str, day: date, currency: str) -> dic
                                       c.c.revision)).all()
     lines: dict[tuple[str, str, int], dict[str, object]] = {}
     total = 0
+    with localcontext(_QUANTITIES):
+        _add_lines(rows, lines)
+        for line in lines.values():
+            line["quantity"] = format_decimal(line["quantity"])  # type: ignore[arg-type]
+    for r in rows:
+        total += r.amount_minor
+    out = []
+    for line in lines.values():
+        line["amount"] = format_minor(line.pop("amount_minor"), currency)  # type: ignore[arg-type]
+        out.append(line)
+    return {"account_id": account_id, "date": day.isoformat(), "currency": currency,
+            "lines": out, "total": format_minor(total, currency)}
+
+
+# Quantities are summed exactly: wide enough for any stored quantity, and an inexact
+# result raises instead of rounding silently.
+_QUANTITIES = Context(prec=120, traps=[Inexact, InvalidOperation])
+
+
+def _add_lines(rows: Sequence[Any], lines: dict[tuple[str, str, int], dict[str, object]]) -> None:
     for r in rows:
         key = (r.workspace_id, r.item, r.retention_days)
         line = lines.setdefault(key, {
@@ -30,11 +52,3 @@ def daily_bill(engine: Engine, account_id: str, day: date, currency: str) -> dic
         line["amount_minor"] = line["amount_minor"] + r.amount_minor  # type: ignore[operator]
         line["unit_price"] = r.unit_price  # the newest revision's price
         line["details"] = line["details"] + 1  # type: ignore[operator]
-        total += r.amount_minor
-    out = []
-    for line in lines.values():
-        line["quantity"] = format_decimal(line["quantity"])  # type: ignore[arg-type]
-        line["amount"] = format_minor(line.pop("amount_minor"), currency)  # type: ignore[arg-type]
-        out.append(line)
-    return {"account_id": account_id, "date": day.isoformat(), "currency": currency,
-            "lines": out, "total": format_minor(total, currency)}
