@@ -36,6 +36,11 @@ MEDIA = {"csv": "text/csv; charset=utf-8",
          "pdf": "application/pdf"}
 
 
+DAY_DOC = f"The billing day, from {DATE_WINDOW}"
+FROM_DOC = f"First day, from {DATE_WINDOW}"
+TO_DOC = f"Last day, from {DATE_WINDOW}, at most 366 days after 'from'"
+
+
 def _file(content: bytes, kind: str, name: str) -> Response:
     return Response(content, media_type=MEDIA[kind],
                     headers={"Content-Disposition": f'attachment; filename="{name}.{kind}"'})
@@ -65,7 +70,7 @@ class GenerateIn(BaseModel):
 @router.get("/accounts/{account_id}/daily-bills", tags=["billing: bills"],
             responses=error_responses(401, 403, 404, 422))
 def daily_bills(account_id: AccountDep, center: CenterDep,
-                day: Annotated[date, Query(alias="date", description=f"The billing day, from {DATE_WINDOW}")]) -> dict[str, Any]:
+                day: Annotated[date, Query(alias="date", description=DAY_DOC)]) -> dict[str, Any]:
     """The day's lines per workspace, item and retention tier with quantity, unit price and
     amount. A day outside 2000-01-01 to 2099-12-31 is 422 `date_out_of_range`."""
     center.accounts.account(account_id)
@@ -116,8 +121,8 @@ EXPORTS = {200: {"description": "JSON, or the file `format` asks for",
 @router.get("/accounts/{account_id}/consumption", tags=["billing: bills"],
             responses={**error_responses(401, 403, 404, 422), **EXPORTS})
 def consumption(account_id: AccountDep, center: CenterDep,
-                start: Annotated[date, Query(alias="from", description=f"First day, from {DATE_WINDOW}")],
-                end: Annotated[date, Query(alias="to", description="Last day (at most 366 days after 'from')")],
+                start: Annotated[date, Query(alias="from", description=FROM_DOC)],
+                end: Annotated[date, Query(alias="to", description=TO_DOC)],
                 format: Format = "json") -> Any:  # noqa: A002
     """Consumption details per day, workspace and item, with each adjustment as its own line;
     `format=csv|xlsx` for a spreadsheet. A day outside 2000-01-01 to 2099-12-31 is 422
@@ -134,8 +139,8 @@ def consumption(account_id: AccountDep, center: CenterDep,
 @router.get("/accounts/{account_id}/transactions", tags=["billing: bills"],
             responses={**error_responses(401, 403, 404, 422), **EXPORTS})
 def transactions(account_id: AccountDep, center: CenterDep,
-                 start: Annotated[date, Query(alias="from", description=f"First day, from {DATE_WINDOW}")],
-                end: Annotated[date, Query(alias="to", description="Last day (at most 366 days after 'from')")],
+                 start: Annotated[date, Query(alias="from", description=FROM_DOC)],
+                 end: Annotated[date, Query(alias="to", description=TO_DOC)],
                  format: Format = "json") -> Any:  # noqa: A002
     """Income & expenditure: every movement of the account's balances (postings);
     `format=csv|xlsx` for a spreadsheet. A day outside 2000-01-01 to 2099-12-31 is 422

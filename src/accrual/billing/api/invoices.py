@@ -236,7 +236,8 @@ class InvoiceRequestIn(BaseModel):
         {"months": ["2026-10"], "profile_id": 4}]})
 
     months: list[Annotated[Text, Field(json_schema_extra={"pattern": MONTH_PATTERN})]] = Field(
-        min_length=1, max_length=36, description=f"Generated monthly bills, YYYY-MM from {MONTH_WINDOW}")
+        min_length=1, max_length=36,
+        description=f"Generated monthly bills, YYYY-MM from {MONTH_WINDOW}")
     profile_id: int = Field(ge=1, le=2**31 - 1, description="The invoice information to use")
     address_id: int | None = Field(None, ge=1, le=2**31 - 1,
                                    description="Mailing address; required for paper invoices "
