@@ -490,6 +490,9 @@ def _tenant_cases() -> list[Case]:
                       ("GET", "/billing/v1/accounts/{a_acct}/monthly-bills", None),
                       ("GET", "/billing/v1/accounts/{a_acct}/recharge-orders/{order}", None),
                       ("PATCH", "/billing/v1/accounts/{a_acct}/profile", j({"contact_name": "Mallory"}))]
+    cases.append(Case("tenant b reads a's recharge order through b's own account", "r7", "GET",
+                      "/billing/v1/accounts/{b_acct}/recharge-orders/{order}", "b_billing", None, 404,
+                      ("order_not_found",), check=_no_foreign_data))
     cases += [Case(f"tenant b's billing session on a's account: {m} {p}", "r7", m, p, "b_billing",
                    body, 404, ("account_not_found", "not_found", "forbidden"), check=_no_foreign_data)
               for m, p, body in billing_probes]
@@ -692,6 +695,91 @@ def _run_notifies(ctx: Ctx) -> list[Result]:
     return results
 
 
+def _sequence_result(name: str, defect: str, method: str, path: str, problems: list[str],
+                     status: int, code: str | None, seconds: float,
+                     want: tuple[int, ...] = (200, 422)) -> Result:
+    case = Case(name, defect, method, path, "", None, want, ())
+    return Result(case, status, code, stored, seconds, "; ".join(problems) or None)
+
+
+def _daily_sum_overflow(ctx: Ctx) -> list[Result]:
+    """Defect 1: 9,300 valid records of 10^15 for one workspace and one day (their sum is
+    past 2^63). The batch may be refused in part, by a documented bound, but nothing that
+    reads or closes the day may fail, for this workspace or the others."""
+    ws, day = ctx.b.workspace_id, "2026-11-25"
+    records = [{"id": f"r7-flood-{i}", "workspace_id": ws, "item": "logs",
+                "time": f"{day}T12:00:00+08:00", "quantity": str(10**15), "retention_days": 7}
+               for i in range(9_300)]
+    started = time.perf_counter()
+    response = ctx.client.post(USAGE, json={"records": records}, headers=ctx.auth("b_ingest"))
+    ctx.requests += 1
+    results = []
+    problems = [] if response.status_code in (200, 413, 422) else [f"status {response.status_code}"]
+    results.append(_sequence_result("usage: 9,300 records of 10^15 for one day", "d1", "POST", USAGE,
+                                    problems, response.status_code, _code(response),
+                                    time.perf_counter() - started, (200, 413, 422)))
+    reads = [("GET", f"/console/v1/workspaces/{ws}/usage?from={day}&to={day}", "b_console", None),
+             ("GET", f"/console/v1/workspaces/{ws}/quota", "b_console", None),
+             ("POST", "/console/v1/admission", "b_ingest",
+              {"checks": [{"workspace_id": ws, "item": "logs"}]}),
+             ("POST", "/console/v1/admin/close-day", "operator", {"date": day}),
+             ("GET", f"/console/v1/workspaces/{ctx.a.workspace_id}/usage?from={day}&to={day}",
+              "a_console", None)]
+    for method, path, who, body in reads:
+        started = time.perf_counter()
+        answer = ctx.client.request(method, path, json=body, headers=ctx.auth(who))
+        ctx.requests += 1
+        problems = [f"status {answer.status_code}"] if answer.status_code >= 500 else []
+        shown = path.replace(ws, "{b_ws}").replace(ctx.a.workspace_id, "{a_ws}")
+        results.append(_sequence_result(f"after the flood: {method} {shown}", "d1", method, shown,
+                                        problems, answer.status_code, _code(answer),
+                                        time.perf_counter() - started, (200, 403, 404, 422)))
+    return results
+
+
+def _balance_overflow(ctx: Ctx) -> list[Result]:
+    """Defect 2: operator recharges of 999,999,999,999,999.99 until refused. Every answer is
+    a credit or a documented refusal, never a 5xx; the balance stays an exact integer and
+    equals the sum of the credits (a float would round it)."""
+    from decimal import Decimal
+
+    from sqlalchemy import text
+
+    path = f"/billing/v1/admin/accounts/{ctx.b.billing_account_id}/recharges"
+    amount = "999999999999999.99"
+    credited = Decimal(0)
+    problems: list[str] = []
+    started = time.perf_counter()
+    last_status, last_code = 0, None
+    for i in range(100):
+        answer = ctx.client.post(path, json={"amount": amount, "reference": f"r7-max-{i}"},
+                                 headers=ctx.auth("operator"))
+        ctx.requests += 1
+        last_status, last_code = answer.status_code, _code(answer)
+        if answer.status_code == 200:
+            credited += Decimal(amount)
+            continue
+        if answer.status_code != 422:
+            problems.append(f"recharge {i + 1}: status {answer.status_code}")
+        break
+    overview = ctx.client.get(f"/billing/v1/accounts/{ctx.b.billing_account_id}/overview",
+                              headers=ctx.auth("b_billing"))
+    ctx.requests += 1
+    if overview.status_code != 200:
+        problems.append(f"overview: status {overview.status_code}")
+    elif Decimal(overview.json()["cash"]) != credited:
+        problems.append(f"cash shows {overview.json()['cash']}, credited {credited}")
+    if ctx.runtime.billing.engine.dialect.name == "sqlite":
+        with ctx.runtime.billing.engine.connect() as conn:
+            kinds = {row[0] for row in conn.execute(
+                text("SELECT DISTINCT typeof(balance_minor) FROM ledger_accounts"))}
+        if kinds != {"integer"}:
+            problems.append(f"balance_minor stored as {sorted(kinds)}")
+    return [_sequence_result("operator recharges of 999,999,999,999,999.99 until refused", "d2",
+                             "POST", "/billing/v1/admin/accounts/{b_acct}/recharges", problems,
+                             last_status, last_code, time.perf_counter() - started)]
+
+
 def run(runtime: Runtime, client: TestClient, clock: ManualClock) -> Outcome:
     started = time.perf_counter()
     ctx = _setup(runtime, client, clock)
@@ -704,4 +792,6 @@ def run(runtime: Runtime, client: TestClient, clock: ManualClock) -> Outcome:
         stored = _row_counts(runtime) != before
         results.append(_judge(ctx, case, response, stored, seconds, bytes_read))
     results += _run_notifies(ctx)
+    results += _daily_sum_overflow(ctx)
+    results += _balance_overflow(ctx)
     return Outcome(results, ctx.requests, round(time.perf_counter() - started, 2))
