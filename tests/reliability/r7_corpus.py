@@ -699,7 +699,7 @@ def _sequence_result(name: str, defect: str, method: str, path: str, problems: l
                      status: int, code: str | None, seconds: float,
                      want: tuple[int, ...] = (200, 422)) -> Result:
     case = Case(name, defect, method, path, "", None, want, ())
-    return Result(case, status, code, stored, seconds, "; ".join(problems) or None)
+    return Result(case, status, code, False, seconds, "; ".join(problems) or None)
 
 
 def _daily_sum_overflow(ctx: Ctx) -> list[Result]:
