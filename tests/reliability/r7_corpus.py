@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -91,6 +92,7 @@ class Result:
     seconds: float
     problem: str | None
     bytes_read: int | None = None
+    undocumented: bool = False
 
     @property
     def ok(self) -> bool:
@@ -780,6 +782,27 @@ def _balance_overflow(ctx: Ctx) -> list[Result]:
                              last_status, last_code, time.perf_counter() - started)]
 
 
+def _documented(client: TestClient) -> Callable[[str, str, int], bool | None]:
+    """Whether ``/openapi.json`` documents ``status`` for the operation a request reached
+    (None when no operation matches: an undeclared method or path)."""
+    document = client.get("/openapi.json").json()
+    operations = []
+    for template, item in document["paths"].items():
+        segments = ["[^/]+" if part.startswith("{") else re.escape(part)
+                    for part in template.split("/")]
+        pattern = re.compile("^" + "/".join(segments) + "$")
+        for method, operation in item.items():
+            operations.append((method.upper(), pattern, set(operation.get("responses", {}))))
+
+    def documented(method: str, path: str, status: int) -> bool | None:
+        bare = path.split("?", 1)[0]
+        for candidate, pattern, statuses in operations:
+            if candidate == method and pattern.match(bare):
+                return str(status) in statuses or f"{str(status)[0]}XX" in statuses
+        return None
+    return documented
+
+
 def run(runtime: Runtime, client: TestClient, clock: ManualClock) -> Outcome:
     started = time.perf_counter()
     ctx = _setup(runtime, client, clock)
@@ -794,4 +817,11 @@ def run(runtime: Runtime, client: TestClient, clock: ManualClock) -> Outcome:
     results += _run_notifies(ctx)
     results += _daily_sum_overflow(ctx)
     results += _balance_overflow(ctx)
+    documented = _documented(client)
+    for result in results:
+        known = documented(result.case.method, ctx.fill(result.case.path), result.status)
+        if known is False:
+            result.undocumented = True
+            result.problem = "; ".join(filter(None, [result.problem,
+                                                     f"status {result.status} not documented"]))
     return Outcome(results, ctx.requests, round(time.perf_counter() - started, 2))
