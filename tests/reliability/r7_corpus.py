@@ -740,14 +740,17 @@ def _daily_sum_overflow(ctx: Ctx) -> list[Result]:
 
 
 def _balance_overflow(ctx: Ctx) -> list[Result]:
-    """Defect 2: operator recharges of 999,999,999,999,999.99 until refused. Every answer is
-    a credit or a documented refusal, never a 5xx; the balance stays an exact integer and
-    equals the sum of the credits (a float would round it)."""
+    """Defect 2: operator recharges of 999,999,999,999,999.99 (to a tenant of its own) until
+    refused. Every answer is a credit or a documented refusal, never a 5xx; the balance stays
+    an exact integer and equals the sum of the credits (a float would round it)."""
     from decimal import Decimal
 
     from sqlalchemy import text
 
-    path = f"/billing/v1/admin/accounts/{ctx.b.billing_account_id}/recharges"
+    # A tenant of its own: nothing else moves its balance.
+    c = make_tenant(ctx.client, "tenc")
+    ctx.requests += 3
+    path = f"/billing/v1/admin/accounts/{c.billing_account_id}/recharges"
     amount = "999999999999999.99"
     credited = Decimal(0)
     problems: list[str] = []
@@ -764,8 +767,8 @@ def _balance_overflow(ctx: Ctx) -> list[Result]:
         if answer.status_code != 422:
             problems.append(f"recharge {i + 1}: status {answer.status_code}")
         break
-    overview = ctx.client.get(f"/billing/v1/accounts/{ctx.b.billing_account_id}/overview",
-                              headers=ctx.auth("b_billing"))
+    overview = ctx.client.get(f"/billing/v1/accounts/{c.billing_account_id}/overview",
+                              headers=c.billing)
     ctx.requests += 1
     if overview.status_code != 200:
         problems.append(f"overview: status {overview.status_code}")
@@ -778,7 +781,7 @@ def _balance_overflow(ctx: Ctx) -> list[Result]:
         if kinds != {"integer"}:
             problems.append(f"balance_minor stored as {sorted(kinds)}")
     return [_sequence_result("operator recharges of 999,999,999,999,999.99 until refused", "d2",
-                             "POST", "/billing/v1/admin/accounts/{b_acct}/recharges", problems,
+                             "POST", "/billing/v1/admin/accounts/{c_acct}/recharges", problems,
                              last_status, last_code, time.perf_counter() - started)]
 
 
