@@ -422,7 +422,8 @@ def _date_cases() -> list[Case]:
     ]
     cases += [Case(f"operator monthly bill {{\"month\": {m!r}}}", "d3", "POST", bills, "operator",
                    j({"month": m}), 422, MONTH)
-              for m in ("9999-12", "0001-01", "2026-13", "2026-00", "2026-1", "26-11", "\u0662\u0660\u0662\u0666-11")]
+              for m in ("9999-12", "0001-01", "2026-13", "2026-00", "2026-1", "26-11",
+                        "\u0662\u0660\u0662\u0666-11")]
     # No bill can exist for these months: refused as a month, or not found.
     cases += [Case(f"monthly bill page {m}", "d3", "GET",
                    f"/billing/v1/accounts/{{a_acct}}/monthly-bills/{m}", "a_billing", None, (404, 422),
@@ -488,7 +489,8 @@ def _tenant_cases() -> list[Case]:
              "a_console", j({"threshold": "1.00"}), 404, ("unknown_item", "not_found")),
     ]
     billing_probes = [("GET", "/billing/v1/accounts/{a_acct}/overview", None),
-                      ("GET", "/billing/v1/accounts/{a_acct}/transactions?from=2026-11-01&to=2026-11-26", None),
+                      ("GET", "/billing/v1/accounts/{a_acct}/transactions"
+                              "?from=2026-11-01&to=2026-11-26", None),
                       ("GET", "/billing/v1/accounts/{a_acct}/monthly-bills", None),
                       ("GET", "/billing/v1/accounts/{a_acct}/recharge-orders/{order}", None),
                       ("PATCH", "/billing/v1/accounts/{a_acct}/profile", j({"contact_name": "Mallory"}))]
