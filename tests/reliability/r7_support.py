@@ -115,7 +115,7 @@ CREDENTIALS: list[tuple[str, str]] = [
 # The checks R7 runs; each failure is reported under its name.
 CHECKS = ("not_a_server_error", "status_code_conformance", "content_type_conformance",
           "response_schema_conformance", "negative_data_rejection", "missing_required_header",
-          "unsupported_method")
+          "unsupported_method", "ignored_auth")
 
 
 def schemathesis_config(tenant: Tenant, *, seed: int, max_examples: int) -> dict[str, Any]:

@@ -8,7 +8,9 @@ Three parts, each writing its figures to the reliability report under ``R7``:
   operator token, a console session, a billing session and an ingest key of a real
   tenant; positive and negative data (examples, coverage and fuzzing phases). No
   5xx, no schema-invalid request answered 2xx, every status and content type
-  documented, every response matching its schema.
+  documented, every response matching its schema, every operation that takes a
+  token refusing none or a wrong one, every undeclared method answered 405 with
+  ``Allow``.
 * ``corpus``: hand-made hostile requests (tests/reliability/r7_corpus.py), each with
   the 4xx status and stable code it must get, and nothing stored.
 
