@@ -98,6 +98,13 @@ class Result:
     def ok(self) -> bool:
         return self.problem is None
 
+    @property
+    def invalid_accepted(self) -> bool:
+        """Answered 2xx where a refusal was due, or stored what must not be."""
+        expected = self.case.status if isinstance(self.case.status, tuple) else (self.case.status,)
+        accepted = 200 <= self.status < 300 and self.status not in expected
+        return accepted or (self.stored and not self.case.may_store)
+
     def line(self) -> str:
         c = self.case
         want = "|".join(map(str, c.status)) if isinstance(c.status, tuple) else c.status
