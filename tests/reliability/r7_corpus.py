@@ -347,7 +347,7 @@ def _json_cases() -> list[Case]:
              headers={"content-type": "application/x-www-form-urlencoded"}),
         Case("text/plain registration", "d8", "POST", "/console/v1/registrations", "none",
              registration(), 415, MEDIA, headers={"content-type": "text/plain"}),
-        Case("NaN literal, recharge", "r7", "POST", RECHARGE, "operator",
+        Case("NaN literal, recharge", "d6", "POST", RECHARGE, "operator",
              b'{"amount": NaN, "reference": "r7-nan"}', 400, MALFORMED),
         Case("deep nesting, usage", "r7", "POST", USAGE, "a_ingest", deep, 400, MALFORMED),
         Case("deep nesting, registration", "r7", "POST", "/console/v1/registrations", "none",
@@ -399,7 +399,7 @@ def _date_cases() -> list[Case]:
     cons = "/billing/v1/accounts/{a_acct}/consumption"
     bills = "/billing/v1/admin/accounts/{a_acct}/monthly-bills"
     cases = [
-        Case(f"transactions {q}", "d3", "GET", f"{tx}?{q}", "a_billing", None, 422, DATE)
+        Case(f"transactions {q}", "d8", "GET", f"{tx}?{q}", "a_billing", None, 422, DATE)
         for q in ("from=2026-11-01&to=0", "from=0&to=2026-11-01")]
     # A read of a day at the edge of the calendar: refused, or answered (empty); never a 500.
     cases += [
@@ -427,8 +427,10 @@ def _date_cases() -> list[Case]:
              "/billing/v1/accounts/{a_acct}/daily-bills?date=9999-12-31", "a_billing", None, EDGE,
              DATE),
     ]
-    cases += [Case(f"operator monthly bill {{\"month\": {m!r}}}", "d3", "POST", bills, "operator",
-                   j({"month": m}), 422, MONTH)
+    # 9999-12 and 0001-01 are defect 3; the looser formats are defect 8 (and 5 for digits).
+    cases += [Case(f"operator monthly bill {{\"month\": {m!r}}}",
+                   "d3" if m in ("9999-12", "0001-01") else "d5" if not m.isascii() else "d8",
+                   "POST", bills, "operator", j({"month": m}), 422, MONTH)
               for m in ("9999-12", "0001-01", "2026-13", "2026-00", "2026-1", "26-11",
                         "\u0662\u0660\u0662\u0666-11")]
     # No bill can exist for these months: refused as a month, or not found.
