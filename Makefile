@@ -35,8 +35,10 @@ test-pg: $(STAMP)
 	  echo "== PostgreSQL not reachable at $(PG_URL): database tests ran on SQLite only"; \
 	fi
 
-test: lint-imports test-sqlite test-pg
-	@$(BIN)/python -m tests.reliability.show_report
+# The reliability figures are printed even when a test failed (then the run still fails).
+test: $(STAMP)
+	@status=0; $(MAKE) --no-print-directory lint-imports test-sqlite test-pg || status=$$?; \
+	$(BIN)/python -m tests.reliability.show_report; exit $$status
 
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py

@@ -38,6 +38,7 @@ from accrual.contract.messages import (
     RegistrationResult,
 )
 from accrual.contract.ports import BillingCenterPort, PeerRefused
+from accrual.infra import openapi
 from accrual.infra.db import make_engine
 from accrual.infra.http import error_response, error_responses, install_error_handlers
 from accrual.infra.mail import Mailer
@@ -237,6 +238,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.state.billing = runtime.billing
     app.state.admin_token = runtime.admin_token
     install_error_handlers(app)
+    openapi.install(app)
     for router in console_routers:
         app.include_router(router)
     for router in billing_routers:

@@ -1,11 +1,11 @@
-"""Reliability tests (RELIABILITY.md 2.6: R1, R2, R8).
+"""Reliability tests (RELIABILITY.md 2.6: R1, R2, R7, R8).
 
 R1 and R2 race threads against row locks and unique constraints, which only
 PostgreSQL has: they take the ``pg_runtime`` fixture and are left out of the
 SQLite pass (deselected, not skipped). The PostgreSQL pass of ``make test``
 (``ACCRUAL_TEST_DB=postgresql pytest -m db``) runs them; an unreachable server
 ends that pass with an error (``pg_databases``), never with skipped tests.
-R8 runs on both backends.
+R7 and R8 run on both backends.
 """
 
 from __future__ import annotations

@@ -161,7 +161,9 @@ def record(test: str, part: str, figures: dict[str, Any]) -> None:
 def summary(figures: dict[str, Any]) -> str:
     shown = []
     for key in ("backend", "seed", "ops", "ops_per_s", "keys", "examples", "steps",
-                "wall_s", "retries", "violations", "failures"):
+                "operations", "operations_tested", "cases", "requests", "5xx", "invalid_accepted",
+                "undocumented_statuses", "check_failures", "problems", "validation_p99_ms",
+                "limits_hit", "wall_s", "retries", "violations", "failures"):
         if key in figures:
             shown.append(f"{key}={json.dumps(figures[key], default=str, sort_keys=True)}")
     return " ".join(shown)

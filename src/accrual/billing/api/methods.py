@@ -68,7 +68,9 @@ def cloud_accounts(account_id: AccountDep, center: CenterDep) -> list[dict[str, 
 
 @router.post("/admin/accounts/{account_id}/cloud-accounts", status_code=201,
              response_model=CloudAccountOut, tags=["billing: operator"],
-             dependencies=[Depends(require_operator)], responses=error_responses(401, 404, 409, 422))
+             dependencies=[Depends(require_operator)],
+             responses={200: {"model": CloudAccountOut, "description": "Already linked (a replay)"},
+                        **error_responses(401, 404, 409, 422)})
 def link_cloud_account(account_id: str, body: CloudAccountIn, center: CenterDep,
                        response: Response) -> dict[str, Any]:
     """Link a marketplace account (what marketplace activation records). One cloud account
