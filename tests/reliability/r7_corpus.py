@@ -506,8 +506,10 @@ def _tenant_cases() -> list[Case]:
     cases.append(Case("tenant b reads a's recharge order through b's own account", "r7", "GET",
                       "/billing/v1/accounts/{b_acct}/recharge-orders/{order}", "b_billing", None, 404,
                       ("order_not_found",), check=_no_foreign_data))
+    # The billing center's documented tenancy rule: another account's session gets 403
+    # `forbidden`, exactly as for an account that does not exist, so nothing leaks.
     cases += [Case(f"tenant b's billing session on a's account: {m} {p}", "r7", m, p, "b_billing",
-                   body, 404, ("account_not_found", "not_found", "forbidden"), check=_no_foreign_data)
+                   body, 403, ("forbidden",), check=_no_foreign_data)
               for m, p, body in billing_probes]
     return cases
 
