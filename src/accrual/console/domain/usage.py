@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -160,6 +161,10 @@ def _time_facts(value: str, zone: ZoneInfo) -> _TimeFacts | None:
     return facts
 
 
+# The quantity grammar: ASCII digits, an optional fraction, an optional exponent ("1e3").
+_DECIMAL_STRING = re.compile(r"[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?", re.ASCII)
+
+
 def parse_quantity(value: object) -> int | str:
     """A whole, non-negative number of the item's counted things, or an error message."""
     # Fast paths for the forms collectors send: a plain int, or a short string of
@@ -170,6 +175,9 @@ def parse_quantity(value: object) -> int | str:
             return value  # type: ignore[return-value]
     elif kind is str and 0 < len(value) <= 15 and value.isascii() and value.isdigit():  # type: ignore[arg-type]
         return int(value)  # type: ignore[call-overload,no-any-return]
+    if kind is str and not _DECIMAL_STRING.fullmatch(value):  # type: ignore[arg-type]
+        # Decimal() would also take other scripts' digits, "1_000", " 7 ", "+5".
+        return "must be a decimal string of ASCII digits, e.g. \"2000000\""
     try:
         quantity = to_decimal(value)
     except InvalidDecimal as error:
