@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select, text
 
 from accrual.app import Runtime
 from accrual.catalog import ITEMS
@@ -129,8 +129,9 @@ def test_counting_rules_cannot_multiply_a_record_past_the_day(
     assert totals(runtime, ws) == {("trigger", 0): (10**15, 0)}
 
     # Spans: the day bills max(spans / 10, traces), so it holds at most 10 × the limit.
-    spans = post(client, key, [record(ws, f"tr-{n}", "trace", quantity=1, retention_days=7,
-                                      attributes={"spans": MAX_QUANTITY}) for n in range(11)]).json()
+    traces = [record(ws, f"tr-{n}", "trace", quantity=1, retention_days=7,
+                     attributes={"spans": MAX_QUANTITY}) for n in range(11)]
+    spans = post(client, key, traces).json()
     assert spans["accepted"] == 10 and [r["index"] for r in spans["rejected"]] == [10]
     assert spans["rejected"][0]["code"] == "daily_limit_exceeded"
     assert totals(runtime, ws)[("trace", 7)] == (10, 10 * MAX_QUANTITY)
@@ -140,8 +141,8 @@ def test_an_item_priced_per_unit_holds_what_its_highest_price_keeps_below_max_am
         client: TestClient, runtime: Runtime, clock: ManualClock) -> None:
     ada = register(client)
     ws, key = ada["workspace_id"], ada["ingest_key"]
-    highest = max(row.unit_price for row in runtime.console.book.rows
-                  if row.item == "network_host" and row.currency == "CNY" and row.site_group == "cn")
+    highest = max(row.unit_price for row in runtime.console.book.rows if
+                  (row.item, row.currency, row.site_group) == ("network_host", "CNY", "cn"))
     limit = runtime.console.ingestion.limits.day_limit("network_host")
     assert limit < MAX_DAY_UNITS  # a host a day at a few yuan: 10^15 hosts would not fit
     assert limit * highest / ITEMS["network_host"].unit_size < MAX_AMOUNT
@@ -327,3 +328,25 @@ def test_yesterday_of_a_free_workspace_upgraded_today_is_kept_at_the_free_tier(
     with runtime.console.engine.connect() as conn:
         tiers = dict(conn.execute(select(u.c.record_id, u.c.retention_days)).all())
     assert tiers == {"before": 7, "after": 14}
+
+
+def test_the_migration_fills_the_totals_from_stored_usage_holding_overflowed_days_at_the_limit(
+        runtime: Runtime) -> None:
+    at = START
+    day = START.date()
+
+    def row(ws: str, rid: str, item: str, quantity: int, companion: int = 0) -> dict[str, Any]:
+        return {"workspace_id": ws, "record_id": rid, "item": item, "occurred_at": at,
+                "day": day, "hour_start": at, "retention_days": 7, "quantity": quantity,
+                "companion": companion, "digest": "d", "received_at": at}
+
+    rows = [row("w1", f"l{n}", "logs", MAX_QUANTITY) for n in range(9_300)]  # stored before
+    rows += [row("w1", f"t{n}", "timeseries", q) for n, q in enumerate((5, 9, 3))]
+    rows += [row("w2", f"s{n}", "trace", 2, 7) for n in range(3)]
+    with runtime.console.engine.begin() as conn:
+        conn.execute(insert(t.usage_records), rows)
+        conn.execute(text("DROP TABLE usage_day_totals"))
+        conn.execute(text("UPDATE alembic_version_console SET version_num = 'console_0002'"))
+    runtime.console.migrate()
+    assert {k: v for ws in ("w1", "w2") for k, v in totals(runtime, ws).items()} == {
+        ("logs", 7): (MAX_QUANTITY, 0), ("timeseries", 7): (9, 0), ("trace", 7): (6, 21)}

@@ -491,11 +491,11 @@ class DayTotals:
                     else total[0] + row.quantity)
         companion = total[1] + row.companion
         if quantity > limit or companion > companion_limit(row.item, limit):
+            held = f" and {total[1]} companion counts" if total[1] else ""
             return _reject(index, "daily_limit_exceeded",
                            f"{row.item} on {row.day.isoformat()} already holds {total[0]} "
-                           f"billable units{f' and {total[1]} companion counts' if total[1] else ''}"
-                           f" at {row.retention_days} days' retention; with this record it would "
-                           f"pass the day's limit of {limit}")
+                           f"billable units{held} at {row.retention_days} days' retention; with "
+                           f"this record it would pass the day's limit of {limit}")
         if (quantity, companion) != (total[0], total[1]) or key in self.created:
             total[0], total[1] = quantity, companion
             self.touched.add(key)

@@ -189,6 +189,7 @@ class Ingestion:
             return {}
         workspace_ids = sorted({rows[p][0] for p in fresh})
         days = sorted({rows[p][4] for p in fresh})
+        gone: set[str] = set()
         if conn.dialect.name == "postgresql":
             driver = conn.connection.driver_connection
             assert driver is not None
@@ -197,7 +198,11 @@ class Ingestion:
                 # two batches cannot both pass a limit; locked in one order, so they never
                 # deadlock. (SQLite transactions write one at a time: BEGIN IMMEDIATE.)
                 cursor.execute(_LOCK_WORKSPACES, (workspace_ids,))
-                plans = dict(cursor.fetchall())
+                plans = {}
+                for workspace_id, plan, status in cursor.fetchall():
+                    plans[workspace_id] = plan
+                    if status == "dissolved":  # while this batch was being stored
+                        gone.add(workspace_id)
                 cursor.execute(_READ_TOTALS, (workspace_ids, days))
                 totals: dict[TotalKey, list[int]] = {
                     (w, d, i, r): [q, c] for w, d, i, r, q, c in cursor.fetchall()}
@@ -209,7 +214,13 @@ class Ingestion:
                       for r in conn.execute(select(d).where(
                           among(conn, d.c.workspace_id, workspace_ids), d.c.day.in_(days)))}
         counter = DayTotals(totals, self.limits, {i for i, plan in plans.items() if plan == FREE})
-        refused = counter.count(rows, fresh, positions)
+        refused: dict[int, Rejection] = {}
+        if gone:
+            refused = {p: Rejection(positions[p], "workspace_dissolved",
+                                    "the workspace was dissolved")
+                       for p in fresh if rows[p][0] in gone}
+            fresh = [p for p in fresh if p not in refused]
+        refused.update(counter.count(rows, fresh, positions))
         if counter.touched:
             _write_totals(conn, sorted((*key, *totals[key]) for key in counter.touched),
                           counter.created)
@@ -418,7 +429,7 @@ def _conflict(index: int, record_id: str) -> Rejection:
                      f"record {record_id!r} was already received with a different payload")
 
 
-_LOCK_WORKSPACES = (f"SELECT id, plan FROM {t.workspaces.name} WHERE id = ANY(%s) "
+_LOCK_WORKSPACES = (f"SELECT id, plan, status FROM {t.workspaces.name} WHERE id = ANY(%s) "
                     "ORDER BY id FOR UPDATE")
 _READ_TOTALS = (f"SELECT workspace_id, day, item, retention_days, quantity, companion "
                 f"FROM {t.usage_day_totals.name} WHERE workspace_id = ANY(%s) AND day = ANY(%s)")
