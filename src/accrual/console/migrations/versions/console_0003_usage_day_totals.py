@@ -36,7 +36,8 @@ def upgrade() -> None:
                        name='ck_usage_day_totals_quantity'),
     sa.CheckConstraint('companion >= 0 AND companion <= 100000000000000000',
                        name='ck_usage_day_totals_companion'),
-    sa.PrimaryKeyConstraint('workspace_id', 'day', 'item', 'retention_days')
+    sa.PrimaryKeyConstraint('workspace_id', 'day', 'item', 'retention_days'),
+    postgresql_with={'fillfactor': 40}
     )
     max_items = ', '.join(f"'{item}'" for item in MAX_ITEMS)
     if op.get_bind().dialect.name == 'postgresql':
