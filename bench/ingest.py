@@ -99,7 +99,7 @@ def batches(records: Sequence[dict[str, Any]], size: int) -> list[Sequence[dict[
 
 def empty_usage(runtime: Any) -> None:
     with runtime.console.engine.begin() as conn:
-        conn.exec_driver_sql("TRUNCATE usage_records, late_days")
+        conn.exec_driver_sql("TRUNCATE usage_records, usage_day_totals, late_days")
 
 
 # -- service layer -------------------------------------------------------------

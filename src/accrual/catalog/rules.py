@@ -109,7 +109,7 @@ def _whole(attributes: Mapping[str, Any], name: str) -> int | None:
     if isinstance(value, bool):
         raise RuleError(f"attribute {name} must be a whole number")
     if isinstance(value, str):
-        if not value.isdigit() or len(value) > 16:
+        if not (value.isascii() and value.isdigit()) or len(value) > 16:
             raise RuleError(f"attribute {name} must be a whole number")
         value = int(value)
     elif isinstance(value, Decimal):

@@ -38,7 +38,7 @@ class Console:
         self.clock = clock
         self.book = book
         self.accounts = Accounts(engine, config, clock, billing)
-        self.ingestion = Ingestion(engine, config, clock)
+        self.ingestion = Ingestion(engine, config, clock, book)
         self.day_close = DayClose(engine, config, clock, book)
         self.inbox = ConsoleInbox(engine, clock)
         self.retention = Retention(engine, config, clock)

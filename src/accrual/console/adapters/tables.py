@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     Column,
     Date,
     Index,
@@ -102,6 +103,29 @@ usage_records = Table(
     Column("digest", String(32), nullable=False),
     Column("received_at", UtcDateTime(), nullable=False),
     Index("ix_usage_records_day", "day", "workspace_id"),
+)
+
+# Running totals of stored usage, kept in the transaction that stores the records: per
+# (workspace, site day, item, tier) the billable units (summed, or the day's maximum for
+# max-type items) and companion counts (summed). Ingestion checks a day's limits and the
+# free plan's quotas against them; admission, quotas and usage views read them. The
+# CHECKs repeat the limits of console.domain.usage (MAX_DAY_UNITS, MAX_DAY_COMPANION)
+# as the last line: no total can leave 64 bits, on either backend.
+usage_day_totals = Table(
+    "usage_day_totals", metadata,
+    Column("workspace_id", String(32), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("item", String(32), primary_key=True),
+    Column("retention_days", Integer, primary_key=True),
+    Column("quantity", BigInteger, nullable=False),
+    Column("companion", BigInteger, nullable=False),
+    CheckConstraint("quantity >= 0 AND quantity <= 1000000000000000",
+                    name="ck_usage_day_totals_quantity"),
+    CheckConstraint("companion >= 0 AND companion <= 100000000000000000",
+                    name="ck_usage_day_totals_companion"),
+    # Updated by nearly every batch, inserted once a day: room on each page lets
+    # PostgreSQL update in place (HOT), without a new index entry each time.
+    postgresql_with={"fillfactor": 40},
 )
 
 daily_statistics = Table(

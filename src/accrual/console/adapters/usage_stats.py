@@ -1,4 +1,5 @@
-"""Aggregates of stored usage: one query shape for day close, admission and usage views."""
+"""A day's usage as admission, quotas and usage views read it: the running totals that
+ingestion keeps (``usage_day_totals``), never a scan of the records."""
 
 from __future__ import annotations
 
@@ -6,30 +7,24 @@ from collections.abc import Iterable
 from datetime import date
 from decimal import Decimal
 
-from sqlalchemy import Connection, case, func, select
+from sqlalchemy import Connection, select
 
-from accrual.catalog import ITEMS
-from accrual.catalog.items import DailyRule
 from accrual.catalog.rules import daily_quantity
 from accrual.console.adapters import tables as t
-
-MAX_ITEMS = sorted(code for code, item in ITEMS.items() if item.rule is DailyRule.MAX)
+from accrual.infra.bulk import among
 
 
 def daily_quantities(conn: Connection, days: Iterable[date], workspaces: Iterable[str] | None = None
                      ) -> dict[tuple[str, date, str, int], Decimal]:
     """(workspace, day, item, tier) → the day's quantity by the item's daily rule
-    (sum of increments, or max of cumulative values), for any plan."""
-    u = t.usage_records
-    quantity = case((u.c.item.in_(MAX_ITEMS), func.max(u.c.quantity)), else_=func.sum(u.c.quantity))
-    query = (select(u.c.workspace_id, u.c.day, u.c.item, u.c.retention_days, quantity.label("q"),
-                    func.sum(u.c.companion).label("companion"))
-             .where(u.c.day.in_(list(days)))
-             .group_by(u.c.workspace_id, u.c.day, u.c.item, u.c.retention_days))
+    (sum of increments, or max of cumulative values) and post-rules, for any plan."""
+    d = t.usage_day_totals
+    query = select(d.c.workspace_id, d.c.day, d.c.item, d.c.retention_days, d.c.quantity,
+                   d.c.companion).where(d.c.day.in_(list(days)))
     if workspaces is not None:
-        query = query.where(u.c.workspace_id.in_(list(workspaces)))
+        query = query.where(among(conn, d.c.workspace_id, list(workspaces)))
     return {(r.workspace_id, r.day, r.item, r.retention_days):
-            daily_quantity(r.item, Decimal(r.q), r.companion or 0) for r in conn.execute(query)}
+            daily_quantity(r.item, r.quantity, r.companion) for r in conn.execute(query)}
 
 
 def per_item(quantities: dict[tuple[str, date, str, int], Decimal]

@@ -8,20 +8,60 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from operator import itemgetter
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from accrual.catalog import ITEMS, BillingItem
-from accrual.catalog.items import NO_TIER, DataType
-from accrual.catalog.rules import RuleError, record_units
-from accrual.money import InvalidDecimal, to_decimal
+from accrual.catalog.items import NO_TIER, DailyRule, DataType
+from accrual.catalog.rules import RuleError, daily_quantity, record_units
+from accrual.console.domain.plans import FREE, admit
+from accrual.money import MAX_AMOUNT, InvalidDecimal, to_decimal
 
 MAX_RECORD_ID = 128
 MAX_QUANTITY = 10**15
 MAX_ATTRIBUTES_BYTES = 4096
+# The most billable units one (workspace, day, item, retention tier) may hold, for any
+# item; an item whose highest price would bill more than MAX_AMOUNT for that holds fewer
+# (see daily_unit_limits). A day's billing detail then always fits.
+MAX_DAY_UNITS = 10**15
+# The post-rules bill trace and rum_pv at max(companion / divisor, billable units)
+# (catalog.rules.daily_quantity): a day's companion count may reach divisor × its limit.
+COMPANION_DIVISORS: dict[str, int] = {"trace": 10, "rum_pv": 100}
+MAX_DAY_COMPANION = MAX_DAY_UNITS * max(COMPANION_DIVISORS.values())
+
+
+def daily_unit_limits(highest_prices: Mapping[str, Decimal]) -> dict[str, int]:
+    """Per item, the most billable units a (workspace, day, item, tier) may hold.
+
+    The smaller of MAX_DAY_UNITS and the units whose price at the item's highest unit
+    price (``highest_prices``: any tier, any day of the book) stays below MAX_AMOUNT:
+    ``limit / unit_size × price <= MAX_AMOUNT − 1``, so that the detail's amount, even
+    after rounding half-up to the cent, is less than MAX_AMOUNT. Worked out in
+    integers (no decimal context can round the floor up).
+    """
+    ceiling = int(MAX_AMOUNT) - 1
+    limits: dict[str, int] = {}
+    for code, item in ITEMS.items():
+        limit = MAX_DAY_UNITS
+        price = highest_prices.get(code)
+        if price is not None and price > 0:
+            price_num, price_den = price.as_integer_ratio()
+            unit_num, unit_den = item.unit_size.as_integer_ratio()
+            limit = min(limit, ceiling * unit_num * price_den // (unit_den * price_num))
+        limits[code] = limit
+    return limits
+
+
+def companion_limit(item: str, unit_limit: int) -> int:
+    """The most companion counts (spans, RUM side events) a day may hold: as many as
+    the post-rule turns into ``unit_limit`` billable units; none for other items."""
+    return unit_limit * COMPANION_DIVISORS.get(item, 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +71,11 @@ class UsageLimits:
     currency: str
     late_horizon: timedelta = timedelta(days=35)
     future_tolerance: timedelta = timedelta(minutes=5)
+    # Item → daily_unit_limits(); an item not named may hold MAX_DAY_UNITS.
+    day_units: Mapping[str, int] = field(default_factory=dict)
+
+    def day_limit(self, item: str) -> int:
+        return self.day_units.get(item, MAX_DAY_UNITS)
 
 
 class UsageRow(NamedTuple):
@@ -116,6 +161,10 @@ def _time_facts(value: str, zone: ZoneInfo) -> _TimeFacts | None:
     return facts
 
 
+# The quantity grammar: ASCII digits, an optional fraction, an optional exponent ("1e3").
+_DECIMAL_STRING = re.compile(r"[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?", re.ASCII)
+
+
 def parse_quantity(value: object) -> int | str:
     """A whole, non-negative number of the item's counted things, or an error message."""
     # Fast paths for the forms collectors send: a plain int, or a short string of
@@ -126,6 +175,9 @@ def parse_quantity(value: object) -> int | str:
             return value  # type: ignore[return-value]
     elif kind is str and 0 < len(value) <= 15 and value.isascii() and value.isdigit():  # type: ignore[arg-type]
         return int(value)  # type: ignore[call-overload,no-any-return]
+    if kind is str and not _DECIMAL_STRING.fullmatch(value):  # type: ignore[arg-type]
+        # Decimal() would also take other scripts' digits, "1_000", " 7 ", "+5".
+        return "must be a decimal string of ASCII digits, e.g. \"2000000\""
     try:
         quantity = to_decimal(value)
     except InvalidDecimal as error:
@@ -196,7 +248,8 @@ class RecordChecker:
     documented order and answers exactly as ``validate_record`` does.
     """
 
-    __slots__ = ("limits", "resolve_retention", "latest", "earliest", "offered", "times")
+    __slots__ = ("limits", "resolve_retention", "latest", "earliest", "offered", "times",
+                 "day_limits")
 
     def __init__(self, *, now: datetime, limits: UsageLimits,
                  resolve_retention: RetentionResolver) -> None:
@@ -206,6 +259,9 @@ class RecordChecker:
         self.latest = (now + limits.future_tolerance).astimezone(UTC)
         self.earliest = (now - limits.late_horizon).astimezone(UTC)
         self.offered = _offered(limits.site_group, limits.currency)
+        self.day_limits = {code: (limits.day_limit(code),
+                                  companion_limit(code, limits.day_limit(code)))
+                           for code in ITEMS}
         times = _TIMES.get(limits.zone)
         self.times = times if times is not None else _TIMES.setdefault(limits.zone, {})
 
@@ -271,6 +327,18 @@ class RecordChecker:
         if item.code == "synthetic_test" and attributes and attributes.get("node") == "self_built":
             # Tests run from the customer's own nodes are log data (reference §2.3).
             item = ITEMS["logs"]
+        # The counting rules multiply (log splits, trigger weights, window surcharges):
+        # the bound is on what the record counts, not on what it says.
+        limit, most_companion = self.day_limits[item.code]
+        if units.billable > limit:
+            return _reject(index, "daily_limit_exceeded",
+                           f"this record counts {units.billable} billable units of {item.code}; "
+                           f"a workspace's day holds at most {limit}")
+        if units.companion > most_companion:
+            return _reject(index, "daily_limit_exceeded",
+                           f"this record reports {units.companion} "
+                           f"{'spans' if item.code == 'trace' else 'RUM side events'}; "
+                           f"a workspace's day holds at most {most_companion}")
         given_retention = raw.get("retention_days")
         if item.tiers:
             assert item.data_type is not None
@@ -310,3 +378,125 @@ class RecordChecker:
         limits = self.limits
         return _reject(index, "item_not_available",
                        f"{item.code} is not offered on {limits.site_group} sites in {limits.currency}")
+
+
+# -- a day's running totals --------------------------------------------------------
+
+# (workspace_id, day, item, retention_days): the key of a day's running total.
+TotalKey = tuple[str, date, str, int]
+_total_key: Callable[[UsageRow], TotalKey] = itemgetter(0, 4, 2, 6)  # type: ignore[assignment]
+_MAX_ITEMS = frozenset(code for code, item in ITEMS.items() if item.rule is DailyRule.MAX)
+
+
+class DayTotals:
+    """Running totals of stored usage per (workspace, day, item, tier), as the
+    ``usage_day_totals`` table keeps them: billable units (summed, or the day's
+    maximum for max-type items) and companion counts (summed).
+
+    :meth:`admit` decides, record by record in the order they were sent, whether a
+    freshly stored record may count: the day's limits (every workspace) and the
+    free plan's daily quotas (``free`` workspaces). Admitted records are added.
+    :meth:`count` does that for a batch, adding up per key first and going record
+    by record only where a limit or a quota could bind.
+    """
+
+    __slots__ = ("totals", "limits", "free", "touched", "created", "_tiers")
+
+    def count(self, rows: Sequence[UsageRow], fresh: Iterable[int],
+              positions: Sequence[int]) -> dict[int, Rejection]:
+        """Count ``rows[p]`` for each p of ``fresh`` (ascending); answer the refused ones
+        by p (their index in the request is ``positions[p]``)."""
+        added: dict[TotalKey, list[int]] = {}  # key → [Σ quantity, Σ companion, max quantity]
+        get = added.get
+        for p in fresh:
+            row = rows[p]
+            key = _total_key(row)
+            sums = get(key)
+            quantity = row[7]
+            if sums is None:
+                added[key] = [quantity, row[8], quantity]
+            else:
+                sums[0] += quantity
+                sums[1] += row[8]
+                if quantity > sums[2]:
+                    sums[2] = quantity
+        totals, free, limits = self.totals, self.free, self.limits
+        risky: set[TotalKey] = set()
+        for key, (quantity, companion, highest) in added.items():
+            workspace_id, _, item, _ = key
+            total = totals.get(key) or (0, 0)
+            limit = limits.day_limit(item)
+            new = total[0] + quantity if item not in _MAX_ITEMS else max(total[0], highest)
+            if (workspace_id in free or new > limit
+                    or total[1] + companion > companion_limit(item, limit)):
+                risky.add(key)
+                continue
+            if key not in totals:
+                totals[key] = [0, 0]
+                self.created.add(key)
+                self._tiers.setdefault(key[:3], []).append(key)  # type: ignore[index]
+            elif new == total[0] and not companion:
+                continue  # a max-type item below the day's maximum so far
+            totals[key][0], totals[key][1] = new, total[1] + companion
+            self.touched.add(key)
+        refused: dict[int, Rejection] = {}
+        if risky:
+            for p in fresh:
+                row = rows[p]
+                if _total_key(row) in risky:
+                    rejection = self.admit(positions[p], row)
+                    if rejection is not None:
+                        refused[p] = rejection
+        return refused
+
+    def __init__(self, totals: dict[TotalKey, list[int]], limits: UsageLimits,
+                 free: set[str]) -> None:
+        self.totals = totals  # key → [quantity, companion]
+        self.limits = limits
+        self.free = free
+        self.touched: set[TotalKey] = set()  # keys whose total an admitted record changed
+        self.created: set[TotalKey] = set()  # keys that had no total before
+        # (workspace, day, item) → its tiers' keys, for the quotas (which count all tiers)
+        self._tiers: dict[tuple[str, date, str], list[TotalKey]] = {}
+        for key in totals:
+            self._tiers.setdefault(key[:3], []).append(key)  # type: ignore[arg-type]
+
+    def used(self, workspace_id: str, day: date, item: str) -> Decimal:
+        """The day's quantity of an item, all tiers, after the post-rules (what quotas read)."""
+        return sum((daily_quantity(item, q, c) for q, c in
+                    (self.totals[k] for k in self._tiers.get((workspace_id, day, item), ()))),
+                   Decimal(0))
+
+    def admit(self, index: int, row: UsageRow) -> Rejection | None:
+        key: TotalKey = (row.workspace_id, row.day, row.item, row.retention_days)
+        total = self.totals.get(key)
+        if total is None:
+            total = self.totals[key] = [0, 0]
+            self.created.add(key)
+            self._tiers.setdefault(key[:3], []).append(key)  # type: ignore[arg-type]
+        if row.workspace_id in self.free:
+            decision = admit(FREE, "active", row.item,
+                             self.used(row.workspace_id, row.day, row.item))
+            if not decision.allowed:
+                if decision.reason == "not_in_plan":
+                    return _reject(index, "not_in_plan",
+                                   f"{row.item} is not part of the free plan; upgrade the "
+                                   "workspace to send it")
+                return _reject(index, "quota_exceeded",
+                               f"the free plan's daily quota of {decision.quota} {row.item} "
+                               f"units for {row.day.isoformat()} is used up; the quota resets at "
+                               "the site's midnight, or upgrade the workspace to send more")
+        limit = self.limits.day_limit(row.item)
+        quantity = (max(total[0], row.quantity) if row.item in _MAX_ITEMS
+                    else total[0] + row.quantity)
+        companion = total[1] + row.companion
+        if quantity > limit or companion > companion_limit(row.item, limit):
+            held = f" and {total[1]} companion counts" if total[1] else ""
+            return _reject(index, "daily_limit_exceeded",
+                           f"{row.item} on {row.day.isoformat()} already holds {total[0]} "
+                           f"billable units{held} at {row.retention_days} days' retention; with "
+                           f"this record it would pass the day's limit of {limit}")
+        if (quantity, companion) != (total[0], total[1]) or key in self.created:
+            total[0], total[1] = quantity, companion
+            self.touched.add(key)
+        return None

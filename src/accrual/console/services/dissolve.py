@@ -65,6 +65,8 @@ class Dissolution:
             deleted = {table.name: conn.execute(
                 delete(table).where(table.c.workspace_id == workspace_id)).rowcount
                 for table in (u, s, t.late_days, t.alert_rules)}
+            conn.execute(delete(t.usage_day_totals)
+                         .where(t.usage_day_totals.c.workspace_id == workspace_id))
             now = self.clock.now()
             conn.execute(update(w).where(w.c.id == workspace_id).values(
                 status="dissolved", dissolved_at=now))

@@ -7,6 +7,11 @@ a session-local staging table and one ``INSERT … SELECT … ON CONFLICT DO
 NOTHING``. Elsewhere (SQLite) they go in as multi-row ``INSERT … ON CONFLICT DO
 NOTHING RETURNING``. A record counts once per (workspace, id); the same id with
 another payload is a ``conflict``.
+
+The newly stored records are then counted into the day's running totals
+(``usage_day_totals``) in the same transaction, one multi-row write per batch:
+what would take a total past its limit, or a free workspace past its quota, is
+taken out again and answered per record.
 """
 
 from __future__ import annotations
@@ -16,15 +21,28 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from operator import itemgetter
 
+from decimal import Decimal
+
 import psycopg.errors
-from sqlalchemy import Connection, Engine, select, tuple_
+from sqlalchemy import Connection, Engine, bindparam, delete, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 
-from accrual.catalog.items import RETENTION_DEFAULTS, DataType
+from accrual.catalog import PriceBook
+from accrual.catalog.items import RETENTION_DEFAULTS, RETENTION_OPTIONS, DataType
 from accrual.clock import Clock
 from accrual.console.adapters import tables as t
 from accrual.console.config import ConsoleConfig
-from accrual.console.domain.usage import RecordChecker, Rejection, UsageLimits, UsageRow
+from accrual.console.domain.plans import FREE
+from accrual.console.domain.retention import FREE_RETENTION
+from accrual.console.domain.usage import (
+    DayTotals,
+    RecordChecker,
+    Rejection,
+    TotalKey,
+    UsageLimits,
+    UsageRow,
+    daily_unit_limits,
+)
 from accrual.infra.bulk import among
 
 INSERT_CHUNK = 5000
@@ -68,22 +86,34 @@ class IngestResult:
 
 @dataclass
 class _Stored:
-    accepted: int
+    inserted: list[int] | None  # positions in the batch's rows newly stored; None: all
     conflicts: set[tuple[str, str]]  # keys already stored with another payload
-    late: set[tuple[str, date]]  # (workspace, closed day) pairs that got new usage
 
 
 class Ingestion:
-    def __init__(self, engine: Engine, config: ConsoleConfig, clock: Clock) -> None:
+    def __init__(self, engine: Engine, config: ConsoleConfig, clock: Clock,
+                 book: PriceBook | None = None) -> None:
         self.engine = engine
         self.config = config
         self.clock = clock
+        highest: dict[str, Decimal] = {}
+        for row in book.rows if book is not None else ():
+            if row.currency == config.currency and row.site_group == config.site_group:
+                highest[row.item] = max(highest.get(row.item, row.unit_price), row.unit_price)
         self.limits = UsageLimits(zone=config.zone, site_group=config.site_group,
                                   currency=config.currency, late_horizon=config.late_horizon,
-                                  future_tolerance=config.future_tolerance)
+                                  future_tolerance=config.future_tolerance,
+                                  day_units=daily_unit_limits(highest))
 
     def ingest(self, records: Sequence[object], *, only_workspace: str | None = None) -> IngestResult:
-        """Store a batch. ``only_workspace`` limits an ingest key to its own workspace."""
+        """Store a batch. ``only_workspace`` limits an ingest key to its own workspace.
+
+        The records are stored first, then counted into the day's running totals with
+        the workspaces' rows locked (PostgreSQL): a record that would take a total past
+        the day's limit or a free workspace past its quota is taken out again, in the
+        same transaction, and answered with ``daily_limit_exceeded``, ``quota_exceeded``
+        or ``not_in_plan``. Duplicates and conflicts are never stored, so never counted.
+        """
         now = self.clock.now()
         result = IngestResult()
         # (A NUL cannot be in a stored id, and PostgreSQL refuses it even as a parameter.)
@@ -91,10 +121,12 @@ class Ingestion:
                   and isinstance(w := r.get("workspace_id"), str) and "\x00" not in w}
         if only_workspace is not None:
             wanted &= {only_workspace}
+        w = t.workspaces
         with self.engine.begin() as conn:
-            statuses = dict(conn.execute(
-                select(t.workspaces.c.id, t.workspaces.c.status)
-                .where(among(conn, t.workspaces.c.id, wanted))).all()) if wanted else {}
+            workspaces = {row.id: row for row in conn.execute(
+                select(w.c.id, w.c.status, w.c.plan, w.c.commercial_since)
+                .where(among(conn, w.c.id, wanted)))} if wanted else {}
+            statuses = {id_: row.status for id_, row in workspaces.items()}
             policies: dict[tuple[str, str], list[tuple[datetime, int]]] = {}
             if statuses:
                 for row in conn.execute(select(t.retention_policies).where(
@@ -104,6 +136,12 @@ class Ingestion:
                         (row.effective_from, row.retention_days))
 
             def resolve(workspace_id: str, data_type: DataType, at: datetime) -> int:
+                workspace = workspaces[workspace_id]
+                if workspace.plan == FREE or (workspace.commercial_since is not None
+                                              and at < workspace.commercial_since):
+                    # The free plan keeps every data type it offers for FREE_RETENTION days.
+                    return (FREE_RETENTION if FREE_RETENTION in RETENTION_OPTIONS[data_type]
+                            else RETENTION_DEFAULTS[data_type])
                 retention = RETENTION_DEFAULTS[data_type]
                 for effective_from, days in policies.get((workspace_id, data_type.value), ()):
                     if effective_from > at:
@@ -116,23 +154,77 @@ class Ingestion:
                 batch, stored = self._store_postgresql(conn, records, statuses, check, result, now)
             else:
                 batch = _check_all(records, statuses, check, result)
-                stored = self._store_rows(conn, batch.rows, now)
-            keyed, rows, positions = batch.keyed, batch.rows, batch.positions
+                stored = self._store_rows(conn, batch, now)
+            rows, positions = batch.rows, batch.positions
             if rows:
-                result.accepted = stored.accepted
+                fresh = list(range(len(rows))) if stored.inserted is None else stored.inserted
+                refused = self._count(conn, rows, positions, fresh)
+                if refused:
+                    _retract(conn, [rows[p] for p in refused])
+                    result.rejected.extend(refused.values())
+                    fresh = [p for p in fresh if p not in refused]
+                result.accepted = len(fresh)
                 for key in stored.conflicts:
-                    position = keyed[key]
+                    position = batch.keyed[key]
                     result.rejected.append(_conflict(positions[position],
                                                      rows[position].record_id))
-                result.duplicates += len(rows) - stored.accepted - len(stored.conflicts)
-                if stored.late:
+                result.duplicates += (len(rows) - len(fresh) - len(refused)
+                                      - len(stored.conflicts))
+                closed = _closed_days(conn, {rows[p].day for p in fresh})
+                late = sorted({(rows[p].workspace_id, rows[p].day) for p in fresh
+                               if rows[p].day in closed})
+                if late:
                     dialect_insert = (postgresql.insert if conn.dialect.name == "postgresql"
                                       else sqlite.insert)
                     conn.execute(dialect_insert(t.late_days).on_conflict_do_nothing(), [
-                        {"workspace_id": w, "day": d, "noted_at": now}
-                        for w, d in sorted(stored.late)])
+                        {"workspace_id": w_, "day": d, "noted_at": now} for w_, d in late])
         result.rejected.sort(key=lambda r: r.index)
         return result
+
+    def _count(self, conn: Connection, rows: list[UsageRow], positions: list[int],
+               fresh: list[int]) -> dict[int, Rejection]:
+        """Count the newly stored rows into the day's totals, in the order they were
+        sent; answer the ones that may not count (by position in ``rows``)."""
+        if not fresh:
+            return {}
+        workspace_ids = sorted({rows[p][0] for p in fresh})
+        days = sorted({rows[p][4] for p in fresh})
+        gone: set[str] = set()
+        if conn.dialect.name == "postgresql":
+            driver = conn.connection.driver_connection
+            assert driver is not None
+            with driver.cursor() as cursor:
+                # Every writer of a workspace's totals holds its row until it commits, so
+                # two batches cannot both pass a limit; locked in one order, so they never
+                # deadlock. (SQLite transactions write one at a time: BEGIN IMMEDIATE.)
+                cursor.execute(_LOCK_WORKSPACES, (workspace_ids,))
+                plans = {}
+                for workspace_id, plan, status in cursor.fetchall():
+                    plans[workspace_id] = plan
+                    if status == "dissolved":  # while this batch was being stored
+                        gone.add(workspace_id)
+                cursor.execute(_READ_TOTALS, (workspace_ids, days))
+                totals: dict[TotalKey, list[int]] = {
+                    (w, d, i, r): [q, c] for w, d, i, r, q, c in cursor.fetchall()}
+        else:
+            w, d = t.workspaces, t.usage_day_totals
+            plans = dict(conn.execute(
+                select(w.c.id, w.c.plan).where(among(conn, w.c.id, workspace_ids))).all())
+            totals = {(r.workspace_id, r.day, r.item, r.retention_days): [r.quantity, r.companion]
+                      for r in conn.execute(select(d).where(
+                          among(conn, d.c.workspace_id, workspace_ids), d.c.day.in_(days)))}
+        counter = DayTotals(totals, self.limits, {i for i, plan in plans.items() if plan == FREE})
+        refused: dict[int, Rejection] = {}
+        if gone:
+            refused = {p: Rejection(positions[p], "workspace_dissolved",
+                                    "the workspace was dissolved")
+                       for p in fresh if rows[p][0] in gone}
+            fresh = [p for p in fresh if p not in refused]
+        refused.update(counter.count(rows, fresh, positions))
+        if counter.touched:
+            _write_totals(conn, sorted((*key, *totals[key]) for key in counter.touched),
+                          counter.created)
+        return refused
 
     def _store_postgresql(self, conn: Connection, records: Sequence[object],
                           statuses: dict[str, str], check: Checker, result: IngestResult,
@@ -150,7 +242,7 @@ class Ingestion:
         assert driver is not None
         if _first_is_stored(conn, records, statuses):
             batch = _check_all(records, statuses, check, result)
-            return batch, self._store_staged(conn, batch.rows, now)
+            return batch, self._store_staged(conn, batch, now)
         savepoint = conn.begin_nested()
         batch: _Batch | None = None
         try:
@@ -166,17 +258,15 @@ class Ingestion:
             if batch is None:  # failed before every record was checked: check them again
                 result.duplicates, result.rejected[:] = 0, []
                 batch = _check_all(records, statuses, check, result)
-            return batch, self._store_staged(conn, batch.rows, now)
-        closed = _closed_days(conn, {r.day for r in batch.rows})
-        return batch, _Stored(len(batch.rows), set(),
-                              {(r.workspace_id, r.day) for r in batch.rows if r.day in closed})
+            return batch, self._store_staged(conn, batch, now)
+        return batch, _Stored(None, set())
 
     @staticmethod
-    def _store_staged(conn: Connection, rows: list[UsageRow], now: datetime) -> _Stored:
+    def _store_staged(conn: Connection, batch: _Batch, now: datetime) -> _Stored:
         """COPY into the session's staging table, then one set-based move."""
+        rows = batch.rows
         if not rows:
-            return _Stored(0, set(), set())
-        closed = _closed_days(conn, {r.day for r in rows})
+            return _Stored([], set())
         driver = conn.connection.driver_connection
         assert driver is not None
         with driver.cursor() as cursor:
@@ -186,25 +276,21 @@ class Ingestion:
                 write = copy.write_row
                 for row in rows:
                     write(row)
-            late: set[tuple[str, date]] = set()
-            if closed:
-                cursor.execute(_MOVE + " RETURNING workspace_id, day", (now,))
-                late = {(w, d) for w, d in cursor.fetchall() if d in closed}
-            else:
-                cursor.execute(_MOVE, (now,))
-            accepted = cursor.rowcount
+            cursor.execute(_MOVE + " RETURNING workspace_id, record_id", (now,))
+            keyed = batch.keyed
+            inserted = sorted(keyed[(w, r)] for w, r in cursor.fetchall())
             conflicts: set[tuple[str, str]] = set()
-            if accepted < len(rows):
+            if len(inserted) < len(rows):
                 cursor.execute(_CONFLICTS)
                 conflicts = {(w, r) for w, r in cursor.fetchall()}
-        return _Stored(accepted, conflicts, late)
+        return _Stored(inserted, conflicts)
 
     @staticmethod
-    def _store_rows(conn: Connection, rows: list[UsageRow], now: datetime) -> _Stored:
+    def _store_rows(conn: Connection, batch: _Batch, now: datetime) -> _Stored:
         """Multi-row INSERT … ON CONFLICT DO NOTHING RETURNING (SQLite and others)."""
+        rows = batch.rows
         if not rows:
-            return _Stored(0, set(), set())
-        closed = _closed_days(conn, {r.day for r in rows})
+            return _Stored([], set())
         dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
         statement = (dialect_insert(t.usage_records).on_conflict_do_nothing()
                      .returning(t.usage_records.c.workspace_id, t.usage_records.c.record_id))
@@ -219,8 +305,8 @@ class Ingestion:
                 for r in rows[start:start + INSERT_CHUNK]
             ]
             inserted.update((w, i) for w, i in conn.execute(statement, params).all())
-        by_key = {(r.workspace_id, r.record_id): r for r in rows}
-        leftovers = [key for key in by_key if key not in inserted]
+        keyed = batch.keyed
+        leftovers = [key for key in keyed if key not in inserted]
         stored: dict[tuple[str, str], str] = {}
         for start in range(0, len(leftovers), INSERT_CHUNK):
             chunk = leftovers[start:start + INSERT_CHUNK]
@@ -229,10 +315,8 @@ class Ingestion:
                        t.usage_records.c.digest)
                 .where(tuple_(t.usage_records.c.workspace_id,
                               t.usage_records.c.record_id).in_(chunk)))})
-        conflicts = {key for key in leftovers if stored.get(key) != by_key[key].digest}
-        late = {(by_key[key].workspace_id, by_key[key].day) for key in inserted
-                if by_key[key].day in closed}
-        return _Stored(len(inserted), conflicts, late)
+        conflicts = {key for key in leftovers if stored.get(key) != rows[keyed[key]].digest}
+        return _Stored(sorted(keyed[key] for key in inserted), conflicts)
 
 
 Checker = Callable[[int, object], "UsageRow | Rejection"]
@@ -343,3 +427,58 @@ def _closed_days(conn: Connection, days: set[date]) -> set[date]:
 def _conflict(index: int, record_id: str) -> Rejection:
     return Rejection(index, "conflict",
                      f"record {record_id!r} was already received with a different payload")
+
+
+_LOCK_WORKSPACES = (f"SELECT id, plan, status FROM {t.workspaces.name} WHERE id = ANY(%s) "
+                    "ORDER BY id FOR UPDATE")
+_READ_TOTALS = (f"SELECT workspace_id, day, item, retention_days, quantity, companion "
+                f"FROM {t.usage_day_totals.name} WHERE workspace_id = ANY(%s) AND day = ANY(%s)")
+_TOTALS_COLUMNS = ("workspace_id", "day", "item", "retention_days", "quantity", "companion")
+# PostgreSQL: the totals a batch changed, in one statement each for the new and the
+# existing ones (arrays, not a row of placeholders per total). Their workspaces are
+# locked, so no other transaction writes them meanwhile.
+_UNNEST_TOTALS = ("unnest(%s::text[], %s::date[], %s::text[], %s::int4[], %s::int8[], "
+                  "%s::int8[])")
+_INSERT_TOTALS = (f"INSERT INTO {t.usage_day_totals.name} ({', '.join(_TOTALS_COLUMNS)}) "
+                  f"SELECT * FROM {_UNNEST_TOTALS}")
+_UPDATE_TOTALS = (f"UPDATE {t.usage_day_totals.name} d SET quantity = v.q, companion = v.c "
+                  f"FROM {_UNNEST_TOTALS} v(w, d, i, r, q, c) WHERE d.workspace_id = v.w "
+                  "AND d.day = v.d AND d.item = v.i AND d.retention_days = v.r")
+_RETRACT = (f"DELETE FROM {t.usage_records.name} WHERE (workspace_id, record_id) IN "
+            "(SELECT * FROM unnest(%s::text[], %s::text[]))")
+
+
+def _write_totals(conn: Connection, totals: list[tuple[str, date, str, int, int, int]],
+                  created: set[TotalKey]) -> None:
+    """Set these (workspace, day, item, tier, quantity, companion) totals."""
+    if conn.dialect.name == "postgresql":
+        driver = conn.connection.driver_connection
+        assert driver is not None
+        with driver.cursor() as cursor:
+            for statement, part in (
+                    (_UPDATE_TOTALS, [total for total in totals if total[:4] not in created]),
+                    (_INSERT_TOTALS, [total for total in totals if total[:4] in created])):
+                if part:
+                    cursor.execute(statement, [list(column) for column in zip(*part, strict=True)],
+                                   binary=True)
+        return
+    d = t.usage_day_totals
+    statement = sqlite.insert(d)
+    statement = statement.on_conflict_do_update(
+        index_elements=[d.c.workspace_id, d.c.day, d.c.item, d.c.retention_days],
+        set_={"quantity": statement.excluded.quantity, "companion": statement.excluded.companion})
+    conn.execute(statement, [dict(zip(_TOTALS_COLUMNS, total, strict=True)) for total in totals])
+
+
+def _retract(conn: Connection, rows: list[UsageRow]) -> None:
+    """Take out rows this transaction stored and then refused."""
+    if conn.dialect.name == "postgresql":
+        driver = conn.connection.driver_connection
+        assert driver is not None
+        with driver.cursor() as cursor:
+            cursor.execute(_RETRACT, ([r.workspace_id for r in rows], [r.record_id for r in rows]))
+        return
+    u = t.usage_records
+    conn.execute(delete(u).where(u.c.workspace_id == bindparam("w"),
+                                 u.c.record_id == bindparam("r")),
+                 [{"w": r.workspace_id, "r": r.record_id} for r in rows])
