@@ -58,7 +58,7 @@ def test_months_in_the_window(text: str, expected: date) -> None:
 
 @pytest.mark.parametrize(("text", "code"), [
     ("1999-12", "date_out_of_range"), ("2100-01", "date_out_of_range"),
-    ("9999-12", "date_out_of_range"), ("0001-01", "date_out_of_range"),
+    ("9999-12", "date_out_of_range"), ("0001-01", "date_out_of_range"), ("0000-01", "date_out_of_range"),
     ("1-01", "invalid_month"), ("2026-13", "invalid_month"), ("2026-00", "invalid_month"),
     ("٢٠٢٦-10", "invalid_month"), ("2026-10\n", "invalid_month"), ("", "invalid_month"),
     (202610, "invalid_month")])

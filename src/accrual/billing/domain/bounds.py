@@ -144,11 +144,11 @@ def parse_month(text: object, name: str = "month") -> date:
     if not isinstance(text, str) or not _MONTH.fullmatch(text):
         raise Invalid("invalid_month",
                       f"{name} is written YYYY-MM (e.g. 2026-10), from {MONTH_WINDOW}")
-    month = date(int(text[:4]), int(text[5:7]), 1)
-    if not FIRST_DAY <= month <= LAST_DAY:
+    year = int(text[:4])  # compared before date(): year 0 is no date at all
+    if not FIRST_DAY.year <= year <= LAST_DAY.year:
         raise Invalid("date_out_of_range",
                       f"{name} must be a month from {MONTH_WINDOW}; {text} is not")
-    return month
+    return date(year, int(text[5:7]), 1)
 
 
 def check_idempotency_key(key: object) -> str:
