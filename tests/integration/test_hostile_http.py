@@ -1,0 +1,167 @@
+"""HTTP plumbing against hostile clients: body limits, strict JSON, media types, 405 Allow."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from accrual.app import Runtime
+from accrual.console.api.metering import MAX_BODY_BYTES
+from accrual.infra.http import JSON_BODY_LIMIT
+from tests.helpers import OPERATOR, billing_login, register
+
+CHUNK = 64 * 1024
+
+
+def call_asgi(runtime: Runtime, method: str, path: str, headers: list[tuple[bytes, bytes]],
+              chunks: int, chunk: bytes = b"x" * CHUNK) -> tuple[int, dict[str, Any], int]:
+    """Drive the app directly with a body of ``chunks`` chunks; returns the status, the
+    JSON answer and how many chunks the app pulled through ``receive``."""
+    pulled = 0
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        nonlocal pulled
+        if pulled < chunks:
+            pulled += 1
+            return {"type": "http.request", "body": chunk, "more_body": pulled < chunks}
+        await asyncio.sleep(3600)  # a client that never finishes: the app must not wait
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+             "method": method, "scheme": "http", "path": path, "raw_path": path.encode(),
+             "root_path": "", "query_string": b"", "headers": headers,
+             "client": ("127.0.0.1", 5000), "server": ("testserver", 80)}
+    asyncio.run(asyncio.wait_for(runtime.app(scope, receive, send), timeout=60))
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return start["status"], json.loads(body), pulled
+
+
+BIG = 200 * 1024 * 1024 // CHUNK  # 200 MB in chunks
+
+
+@pytest.mark.parametrize("path", ["/console/v1/registrations", "/billing/v1/sessions"])
+def test_a_declared_length_over_the_limit_is_413_before_anything_is_read(
+        runtime: Runtime, path: str) -> None:
+    headers = [(b"content-type", b"application/json"),
+               (b"content-length", str(BIG * CHUNK).encode())]
+    status, body, pulled = call_asgi(runtime, "POST", path, headers, BIG)
+    assert (status, body["error"]["code"]) == (413, "payload_too_large"), body
+    assert pulled == 0
+
+
+@pytest.mark.parametrize("path", ["/console/v1/registrations", "/billing/v1/sessions"])
+def test_a_streamed_body_without_length_stops_at_the_limit(runtime: Runtime, path: str) -> None:
+    status, body, pulled = call_asgi(runtime, "POST", path,
+                                     [(b"content-type", b"application/json")], BIG)
+    assert (status, body["error"]["code"]) == (413, "payload_too_large"), body
+    # Reading stopped at the first chunk past the limit, not at the end of 200 MB.
+    assert pulled == JSON_BODY_LIMIT // CHUNK + 1
+
+
+def test_a_body_just_under_the_limit_is_read_and_judged(runtime: Runtime) -> None:
+    chunks = JSON_BODY_LIMIT // CHUNK
+    status, body, pulled = call_asgi(runtime, "POST", "/billing/v1/sessions",
+                                     [(b"content-type", b"application/json")], chunks)
+    assert pulled == chunks
+    assert (status, body["error"]["code"]) == (400, "malformed_json"), body
+
+
+def test_usage_keeps_its_own_larger_limit(client: TestClient, runtime: Runtime) -> None:
+    key = register(client)["ingest_key"]
+    raw = b'{"records": [], "pad": "' + b"x" * (2 * JSON_BODY_LIMIT) + b'"}'
+    response = client.post("/console/v1/usage", content=raw, headers={
+        "Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+    assert response.status_code == 200, response.text
+    over = b"x" * (MAX_BODY_BYTES + 1)
+    status, body, _ = call_asgi(runtime, "POST", "/console/v1/usage", [
+        (b"authorization", f"Bearer {key}".encode()), (b"content-type", b"application/json"),
+        (b"content-length", str(len(over)).encode())], 1, over)
+    assert (status, body["error"]["code"]) == (413, "payload_too_large")
+
+
+# -- strict JSON on every endpoint ----------------------------------------------------
+
+def registration_raw(**replace: str) -> bytes:
+    fields = {"email": '"eve@example.com"', "password": '"correct horse battery"',
+              "username": '"eve"', "workspace_name": '"Eve\'s team"', "language": '"en"',
+              **replace}
+    return ("{" + ", ".join(f'"{k}": {v}' for k, v in fields.items()) + "}").encode()
+
+
+def accounts_count(client: TestClient) -> int:
+    response = client.post("/billing/v1/sessions",
+                           json={"username": "eve", "password": "correct horse battery"})
+    return 1 if response.status_code == 200 else 0
+
+
+@pytest.mark.parametrize(("raw", "problem"), [
+    (registration_raw(email='"eve@example.com", "email": "mallory@example.com"'),
+     "duplicate key 'email'"),
+    (registration_raw(language="NaN"), "NaN is not a number"),
+    (registration_raw(language="Infinity"), "Infinity is not a number"),
+    (registration_raw(language="-Infinity"), "-Infinity is not a number"),
+])
+def test_duplicate_keys_and_constants_in_a_registration_are_400(
+        client: TestClient, raw: bytes, problem: str) -> None:
+    response = client.post("/console/v1/registrations", content=raw,
+                           headers={"Content-Type": "application/json"})
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["code"] == "malformed_json" and problem in error["message"], error
+    assert accounts_count(client) == 0
+    ok = client.post("/console/v1/registrations", content=registration_raw(),
+                     headers={"Content-Type": "application/json"})
+    assert ok.status_code == 201, ok.text
+
+
+def test_a_duplicate_amount_in_a_recharge_is_400_and_credits_nothing(client: TestClient) -> None:
+    reg = register(client)
+    account = reg["billing_account_id"]
+    session = billing_login(client)
+    raw = b'{"amount": "1.00", "amount": "500.00", "reference": "t-1"}'
+    response = client.post(f"/billing/v1/admin/accounts/{account}/recharges", content=raw,
+                           headers={**OPERATOR, "Content-Type": "application/json"})
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["code"] == "malformed_json"
+    assert "duplicate key 'amount'" in response.json()["error"]["message"]
+    overview = client.get(f"/billing/v1/accounts/{account}/overview", headers=session).json()
+    assert overview["cash"] == "0.00"
+
+
+def test_a_duplicate_key_in_a_login_is_400(client: TestClient) -> None:
+    register(client)
+    raw = b'{"username": "mallory", "username": "ada", "password": "correct horse battery"}'
+    response = client.post("/billing/v1/sessions", content=raw,
+                           headers={"Content-Type": "application/json"})
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["code"] == "malformed_json"
+
+
+@pytest.mark.parametrize("content_type", [
+    None, "text/plain", "application/x-www-form-urlencoded", "application/json; charset=latin-1"])
+def test_a_json_endpoint_refuses_another_media_type_with_415(
+        client: TestClient, content_type: str | None) -> None:
+    headers = {} if content_type is None else {"Content-Type": content_type}
+    response = client.post("/console/v1/registrations", content=registration_raw(),
+                           headers=headers)
+    assert response.status_code == 415, response.text
+    assert response.json()["error"]["code"] == "unsupported_media_type"
+    assert accounts_count(client) == 0
+
+
+def test_a_405_names_every_method_the_path_takes(client: TestClient) -> None:
+    response = client.delete("/console/v1/workspaces")
+    assert response.status_code == 405
+    assert response.json()["error"]["code"] == "method_not_allowed"
+    assert set(response.headers["allow"].replace(" ", "").split(",")) == {"GET", "POST"}
+    single = client.get("/console/v1/registrations")
+    assert single.status_code == 405 and single.headers["allow"] == "POST"
