@@ -165,3 +165,61 @@ def test_a_405_names_every_method_the_path_takes(client: TestClient) -> None:
     assert set(response.headers["allow"].replace(" ", "").split(",")) == {"GET", "POST"}
     single = client.get("/console/v1/registrations")
     assert single.status_code == 405 and single.headers["allow"] == "POST"
+
+
+# -- numbers, dates ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("to", ["0", "1700000000", "2026-1-1", "20261125", "2026-11-25T00:00:00",
+                                "\uff12\uff10\uff12\uff16-11-25"])
+def test_a_date_query_must_be_yyyy_mm_dd(client: TestClient, to: str) -> None:
+    reg = register(client)
+    console = client.post("/console/v1/sessions", json={
+        "email": "ada@example.com", "password": "correct horse battery"}).json()["token"]
+    for path, headers in [
+            (f"/console/v1/workspaces/{reg['workspace_id']}/usage",
+             {"Authorization": f"Bearer {console}"}),
+            (f"/billing/v1/accounts/{reg['billing_account_id']}/transactions",
+             billing_login(client))]:
+        response = client.get(path, params={"from": "2026-11-01", "to": to}, headers=headers)
+        assert response.status_code == 422, (path, response.text)
+        error = response.json()["error"]
+        assert error["code"] == "invalid_request" and "YYYY-MM-DD" in error["message"], error
+        good = client.get(path, params={"from": "2026-11-01", "to": "2026-11-25"}, headers=headers)
+        assert good.status_code == 200, (path, good.text)
+
+
+@pytest.mark.parametrize("amount", ["\u0661\u0662\u0663", "\uff11\uff12", "1_000", " 7 ", "+7",
+                                    "1e3", "7\n"])
+def test_an_amount_outside_the_number_grammar_credits_nothing(
+        client: TestClient, amount: str) -> None:
+    reg = register(client)
+    account = reg["billing_account_id"]
+    response = client.post(f"/billing/v1/admin/accounts/{account}/recharges", headers=OPERATOR,
+                           json={"amount": amount, "reference": "t-1"})
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["code"] == "invalid_amount"
+    overview = client.get(f"/billing/v1/accounts/{account}/overview",
+                          headers=billing_login(client)).json()
+    assert overview["cash"] == "0.00"
+
+
+@pytest.mark.parametrize("profile", ["+1", "%201", "1_0", "%EF%BC%91"])
+def test_a_row_id_in_a_path_must_be_ascii_digits(client: TestClient, profile: str) -> None:
+    reg = register(client)
+    account = reg["billing_account_id"]
+    response = client.delete(f"/billing/v1/accounts/{account}/invoice-profiles/{profile}",
+                             headers=billing_login(client))
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["code"] == "invalid_request"
+
+
+@pytest.mark.parametrize("quantity", ["\u0661\u0662\u0663", "1_000", " 7 ", "+7", "1e3"])
+def test_a_quantity_outside_the_number_grammar_is_not_stored(
+        client: TestClient, quantity: str) -> None:
+    reg = register(client)
+    response = client.post("/console/v1/usage", headers={
+        "Authorization": f"Bearer {reg['ingest_key']}"}, json={"records": [{
+            "id": "r-1", "workspace_id": reg["workspace_id"], "item": "logs",
+            "time": "2026-11-25T01:00:00+00:00", "quantity": quantity}]})
+    assert response.status_code == 422, response.text
+    assert response.json()["rejected"][0]["code"] == "invalid_quantity"

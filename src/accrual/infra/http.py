@@ -7,6 +7,7 @@ import hmac
 import json
 import re
 from collections.abc import Callable, Coroutine, Mapping
+from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
@@ -14,7 +15,7 @@ from fastapi import FastAPI, Request, Response, params
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
-from pydantic import AfterValidator
+from pydantic import AfterValidator, BeforeValidator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -251,6 +252,35 @@ def _check_plain_text(value: str) -> str:
 
 # A request string field: refused (422 invalid_request) when it is not plain text.
 Text = Annotated[str, AfterValidator(_check_plain_text)]
+
+
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_WHOLE = re.compile(r"-?[0-9]+")
+
+
+def _iso_date(value: object) -> object:
+    # Without this, pydantic reads a number (or a numeric string, as every query value
+    # is) as a Unix timestamp: "to=0" would be 1970-01-01.
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    if isinstance(value, str) and _ISO_DATE.fullmatch(value):
+        return value  # the date validator then refuses 2026-02-30 and the like
+    raise ValueError("must be a date written YYYY-MM-DD")
+
+
+# A date in a query or a body: exactly YYYY-MM-DD (422 invalid_request otherwise).
+IsoDate = Annotated[date, BeforeValidator(_iso_date)]
+
+
+def _whole(value: object) -> object:
+    # pydantic would read " 7 ", "+7", "1_000" and "7.0" as 7 from text.
+    if isinstance(value, str) and not _WHOLE.fullmatch(value):
+        raise ValueError("must be a whole number written in ASCII digits, e.g. 30")
+    return value
+
+
+# A whole number in a query, a path or a body: JSON ints, or text in ASCII digits only.
+Whole = Annotated[int, BeforeValidator(_whole)]
 
 
 def plain_path_params(request: Request) -> None:

@@ -25,7 +25,7 @@ from accrual.billing.exports import (
 from accrual.billing.queries import daily_bill
 from accrual.billing.services.statements import parse_month
 from accrual.contract.errors import Invalid
-from accrual.infra.http import error_responses
+from accrual.infra.http import IsoDate, error_responses
 
 router = billing_router()
 
@@ -60,7 +60,7 @@ class GenerateIn(BaseModel):
 @router.get("/accounts/{account_id}/daily-bills", tags=["billing: bills"],
             responses=error_responses(401, 403, 404, 422))
 def daily_bills(account_id: AccountDep, center: CenterDep,
-                day: Annotated[date, Query(alias="date", description="The billing day")]) -> dict[str, Any]:
+                day: Annotated[IsoDate, Query(alias="date", description="The billing day")]) -> dict[str, Any]:
     """The day's lines per workspace, item and retention tier with quantity, unit price and amount."""
     center.accounts.account(account_id)
     return daily_bill(center.engine, account_id, day, center.config.currency)
@@ -97,7 +97,7 @@ def monthly_bill(account_id: AccountDep, month: str, center: CenterDep,
 @router.get("/accounts/{account_id}/consumption", tags=["billing: bills"],
             responses=error_responses(401, 403, 404, 422))
 def consumption(account_id: AccountDep, center: CenterDep,
-                start: Annotated[date, Query(alias="from")], end: Annotated[date, Query(alias="to")],
+                start: Annotated[IsoDate, Query(alias="from")], end: Annotated[IsoDate, Query(alias="to")],
                 format: Format = "json") -> Any:  # noqa: A002
     """Consumption details per day, workspace and item, with each adjustment as its own line."""
     center.accounts.account(account_id)
@@ -112,7 +112,7 @@ def consumption(account_id: AccountDep, center: CenterDep,
 @router.get("/accounts/{account_id}/transactions", tags=["billing: bills"],
             responses=error_responses(401, 403, 404, 422))
 def transactions(account_id: AccountDep, center: CenterDep,
-                 start: Annotated[date, Query(alias="from")], end: Annotated[date, Query(alias="to")],
+                 start: Annotated[IsoDate, Query(alias="from")], end: Annotated[IsoDate, Query(alias="to")],
                  format: Format = "json") -> Any:  # noqa: A002
     """Income & expenditure: every movement of the account's balances (postings)."""
     center.accounts.account(account_id)

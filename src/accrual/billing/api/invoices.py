@@ -14,12 +14,12 @@ from accrual.billing.api.deps import (
     billing_router,
     require_operator,
 )
-from accrual.infra.http import Text, error_responses
+from accrual.infra.http import Text, Whole, error_responses
 
 router = billing_router()
 
 # Ids are 32-bit integers in the database; anything larger is simply not found.
-RowId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+RowId = Annotated[Whole, Path(ge=1, le=2**31 - 1)]
 
 PROFILE_EXAMPLE = {
     "invoice_type": "vat_special", "title": "Analytical Engines Ltd",
