@@ -223,3 +223,76 @@ def test_a_quantity_outside_the_number_grammar_is_not_stored(
             "time": "2026-11-25T01:00:00+00:00", "quantity": quantity}]})
     assert response.status_code == 422, response.text
     assert response.json()["rejected"][0]["code"] == "invalid_quantity"
+
+
+# -- identities and names -----------------------------------------------------------------
+
+@pytest.mark.parametrize("email", ["\uff54\uff45\uff4e\uff41@example.com", "TENA@Example.COM",
+                                   "\uff34\uff25\uff2e\uff21@\uff45xample.com"])
+def test_a_look_alike_email_is_the_same_account(client: TestClient, email: str) -> None:
+    register(client, "tena")
+    again = client.post("/console/v1/registrations", json={
+        "email": email, "password": "correct horse battery", "username": "tena2",
+        "workspace_name": "Second", "language": "en"})
+    assert again.status_code == 409, again.text
+    assert again.json()["error"]["code"] == "email_taken"
+    login = client.post("/console/v1/sessions",
+                        json={"email": email, "password": "correct horse battery"})
+    assert login.status_code == 200, login.text
+
+
+def test_an_email_with_an_invisible_character_is_refused(client: TestClient) -> None:
+    response = client.post("/console/v1/registrations", json={
+        "email": "te\u200bna@example.com", "password": "correct horse battery",
+        "username": "tena", "workspace_name": "Team", "language": "en"})
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["code"] == "invalid_email"
+
+
+BAD_NAMES = {"bidi override": "abc\u202edcba", "bidi isolate": "a\u2066b\u2069",
+             "zero-width space": "Ad\u200ba", "zero-width joiner": "A\u200dda",
+             "BOM": "\ufeffAda", "newline": "Ada\nTeam", "tab": "Ada\tTeam", "DEL": "Ada\x7f",
+             "line separator": "Ada\u2028Team", "private use": "Ada\ue000",
+             "unassigned": "Ada\U000e0080"}
+
+
+@pytest.mark.parametrize("case", list(BAD_NAMES))
+def test_a_name_with_control_or_bidi_characters_is_refused(client: TestClient, case: str) -> None:
+    name = BAD_NAMES[case]
+    response = client.post("/console/v1/registrations", json={
+        "email": "eve@example.com", "password": "correct horse battery", "username": "eve",
+        "workspace_name": name, "language": "en"})
+    assert response.status_code == 422, (case, response.text)
+    error = response.json()["error"]
+    assert error["code"] == "invalid_request" and "workspace_name" in error["message"], error
+    assert accounts_count(client) == 0
+    reg = register(client)
+    session = client.post("/console/v1/sessions", json={
+        "email": "ada@example.com", "password": "correct horse battery"}).json()["token"]
+    created = client.post("/console/v1/workspaces", headers={"Authorization": f"Bearer {session}"},
+                          json={"name": name, "language": "en"})
+    assert created.status_code == 422, (case, created.text)
+    assert created.json()["error"]["code"] == "invalid_request"
+    titled = client.post(f"/billing/v1/accounts/{reg['billing_account_id']}/invoice-profiles",
+                         headers=billing_login(client), json={
+                             "invoice_type": "vat_ordinary", "title": name,
+                             "taxpayer_id": "91110000MA01234567"})
+    assert titled.status_code == 422, (case, titled.text)
+    assert "title" in titled.json()["error"]["message"]
+
+
+def test_names_in_any_script_are_taken(client: TestClient) -> None:
+    reg = register(client, workspace_name="\u963f\u8fbe\u7684\u56e2\u961f \u2014 \u00c9quipe \u0639\u0631\u0628\u064a")
+    assert reg["workspace_id"]
+
+
+def test_billing_usernames_are_one_account_whatever_the_case(client: TestClient) -> None:
+    register(client, "ada")
+    for username in ("Ada", "ADA", "\uff41\uff44\uff41"):
+        login = client.post("/billing/v1/sessions",
+                            json={"username": username, "password": "correct horse battery"})
+        assert login.status_code == 200, (username, login.text)
+    taken = client.post("/console/v1/registrations", json={
+        "email": "other@example.com", "password": "correct horse battery", "username": "ADA",
+        "workspace_name": "Other", "language": "en"})
+    assert taken.status_code == 409, taken.text

@@ -6,6 +6,7 @@ import email.message
 import hmac
 import json
 import re
+import unicodedata
 from collections.abc import Callable, Coroutine, Mapping
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
@@ -252,6 +253,34 @@ def _check_plain_text(value: str) -> str:
 
 # A request string field: refused (422 invalid_request) when it is not plain text.
 Text = Annotated[str, AfterValidator(_check_plain_text)]
+
+
+# Unicode categories no human-entered name may hold: controls (Cc), format characters
+# (Cf: bidi overrides and isolates, zero-width space/joiners, BOM, ...), surrogates (Cs),
+# private use (Co), unassigned code points (Cn), line and paragraph separators (Zl, Zp).
+_NOT_IN_NAMES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+
+
+def name_problem(value: str) -> str | None:
+    """Why ``value`` cannot be a name a person reads, or None when it can."""
+    for char in value:
+        category = unicodedata.category(char)
+        if category in _NOT_IN_NAMES:
+            return (f"must not contain control, format (bidi, zero-width), private-use or "
+                    f"unassigned characters; found U+{ord(char):04X} ({category})")
+    return None
+
+
+def _check_name(value: str) -> str:
+    problem = name_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
+# A human-entered name (workspace, display name, title): 422 invalid_request naming the
+# field when it holds a character that is not visible text.
+Name = Annotated[str, AfterValidator(_check_name)]
 
 
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")

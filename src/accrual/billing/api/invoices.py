@@ -14,7 +14,7 @@ from accrual.billing.api.deps import (
     billing_router,
     require_operator,
 )
-from accrual.infra.http import Text, Whole, error_responses
+from accrual.infra.http import Name, Text, Whole, error_responses
 
 router = billing_router()
 
@@ -45,13 +45,13 @@ class InvoiceProfileIn(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [PROFILE_EXAMPLE]})
 
     invoice_type: Text = Field(description="vat_ordinary | vat_special | electronic_ordinary")
-    title: Text = Field(max_length=200, description="The certified enterprise name")
+    title: Name = Field(max_length=200, description="The certified enterprise name")
     taxpayer_id: Text = Field(max_length=32, description="The certified taxpayer id")
     registered_address: Text | None = Field(None, max_length=300,
                                             description="Required for vat_special")
     registered_phone: Text | None = Field(None, max_length=32,
                                           description="Required for vat_special")
-    bank_name: Text | None = Field(None, max_length=200, description="Required for vat_special")
+    bank_name: Name | None = Field(None, max_length=200, description="Required for vat_special")
     bank_account: Text | None = Field(None, max_length=64,
                                       description="Basic account number; required for vat_special")
     email: Text | None = Field(None, max_length=320,
@@ -127,7 +127,7 @@ def delete_profile(account_id: AccountDep, profile_id: RowId, center: CenterDep)
 class MailingAddressIn(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [ADDRESS_EXAMPLE]})
 
-    recipient: Text = Field(max_length=100)
+    recipient: Name = Field(max_length=100)
     phone: Text = Field(max_length=32)
     address: Text = Field(max_length=500, description="The detailed postal address")
     postcode: Text | None = Field(None, max_length=16)
