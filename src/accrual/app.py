@@ -24,6 +24,7 @@ from accrual.billing.wiring import BillingCenter
 from accrual.catalog import ITEMS, PriceBook, load_price_book
 from accrual.clock import Clock, SystemClock
 from accrual.console.api import routers as console_routers
+from accrual.console.api.metering import MAX_BODY_BYTES as USAGE_BODY_LIMIT
 from accrual.console.config import ConsoleConfig
 from accrual.console.wiring import Console
 from accrual.contract.errors import ServiceError
@@ -40,7 +41,13 @@ from accrual.contract.messages import (
 from accrual.contract.ports import BillingCenterPort, PeerRefused
 from accrual.infra import openapi
 from accrual.infra.db import make_engine
-from accrual.infra.http import error_response, error_responses, install_error_handlers
+from accrual.infra.http import (
+    JSON_BODY_LIMIT,
+    BodyLimit,
+    error_response,
+    error_responses,
+    install_error_handlers,
+)
 from accrual.infra.mail import Mailer
 from accrual.settings import Settings
 
@@ -239,6 +246,10 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.state.admin_token = runtime.admin_token
     install_error_handlers(app)
     openapi.install(app)
+    # The usage endpoint and the relay's inboxes take large batches; every other body is small.
+    app.add_middleware(BodyLimit, default_limit=JSON_BODY_LIMIT, limits=dict.fromkeys(
+        ("/console/v1/usage", "/console/v1/internal/inbox", "/billing/v1/internal/inbox"),
+        USAGE_BODY_LIMIT))
     for router in console_routers:
         app.include_router(router)
     for router in billing_routers:

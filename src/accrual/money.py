@@ -9,7 +9,8 @@ integer minor units (fen, cents); rounding happens only in
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation, localcontext
+import re
+from decimal import ROUND_HALF_UP, Context, Decimal, localcontext
 
 CURRENCIES = ("CNY", "USD")
 MINOR_UNITS = {"CNY": 2, "USD": 2}
@@ -20,6 +21,10 @@ MAX_EXPONENT = 30
 CENT = Decimal("0.01")
 # No single money movement may reach this (it keeps minor units inside 64 bits).
 MAX_AMOUNT = Decimal(10**15)
+# The API's number grammar for decimal strings: ASCII digits, an optional leading minus,
+# an optional fraction. No exponent, no "+", no "_", no spaces, no other scripts' digits
+# (all of which Python's Decimal would take).
+NUMBER_GRAMMAR = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
 # Wide enough that no value to_decimal accepts can overflow a quantize or a
 # product of a quantity and a unit price.
 _EXACT = Context(prec=2 * (MAX_DIGITS + MAX_EXPONENT), rounding=ROUND_HALF_UP)
@@ -37,6 +42,8 @@ class InvalidDecimal(ValueError):
 def to_decimal(value: object, *, max_places: int | None = None) -> Decimal:
     """Build an exact ``Decimal`` from a string, int or Decimal; refuse floats.
 
+    A string must match :data:`NUMBER_GRAMMAR` exactly (ASCII digits, optional "-" and fraction).
+
     ``max_places`` limits the digits after the point; excess digits are an
     error, never rounded away silently.
     """
@@ -49,13 +56,12 @@ def to_decimal(value: object, *, max_places: int | None = None) -> Decimal:
     elif isinstance(value, Decimal):
         result = value
     elif isinstance(value, str):
-        text = value.strip()
-        if not text or len(text) > MAX_DIGITS + 10:
+        if not value or len(value) > MAX_DIGITS + 10:
             raise InvalidDecimal(value, "empty or too long")
-        try:
-            result = Decimal(text)
-        except InvalidOperation:
-            raise InvalidDecimal(value, "not a number") from None
+        if NUMBER_GRAMMAR.fullmatch(value) is None:
+            raise InvalidDecimal(value, "not a number: write ASCII digits with an optional "
+                                        "leading '-' and '.' fraction, e.g. '12.50'")
+        result = Decimal(value)  # the grammar admits only what Decimal reads exactly
     else:
         raise InvalidDecimal(value, f"unsupported type {type(value).__name__}")
     if not result.is_finite():

@@ -74,8 +74,8 @@ def test_to_decimal_refuses_too_many_digits(value: object) -> None:
 def test_to_decimal_accepts_the_widest_allowed_values() -> None:
     assert to_decimal("9" * 30) == Decimal("9" * 30)
     assert to_decimal(10**30 - 1) == Decimal(10**30 - 1)
-    assert to_decimal("1E+29") == Decimal(10**29)
-    assert to_decimal("1E-30") == Decimal(1).scaleb(-30)
+    assert to_decimal("1" + "0" * 29) == Decimal(10**29)
+    assert to_decimal("0." + "0" * 29 + "1") == Decimal(1).scaleb(-30)
 
 
 @pytest.mark.parametrize("value", ["", "   ", "abc", "1,5", "1.2.3", "0x10", "--1", "1 2",
@@ -96,8 +96,6 @@ def test_invalid_decimal_is_a_value_error_that_names_the_value() -> None:
     ("13.40", Decimal("13.40")),
     ("0", Decimal(0)),
     ("-3", Decimal(-3)),
-    ("1e3", Decimal(1000)),
-    (" 13.40 ", Decimal("13.40")),
     (7, Decimal(7)),
     (0, Decimal(0)),
     (-12, Decimal(-12)),
@@ -131,7 +129,7 @@ def test_to_decimal_refuses_more_places_than_allowed(value: object, places: int)
     ("1.230", 2, Decimal("1.23")),    # trailing zeros are not significant places
     ("1.500", 1, Decimal("1.5")),
     ("100", 0, Decimal(100)),
-    ("1E+3", 0, Decimal(1000)),
+    ("1000", 0, Decimal(1000)),
     ("2.0", 0, Decimal(2)),
     (5, 2, Decimal(5)),
 ])
@@ -247,7 +245,7 @@ def test_string_decimal_minor_string_round_trip_is_exact(text: str, currency: st
 
 @pytest.mark.parametrize("value, minor", [
     ("13.40", 1340), ("0.01", 1), ("5", 500), (5, 500), ("100.00", 10000), ("1.500", 150),
-    ("1.5", 150), (Decimal("2.25"), 225), ("1E+2", 10000),
+    ("1.5", 150), (Decimal("2.25"), 225), (Decimal("1E+2"), 10000),
 ])
 def test_parse_amount_accepts_positive_amounts(value: object, minor: int) -> None:
     assert parse_amount(value, "CNY") == minor

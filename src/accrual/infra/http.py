@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import email.message
 import hmac
 import json
 import re
+import unicodedata
+from collections.abc import Callable, Coroutine, Mapping
+from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response, params
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import AfterValidator
+from fastapi.routing import APIRoute
+from pydantic import AfterValidator, BeforeValidator
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from accrual.contract.errors import Invalid, ServiceError, Unauthorized
 
@@ -58,12 +65,157 @@ def install_error_handlers(app: FastAPI) -> None:
                               details=details)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_request: Request, error: StarletteHTTPException) -> JSONResponse:
+    async def _http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
         # A 400 from the framework itself means the JSON body could not be read (bad UTF-8).
         codes = {400: "malformed_json", 404: "not_found", 405: "method_not_allowed",
-                 401: "unauthorized"}
-        return error_response(error.status_code, codes.get(error.status_code, "http_error"),
-                              str(error.detail))
+                 401: "unauthorized", 413: "payload_too_large", 415: "unsupported_media_type"}
+        headers = dict(error.headers or {})
+        if error.status_code == 405:
+            # Starlette names only the first route that matched the path; list them all.
+            headers["Allow"] = ", ".join(allowed_methods(request)) or headers.get("Allow", "")
+        response = error_response(error.status_code, codes.get(error.status_code, "http_error"),
+                                  str(error.detail))
+        response.headers.update(headers)
+        return response
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route of the app takes at this request's path."""
+    allowed = []
+    for method in _METHODS:
+        probe = {"type": "http", "path": request.scope["path"], "method": method,
+                 "root_path": request.scope.get("root_path", ""), "headers": [],
+                 "query_string": b""}
+        if any(route.matches(probe)[0] == Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    return allowed
+
+
+# --- request bodies -------------------------------------------------------------------
+
+# A JSON body the API takes is a small object (the largest, an admission request of
+# 1,000 checks, is about 100 KB); 1 MiB leaves room for that and no more.
+JSON_BODY_LIMIT = 1024 * 1024
+
+
+class PayloadTooLarge(StarletteHTTPException):
+    """Raised from ``receive`` once a body passes its limit (413 ``payload_too_large``)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"the request body is too large; send at most {limit} bytes")
+
+
+class BodyLimit:
+    """Pure ASGI middleware bounding every request body.
+
+    A declared ``Content-Length`` over the limit is refused before anything is read;
+    a body without a length is counted as it streams, and reading stops with 413 at
+    the first chunk that passes the limit, so no body larger than the limit (plus one
+    chunk) is ever held in memory. ``limits`` maps exact paths to their own limit."""
+
+    def __init__(self, app: ASGIApp, *, default_limit: int = JSON_BODY_LIMIT,
+                 limits: Mapping[str, int] | None = None) -> None:
+        self.app = app
+        self.default_limit = default_limit
+        self.limits = dict(limits or {})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.limits.get(scope["path"], self.default_limit)
+        for name, value in scope["headers"]:
+            if name == b"content-length" and value.isdigit() and int(value) > limit:
+                await _too_large(limit)(scope, receive, send)
+                return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise PayloadTooLarge(limit)
+            return message
+
+        started = False
+
+        async def watched_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, watched_send)
+        except PayloadTooLarge:
+            if started:
+                raise
+            await _too_large(limit)(scope, receive, send)
+
+
+def _too_large(limit: int) -> JSONResponse:
+    return error_response(413, "payload_too_large",
+                          f"the request body is too large; send at most {limit} bytes")
+
+
+def _json_content_type(value: str | None) -> bool:
+    if not value:
+        return False
+    message = email.message.Message()
+    message["content-type"] = value
+    if message.get_content_maintype() != "application":
+        return False
+    subtype = message.get_content_subtype()
+    charset = message.get_param("charset")
+    return ((subtype == "json" or subtype.endswith("+json"))
+            and (not isinstance(charset, str) or charset.lower() in ("utf-8", "utf8")))
+
+
+class StrictJSONRequest(Request):
+    """A request whose ``json()`` is :func:`strict_json` (400 ``malformed_json`` naming why)."""
+
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            raw = await self.body()
+            try:
+                self._json = strict_json(raw, check_text=False)
+            except UnicodeDecodeError:
+                raise StarletteHTTPException(
+                    400, "the request body is not valid JSON: it must be UTF-8") from None
+            except RecursionError:
+                raise StarletteHTTPException(
+                    400, "the request body is not valid JSON: nested too deeply") from None
+            except ValueError as error:
+                raise StarletteHTTPException(
+                    400, f"the request body is not valid JSON: {error}") from None
+        return self._json
+
+
+class StrictJSONRoute(APIRoute):
+    """Every JSON body through :func:`strict_json`; a body in another media type is 415."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        takes_json = self.body_field is not None and not _is_form(self)
+
+        async def strict_handler(request: Request) -> Response:
+            request = StrictJSONRequest(request.scope, request.receive)
+            if takes_json and await request.body() \
+                    and not _json_content_type(request.headers.get("content-type")):
+                raise StarletteHTTPException(
+                    415, "send the body as JSON with 'Content-Type: application/json' (UTF-8)")
+            return await handler(request)
+
+        return strict_handler
+
+
+def _is_form(route: APIRoute) -> bool:
+    return isinstance(getattr(route.body_field, "field_info", None), params.Form)
 
 
 def bearer_token(request: Request) -> str:
@@ -101,6 +253,63 @@ def _check_plain_text(value: str) -> str:
 
 # A request string field: refused (422 invalid_request) when it is not plain text.
 Text = Annotated[str, AfterValidator(_check_plain_text)]
+
+
+# Unicode categories no human-entered name may hold: controls (Cc), format characters
+# (Cf: bidi overrides and isolates, zero-width space/joiners, BOM, ...), surrogates (Cs),
+# private use (Co), unassigned code points (Cn), line and paragraph separators (Zl, Zp).
+_NOT_IN_NAMES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+
+
+def name_problem(value: str) -> str | None:
+    """Why ``value`` cannot be a name a person reads, or None when it can."""
+    for char in value:
+        category = unicodedata.category(char)
+        if category in _NOT_IN_NAMES:
+            return (f"must not contain control, format (bidi, zero-width), private-use or "
+                    f"unassigned characters; found U+{ord(char):04X} ({category})")
+    return None
+
+
+def _check_name(value: str) -> str:
+    problem = name_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
+# A human-entered name (workspace, display name, title): 422 invalid_request naming the
+# field when it holds a character that is not visible text.
+Name = Annotated[str, AfterValidator(_check_name)]
+
+
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_WHOLE = re.compile(r"-?[0-9]+")
+
+
+def _iso_date(value: object) -> object:
+    # Without this, pydantic reads a number (or a numeric string, as every query value
+    # is) as a Unix timestamp: "to=0" would be 1970-01-01.
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    if isinstance(value, str) and _ISO_DATE.fullmatch(value):
+        return value  # the date validator then refuses 2026-02-30 and the like
+    raise ValueError("must be a date written YYYY-MM-DD")
+
+
+# A date in a query or a body: exactly YYYY-MM-DD (422 invalid_request otherwise).
+IsoDate = Annotated[date, BeforeValidator(_iso_date)]
+
+
+def _whole(value: object) -> object:
+    # pydantic would read " 7 ", "+7", "1_000" and "7.0" as 7 from text.
+    if isinstance(value, str) and not _WHOLE.fullmatch(value):
+        raise ValueError("must be a whole number written in ASCII digits, e.g. 30")
+    return value
+
+
+# A whole number in a query, a path or a body: JSON ints, or text in ASCII digits only.
+Whole = Annotated[int, BeforeValidator(_whole)]
 
 
 def plain_path_params(request: Request) -> None:
@@ -149,13 +358,16 @@ def _all_plain_text(value: Any) -> bool:
     return True
 
 
-def strict_json(raw: bytes) -> Any:
+def strict_json(raw: bytes, *, check_text: bool = True) -> Any:
     """Parse JSON exactly: UTF-8 only (RFC 8259), numbers with a fraction or exponent
     become Decimal; NaN/Infinity, duplicate keys, NUL characters and unpaired
-    surrogates are refused. Raises ``ValueError`` (or ``RecursionError``)."""
+    surrogates are refused. Raises ``ValueError`` (or ``RecursionError``).
+
+    ``check_text=False`` leaves NUL and surrogates to the fields' own ``Text`` checks
+    (422 naming the field) where a typed model reads the body."""
     text = raw.decode("utf-8-sig")
     parsed = json.loads(text, parse_float=_decimal, parse_constant=_refuse_constant,
                         object_pairs_hook=_unique_keys)
-    if _SUSPECT_ESCAPE.search(text) and not _all_plain_text(parsed):
+    if check_text and _SUSPECT_ESCAPE.search(text) and not _all_plain_text(parsed):
         raise ValueError("strings must not contain NUL characters or unpaired surrogates")
     return parsed

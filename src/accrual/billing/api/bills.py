@@ -26,7 +26,7 @@ from accrual.billing.exports import (
 from accrual.billing.queries import daily_bill
 from accrual.billing.services.statements import parse_month
 from accrual.contract.errors import Invalid
-from accrual.infra.http import error_responses
+from accrual.infra.http import IsoDate, error_responses
 
 router = billing_router()
 
@@ -70,7 +70,7 @@ class GenerateIn(BaseModel):
 @router.get("/accounts/{account_id}/daily-bills", tags=["billing: bills"],
             responses=error_responses(401, 403, 404, 422))
 def daily_bills(account_id: AccountDep, center: CenterDep,
-                day: Annotated[date, Query(alias="date", description=DAY_DOC)]) -> dict[str, Any]:
+                day: Annotated[IsoDate, Query(alias="date", description=DAY_DOC)]) -> dict[str, Any]:
     """The day's lines per workspace, item and retention tier with quantity, unit price and
     amount. A day outside 2000-01-01 to 2099-12-31 is 422 `date_out_of_range`."""
     center.accounts.account(account_id)
@@ -121,8 +121,8 @@ EXPORTS = {200: {"description": "JSON, or the file `format` asks for",
 @router.get("/accounts/{account_id}/consumption", tags=["billing: bills"],
             responses={**error_responses(401, 403, 404, 422), **EXPORTS})
 def consumption(account_id: AccountDep, center: CenterDep,
-                start: Annotated[date, Query(alias="from", description=FROM_DOC)],
-                end: Annotated[date, Query(alias="to", description=TO_DOC)],
+                start: Annotated[IsoDate, Query(alias="from", description=FROM_DOC)],
+                end: Annotated[IsoDate, Query(alias="to", description=TO_DOC)],
                 format: Format = "json") -> Any:  # noqa: A002
     """Consumption details per day, workspace and item, with each adjustment as its own line;
     `format=csv|xlsx` for a spreadsheet. A day outside 2000-01-01 to 2099-12-31 is 422
@@ -139,8 +139,8 @@ def consumption(account_id: AccountDep, center: CenterDep,
 @router.get("/accounts/{account_id}/transactions", tags=["billing: bills"],
             responses={**error_responses(401, 403, 404, 422), **EXPORTS})
 def transactions(account_id: AccountDep, center: CenterDep,
-                 start: Annotated[date, Query(alias="from", description=FROM_DOC)],
-                 end: Annotated[date, Query(alias="to", description=TO_DOC)],
+                 start: Annotated[IsoDate, Query(alias="from", description=FROM_DOC)],
+                 end: Annotated[IsoDate, Query(alias="to", description=TO_DOC)],
                  format: Format = "json") -> Any:  # noqa: A002
     """Income & expenditure: every movement of the account's balances (postings);
     `format=csv|xlsx` for a spreadsheet. A day outside 2000-01-01 to 2099-12-31 is 422

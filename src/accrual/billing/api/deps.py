@@ -9,11 +9,12 @@ from fastapi import APIRouter, Depends, Header, Request
 from accrual.billing.domain.bounds import IDEMPOTENCY_KEY_PATTERN
 from accrual.billing.wiring import BillingCenter
 from accrual.contract.errors import Forbidden, Unauthorized
-from accrual.infra.http import bearer_token, plain_path_params, same_secret
+from accrual.infra.http import StrictJSONRoute, bearer_token, plain_path_params, same_secret
 
 
 def billing_router() -> APIRouter:
-    return APIRouter(prefix="/billing/v1", dependencies=[Depends(plain_path_params)])
+    return APIRouter(prefix="/billing/v1", dependencies=[Depends(plain_path_params)],
+                     route_class=StrictJSONRoute)
 
 
 def center_of(request: Request) -> BillingCenter:

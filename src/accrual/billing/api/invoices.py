@@ -15,12 +15,12 @@ from accrual.billing.api.deps import (
     require_operator,
 )
 from accrual.billing.domain.bounds import MONTH_PATTERN, MONTH_WINDOW
-from accrual.infra.http import Text, error_responses
+from accrual.infra.http import Name, Text, Whole, error_responses
 
 router = billing_router()
 
 # Ids are 32-bit integers in the database; anything larger is simply not found.
-RowId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+RowId = Annotated[Whole, Path(ge=1, le=2**31 - 1)]
 
 PROFILE_EXAMPLE = {
     "invoice_type": "vat_special", "title": "Analytical Engines Ltd",
@@ -46,13 +46,13 @@ class InvoiceProfileIn(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [PROFILE_EXAMPLE]})
 
     invoice_type: Text = Field(description="vat_ordinary | vat_special | electronic_ordinary")
-    title: Text = Field(max_length=200, description="The certified enterprise name")
+    title: Name = Field(max_length=200, description="The certified enterprise name")
     taxpayer_id: Text = Field(max_length=32, description="The certified taxpayer id")
     registered_address: Text | None = Field(None, max_length=300,
                                             description="Required for vat_special")
     registered_phone: Text | None = Field(None, max_length=32,
                                           description="Required for vat_special")
-    bank_name: Text | None = Field(None, max_length=200, description="Required for vat_special")
+    bank_name: Name | None = Field(None, max_length=200, description="Required for vat_special")
     bank_account: Text | None = Field(None, max_length=64,
                                       description="Basic account number; required for vat_special")
     email: Text | None = Field(None, max_length=320,
@@ -128,7 +128,7 @@ def delete_profile(account_id: AccountDep, profile_id: RowId, center: CenterDep)
 class MailingAddressIn(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [ADDRESS_EXAMPLE]})
 
-    recipient: Text = Field(max_length=100)
+    recipient: Name = Field(max_length=100)
     phone: Text = Field(max_length=32)
     address: Text = Field(max_length=500, description="The detailed postal address")
     postcode: Text | None = Field(None, max_length=16)

@@ -42,7 +42,7 @@ from accrual.billing.payments.gateway import (
     verify,
 )
 from accrual.clock import Clock
-from accrual.infra.http import strict_json
+from accrual.infra.http import StrictJSONRoute, strict_json
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +130,8 @@ class SandboxGateway:
 
     def router(self, send_notify: NotifySender) -> APIRouter:
         """The pay page; a payment is announced to the billing center through ``send_notify``."""
-        router = APIRouter(prefix=self.base_path, tags=["sandbox: payment gateway"])
+        router = APIRouter(prefix=self.base_path, tags=["sandbox: payment gateway"],
+                           route_class=StrictJSONRoute)
 
         @router.get("/{token}", response_class=HTMLResponse,
                     responses={404: {"description": "Unknown or altered payment link"}})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import unicodedata
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import Connection, Engine, delete, insert, select, update
@@ -25,6 +26,13 @@ from accrual.infra.credentials import hash_password, new_id, new_token, token_ha
 from accrual.infra.db import in_transaction
 from accrual.infra.outbox import enqueue
 
+
+def folded(identity: str) -> str:
+    """Usernames and e-mails are compared in one form: NFKC, then case-folded ("Ada",
+    "ADA" and the full-width "ａｄａ" are one name). For the ASCII usernames the API
+    admits this is lower-casing; stored rows are already lower-case."""
+    return unicodedata.normalize("NFKC", identity).casefold()
+
 log = logging.getLogger(__name__)
 
 # What a binding made by the operator may settle by; a cloud marketplace method needs a
@@ -44,8 +52,8 @@ class BillingAccounts:
     # -- registration (called by a console) --------------------------------
 
     def register(self, request: RegistrationRequest) -> RegistrationResult:
-        username = request.username.lower()
-        request_digest = ledger.digest(username, request.email.lower())
+        username = folded(request.username)
+        request_digest = ledger.digest(username, folded(request.email))
 
         def work(conn: Connection) -> RegistrationResult:
             by_key = conn.execute(select(t.accounts).where(
@@ -61,7 +69,7 @@ class BillingAccounts:
                 raise Conflict("username_taken", f"the username {request.username} is taken")
             account_id = new_id()
             conn.execute(insert(t.accounts).values(
-                id=account_id, username=username, email=request.email.lower(),
+                id=account_id, username=username, email=folded(request.email),
                 password_hash=hash_password(request.password), language=request.language,
                 currency=self.config.currency, status="pending",
                 registration_key=request.registration_key, registration_digest=request_digest,
@@ -121,7 +129,7 @@ class BillingAccounts:
     # -- sessions -----------------------------------------------------------
 
     def login(self, username: str, password: str) -> tuple[str, str]:
-        username = username.strip().lower() if isinstance(username, str) else ""
+        username = folded(username.strip()) if isinstance(username, str) else ""
         with self.engine.connect() as conn:
             row = conn.execute(select(t.accounts.c.id, t.accounts.c.password_hash,
                                       t.accounts.c.status)
@@ -162,7 +170,7 @@ class BillingAccounts:
     def find_by_username(self, username: str) -> str | None:
         with self.engine.connect() as conn:
             return conn.execute(select(t.accounts.c.id).where(
-                t.accounts.c.username == username.lower(), t.accounts.c.status == "active")).scalar()
+                t.accounts.c.username == folded(username), t.accounts.c.status == "active")).scalar()
 
     # -- bindings -----------------------------------------------------------
 

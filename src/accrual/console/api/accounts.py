@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from accrual.console.api.deps import AccountDep, ConsoleDep, console_router
 from accrual.console.services.dissolve import Dissolution
-from accrual.infra.http import Text, error_responses
+from accrual.infra.http import Name, Text, error_responses
 
 router = console_router()
 
@@ -21,7 +21,7 @@ class RegistrationIn(BaseModel):
     email: Text = Field(max_length=320)
     password: Text = Field(max_length=256)
     username: Text = Field(max_length=64)
-    workspace_name: Text = Field(max_length=200)
+    workspace_name: Name = Field(max_length=200)
     language: Text = "en"
 
 
@@ -48,7 +48,7 @@ class WorkspaceIn(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
         "name": "Staging", "language": "en"}]})
 
-    name: Text = Field(max_length=200)
+    name: Name = Field(max_length=200)
     language: Text = "en"
 
 

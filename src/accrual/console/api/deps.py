@@ -8,11 +8,12 @@ from fastapi import APIRouter, Depends, Request
 
 from accrual.console.wiring import Console
 from accrual.contract.errors import Unauthorized
-from accrual.infra.http import bearer_token, plain_path_params, same_secret
+from accrual.infra.http import StrictJSONRoute, bearer_token, plain_path_params, same_secret
 
 
 def console_router() -> APIRouter:
-    return APIRouter(prefix="/console/v1", dependencies=[Depends(plain_path_params)])
+    return APIRouter(prefix="/console/v1", dependencies=[Depends(plain_path_params)],
+                     route_class=StrictJSONRoute)
 
 
 def console_of(request: Request) -> Console:

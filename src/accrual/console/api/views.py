@@ -12,15 +12,15 @@ from accrual.console.api.deps import AccountDep, ConsoleDep, console_router
 from accrual.console.queries import billing_details, consumption, period_bounds, usage
 from accrual.console.wiring import Console
 from accrual.contract.errors import Invalid
-from accrual.infra.http import error_responses
+from accrual.infra.http import IsoDate, error_responses
 
 router = console_router()
 
 
 Period = Literal["today", "yesterday", "this_week", "last_week", "this_month", "last_month",
                  "this_year"]
-FromQuery = Annotated[date | None, Query(alias="from", description="First day (site-local)")]
-ToQuery = Annotated[date | None, Query(alias="to", description="Last day, inclusive")]
+FromQuery = Annotated[IsoDate | None, Query(alias="from", description="First day (site-local)")]
+ToQuery = Annotated[IsoDate | None, Query(alias="to", description="Last day, inclusive")]
 PeriodQuery = Annotated[Period | None, Query(description="Instead of from/to: a named period "
                                                          "(weeks start on Monday)")]
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -62,6 +63,22 @@ class NewWorkspace:
     ingest_key: str
 
 
+def normal_email(email: object) -> str:
+    """The one form of an e-mail address for uniqueness and lookup: NFKC, then case-folded,
+    so a full-width or differently cased address is the same account."""
+    if not isinstance(email, str):
+        return ""
+    return unicodedata.normalize("NFKC", email.strip()).casefold()
+
+
+# Invisible or unassigned characters: an address holding one looks like another address.
+_INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+
+
+def _visible(text: str) -> bool:
+    return not any(unicodedata.category(char) in _INVISIBLE for char in text)
+
+
 def _check_password(password: str) -> None:
     if not isinstance(password, str) or not 8 <= len(password) <= 256:
         raise ServiceError("invalid_password", "password must be 8 to 256 characters long", 422)
@@ -71,6 +88,9 @@ def _check_name(name: str) -> str:
     name = name.strip() if isinstance(name, str) else ""
     if not 1 <= len(name) <= 200:
         raise ServiceError("invalid_workspace_name", "workspace name must be 1 to 200 characters", 422)
+    if not _visible(name):
+        raise ServiceError("invalid_workspace_name", "workspace name must not contain control, "
+                           "bidi, zero-width, private-use or unassigned characters", 422)
     return name
 
 
@@ -91,9 +111,9 @@ class Accounts:
 
     def register(self, email: str, password: str, username: str, workspace_name: str,
                  language: str) -> Registration:
-        email = email.strip().lower() if isinstance(email, str) else ""
+        email = normal_email(email)
         # Lower-casing can lengthen text ("İ" → "i̇"): check the length afterwards.
-        if len(email) > 320 or not EMAIL.fullmatch(email):
+        if len(email) > 320 or not EMAIL.fullmatch(email) or not _visible(email):
             raise ServiceError("invalid_email", "email is not a valid address", 422)
         if not isinstance(username, str) or not USERNAME.fullmatch(username):
             raise ServiceError("invalid_username",
@@ -179,7 +199,7 @@ class Accounts:
     # -- sessions ---------------------------------------------------------
 
     def login(self, email: str, password: str) -> str:
-        email = email.strip().lower() if isinstance(email, str) else ""
+        email = normal_email(email)
         with self.engine.connect() as conn:
             row = conn.execute(select(t.accounts.c.id, t.accounts.c.password_hash)
                                .where(t.accounts.c.email == email)).first()
