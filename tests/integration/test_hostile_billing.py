@@ -377,7 +377,7 @@ def test_month_and_username_grammars_are_in_the_schema(client: TestClient) -> No
     schemas = doc["components"]["schemas"]
     assert schemas["GenerateIn"]["properties"]["month"]["pattern"] == month
     assert schemas["InvoiceRequestIn"]["properties"]["months"]["items"]["pattern"] == month
-    assert schemas["BillingSessionIn"]["properties"]["username"]["pattern"] == \
+    assert schemas["MoveIn"]["properties"]["to_username"]["pattern"] == \
         "^[A-Za-z0-9][A-Za-z0-9_.-]{2,63}$"
     for view in ("consumption", "transactions"):
         content = doc["paths"][f"/billing/v1/accounts/{{account_id}}/{view}"]["get"][

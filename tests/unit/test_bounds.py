@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from decimal import Decimal
 
 import pytest
 from sqlalchemy import Column, Integer, MetaData, Table, insert, select
@@ -27,7 +28,8 @@ def test_the_bounds_keep_every_sum_of_two_inside_64_bits() -> None:
 
 def test_movements_are_bounded_before_any_arithmetic() -> None:
     assert bounds.movement_minor("1000000000000.00", "CNY") == MAX_MOVEMENT_MINOR
-    for value in ("1000000000000.01", "999999999999999.99", "1E+13"):
+    # A JSON number arrives as a Decimal and may carry an exponent; strings may not.
+    for value in ("1000000000000.01", "999999999999999.99", Decimal("1E+13")):
         with pytest.raises(InvalidDecimal, match="at most 1000000000000.00"):
             bounds.movement_minor(value, "CNY")
 

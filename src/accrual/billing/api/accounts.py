@@ -25,7 +25,9 @@ class BillingSessionIn(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
         "username": "ada", "password": "correct horse battery"}]})
 
-    username: Text = Field(max_length=64, pattern=USERNAME_PATTERN)
+    # No pattern here: a login is compared NFKC + case-folded, so a full-width or
+    # capitalised spelling of an existing username logs in; anything else is 401.
+    username: Text = Field(max_length=64, description="The username, compared NFKC + case-folded")
     password: Text = Field(max_length=256)
 
 
