@@ -7,6 +7,7 @@ from accrual.billing.api import (
     instruments,
     internal,
     invoices,
+    jobs,
     methods,
     payments,
     wallet,
@@ -18,3 +19,4 @@ routers.append(invoices.router)
 routers.append(instruments.router)
 routers.append(arrears.router)
 routers.append(methods.router)
+routers.append(jobs.router)
