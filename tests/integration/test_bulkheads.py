@@ -257,3 +257,22 @@ def test_one_failing_account_and_one_failing_mail_stay_alone(
         assert conn.execute(select(bt.arrears_cases.c.reminded_at).where(
             bt.arrears_cases.c.account_id == failing_account)).scalar() is not None
     assert health(client)["status"] == "ok"
+
+
+def test_the_console_inbox_applies_the_others_and_holds_the_workspace_behind_a_failure(
+        client: TestClient, runtime: Runtime) -> None:
+    from accrual.contract.messages import BINDING_CHANGED
+
+    bad = Envelope(id="b-1", type=BINDING_CHANGED, aggregate_id="w1", occurred_at=START,
+                   payload={"workspace_id": "w1"})
+    behind = Envelope(id="b-2", type="workspace.note", aggregate_id="w1", occurred_at=START,
+                      payload={})
+    other = Envelope(id="b-3", type="workspace.note", aggregate_id="w2", occurred_at=START,
+                     payload={})
+    answer = runtime.console.inbox.deliver([bad, behind, other])
+    assert list(answer) == ["b-3"]
+    assert answer.failed["b-1"].startswith("ValidationError")
+    assert answer.failed["b-2"] == "waits behind message b-1"
+    assert "cn1 inbox" in degraded_jobs(client)
+    view = job(client.get("/console/v1/admin/jobs", headers=OPERATOR).json(), "cn1 inbox")
+    assert view["failures"] == {"ValidationError": 1, "waits_behind_failed": 1}

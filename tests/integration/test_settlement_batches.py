@@ -20,7 +20,6 @@ from accrual.app import Runtime
 from accrual.billing.adapters import tables as t
 from accrual.billing.services import ledger, settling, wallet
 from accrual.clock import ManualClock
-from accrual.contract.errors import Conflict
 from accrual.contract.messages import BILLING_DETAIL, BillingDetail, Envelope, detail_id
 from accrual.infra import credentials
 from tests.conftest import SHANGHAI, START

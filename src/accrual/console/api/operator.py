@@ -72,7 +72,7 @@ def jobs(console: ConsoleDep) -> dict[str, Any]:
                        "last_error": console.relay.stats.last_error,
                        "failing": console.relay.failing()},
             "day_close": {"last_closable_day": console.day_close.last_closable_day().isoformat(),
-                          "failing": [f["unit"] for f in console.day_close.job.view()["failing"]]}}  # type: ignore[attr-defined]
+                          "failing": sorted(console.day_close.job.failing)}}
 
 
 class RerateIn(BaseModel):

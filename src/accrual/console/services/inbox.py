@@ -10,8 +10,6 @@ from sqlalchemy import Connection, Engine, case, insert, or_, select, update
 
 from accrual.clock import Clock
 from accrual.console.adapters import tables as t
-from accrual.infra.jobs import Job, describe
-from accrual.infra.outbox import Delivered
 from accrual.contract.messages import (
     BINDING_CHANGED,
     WORKSPACE_LOCK,
@@ -19,6 +17,8 @@ from accrual.contract.messages import (
     Envelope,
     WorkspaceLock,
 )
+from accrual.infra.jobs import Job, describe
+from accrual.infra.outbox import Delivered
 
 log = logging.getLogger(__name__)
 
