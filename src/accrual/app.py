@@ -10,10 +10,11 @@ import logging
 import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, Literal
 
 from fastapi import FastAPI
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import text
 
 from accrual import __version__
@@ -48,6 +49,7 @@ from accrual.infra.http import (
     error_responses,
     install_error_handlers,
 )
+from accrual.infra.jobs import Job
 from accrual.infra.mail import Mailer
 from accrual.settings import Settings
 
@@ -117,30 +119,47 @@ class Scheduler:
         self._thread: threading.Thread | None = None
         self.ticks = 0
         self.last_error: str | None = None
+        # The steps that keep no job record of their own.
+        self.jobs: dict[str, Job] = {}
 
     def tick(self) -> None:
         rt = self.runtime
-        steps = []
+        # (name, step, the job it runs as when it does not record itself)
+        steps: list[tuple[str, Callable[[], object], Job | None]] = []
         for console in rt.sites.values():
-            steps += [(f"{console.config.site} relay", console.relay.drain),
-                      (f"{console.config.site} day close", console.day_close.close_due_days),
-                      (f"{console.config.site} relay", console.relay.drain),
-                      (f"{console.config.site} alerts", console.alerts.evaluate)]
+            site = console.config.site
+            steps += [(f"{site} relay", console.relay.drain, None),
+                      (f"{site} day close", console.day_close.close_due_days, None),
+                      (f"{site} relay", console.relay.drain, None),
+                      (f"{site} alerts", console.alerts.evaluate, self._job(f"{site} alerts"))]
         # Arrears before the relay, so that lock states reach the consoles in this tick;
         # mails last, so that this tick's mails (arrears, bills) leave in it too.
-        steps += [("arrears tick", rt.billing.arrears.tick),
-                  ("billing relay", rt.billing_relay_drain),
-                  ("registration reaper", rt.billing.accounts.reap_pending),
-                  ("monthly bills", rt.billing.statements.generate_due),
-                  ("instrument expiry", rt.billing.instruments.expire_due),
-                  ("billing mails", rt.billing.mails.send_due)]
-        for name, step in steps:
+        steps += [("arrears tick", rt.billing.arrears.tick, rt.billing.arrears.job),
+                  ("billing relay", rt.billing_relay_drain, None),
+                  ("registration reaper", rt.billing.accounts.reap_pending,
+                   self._job("registration reaper")),
+                  ("monthly bills", rt.billing.statements.generate_due,
+                   self._job("monthly bills")),
+                  ("instrument expiry", rt.billing.instruments.expire_due,
+                   self._job("instrument expiry")),
+                  ("billing mails", rt.billing.mails.send_due, rt.billing.mails.job)]
+        for name, step, job in steps:
             try:
-                step()
+                if job is None:
+                    step()
+                else:
+                    with job.run():
+                        step()
             except Exception as error:  # keep the loop alive; the status shows it
                 self.last_error = f"{name}: {error}"
                 log.exception("scheduler: %s failed", name)
         self.ticks += 1
+
+    def _job(self, name: str) -> Job:
+        found = self.jobs.get(name)
+        if found is None:
+            found = self.jobs[name] = Job(name, self.runtime.console.clock)
+        return found
 
     def start(self) -> None:
         if self._thread is not None:
@@ -181,12 +200,63 @@ class Runtime:
         self.sites[config.site] = console
         return console
 
+    def console_jobs(self) -> list[Job]:
+        return [job for console in self.sites.values()
+                for job in (console.day_close.job, console.relay.job, console.inbox.job)]
+
+    def billing_jobs(self) -> list[Job]:
+        jobs = [self.billing.wallet.inbox_job, self.billing.arrears.job, self.billing.mails.job]
+        if self.billing.relay is not None:
+            jobs.append(self.billing.relay.job)
+        return jobs
+
+    def jobs(self) -> list[Job]:
+        """Every job of this process, by name."""
+        return sorted([*self.console_jobs(), *self.billing_jobs(),
+                       *self.scheduler.jobs.values()], key=lambda job: job.name)
+
     def billing_relay_drain(self) -> int:
         return self.billing.relay.drain() if self.billing.relay is not None else 0
 
     def migrate(self) -> None:
         self.console.migrate()
         self.billing.migrate()
+
+
+class DegradedJob(BaseModel):
+    job: str = Field(description="The job, e.g. `cn1 day close`, `cn1 relay`, `billing inbox`, "
+                                 "`arrears tick`, `billing mails`")
+    reason: str = Field(description="What is degraded, e.g. `2 unit(s) failing, e.g. "
+                                    "workspace/…/2026-11-25: NoPrice`")
+    failing: int = Field(description="Units (workspace days, messages, accounts, mails) "
+                                     "failing now; each is retried with backoff")
+    last_run_at: datetime | None
+
+
+class SchedulerHealth(BaseModel):
+    running: bool
+    ticks: int
+    last_error: str | None
+
+
+class Health(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"status": "ok", "version": "0.1.0", "site": "cn1", "currency": "CNY", "degraded": [],
+         "scheduler": {"running": True, "ticks": 12, "last_error": None}},
+        {"status": "degraded", "version": "0.1.0", "site": "cn1", "currency": "CNY",
+         "degraded": [{"job": "cn1 day close",
+                       "reason": "1 unit(s) failing, e.g. workspace/0f3a…/2026-11-25: NoPrice",
+                       "failing": 1, "last_run_at": "2026-11-25T16:31:00+00:00"}],
+         "scheduler": {"running": True, "ticks": 13, "last_error": None}}]})
+
+    status: Literal["ok", "degraded"] = Field(
+        description="`ok`, or `degraded` while a background job has failing units or its "
+                    "last run failed (the databases are reachable either way)")
+    version: str
+    site: str
+    currency: str
+    degraded: list[DegradedJob] = Field(description="The degraded jobs and why; empty when ok")
+    scheduler: SchedulerHealth
 
 
 def build(settings: Settings, *, clock: Clock | None = None,
@@ -260,9 +330,14 @@ def create_app(runtime: Runtime) -> FastAPI:
         sender = in_process_sender(runtime.billing.payments.receive_notify)
         app.include_router(gateway.router(sender))
 
-    @app.get("/healthz", tags=["operations"], responses=error_responses(503))
+    @app.get("/healthz", tags=["operations"], response_model=Health,
+             responses=error_responses(503))
     def healthz() -> Any:
-        """Liveness and both databases' reachability (503 `unhealthy` when one is down)."""
+        """Liveness, both databases' reachability (503 `unhealthy` when one is down) and
+        the background jobs: `status` is `degraded` (still 200) while a job has units
+        failing (a workspace's day close, a message, an account, a mail) or its last run
+        failed; `degraded` names each such job and why. The operator jobs views
+        (`/console/v1/admin/jobs`, `/billing/v1/admin/jobs`) give the details."""
         for side, engine in (("console", runtime.console.engine),
                              ("billing", runtime.billing.engine)):
             try:
@@ -271,11 +346,18 @@ def create_app(runtime: Runtime) -> FastAPI:
             except Exception as error:  # any failure to reach the database
                 log.warning("healthz: %s database unreachable: %s", side, error)
                 return error_response(503, "unhealthy", f"the {side} database is unreachable")
-        return {"status": "ok", "version": __version__, "site": runtime.settings.site,
-                "currency": runtime.settings.currency,
-                "scheduler": {"running": runtime.settings.scheduler,
-                              "ticks": runtime.scheduler.ticks,
-                              "last_error": runtime.scheduler.last_error}}
+        degraded = [DegradedJob(job=job.name, reason=job.reason() or "",
+                                failing=len(job.failing), last_run_at=job.last_run_at)
+                    for job in runtime.jobs() if job.degraded]
+        if degraded:
+            log.warning("healthz: degraded: %s",
+                        "; ".join(f"{d.job}: {d.reason}" for d in degraded))
+        return Health(status="degraded" if degraded else "ok", version=__version__,
+                      site=runtime.settings.site, currency=runtime.settings.currency,
+                      degraded=degraded,
+                      scheduler=SchedulerHealth(running=runtime.settings.scheduler,
+                                                ticks=runtime.scheduler.ticks,
+                                                last_error=runtime.scheduler.last_error))
 
     @app.get("/catalog/v1/items", tags=["catalog"], responses=error_responses(404))
     def items() -> dict[str, Any]:

@@ -20,7 +20,6 @@ from accrual.app import Runtime
 from accrual.billing.adapters import tables as t
 from accrual.billing.services import ledger, settling, wallet
 from accrual.clock import ManualClock
-from accrual.contract.errors import Conflict
 from accrual.contract.messages import BILLING_DETAIL, BillingDetail, Envelope, detail_id
 from accrual.infra import credentials
 from tests.conftest import SHANGHAI, START
@@ -164,7 +163,7 @@ def test_binding_history_is_read_as_binding_for_reads_it(
     assert found[(ws, DAY - timedelta(days=5))] == (first_account, "billing_center")
 
 
-def test_a_detail_that_cannot_be_applied_stops_the_run_where_it_stands(
+def test_a_detail_that_cannot_be_applied_fails_alone(
         runtime: Runtime, clock: ManualClock, cheap_passwords: None) -> None:
     ws, account = tenant(runtime, clock, "ada")
     poisoned = detail(ws, "2.00", item="trace")
@@ -173,11 +172,16 @@ def test_a_detail_that_cannot_be_applied_stops_the_run_where_it_stands(
                     request_digest=ledger.digest(999), kind="charge", reference=None, now=START,
                     compute=lambda b: {"prepaid": -999, "revenue": 999})
     before, after = detail(ws, "1.00"), detail(ws, "3.00", item="rum_pv")
-    with pytest.raises(Conflict):
-        runtime.billing.wallet.deliver([before, poisoned, after])
+    answer = runtime.billing.wallet.deliver([before, poisoned, after])
+    # The others of the delivery are applied; the poisoned one is answered as failed.
+    assert list(answer) == [before.id, after.id]
+    assert list(answer.failed) == [poisoned.id]
+    assert answer.failed[poisoned.id].startswith("Conflict:")
     with runtime.billing.engine.connect() as conn:
         applied = set(conn.execute(select(t.inbox.c.message_id)).scalars())
-    assert before.id in applied and poisoned.id not in applied and after.id not in applied
+    assert before.id in applied and poisoned.id not in applied and after.id in applied
+    job = runtime.billing.wallet.inbox_job.view()
+    assert job["failing_count"] == 1 and job["failures"] == {"idempotency_conflict": 1}
 
 
 def test_runs_are_cut_at_the_batch_size(runtime: Runtime, clock: ManualClock,

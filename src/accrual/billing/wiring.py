@@ -28,7 +28,7 @@ from accrual.contract.messages import Envelope
 from accrual.contract.ports import ConsolePort
 from accrual.infra.db import upgrade
 from accrual.infra.mail import LogMailer, Mailer
-from accrual.infra.outbox import Relay
+from accrual.infra.outbox import Delivered, Relay
 
 log = logging.getLogger(__name__)
 
@@ -62,20 +62,25 @@ class BillingCenter:
         """Deliver this center's messages for ``site`` to that console."""
         self.consoles[site] = console
         if self.relay is None:
-            self.relay = Relay(self.engine, tables.outbox, self._deliver_by_site, self.clock)
+            self.relay = Relay(self.engine, tables.outbox, self._deliver_by_site, self.clock,
+                               name="billing relay")
 
-    def _deliver_by_site(self, messages: Sequence[Envelope]) -> list[str]:
+    def _deliver_by_site(self, messages: Sequence[Envelope]) -> Delivered:
         by_site: dict[str | None, list[Envelope]] = {}
         for message in messages:
             by_site.setdefault(message.site, []).append(message)
-        applied: list[str] = []
+        applied = Delivered()
         for site, batch in by_site.items():
             console = self.consoles.get(site or "")
             if console is None:
                 # Stays in the outbox until that site is connected.
                 log.error("no console connected for site %s: %d messages wait", site, len(batch))
+                applied.failed.update(dict.fromkeys(
+                    (m.id for m in batch), f"no console connected for site {site}"))
                 continue
-            applied.extend(console.deliver(batch))
+            answer = console.deliver(batch)
+            applied.extend(answer)
+            applied.failed.update(getattr(answer, "failed", {}))
         return applied
 
     def migrate(self) -> None:

@@ -40,13 +40,14 @@ class Console:
         self.accounts = Accounts(engine, config, clock, billing)
         self.ingestion = Ingestion(engine, config, clock, book)
         self.day_close = DayClose(engine, config, clock, book)
-        self.inbox = ConsoleInbox(engine, clock)
+        self.inbox = ConsoleInbox(engine, clock, f"{config.site} inbox")
         self.retention = Retention(engine, config, clock)
         self.admission = AdmissionService(engine, config, clock)
         self.upgrades = UpgradeService(engine, config, clock, billing)
         self.rerates = Rerates(engine, clock, self.day_close, config.currency)
         self.alerts = Alerts(engine, config, clock, mailer or LogMailer())
-        self.relay = Relay(engine, tables.outbox, billing.deliver, clock)
+        self.relay = Relay(engine, tables.outbox, billing.deliver, clock,
+                           name=f"{config.site} relay")
 
     def nudge_relay(self) -> int:
         """Deliver what is pending now, after a change a person waits on; the

@@ -35,6 +35,7 @@ from accrual.clock import Clock
 from accrual.contract.messages import Envelope
 from accrual.infra.bulk import among, insert_rows
 from accrual.infra.db import UtcDateTime
+from accrual.infra.jobs import Job, backoff
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +98,21 @@ def enqueue_serialized(conn: Connection, table: Table, messages: Iterable[tuple[
                 ((message_id, kind, body, now, 0, now) for message_id, kind, body in messages))
 
 
+class Delivered(list[str]):
+    """What a receiver's ``deliver`` answers: the ids it applied (new or earlier), as a
+    list, and in ``failed`` the ids it could not apply with why (a message that fails is
+    reported, never fails the others of its batch). A receiver may answer a plain list:
+    what it did not apply is then retried with no reason known."""
+
+    def __init__(self, applied: Iterable[str] = (), failed: dict[str, str] | None = None
+                 ) -> None:
+        super().__init__(applied)
+        self.failed: dict[str, str] = dict(failed or {})
+
+
+NOT_APPLIED = "not applied by the receiver"
+
+
 @dataclass
 class RelayStats:
     delivered: int = 0
@@ -108,42 +124,55 @@ class Relay:
     """Drains one outbox into one receiver (`deliver` returns the ids it applied)."""
 
     def __init__(self, engine: Engine, table: Table, deliver: Callable[[Sequence[Envelope]], list[str]],
-                 clock: Clock, batch_size: int = 1000) -> None:
+                 clock: Clock, batch_size: int = 1000, name: str | None = None) -> None:
         self._engine = engine
         self._table = table
         self._deliver = deliver
         self._clock = clock
         self._batch_size = batch_size
         self.stats = RelayStats()
+        # Its units are messages (``message/<id>``), failing while the receiver refuses them.
+        self.job = Job(name or f"relay {table.name}", clock)
 
     def drain(self, max_batches: int = 1000) -> int:
-        """Deliver what is due now; returns how many messages were acknowledged."""
-        delivered = 0
-        after: int | None = None  # PostgreSQL: the seq the next batch starts after
-        for _ in range(max_batches):
-            sent, after = self._one_batch(after)
-            if sent <= 0:
-                break
-            delivered += sent
-        return delivered
+        """Deliver what is due now; returns how many messages were acknowledged.
+
+        A message the receiver does not apply is passed over for this drain (and backs
+        off when the receiver said why), so it never holds up the messages behind it; a
+        batch that fails as a whole (the receiver unreachable) ends the drain."""
+        with self.job.run():
+            delivered = 0
+            after: int | None = None  # the seq the next batch starts after
+            for _ in range(max_batches):
+                sent, after = self._one_batch(after)
+                if sent < 0 or after is None:
+                    break
+                delivered += sent
+            return delivered
 
     def _pending_batch(self, conn: Connection, now: datetime, after: int | None
                        ) -> tuple[list[Row[Any]], int | None]:
-        """The next due messages in seq order, locked, and the seq to continue after.
+        """The next due messages in seq order, locked, and the seq to continue after
+        (None when nothing is left).
 
         On PostgreSQL the batch is found by walking the primary key from where the
         previous batch of this drain ended (where the first one starts: the lowest due
         seq), so each batch costs its own size however long the backlog is; sorting every
         pending row for each batch made draining a day close's hundreds of thousands of
         messages quadratic. Messages committed meanwhile under a lower seq are found by
-        the next drain. Elsewhere (SQLite, one relay): the plain query.
+        the next drain. Elsewhere (SQLite, one relay): the plain query, from where the
+        previous batch ended too (a message left unapplied is not offered again in the
+        same drain, so it never holds up the ones behind it).
         """
         t = self._table
         due = (t.c.sent_at.is_(None), t.c.next_attempt_at <= now)
         columns = (t.c.seq, t.c.message_id, t.c.body, t.c.attempts)
         if conn.dialect.name != "postgresql":
-            return list(conn.execute(select(*columns).where(*due).order_by(t.c.seq)
-                                     .limit(self._batch_size)).all()), None
+            query = select(*columns).where(*due)
+            if after is not None:
+                query = query.where(t.c.seq > after)
+            rows = list(conn.execute(query.order_by(t.c.seq).limit(self._batch_size)).all())
+            return rows, (rows[-1].seq if rows else None)
         if after is None:
             lowest = conn.execute(select(func.min(t.c.seq)).where(*due)).scalar()
             if lowest is None:
@@ -153,7 +182,7 @@ class Relay:
             window = list(conn.execute(select(t.c.seq).where(t.c.seq > after)
                                        .order_by(t.c.seq).limit(self._batch_size)).scalars())
             if not window:
-                return [], after
+                return [], None
             rows = list(conn.execute(
                 select(*columns).where(among(conn, t.c.seq, window, Integer()), *due)
                 .order_by(t.c.seq)
@@ -164,15 +193,17 @@ class Relay:
                 return rows, after
 
     def _one_batch(self, after: int | None = None) -> tuple[int, int | None]:
+        """One batch: (acknowledged, seq to continue after); (-1, …) when the delivery
+        failed as a whole, (0, None) when nothing was due."""
         t = self._table
         now = self._clock.now()
         with self._engine.begin() as conn:
             rows, after = self._pending_batch(conn, now, after)
             if not rows:
-                return 0, after
+                return 0, None
             envelopes = [Envelope.model_validate_json(row.body) for row in rows]
             try:
-                applied = set(self._deliver(envelopes))
+                answer = self._deliver(envelopes)
             except Exception as error:  # any transport failure: back off and retry later
                 self.stats.failed_batches += 1
                 self.stats.last_error = str(error)
@@ -184,13 +215,59 @@ class Relay:
                     conn.execute(update(t).where(t.c.seq == row.seq).values(
                         attempts=row.attempts + 1, next_attempt_at=now + delay,
                         last_error=str(error)[:500]))
+                self.job.unit_failed("receiver", error, attempts=rows[0].attempts + 1)
                 return -1, after
+            applied = set(answer)
+            failed: dict[str, str] = getattr(answer, "failed", {})
             acked = [row.seq for row in rows if row.message_id in applied]
             if acked:
                 conn.execute(update(t).where(among(conn, t.c.seq, acked, Integer())).values(
                     sent_at=now, attempts=t.c.attempts + 1, last_error=None))
+            self._refused(conn, [row for row in rows if row.message_id not in applied],
+                          failed, now)
+            if self.job.failing:
+                self.job.units_ok([f"message/{row.message_id}" for row in rows
+                                   if row.message_id in applied])
+                self.job.unit_ok("receiver")
             self.stats.delivered += len(acked)
             return len(acked), after
+
+    def _refused(self, conn: Connection, rows: list[Row[Any]], failed: dict[str, str],
+                 now: datetime) -> None:
+        """Messages the receiver did not apply: each backs off on its own (the first
+        time a message is merely not acknowledged, with no reason given, it is due again
+        at once: the receiver may only be waiting for something), and is recorded."""
+        t = self._table
+        for row in rows:
+            reason = failed.get(row.message_id)
+            attempts = row.attempts + 1
+            if reason is None and row.attempts == 0:
+                next_at = now
+            else:
+                next_at = now + backoff(attempts, BACKOFF_BASE, BACKOFF_CAP)
+            error = reason or NOT_APPLIED
+            conn.execute(update(t).where(t.c.seq == row.seq).values(
+                attempts=attempts, next_attempt_at=next_at, last_error=error[:500]))
+            self.job.unit_failed(f"message/{row.message_id}", error, attempts=attempts,
+                                 next_attempt_at=next_at,
+                                 code=error.split(":", 1)[0] if reason else "not_applied")
+        if rows:
+            self.stats.last_error = failed.get(rows[-1].message_id) or NOT_APPLIED
+
+    def failing(self, limit: int = 20) -> list[dict[str, object]]:
+        """Unsent messages that failed at least once, newest failure first (from the rows:
+        what every relay process saw)."""
+        t = self._table
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                select(t.c.message_id, t.c.type, t.c.attempts, t.c.next_attempt_at,
+                       t.c.last_error, t.c.created_at)
+                .where(t.c.sent_at.is_(None), t.c.last_error.is_not(None))
+                .order_by(t.c.seq).limit(limit)).all()
+        return [{"message_id": r.message_id, "type": r.type, "attempts": r.attempts,
+                 "next_attempt_at": r.next_attempt_at.isoformat(),
+                 "last_error": r.last_error, "created_at": r.created_at.isoformat()}
+                for r in rows]
 
     def backlog(self) -> tuple[int, datetime | None]:
         """Pending messages and the creation time of the oldest (for metrics)."""

@@ -9,6 +9,7 @@ from accrual.billing.api import (
     instruments,
     internal,
     invoices,
+    jobs,
     methods,
     payments,
     wallet,
@@ -21,6 +22,7 @@ routers.append(invoices.router)
 routers.append(instruments.router)
 routers.append(arrears.router)
 routers.append(methods.router)
+routers.append(jobs.router)
 
 
 def _document_malformed_bodies() -> None:

@@ -46,6 +46,7 @@ from accrual.contract.messages import (
 )
 from accrual.infra.bulk import among
 from accrual.infra.db import in_transaction
+from accrual.infra.jobs import Job, backoff
 from accrual.infra.outbox import enqueue
 from accrual.money import format_minor
 
@@ -53,6 +54,10 @@ log = logging.getLogger(__name__)
 
 COUNTDOWN = timedelta(days=14)
 REMIND_BEFORE = timedelta(days=2)
+# An account whose case cannot be advanced is tried again after about 1, 2, 4 …
+# minutes, at most an hour apart.
+RETRY_BASE = timedelta(minutes=1)
+RETRY_CAP = timedelta(hours=1)
 
 COUNTDOWN_STATE, LOCKED, CLEAR = "countdown", "locked", "clear"
 # The settlement method that pays from the account's own funds (and can leave it owing);
@@ -90,6 +95,7 @@ class Arrears:
         self.accounts = accounts
         self.countdown = countdown
         self.remind_before = remind_before
+        self.job = Job("arrears tick", clock)
 
     # -- after every movement (in the caller's transaction) ---------------------
 
@@ -190,9 +196,22 @@ class Arrears:
             drifted = any(told.get(w) != (case.id, state) for w in desired) or any(
                 case_id == case.id and st != CLEAR and w not in desired
                 for w, (case_id, st) in told.items())
-            if due or drifted:
-                result = in_transaction(self.engine,
-                                        lambda conn, i=case.id: self._advance(conn, i, now))
+            unit = f"account/{case.account_id}"
+            if (due or drifted) and self.job.due(unit, now):
+                # One account that fails never stops the others' countdowns and locks:
+                # it is recorded and tried again with backoff.
+                try:
+                    result = in_transaction(self.engine,
+                                            lambda conn, i=case.id: self._advance(conn, i, now))
+                except Exception as error:  # noqa: BLE001 (contained to this account)
+                    done["failed"] = done.get("failed", 0) + 1  # only when some did
+                    previous = self.job.failure(unit)
+                    attempts = (previous.attempts if previous else 0) + 1
+                    self.job.unit_failed(unit, error, attempts=attempts,
+                                         next_attempt_at=now + backoff(attempts, RETRY_BASE,
+                                                                       RETRY_CAP))
+                    continue
+                self.job.unit_ok(unit)
                 for key, value in result.items():
                     done[key] += value
         return done

@@ -21,6 +21,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from accrual.billing.adapters import tables as t
 from accrual.billing.emails import render
 from accrual.clock import Clock
+from accrual.infra.jobs import Job
 from accrual.infra.mail import Mailer, MailError
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,7 @@ class BillingMails:
         self.engine = engine
         self.clock = clock
         self.mailer = mailer
+        self.job = Job("billing mails", clock)
 
     def send_due(self, limit: int = BATCH) -> dict[str, int]:
         """Send the mails that are due, oldest first: ``{"sent": n, "failed": n}``.
@@ -94,12 +96,28 @@ class BillingMails:
                                     .limit(limit)).scalars())
         sent = failed = 0
         for mail_id in ids:
-            outcome = self._send_one(mail_id)
+            unit = f"mail/{mail_id}"
+            try:
+                outcome, error = self._send_one(mail_id)
+            except Exception as failure:  # noqa: BLE001 (contained to this mail)
+                # Anything else (a mailer raising something unexpected, a lost row): the
+                # claim lapses and the mail is tried again; the others go on.
+                log.exception("billing mail %s could not be sent", mail_id)
+                self.job.unit_failed(unit, failure,
+                                     next_attempt_at=self.clock.now() + CLAIM)
+                failed += 1
+                continue
             sent += outcome == "sent"
             failed += outcome == "failed"
+            if outcome == "sent":
+                self.job.unit_ok(unit)
+            elif outcome == "failed" and error is not None:
+                self.job.unit_failed(unit, error[0], code=error[1], attempts=error[2],
+                                     next_attempt_at=error[3])
         return {"sent": sent, "failed": failed}
 
-    def _send_one(self, mail_id: int) -> str | None:
+    def _send_one(self, mail_id: int
+                  ) -> tuple[str | None, tuple[str, str, int, datetime | None] | None]:
         m = t.mail_outbox
         now = self.clock.now()
         with self.engine.begin() as conn:
@@ -107,19 +125,22 @@ class BillingMails:
                                    .values(next_attempt_at=now + CLAIM)).rowcount
             row = conn.execute(select(m).where(m.c.id == mail_id)).one() if claimed else None
         if row is None:  # sent or claimed by another sender meanwhile
-            return None
+            return None, None
         error: str | None = None
+        code = "MailError"
         attempts = row.attempts + 1
         try:
             mail = render(row.template, row.language, row.recipient, **json.loads(row.values_json))
         except Exception as failure:  # a bug in a template or its values: do not retry it
             log.exception("billing mail %s (%s) cannot be rendered", mail_id, row.template)
             error, attempts = f"cannot render: {failure}", MAX_ATTEMPTS
+            code = "cannot_render"
         else:
             try:
                 self.mailer.send(mail)
-            except MailError as failure:
-                error = str(failure)
+            except Exception as failure:  # noqa: BLE001 (this mail only; retried with backoff)
+                error = str(failure) or type(failure).__name__
+                code = "MailError" if isinstance(failure, MailError) else type(failure).__name__
                 log.warning("billing mail %s (%s to %s) failed, attempt %d: %s", mail_id,
                             row.template, row.recipient, attempts, failure)
         now = self.clock.now()
@@ -127,12 +148,13 @@ class BillingMails:
             if error is None:
                 conn.execute(update(m).where(m.c.id == mail_id).values(
                     sent_at=now, attempts=attempts, last_error=None))
-                return "sent"
+                return "sent", None
             delay = min(BACKOFF_CAP, BACKOFF_BASE * (2 ** min(row.attempts, 16)))
             delay = delay * (0.5 + random.random() / 2)
             conn.execute(update(m).where(m.c.id == mail_id).values(
                 attempts=attempts, next_attempt_at=now + delay, last_error=error[:500]))
-            return "failed"
+            return "failed", (error, code, attempts,
+                              now + delay if attempts < MAX_ATTEMPTS else None)
 
     def backlog(self) -> dict[str, object]:
         """Unsent mails, those given up on, and the oldest unsent one (for operators)."""

@@ -26,6 +26,8 @@ from accrual.contract.messages import (
     WorkspaceDissolved,
 )
 from accrual.infra.db import in_transaction
+from accrual.infra.jobs import Job, describe
+from accrual.infra.outbox import Delivered
 from accrual.money import format_minor
 
 log = logging.getLogger(__name__)
@@ -42,6 +44,8 @@ class Wallet:
         self.config = config
         self.clock = clock
         self.accounts = accounts
+        # Messages from console sites that could not be applied (the inbox's failures).
+        self.inbox_job = Job("billing inbox", clock)
 
     def recharge(self, account_id: str, amount: object, reference: str) -> dict[str, object]:
         """An offline transfer credited by the operator; one credit per reference."""
@@ -87,23 +91,27 @@ class Wallet:
 
     # -- the inbox: messages from console sites ------------------------------
 
-    def deliver(self, messages: Sequence[Envelope]) -> list[str]:
+    def deliver(self, messages: Sequence[Envelope]) -> Delivered:
         """Apply messages in order, each exactly once (the inbox keeps the applied ids).
 
         Consecutive billing details are settled together, up to ``SETTLE_BATCH`` in one
         transaction; each still gets its own inbox row, its own journal entry (idempotency
         key ``detail/<id>``) and its own charge line, settled in message order against the
         balances the ones before it left. Should such a transaction fail, its details are
-        applied again one transaction each, as every other message is: a detail that cannot
-        be applied then stops the delivery exactly where it stands.
+        applied again one transaction each, as every other message is.
+
+        A message that cannot be applied fails alone: the others of the delivery are
+        applied, and it is answered as not applied (in ``failed``, with why), so that the
+        sender backs it off and tries it again; an adjustment of a detail that failed
+        here waits for it. Recorded in the inbox job (``inbox_job``).
         """
         applied: list[str] = []
+        failed: dict[str, str] = {}
         run: list[Envelope] = []
 
         def flush() -> None:
             if run:
-                self._apply_details(run)
-                applied.extend(m.id for m in run)
+                self._apply_details(run, applied, failed)
                 run.clear()
 
         for message in messages:
@@ -113,21 +121,46 @@ class Wallet:
                     flush()
                 continue
             flush()
-            in_transaction(self.engine, lambda conn, m=message: self._apply_once(conn, m))
-            applied.append(message.id)
+            self._apply_alone(message, applied, failed)
         flush()
-        return applied
+        return Delivered(applied, failed)
 
-    def _apply_details(self, messages: Sequence[Envelope]) -> None:
-        if len(messages) > 1:
+    def _apply_details(self, messages: Sequence[Envelope], applied: list[str],
+                       failed: dict[str, str]) -> None:
+        if len(messages) > 1 and not (failed and any(
+                m.payload.get("adjusts") in failed for m in messages)):
             try:
                 in_transaction(self.engine, lambda conn: self._settle(conn, messages))
-                return
             except Exception as error:  # noqa: BLE001 (replayed one by one below)
                 log.warning("billing inbox: settling %d details together failed (%s); "
                             "applying them one by one", len(messages), error)
+            else:
+                applied.extend(m.id for m in messages)
+                if self.inbox_job.failing:
+                    self.inbox_job.units_ok([f"message/{m.id}" for m in messages])
+                return
         for message in messages:
-            in_transaction(self.engine, lambda conn, m=message: self._apply_once(conn, m))
+            self._apply_alone(message, applied, failed)
+
+    def _apply_alone(self, message: Envelope, applied: list[str],
+                     failed: dict[str, str]) -> None:
+        """One message in a transaction of its own; a failure is recorded, not raised."""
+        unit = f"message/{message.id}"
+        adjusts = message.payload.get("adjusts") if message.type == BILLING_DETAIL else None
+        if adjusts is not None and adjusts in failed:
+            failed[message.id] = f"waits for the detail it adjusts ({adjusts}), which failed"
+            self.inbox_job.unit_failed(unit, failed[message.id], code="waits_for_adjusted")
+            return
+        try:
+            in_transaction(self.engine, lambda conn: self._apply_once(conn, message))
+        except Exception as error:  # noqa: BLE001 (contained to this message, reported)
+            failed[message.id] = describe(error)
+            log.error("billing inbox: message %s (%s, aggregate %s) cannot be applied: %s",
+                      message.id, message.type, message.aggregate_id, describe(error))
+            self.inbox_job.unit_failed(unit, error)
+            return
+        applied.append(message.id)
+        self.inbox_job.unit_ok(unit)
 
     def _settle(self, conn: Connection, messages: Sequence[Envelope]) -> None:
         moved = settling.settle(conn, messages, self.config.currency, self.clock.now())

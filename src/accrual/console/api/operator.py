@@ -34,6 +34,10 @@ class CloseDayOut(BaseModel):
     adjustments: int
     already_closed: bool
     delivered: int
+    failed: dict[str, str] = Field(
+        default_factory=dict,
+        description="Workspaces that could not be closed this time, with why: the day is "
+                    "closed for every other one; these are tried again with backoff")
 
 
 @router.post("/admin/close-day", response_model=CloseDayOut, tags=["console: operator"],
@@ -44,19 +48,31 @@ def close_day(body: CloseDayIn, console: ConsoleDep) -> CloseDayOut:
     result = console.day_close.close_day(body.date)
     delivered = console.nudge_relay()
     return CloseDayOut(date=result.day, charges=result.charges, adjustments=result.adjustments,
-                       already_closed=result.already_closed, delivered=delivered)
+                       already_closed=result.already_closed, delivered=delivered,
+                       failed=result.failed)
 
 
 @router.get("/admin/jobs", tags=["console: operator"], dependencies=[Depends(require_operator)],
             responses=error_responses(401))
 def jobs(console: ConsoleDep) -> dict[str, Any]:
-    """Background work as it stands: the outbox backlog and the relay's counters."""
+    """Background work as it stands: each job of this site (`<site> day close`,
+    `<site> relay`, `<site> inbox`) with its last run and last success, failures counted
+    per failure code and the units failing now (workspace days, messages) with their
+    error and next attempt; the outbox backlog with the relay's counters and the
+    messages that failed (from the outbox rows). `/healthz` is `degraded` while any job
+    here is."""
     pending, oldest = console.relay.backlog()
-    return {"outbox": {"pending": pending, "oldest": oldest.isoformat() if oldest else None,
+    listed = sorted((console.day_close.job, console.relay.job, console.inbox.job),
+                    key=lambda job: job.name)
+    return {"status": "degraded" if any(job.degraded for job in listed) else "ok",
+            "jobs": [job.view() for job in listed],
+            "outbox": {"pending": pending, "oldest": oldest.isoformat() if oldest else None,
                        "delivered": console.relay.stats.delivered,
                        "failed_batches": console.relay.stats.failed_batches,
-                       "last_error": console.relay.stats.last_error},
-            "day_close": {"last_closable_day": console.day_close.last_closable_day().isoformat()}}
+                       "last_error": console.relay.stats.last_error,
+                       "failing": console.relay.failing()},
+            "day_close": {"last_closable_day": console.day_close.last_closable_day().isoformat(),
+                          "failing": sorted(console.day_close.job.failing)}}
 
 
 class RerateIn(BaseModel):

@@ -17,6 +17,8 @@ from accrual.contract.messages import (
     Envelope,
     WorkspaceLock,
 )
+from accrual.infra.jobs import Job, describe
+from accrual.infra.outbox import Delivered
 
 log = logging.getLogger(__name__)
 
@@ -58,22 +60,46 @@ def apply_lock(conn: Connection, lock: WorkspaceLock, version: int) -> bool:
 
 
 class ConsoleInbox:
-    def __init__(self, engine: Engine, clock: Clock) -> None:
+    def __init__(self, engine: Engine, clock: Clock, name: str = "console inbox") -> None:
         self.engine = engine
         self.clock = clock
+        self.job = Job(name, clock)
 
-    def deliver(self, messages: Sequence[Envelope]) -> list[str]:
+    def deliver(self, messages: Sequence[Envelope]) -> Delivered:
+        """Apply messages in order, each at most once, one transaction each.
+
+        A message that cannot be applied fails alone: it is answered as not applied
+        (in ``failed``, with why) and the sender backs it off; the later messages of the
+        same workspace in this delivery wait behind it (binding changes carry no
+        version, so their order matters), every other message is applied."""
         applied: list[str] = []
+        failed: dict[str, str] = {}
+        blocked: dict[str, str] = {}  # aggregate → the message it waits behind
         for message in messages:
-            with self.engine.begin() as conn:
-                seen = conn.execute(select(t.inbox.c.message_id)
-                                    .where(t.inbox.c.message_id == message.id)).first()
-                if seen is None:
-                    self._apply(conn, message)
-                    conn.execute(insert(t.inbox).values(message_id=message.id, type=message.type,
-                                                        applied_at=self.clock.now()))
+            unit = f"message/{message.id}"
+            if message.aggregate_id in blocked:
+                failed[message.id] = f"waits behind message {blocked[message.aggregate_id]}"
+                self.job.unit_failed(unit, failed[message.id], code="waits_behind_failed")
+                continue
+            try:
+                with self.engine.begin() as conn:
+                    seen = conn.execute(select(t.inbox.c.message_id)
+                                        .where(t.inbox.c.message_id == message.id)).first()
+                    if seen is None:
+                        self._apply(conn, message)
+                        conn.execute(insert(t.inbox).values(
+                            message_id=message.id, type=message.type,
+                            applied_at=self.clock.now()))
+            except Exception as error:  # noqa: BLE001 (contained to this message, reported)
+                failed[message.id] = describe(error)
+                blocked[message.aggregate_id] = message.id
+                log.error("console inbox: message %s (%s, workspace %s) cannot be applied: %s",
+                          message.id, message.type, message.aggregate_id, describe(error))
+                self.job.unit_failed(unit, error)
+                continue
             applied.append(message.id)
-        return applied
+            self.job.unit_ok(unit)
+        return Delivered(applied, failed)
 
     def _apply(self, conn: Connection, message: Envelope) -> None:
         if message.type == BINDING_CHANGED:
