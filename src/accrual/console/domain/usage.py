@@ -161,8 +161,9 @@ def _time_facts(value: str, zone: ZoneInfo) -> _TimeFacts | None:
     return facts
 
 
-# The quantity grammar: ASCII digits, an optional fraction, an optional exponent ("1e3").
-_DECIMAL_STRING = re.compile(r"[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?", re.ASCII)
+# The quantity grammar: the API's number grammar (money.NUMBER_GRAMMAR) without a sign.
+# No exponent in strings ("1e3"); a JSON number with one arrives as a Decimal.
+_DECIMAL_STRING = re.compile(r"[0-9]+(\.[0-9]+)?", re.ASCII)
 
 
 def parse_quantity(value: object) -> int | str:
