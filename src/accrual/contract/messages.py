@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StrictInt
 
 SCHEMA_VERSION = 1
 _NAMESPACE = uuid.UUID("6f1d2c1e-55b8-4f5e-9d0c-2a4f7a1b0c11")
@@ -24,18 +24,27 @@ BINDING_CHANGED = "binding.changed"
 WORKSPACE_LOCK = "workspace.lock"
 
 
+def _no_number(value: object) -> object:
+    # Pydantic would read 0 as 1970-01-01T00:00Z; an instant crosses the seam as text.
+    if isinstance(value, (int, float)):
+        raise ValueError("an ISO 8601 timestamp with a UTC offset, not a number")
+    return value
+
+
 class Envelope(BaseModel):
+    """Bounded as the inbox and outbox tables store them (ids 64, types 32 characters)."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    id: str
-    type: str
-    schema_version: int = SCHEMA_VERSION
+    id: str = Field(min_length=1, max_length=64)
+    type: str = Field(min_length=1, max_length=32)
+    schema_version: StrictInt = Field(SCHEMA_VERSION, ge=1, le=SCHEMA_VERSION)
     # Per-aggregate ordering: a receiver ignores versions older than applied.
-    aggregate_id: str
-    aggregate_version: int = 0
+    aggregate_id: str = Field(min_length=1, max_length=64)
+    aggregate_version: StrictInt = Field(0, ge=0, le=2**63 - 1)
     # The console site a billing-center message is for (routing); None from consoles.
-    site: str | None = None
-    occurred_at: datetime
+    site: str | None = Field(None, min_length=1, max_length=32)
+    occurred_at: Annotated[AwareDatetime, BeforeValidator(_no_number)]
     payload: dict[str, Any]
 
 
