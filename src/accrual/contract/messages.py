@@ -11,10 +11,38 @@ import uuid
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StrictInt
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictInt,
+)
 
 SCHEMA_VERSION = 1
 _NAMESPACE = uuid.UUID("6f1d2c1e-55b8-4f5e-9d0c-2a4f7a1b0c11")
+
+
+def _plain(value: str) -> str:
+    # Text either database stores: PostgreSQL refuses NUL, no encoder takes a lone surrogate.
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must not contain unpaired surrogates") from None
+    return value
+
+
+# Strings of the service calls, bounded as the receiving tables store them.
+Id32 = Annotated[str, AfterValidator(_plain), Field(min_length=1, max_length=32)]
+Short = Annotated[str, AfterValidator(_plain), Field(min_length=1, max_length=8)]
+Username = Annotated[str, AfterValidator(_plain), Field(min_length=1, max_length=64)]
+Email = Annotated[str, AfterValidator(_plain), Field(min_length=3, max_length=320)]
+Secret = Annotated[str, AfterValidator(_plain), Field(min_length=1, max_length=256)]
+WorkspaceName = Annotated[str, AfterValidator(_plain), Field(min_length=1, max_length=200)]
 
 # Message types.
 BILLING_DETAIL = "billing_detail"
@@ -153,20 +181,20 @@ class RegistrationRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     registration_key: str = Field(min_length=16, max_length=128)
-    username: str
-    password: str
-    email: str
-    language: str
+    username: Username
+    password: Secret
+    email: Email
+    language: Short
 
 
 class RegistrationConfirmation(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    workspace_id: str
-    site: str
-    workspace_name: str
-    owner_email: str
-    language: str
+    workspace_id: Id32
+    site: Id32
+    workspace_name: WorkspaceName
+    owner_email: Email
+    language: Short
     day: date
 
 
@@ -181,12 +209,12 @@ class BindingCodeRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    workspace_id: str
-    site: str
-    workspace_name: str
-    owner_email: str
-    language: str
-    username: str
+    workspace_id: Id32
+    site: Id32
+    workspace_name: WorkspaceName
+    owner_email: Email
+    language: Short
+    username: Username
 
 
 class BindingCodeSent(BaseModel):
@@ -197,6 +225,6 @@ class BindingCodeSent(BaseModel):
 class BindingCodeConfirmation(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    workspace_id: str
-    username: str
-    code: str
+    workspace_id: Id32
+    username: Username
+    code: Annotated[str, AfterValidator(_plain), Field(min_length=1, max_length=32)]
