@@ -21,8 +21,15 @@ run: $(STAMP)
 lint-imports: $(STAMP)
 	$(BIN)/lint-imports
 
+# The functional tests on two workers (each its own SQLite files or PostgreSQL
+# databases); the reliability tests alone afterwards, so that their figures (ops/s,
+# latencies) are not measured against the rest of the suite.
+FUNCTIONAL := tests/unit tests/integration tests/e2e
+WORKERS ?= 2
+
 test-sqlite: $(STAMP)
-	ACCRUAL_TEST_DB=sqlite $(BIN)/pytest -q
+	ACCRUAL_TEST_DB=sqlite $(BIN)/pytest -q -n $(WORKERS) $(FUNCTIONAL)
+	ACCRUAL_TEST_DB=sqlite $(BIN)/pytest -q tests/reliability
 
 # The database tests again on PostgreSQL, whenever one is reachable. With
 # ACCRUAL_REQUIRE_PG=1 an unreachable server fails the run instead.
@@ -30,7 +37,8 @@ test-pg: $(STAMP)
 	@if $(BIN)/python -c "import psycopg,sys; psycopg.connect('$(PG_URL)', connect_timeout=3).close()" 2>/dev/null \
 	   || [ "$$ACCRUAL_REQUIRE_PG" = "1" ]; then \
 	  echo "== database tests on PostgreSQL ($(PG_URL))"; \
-	  ACCRUAL_TEST_DB=postgresql ACCRUAL_TEST_PG_URL='$(PG_URL)' $(BIN)/pytest -q -m db; \
+	  ACCRUAL_TEST_DB=postgresql ACCRUAL_TEST_PG_URL='$(PG_URL)' $(BIN)/pytest -q -m db -n $(WORKERS) $(FUNCTIONAL) \
+	  && ACCRUAL_TEST_DB=postgresql ACCRUAL_TEST_PG_URL='$(PG_URL)' $(BIN)/pytest -q -m db tests/reliability; \
 	else \
 	  echo "== PostgreSQL not reachable at $(PG_URL): database tests ran on SQLite only"; \
 	fi

@@ -11,12 +11,9 @@ messages alone wait, retried with backoff, while the rest of the site goes on.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import date, datetime
 from typing import Any
 
-import pytest
-from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
@@ -28,34 +25,20 @@ from accrual.catalog import ITEMS
 from accrual.clock import ManualClock
 from accrual.console.adapters import tables as ct
 from accrual.console.domain.usage import MAX_QUANTITY
-from accrual.infra import credentials
 from accrual.money import format_minor
 from tests.conftest import SHANGHAI, START
 from tests.helpers import OPERATOR, register, send_usage
+from tests.integration.test_bulkheads import (  # noqa: F401 (an autouse fixture)
+    charged,
+    cheap_passwords,
+)
 
 DAY = "2026-11-25"
-
-
-@pytest.fixture(autouse=True)
-def cheap_passwords(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setattr(credentials, "_hasher",
-                        PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
-    yield
 
 
 def usage(workspace_id: str, record_id: str, item: str, quantity: int) -> dict[str, Any]:
     return {"id": record_id, "workspace_id": workspace_id, "item": item,
             "time": f"{DAY}T12:00:00+08:00", "quantity": str(quantity)}
-
-
-def charges_by_workspace(runtime: Runtime) -> dict[str, list[tuple[str, str, int]]]:
-    c = bt.charges
-    found: dict[str, list[tuple[str, str, int]]] = {}
-    with runtime.billing.engine.connect() as conn:
-        for row in conn.execute(select(c.c.workspace_id, c.c.item, c.c.status, c.c.amount_minor)
-                                .order_by(c.c.workspace_id, c.c.item)):
-            found.setdefault(row.workspace_id, []).append((row.item, row.status, row.amount_minor))
-    return found
 
 
 def test_the_most_one_workspace_may_send_does_not_delay_anybody_else(
@@ -105,7 +88,7 @@ def test_the_most_one_workspace_may_send_does_not_delay_anybody_else(
 
     with runtime.console.engine.connect() as conn:
         assert conn.execute(select(ct.closed_days.c.day)).scalars().all() == [date(2026, 11, 25)]
-    lines = charges_by_workspace(runtime)
+    lines = charged(runtime)
     for reg in (ada, bob):  # billed and settled on time, whatever eve did
         assert [(item, status) for item, status, _ in lines[reg["workspace_id"]]] == [
             ("logs", "settled")]
@@ -140,6 +123,6 @@ def test_the_most_one_workspace_may_send_does_not_delay_anybody_else(
 
     # Another tick: the others are not held up, and eve's refused details stay refused.
     runtime.scheduler.tick()
-    assert {w: ls for w, ls in charges_by_workspace(runtime).items()
+    assert {w: ls for w, ls in charged(runtime).items()
             if w != eve["workspace_id"]} == {w: ls for w, ls in lines.items()
                                              if w != eve["workspace_id"]}
