@@ -253,7 +253,9 @@ BAD_NAMES = {"bidi override": "abc\u202edcba", "bidi isolate": "a\u2066b\u2069",
              "zero-width space": "Ad\u200ba", "zero-width joiner": "A\u200dda",
              "BOM": "\ufeffAda", "newline": "Ada\nTeam", "tab": "Ada\tTeam", "DEL": "Ada\x7f",
              "line separator": "Ada\u2028Team", "private use": "Ada\ue000",
-             "unassigned": "Ada\U000e0080"}
+             "unassigned": "Ada\U000e0080", "Hangul filler": "\u3164",
+             "half-width filler": "Ada\uffa0", "grapheme joiner": "A\u034fda",
+             "blank Braille": "\u2800\u2800"}
 
 
 @pytest.mark.parametrize("case", list(BAD_NAMES))

@@ -261,6 +261,12 @@ Text = Annotated[str, AfterValidator(_check_plain_text)]
 _NOT_IN_NAMES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 
 
+# Letters and marks that draw nothing: the combining grapheme joiner, the Hangul and
+# half-width fillers, the Khmer inherent vowels (Unicode's default-ignorable code points
+# outside Cf) and the blank Braille pattern. A name of them looks empty or like another.
+_BLANK_CHARACTERS = frozenset("\u034f\u115f\u1160\u17b4\u17b5\u2800\u3164\uffa0")
+
+
 def name_problem(value: str) -> str | None:
     """Why ``value`` cannot be a name a person reads, or None when it can."""
     for char in value:
@@ -268,6 +274,8 @@ def name_problem(value: str) -> str | None:
         if category in _NOT_IN_NAMES:
             return (f"must not contain control, format (bidi, zero-width), private-use or "
                     f"unassigned characters; found U+{ord(char):04X} ({category})")
+        if char in _BLANK_CHARACTERS:
+            return f"must not contain characters that draw nothing; found U+{ord(char):04X}"
     return None
 
 
