@@ -34,9 +34,18 @@ class InvalidDecimal(ValueError):
     """A value that is not an acceptable exact decimal (float, NaN, too large, …)."""
 
     def __init__(self, value: object, reason: str) -> None:
-        super().__init__(f"{value!r} is not an acceptable decimal: {reason}")
+        super().__init__(f"{_shown(value)} is not an acceptable decimal: {reason}")
         self.value = value
         self.reason = reason
+
+
+def _shown(value: object) -> str:
+    """The refused value for a message, short, and never an int too long to print
+    (str() of an int past 4,300 digits raises)."""
+    if isinstance(value, int) and value.bit_length() > 256:
+        return f"an integer of {value.bit_length()} bits"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def to_decimal(value: object, *, max_places: int | None = None) -> Decimal:

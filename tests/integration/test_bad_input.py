@@ -165,13 +165,18 @@ def test_a_bad_record_is_rejected_with_its_code_and_not_stored(
 
 # Number tokens that are valid JSON but no acceptable quantity: the record is rejected.
 RAW_NUMBERS = {
-    "1e309": "1e309",
-    "1E+999999": "1E+999999",
-    "-1e309": "-1e309",
     "40-digit integer": "1" * 40,
     "fraction": "1.5",
     "negative": "-3",
+}
+# Past the bounds of any JSON number a body may hold (infra.http.JSON_NUMBER_MAX_*): the
+# body is refused as it is parsed, before any field could turn it into an int.
+UNPARSED_NUMBERS = {
+    "1e309": "1e309",
+    "1E+999999": "1E+999999",
+    "-1e309": "-1e309",
     "tiny exponent": "1e-999999",
+    "101-digit integer": "1" * 101,
 }
 
 
@@ -182,6 +187,10 @@ def test_a_quantity_number_out_of_bounds_is_rejected(client: TestClient, runtime
         response = post_usage(client, tenant["ingest_key"], raw=raw)
         assert error_code(response, 422, case) == "all_records_rejected", case
         assert rejected_codes(response) == [(0, "invalid_quantity")], case
+    for case, token in UNPARSED_NUMBERS.items():
+        raw = with_token(record(tenant["workspace_id"]), "quantity", token)
+        response = post_usage(client, tenant["ingest_key"], raw=raw)
+        assert error_code(response, 400, case) == "malformed_json", case
     assert usage_rows(runtime) == 0
 
 

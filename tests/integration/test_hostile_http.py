@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from accrual.app import Runtime
 from accrual.console.api.metering import MAX_BODY_BYTES
 from accrual.infra.http import JSON_BODY_LIMIT
-from tests.helpers import OPERATOR, billing_login, register
+from tests.helpers import OPERATOR, bearer, billing_login, console_login, register
 
 CHUNK = 64 * 1024
 
@@ -253,7 +253,9 @@ BAD_NAMES = {"bidi override": "abc\u202edcba", "bidi isolate": "a\u2066b\u2069",
              "zero-width space": "Ad\u200ba", "zero-width joiner": "A\u200dda",
              "BOM": "\ufeffAda", "newline": "Ada\nTeam", "tab": "Ada\tTeam", "DEL": "Ada\x7f",
              "line separator": "Ada\u2028Team", "private use": "Ada\ue000",
-             "unassigned": "Ada\U000e0080"}
+             "unassigned": "Ada\U000e0080", "Hangul filler": "\u3164",
+             "half-width filler": "Ada\uffa0", "grapheme joiner": "A\u034fda",
+             "blank Braille": "\u2800\u2800"}
 
 
 @pytest.mark.parametrize("case", list(BAD_NAMES))
@@ -296,3 +298,72 @@ def test_billing_usernames_are_one_account_whatever_the_case(client: TestClient)
         "email": "other@example.com", "password": "correct horse battery", "username": "ADA",
         "workspace_name": "Other", "language": "en"})
     assert taken.status_code == 409, taken.text
+
+
+# -- numbers past what any field takes, dates in bodies, addresses stored before -----------
+
+@pytest.mark.parametrize("number", ["1E+9999", "1" + "0" * 200 + ".0", "9" * 150, "1E-9999"])
+def test_a_number_past_the_parser_bounds_is_400_and_stores_nothing(
+        client: TestClient, number: str) -> None:
+    # A lax integer field made an int of 10^9999 and the refusal could not print it (500).
+    reg = register(client)
+    path = f"/console/v1/workspaces/{reg['workspace_id']}/alerts/logs"
+    response = client.put(path, content=b'{"threshold": ' + number.encode() + b"}",
+                          headers={**console_login(client), "Content-Type": "application/json"})
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["code"] == "malformed_json" and "out of range" in error["message"], error
+    alerts = client.get(f"/console/v1/workspaces/{reg['workspace_id']}/alerts",
+                        headers=console_login(client)).json()
+    assert alerts["alerts"] == []
+
+
+def test_a_usage_attribute_past_the_parser_bounds_is_400(client: TestClient) -> None:
+    # int(Decimal("1E+99999999")) in a counting rule ran for minutes.
+    reg = register(client)
+    raw = (b'{"records": [{"id": "r-1", "workspace_id": "' + reg["workspace_id"].encode()
+           + b'", "item": "trace", "time": "2026-11-26T01:00:00+00:00", "quantity": 1, '
+           b'"attributes": {"spans": 1E+99999999}}]}')
+    response = client.post("/console/v1/usage", content=raw, headers={
+        **bearer(reg["ingest_key"]), "Content-Type": "application/json"})
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["code"] == "malformed_json"
+
+
+@pytest.mark.parametrize("day", ["0", "1700000000", "2026-11-25T00:00:00", "20261125"])
+def test_a_date_in_an_operator_body_must_be_yyyy_mm_dd(client: TestClient, day: str) -> None:
+    closed = client.post("/console/v1/admin/close-day", json={"date": day}, headers=OPERATOR)
+    assert closed.status_code == 422, closed.text
+    error = closed.json()["error"]
+    assert error["code"] == "invalid_request" and "YYYY-MM-DD" in error["message"], error
+    rerated = client.post("/console/v1/admin/rerates", headers=OPERATOR, json={
+        "from": day, "to": "2026-11-25", "reason": "test", "actor": "ops@example.com"})
+    assert rerated.status_code == 422, rerated.text
+    assert "YYYY-MM-DD" in rerated.json()["error"]["message"]
+    assert client.get("/console/v1/admin/rerates", headers=OPERATOR).json()["rerates"] == []
+
+
+def test_an_address_stored_before_normalisation_still_logs_in_and_is_not_taken_twice(
+        client: TestClient, runtime: Runtime) -> None:
+    from sqlalchemy import update
+
+    from accrual.console.adapters import tables as t
+
+    full_width = "\uff54\uff45\uff4e\uff41@example.com"
+    register(client, "tena")
+    # Before e-mails were normalised they were stored stripped and lower-cased only.
+    with runtime.console.engine.begin() as conn:
+        conn.execute(update(t.accounts).where(t.accounts.c.email == "tena@example.com")
+                     .values(email=full_width))
+    for spelling in (full_width, "\uff34\uff25\uff2e\uff21@example.com"):
+        login = client.post("/console/v1/sessions",
+                            json={"email": spelling, "password": "correct horse battery"})
+        assert login.status_code == 200, (spelling, login.text)
+    again = client.post("/console/v1/registrations", json={
+        "email": full_width, "password": "correct horse battery", "username": "tena2",
+        "workspace_name": "Second", "language": "en"})
+    assert again.status_code == 409, again.text
+    assert again.json()["error"]["code"] == "email_taken"
+    wrong = client.post("/console/v1/sessions",
+                        json={"email": full_width, "password": "not the password"})
+    assert wrong.status_code == 401

@@ -9,6 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from accrual.console.api.metering import RECORD_SCHEMA
+from accrual.console.domain.usage import MAX_QUANTITY, parse_quantity
+from accrual.infra.http import JSON_NUMBER_MAX_DIGITS, strict_json
 from accrual.money import InvalidDecimal, parse_amount, to_decimal
 
 GRAMMAR = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
@@ -79,3 +82,62 @@ def test_ints_and_decimals_keep_their_checks() -> None:
     assert to_decimal(Decimal("1E+3")) == Decimal(1000)
     with pytest.raises(InvalidDecimal):
         to_decimal(Decimal("1E+31"))
+
+
+def test_an_integer_too_long_to_print_is_refused_with_a_message() -> None:
+    # str() of an int past 4,300 digits raises; the refusal must not (it was a 500).
+    with pytest.raises(InvalidDecimal) as caught:
+        to_decimal(10**5000)
+    assert caught.value.reason == "too many digits"
+    assert "an integer of" in str(caught.value)
+
+
+# -- JSON numbers: bounded as they are parsed ----------------------------------------------
+
+@pytest.mark.parametrize("number", [
+    "1E+99999999",                      # int() of it runs for minutes
+    "1E+9999", "1E-9999", "0E-9999",
+    "1" + "0" * 100 + ".0",              # 101 digits
+    "1" * 101,                           # an integer of 101 digits
+    "-" + "1" * 101,
+    "1e" + "0" * 300 + "1",              # 10, spelled in 304 characters
+])
+def test_a_json_number_past_the_bounds_is_refused_as_it_is_parsed(number: str) -> None:
+    with pytest.raises(ValueError, match="out of range"):
+        strict_json(b'{"spans": ' + number.encode() + b"}")
+
+
+@pytest.mark.parametrize(("number", "value"), [
+    ("1" * JSON_NUMBER_MAX_DIGITS, int("1" * JSON_NUMBER_MAX_DIGITS)),
+    ("1E+100", Decimal("1E+100")), ("1E-100", Decimal("1E-100")),
+    ("999999999999999.99", Decimal("999999999999999.99")), ("-0.5", Decimal("-0.5")),
+    ("0", 0), ("12", 12),
+])
+def test_a_json_number_within_the_bounds_is_kept_exactly(number: str, value: object) -> None:
+    parsed = strict_json(b'{"n": ' + number.encode() + b"}")["n"]
+    assert parsed == value and type(parsed) is type(value)
+
+
+@given(st.integers(min_value=-(10**30), max_value=10**30), st.integers(min_value=0, max_value=30))
+def test_json_numbers_of_the_api_range_parse_exactly(unscaled: int, places: int) -> None:
+    number = Decimal(unscaled).scaleb(-places)
+    assert strict_json(str(number).encode()) == number
+
+
+# -- the documented quantity grammar is the server's ---------------------------------------
+
+QUANTITY_PATTERN = re.compile(next(
+    choice["pattern"] for choice in RECORD_SCHEMA["properties"]["quantity"]["anyOf"]
+    if choice["type"] == "string"))
+
+
+@given(st.one_of(NEAR_NUMBERS, grammar_strings(), st.sampled_from(["1e6", "1E6", "2e+3", "7.0"])))
+def test_the_documented_quantity_pattern_is_what_the_server_takes(text: str) -> None:
+    taken = not isinstance(parse_quantity(text), str)
+    documented = QUANTITY_PATTERN.search(text) is not None and len(text) <= 40
+    if taken:
+        assert documented, text
+    elif documented:
+        # Documented text may still be refused for its value (a fraction, past the maximum).
+        value = Decimal(text)
+        assert value != value.to_integral_value() or value > MAX_QUANTITY, text

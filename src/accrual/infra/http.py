@@ -261,6 +261,12 @@ Text = Annotated[str, AfterValidator(_check_plain_text)]
 _NOT_IN_NAMES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 
 
+# Letters and marks that draw nothing: the combining grapheme joiner, the Hangul and
+# half-width fillers, the Khmer inherent vowels (Unicode's default-ignorable code points
+# outside Cf) and the blank Braille pattern. A name of them looks empty or like another.
+_BLANK_CHARACTERS = frozenset("\u034f\u115f\u1160\u17b4\u17b5\u2800\u3164\uffa0")
+
+
 def name_problem(value: str) -> str | None:
     """Why ``value`` cannot be a name a person reads, or None when it can."""
     for char in value:
@@ -268,6 +274,8 @@ def name_problem(value: str) -> str | None:
         if category in _NOT_IN_NAMES:
             return (f"must not contain control, format (bidi, zero-width), private-use or "
                     f"unassigned characters; found U+{ord(char):04X} ({category})")
+        if char in _BLANK_CHARACTERS:
+            return f"must not contain characters that draw nothing; found U+{ord(char):04X}"
     return None
 
 
@@ -323,11 +331,40 @@ def _refuse_constant(name: str) -> None:
     raise ValueError(f"{name} is not a number")
 
 
+# The widest JSON number a body may hold: at most 100 digits, magnitude 1e-100 to 1e+100.
+# Nothing the API takes comes near (amounts stay below 10^15 with 2 places, quantities and
+# attributes at most 10^15, money.MAX_DIGITS is 30), and past it a number is refused as it
+# is parsed (400 malformed_json), before a lax int field or a counting rule makes an int of
+# it: int(Decimal("1E+99999999")) runs for minutes, and an int of more than 4,300 digits
+# cannot even be written into an error message.
+JSON_NUMBER_MAX_DIGITS = 100
+JSON_NUMBER_MAX_EXPONENT = 100
+
+
+def _out_of_range(text: str) -> ValueError:
+    return ValueError(f"number {text[:40]!r}{'…' if len(text) > 40 else ''} is out of range: "
+                      f"at most {JSON_NUMBER_MAX_DIGITS} digits, magnitude "
+                      f"1e-{JSON_NUMBER_MAX_EXPONENT} to 1e+{JSON_NUMBER_MAX_EXPONENT}")
+
+
 def _decimal(text: str) -> Decimal:
+    # Any text of this length with fewer digits pads its exponent with zeros.
+    if len(text) > 2 * JSON_NUMBER_MAX_DIGITS:
+        raise _out_of_range(text)
     try:
-        return Decimal(text)
+        value = Decimal(text)
     except InvalidOperation:  # an exponent Decimal cannot hold, e.g. 1E+99999999999999999999
-        raise ValueError(f"number {text[:40]!r} is out of range") from None
+        raise _out_of_range(text) from None
+    if len(value.as_tuple().digits) > JSON_NUMBER_MAX_DIGITS \
+            or abs(value.adjusted()) > JSON_NUMBER_MAX_EXPONENT:
+        raise _out_of_range(text)
+    return value
+
+
+def _integer(text: str) -> int:
+    if len(text.lstrip("-")) > JSON_NUMBER_MAX_DIGITS:
+        raise _out_of_range(text)
+    return int(text)
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -360,13 +397,15 @@ def _all_plain_text(value: Any) -> bool:
 
 def strict_json(raw: bytes, *, check_text: bool = True) -> Any:
     """Parse JSON exactly: UTF-8 only (RFC 8259), numbers with a fraction or exponent
-    become Decimal; NaN/Infinity, duplicate keys, NUL characters and unpaired
-    surrogates are refused. Raises ``ValueError`` (or ``RecursionError``).
+    become Decimal; NaN/Infinity, numbers past :data:`JSON_NUMBER_MAX_DIGITS` digits or
+    :data:`JSON_NUMBER_MAX_EXPONENT` in magnitude, duplicate keys, NUL characters and
+    unpaired surrogates are refused. Raises ``ValueError`` (or ``RecursionError``).
 
     ``check_text=False`` leaves NUL and surrogates to the fields' own ``Text`` checks
     (422 naming the field) where a typed model reads the body."""
     text = raw.decode("utf-8-sig")
-    parsed = json.loads(text, parse_float=_decimal, parse_constant=_refuse_constant,
+    parsed = json.loads(text, parse_float=_decimal, parse_int=_integer,
+                        parse_constant=_refuse_constant,
                         object_pairs_hook=_unique_keys)
     if check_text and _SUSPECT_ESCAPE.search(text) and not _all_plain_text(parsed):
         raise ValueError("strings must not contain NUL characters or unpaired surrogates")

@@ -113,10 +113,11 @@ RECORD_SCHEMA: dict[str, Any] = {
                                 "the billing day"},
         "quantity": {"anyOf": [
             {"type": "integer", "minimum": 0, "maximum": MAX_QUANTITY},
-            {"type": "string", "pattern": "^[0-9]+(\\.[0-9]+)?([eE][+-]?[0-9]+)?$",
+            {"type": "string", "pattern": "^[0-9]+(\\.[0-9]+)?$",
              "minLength": 1, "maxLength": 40,
-             "description": "ASCII digits, optionally a fraction and an exponent (\"1e6\"), "
-                            f"of a whole number from 0 to {MAX_QUANTITY}"}],
+             "description": "ASCII digits, optionally a fraction of zeros (\"2000000\", "
+                            "\"7.0\"; no exponent), of a whole number from 0 to "
+                            f"{MAX_QUANTITY}"}],
             "description": f"Whole number from 0 to {MAX_QUANTITY} in the item's counted "
                            "unit (a decimal string or an integer); for max-type items "
                            "(timeseries, session_replay, network_host, forward_internal) the "

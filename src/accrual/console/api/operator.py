@@ -3,29 +3,22 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Any
+from typing import Any
 
 from fastapi import Depends
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from accrual.console.api.deps import ConsoleDep, console_router, require_operator
 from accrual.contract.messages import Envelope
-from accrual.infra.http import Text, error_responses
+from accrual.infra.http import IsoDate, Text, error_responses
 
 router = console_router()
-
-
-def _date_text(value: object) -> object:
-    # A JSON number would otherwise pass as a Unix timestamp at midnight (0 is 1970-01-01).
-    if not isinstance(value, str):
-        raise ValueError("send the date as a string, YYYY-MM-DD")
-    return value
 
 
 class CloseDayIn(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"date": "2026-11-25"}]})
 
-    date: Annotated[date, BeforeValidator(_date_text)]
+    date: IsoDate
 
 
 class CloseDayOut(BaseModel):
@@ -80,8 +73,8 @@ class RerateIn(BaseModel):
         "from": "2026-11-01", "to": "2026-11-25", "reason": "logs 7d price was mistyped",
         "actor": "ops@example.com"}]})
 
-    start: Annotated[date, BeforeValidator(_date_text)] = Field(alias="from")
-    end: Annotated[date, BeforeValidator(_date_text)] = Field(alias="to")
+    start: IsoDate = Field(alias="from")
+    end: IsoDate = Field(alias="to")
     reason: Text = Field(max_length=500)
     actor: Text = Field(max_length=320)
 

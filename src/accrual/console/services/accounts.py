@@ -71,6 +71,14 @@ def normal_email(email: object) -> str:
     return unicodedata.normalize("NFKC", email.strip()).casefold()
 
 
+def legacy_email(email: object) -> str:
+    """The form e-mails were stored in before :func:`normal_email`: stripped and lower-cased.
+    It differs only for addresses with non-ASCII characters; such rows keep it until they
+    are rewritten, so lookups try it after the normal form (a full-width address registered
+    then still logs in, and is not registered a second time)."""
+    return email.strip().lower() if isinstance(email, str) else ""
+
+
 # Invisible or unassigned characters: an address holding one looks like another address.
 _INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 
@@ -111,7 +119,7 @@ class Accounts:
 
     def register(self, email: str, password: str, username: str, workspace_name: str,
                  language: str) -> Registration:
-        email = normal_email(email)
+        given_email, email = email, normal_email(email)
         # Lower-casing can lengthen text ("İ" → "i̇"): check the length afterwards.
         if len(email) > 320 or not EMAIL.fullmatch(email) or not _visible(email):
             raise ServiceError("invalid_email", "email is not a valid address", 422)
@@ -123,7 +131,8 @@ class Accounts:
         workspace_name = _check_name(workspace_name)
         _check_language(language)
         with self.engine.connect() as conn:
-            if conn.execute(select(exists().where(t.accounts.c.email == email))).scalar():
+            if conn.execute(select(exists().where(
+                    t.accounts.c.email.in_(sorted({email, legacy_email(given_email)}))))).scalar():
                 raise Conflict("email_taken", f"an account with email {email} already exists")
 
         # The same request retried gets the same billing account back.
@@ -199,10 +208,13 @@ class Accounts:
     # -- sessions ---------------------------------------------------------
 
     def login(self, email: str, password: str) -> str:
-        email = normal_email(email)
+        normal, legacy = normal_email(email), legacy_email(email)
         with self.engine.connect() as conn:
-            row = conn.execute(select(t.accounts.c.id, t.accounts.c.password_hash)
-                               .where(t.accounts.c.email == email)).first()
+            rows = conn.execute(select(t.accounts.c.id, t.accounts.c.password_hash,
+                                       t.accounts.c.email)
+                                .where(t.accounts.c.email.in_(sorted({normal, legacy})))).all()
+        # The normal form first; a row stored before normalisation only when there is none.
+        row = min(rows, key=lambda r: r.email != normal, default=None)
         if row is None or not verify_password(row.password_hash, password):
             raise ServiceError("invalid_credentials", "email or password is wrong", 401)
         token = new_token("cs")
