@@ -18,6 +18,7 @@ from accrual.billing.domain.bounds import (
 )
 from accrual.contract.errors import Invalid
 from accrual.infra.db import exact_sum, make_engine
+from accrual.infra.http import status_for
 from accrual.money import InvalidDecimal
 
 
@@ -41,7 +42,7 @@ def test_balances_are_bounded_in_both_directions() -> None:
         bounds.check_balance("a", "cash", MAX_BALANCE_MINOR, 1, "CNY")
     with pytest.raises(BalanceLimitExceeded):
         bounds.check_balance("a", "prepaid", -MAX_BALANCE_MINOR, -1, "CNY")
-    assert (up.value.status, up.value.code, up.value.owner, up.value.account) == \
+    assert (status_for(up.value), up.value.code, up.value.owner, up.value.account) == \
         (422, "balance_limit_exceeded", "a", "cash")
     # Only cached balances are bounded: the center's own accounts are left out.
     bounds.check_movement("a", {"cash": 0}, {"bank_clearing": -MAX_POSTING_MINOR,
