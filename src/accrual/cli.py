@@ -101,7 +101,7 @@ def prices(currency: str | None = None, site_group: str | None = None) -> None:
     runtime = build(Settings())
     table = Table("book", "from", "currency", "group", "item", "tier", "unit price")
     for r in runtime.console.book.rows:
-        if currency and r.currency != currency or site_group and r.site_group != site_group:
+        if (currency and r.currency != currency) or (site_group and r.site_group != site_group):
             continue
         table.add_row(r.book, r.effective_from.isoformat(), r.currency, r.site_group, r.item,
                       str(r.retention_days), str(r.unit_price))

@@ -31,7 +31,7 @@ def test_movements_are_bounded_before_any_arithmetic() -> None:
     assert bounds.movement_minor("1000000000000.00", "CNY") == MAX_MOVEMENT_MINOR
     # A JSON number arrives as a Decimal and may carry an exponent; strings may not.
     for value in ("1000000000000.01", "999999999999999.99", Decimal("1E+13")):
-        with pytest.raises(InvalidDecimal, match="at most 1000000000000.00"):
+        with pytest.raises(InvalidDecimal, match=r"at most 1000000000000\.00"):
             bounds.movement_minor(value, "CNY")
 
 

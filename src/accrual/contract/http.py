@@ -36,7 +36,7 @@ class _HttpPeer:
                 error = response.json()["error"]
                 code, message = error["code"], error["message"]
             except (ValueError, KeyError, TypeError):
-                code, message = "http_%d" % response.status_code, response.text[:200]
+                code, message = f"http_{response.status_code}", response.text[:200]
             raise PeerRefused(code, message)
         return response
 

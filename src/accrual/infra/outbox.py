@@ -204,14 +204,14 @@ class Relay:
             envelopes = [Envelope.model_validate_json(row.body) for row in rows]
             try:
                 answer = self._deliver(envelopes)
-            except Exception as error:  # any transport failure: back off and retry later
+            except Exception as error:  # noqa: BLE001 - any transport failure: back off, retry
                 self.stats.failed_batches += 1
                 self.stats.last_error = str(error)
                 log.warning("outbox %s: delivery of %d messages failed: %s",
                             t.name, len(rows), error)
                 for row in rows:
                     delay = min(BACKOFF_CAP, BACKOFF_BASE * (2 ** min(row.attempts, 16)))
-                    delay = delay * (0.5 + random.random() / 2)  # noqa: S311 (jitter only)
+                    delay = delay * (0.5 + random.random() / 2)
                     conn.execute(update(t).where(t.c.seq == row.seq).values(
                         attempts=row.attempts + 1, next_attempt_at=now + delay,
                         last_error=str(error)[:500]))

@@ -108,8 +108,8 @@ class _Rows:
                 if k is None:
                     k = keys[(day, item, tier)] = (
                         f"{day.isoformat()}/{item}/{tier}/",
-                        f',"day":"{day.isoformat()}","item":{_json_text(item)},'
-                        f'"retention_days":{tier},"quantity":"')
+                        (f',"day":"{day.isoformat()}","item":{_json_text(item)},'
+                         f'"retention_days":{tier},"quantity":"'))
                 did = _uuid5_text(f"{ws[1]}{k[0]}{revision}")
                 adjusts, reason = p.adjusts, p.reason
                 body = (f'{{"id":"{did}{self.head}{ws[0]}{self.middle}{did}{self.site_part}'
