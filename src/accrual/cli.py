@@ -10,7 +10,7 @@ import typer
 from rich.console import Console as RichConsole
 from rich.table import Table
 
-from accrual.app import build
+from accrual.app import Runtime, build
 from accrual.settings import Settings
 
 app = typer.Typer(help="Accrual: metering and billing for multi-workspace SaaS.",
@@ -18,7 +18,7 @@ app = typer.Typer(help="Accrual: metering and billing for multi-workspace SaaS."
 out = RichConsole(soft_wrap=True)
 
 
-def _runtime():  # type: ignore[no-untyped-def]
+def _runtime() -> Runtime:
     runtime = build(Settings())
     runtime.migrate()
     return runtime

@@ -33,8 +33,8 @@ class _HttpPeer:
             raise PeerUnavailable(f"{method} {path}: HTTP {response.status_code}")
         if response.status_code >= 400:
             try:
-                error = response.json()["error"]
-                code, message = error["code"], error["message"]
+                refusal = response.json()["error"]
+                code, message = refusal["code"], refusal["message"]
             except (ValueError, KeyError, TypeError):
                 code, message = f"http_{response.status_code}", response.text[:200]
             raise PeerRefused(code, message)

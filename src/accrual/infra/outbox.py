@@ -151,7 +151,7 @@ class Relay:
             return delivered
 
     def _pending_batch(self, conn: Connection, now: datetime, after: int | None
-                       ) -> tuple[list[Row[Any]], int | None]:
+                       ) -> tuple[list[Row[Any, Any, Any, Any]], int | None]:
         """The next due messages in seq order, locked, and the seq to continue after
         (None when nothing is left).
 
@@ -232,7 +232,7 @@ class Relay:
             self.stats.delivered += len(acked)
             return len(acked), after
 
-    def _refused(self, conn: Connection, rows: list[Row[Any]], failed: dict[str, str],
+    def _refused(self, conn: Connection, rows: list[Row[Any, Any, Any, Any]], failed: dict[str, str],
                  now: datetime) -> None:
         """Messages the receiver did not apply: each backs off on its own (the first
         time a message is merely not acknowledged, with no reason given, it is due again
