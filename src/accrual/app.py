@@ -10,6 +10,7 @@ import logging
 import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -19,6 +20,7 @@ from sqlalchemy import text
 
 from accrual import __version__
 from accrual.billing.api import routers as billing_routers
+from accrual.billing.api.payments import notify_answer
 from accrual.billing.config import BillingConfig
 from accrual.billing.payments.sandbox import SandboxGateway, in_process_sender
 from accrual.billing.wiring import BillingCenter
@@ -327,7 +329,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     gateway = runtime.billing.payments.gateway
     if isinstance(gateway, SandboxGateway):
         # The sandbox's pay page; its notifies reach the center in this process.
-        sender = in_process_sender(runtime.billing.payments.receive_notify)
+        sender = in_process_sender(partial(notify_answer, runtime.billing.payments))
         app.include_router(gateway.router(sender))
 
     @app.get("/healthz", tags=["operations"], response_model=Health,

@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 
 from accrual.app import Runtime
 from accrual.billing.adapters import tables as t
+from accrual.billing.api.payments import notify_answer
 from accrual.billing.payments.gateway import sign
 from accrual.billing.payments.sandbox import SandboxGateway, http_sender
 from accrual.billing.services import ledger
@@ -396,7 +397,7 @@ def test_concurrent_notifies_and_creations_with_one_key_make_one_of_each(
 
     headers, body = notify(client, runtime, clock, made[0][0]["order_id"])
     with ThreadPoolExecutor(8) as pool:
-        answers = list(pool.map(lambda _: payments.receive_notify(headers, body), range(8)))
+        answers = list(pool.map(lambda _: notify_answer(payments, headers, body), range(8)))
     assert [status for status, _ in answers] == [200] * 8
     assert sorted(answer["outcome"] for _, answer in answers) == ["credited"] + ["duplicate"] * 7
     assert overview(client, ada) == ("5.00", "0.00")

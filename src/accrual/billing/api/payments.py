@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from fastapi import Request, Response
@@ -17,7 +18,9 @@ from accrual.billing.api.deps import (
     idempotency_key_header,
 )
 from accrual.billing.payments.gateway import SIGNATURE_HEADER
-from accrual.infra.http import Text, error_response, error_responses
+from accrual.billing.payments.service import Payments
+from accrual.contract.errors import ServiceError
+from accrual.infra.http import Text, error_body, error_response, error_responses, status_for
 
 router = billing_router()
 
@@ -136,5 +139,19 @@ async def payment_notify(request: Request) -> Any:
     if len(raw) > MAX_NOTIFY_BYTES:
         return error_response(413, "payload_too_large", f"send at most {MAX_NOTIFY_BYTES} bytes")
     payments = center_of(request).payments
-    status, answer = await run_in_threadpool(payments.receive_notify, dict(request.headers), raw)
+    status, answer = await run_in_threadpool(notify_answer, payments, dict(request.headers), raw)
     return JSONResponse(answer, status_code=status)
+
+
+def notify_answer(payments: Payments, headers: Mapping[str, str],
+                  body: bytes) -> tuple[int, dict[str, Any]]:
+    """A gateway's notify as the HTTP answer it gets: 200 ``{"received": true, "outcome"}``
+    when it is credited, already credited, or not a payment; otherwise the refusal's status
+    and error envelope (400 for a forged, stale or mismatched notify, 409 when the order was
+    paid by another transaction, 422 past the balance bound). The sandbox's in-process
+    sender answers the same way the HTTP endpoint does."""
+    try:
+        outcome = payments.notify(headers, body)
+    except ServiceError as error:
+        return status_for(error), error_body(error.code, error.message)
+    return 200, {"received": True, "outcome": outcome.value}

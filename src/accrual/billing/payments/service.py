@@ -20,6 +20,7 @@ import secrets
 import threading
 from collections import Counter
 from collections.abc import Mapping
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select, update
@@ -45,7 +46,6 @@ from accrual.contract.errors import (
     Unavailable,
 )
 from accrual.infra.db import in_transaction
-from accrual.infra.http import error_body, status_for
 from accrual.money import (
     InvalidDecimal,
     format_minor,
@@ -59,6 +59,14 @@ PENDING = "pending"
 PAID = "paid"
 JOURNAL_KIND = "online_recharge"
 _MAX_RETURN_URL = 500
+
+
+class NotifyOutcome(StrEnum):
+    """What an accepted notify did."""
+
+    CREDITED = "credited"  # the order's cash is credited now
+    DUPLICATE = "duplicate"  # a replay of the notify that credited it
+    IGNORED = "ignored"  # not a payment (e.g. cancelled): nothing to credit
 
 
 class Payments:
@@ -147,19 +155,11 @@ class Payments:
 
     # -- notifies -----------------------------------------------------------------
 
-    def receive_notify(self, headers: Mapping[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
-        """A gateway's notify, as the HTTP answer it gets: 200 ``{"received": true}`` when
-        it is credited, already credited, or not a payment; otherwise the error envelope
-        (400 for a forged, stale or mismatched notify; 409 when the order was paid by
-        another transaction)."""
-        try:
-            outcome = self.notify(headers, body)
-        except ServiceError as error:
-            return status_for(error), error_body(error.code, error.message)
-        return 200, {"received": True, "outcome": outcome}
-
-    def notify(self, headers: Mapping[str, str], body: bytes) -> str:
-        """Verify and apply one notify: ``credited``, ``duplicate`` or ``ignored``."""
+    def notify(self, headers: Mapping[str, str], body: bytes) -> NotifyOutcome:
+        """Verify and apply one notify: credited, duplicate (a replay) or ignored (not a
+        payment). A notify that credits nothing raises its refusal: ``ServiceError`` for a
+        forged, stale, malformed or mismatched one, ``Conflict`` when the order was paid by
+        another transaction, ``Invalid`` when the credit would pass the balance bound."""
         gateway = self._gateway()
         try:
             notice = gateway.verify_notify(headers, body)
@@ -168,16 +168,17 @@ class Payments:
         if notice.status != PAID:
             log.info("payment notify for %s with status %r: nothing to credit",
                      notice.order_id, notice.status)
-            self._count("ignored")
-            return "ignored"
+            self._count(NotifyOutcome.IGNORED.value)
+            return NotifyOutcome.IGNORED
         try:
             outcome = in_transaction(self.engine, lambda conn: self._apply(conn, gateway, notice))
         except ServiceError as error:
             raise self._refused(error, notice) from None
-        self._count(outcome)
+        self._count(outcome.value)
         return outcome
 
-    def _apply(self, conn: Connection, gateway: PaymentGateway, notice: Notify) -> str:
+    def _apply(self, conn: Connection, gateway: PaymentGateway,
+               notice: Notify) -> NotifyOutcome:
         o = t.recharge_orders
         query = select(o).where(o.c.id == notice.order_id, o.c.gateway == gateway.name)
         if conn.dialect.name == "postgresql":
@@ -196,7 +197,7 @@ class Payments:
             raise ServiceError("amount_mismatch", "the notify's amount is not the order's")
         if row.status == PAID:
             if row.transaction_id == notice.transaction_id:
-                return "duplicate"
+                return NotifyOutcome.DUPLICATE
             raise Conflict("order_already_paid",
                            "this order was paid by another transaction; not credited again")
         try:
@@ -213,7 +214,7 @@ class Payments:
             status=PAID, transaction_id=notice.transaction_id, entry_id=posted.entry_id,
             paid_at=self.clock.now()))
         self.arrears.after_movement(conn, [row.account_id])
-        return "credited"
+        return NotifyOutcome.CREDITED
 
     def counts(self) -> dict[str, int]:
         """Notifies seen since start: credited, duplicate, ignored, refused and refused.<code>."""
