@@ -16,6 +16,7 @@ from accrual.billing.services import ledger
 from accrual.billing.services.accounts import BillingAccounts
 from accrual.billing.services.arrears import Arrears
 from accrual.billing.services.instruments import Instruments
+from accrual.billing.services.invoice_records import InvoiceRecords
 from accrual.billing.services.invoices import Invoices
 from accrual.billing.services.mails import BillingMails
 from accrual.billing.services.methods import SettlementMethods
@@ -52,7 +53,8 @@ class BillingCenter:
         self.methods = SettlementMethods(engine, config, clock, self.accounts, self.arrears)
         self.statements = Statements(engine, config, clock)
         self.profiles = Profiles(engine, clock, self.accounts)
-        self.invoices = Invoices(engine, config, clock, self.accounts)
+        self.invoice_records = InvoiceRecords(engine, clock, self.accounts)
+        self.invoices = Invoices(engine, config, clock, self.accounts, self.invoice_records)
         self.payments = Payments(engine, config, clock, self.accounts, payment_gateway,
                                  self.arrears)
         self.relay: Relay | None = None

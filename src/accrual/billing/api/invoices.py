@@ -93,7 +93,7 @@ class InvoiceProfilesOut(BaseModel):
             tags=["billing: invoices"], responses=error_responses(401, 403, 404))
 def list_profiles(account_id: AccountDep, center: CenterDep) -> dict[str, Any]:
     """The account's invoice information records, oldest first."""
-    return {"profiles": center.invoices.profiles(account_id)}
+    return {"profiles": center.invoice_records.profiles(account_id)}
 
 
 @router.post("/accounts/{account_id}/invoice-profiles", response_model=InvoiceProfileOut,
@@ -103,7 +103,7 @@ def create_profile(account_id: AccountDep, body: InvoiceProfileIn,
     """Add invoice information: the type, the title (enterprise name) and taxpayer id, plus the
     registered address, phone, bank and account for VAT special invoices, or an email for
     electronic ones. A request later needs the title and taxpayer id of the certification."""
-    return center.invoices.create_profile(account_id, body.model_dump())
+    return center.invoice_records.create_profile(account_id, body.model_dump())
 
 
 @router.put("/accounts/{account_id}/invoice-profiles/{profile_id}",
@@ -112,14 +112,14 @@ def create_profile(account_id: AccountDep, body: InvoiceProfileIn,
 def update_profile(account_id: AccountDep, profile_id: RowId, body: InvoiceProfileIn,
                    center: CenterDep) -> dict[str, object]:
     """Replace invoice information. Requests already made keep what they were made with."""
-    return center.invoices.update_profile(account_id, profile_id, body.model_dump())
+    return center.invoice_records.update_profile(account_id, profile_id, body.model_dump())
 
 
 @router.delete("/accounts/{account_id}/invoice-profiles/{profile_id}", status_code=204,
                tags=["billing: invoices"], responses=error_responses(401, 403, 404, 422))
 def delete_profile(account_id: AccountDep, profile_id: RowId, center: CenterDep) -> None:
     """Delete invoice information. Requests already made keep what they were made with."""
-    center.invoices.delete_profile(account_id, profile_id)
+    center.invoice_records.delete_profile(account_id, profile_id)
 
 
 # -- mailing addresses -----------------------------------------------------------
@@ -162,7 +162,7 @@ class MailingAddressesOut(BaseModel):
             tags=["billing: invoices"], responses=error_responses(401, 403, 404))
 def list_addresses(account_id: AccountDep, center: CenterDep) -> dict[str, Any]:
     """The account's mailing addresses for paper invoices, oldest first."""
-    return {"addresses": center.invoices.addresses(account_id)}
+    return {"addresses": center.invoice_records.addresses(account_id)}
 
 
 @router.post("/accounts/{account_id}/mailing-addresses", response_model=MailingAddressOut,
@@ -170,7 +170,7 @@ def list_addresses(account_id: AccountDep, center: CenterDep) -> dict[str, Any]:
 def create_address(account_id: AccountDep, body: MailingAddressIn,
                    center: CenterDep) -> dict[str, object]:
     """Add a mailing address (recipient, phone, address, postcode) for paper invoices."""
-    return center.invoices.create_address(account_id, body.model_dump())
+    return center.invoice_records.create_address(account_id, body.model_dump())
 
 
 @router.put("/accounts/{account_id}/mailing-addresses/{address_id}",
@@ -179,14 +179,14 @@ def create_address(account_id: AccountDep, body: MailingAddressIn,
 def update_address(account_id: AccountDep, address_id: RowId, body: MailingAddressIn,
                    center: CenterDep) -> dict[str, object]:
     """Replace a mailing address. Requests already made keep the address they were made with."""
-    return center.invoices.update_address(account_id, address_id, body.model_dump())
+    return center.invoice_records.update_address(account_id, address_id, body.model_dump())
 
 
 @router.delete("/accounts/{account_id}/mailing-addresses/{address_id}", status_code=204,
                tags=["billing: invoices"], responses=error_responses(401, 403, 404, 422))
 def delete_address(account_id: AccountDep, address_id: RowId, center: CenterDep) -> None:
     """Delete a mailing address. Requests already made keep the address they were made with."""
-    center.invoices.delete_address(account_id, address_id)
+    center.invoice_records.delete_address(account_id, address_id)
 
 
 # -- the invoiceable amount --------------------------------------------------------

@@ -87,7 +87,7 @@ class InvoiceRecords:
             profile_id = conn.execute(insert(t.invoice_profiles).values(
                 account_id=account_id, created_at=now, updated_at=now, **values)
                 .returning(t.invoice_profiles.c.id)).scalar_one()
-            return self._profile(self._get_profile(conn, account_id, profile_id), account)
+            return self._profile(self.profile_row(conn, account_id, profile_id), account)
 
         return in_transaction(self.engine, work)
 
@@ -98,10 +98,10 @@ class InvoiceRecords:
         values = self._validate_profile(fields)
 
         def work(conn: Connection) -> dict[str, object]:
-            self._get_profile(conn, account_id, profile_id)
+            self.profile_row(conn, account_id, profile_id)
             conn.execute(update(t.invoice_profiles).where(t.invoice_profiles.c.id == profile_id)
                          .values(updated_at=self.clock.now(), **values))
-            return self._profile(self._get_profile(conn, account_id, profile_id), account)
+            return self._profile(self.profile_row(conn, account_id, profile_id), account)
 
         return in_transaction(self.engine, work)
 
@@ -109,7 +109,7 @@ class InvoiceRecords:
         self.accounts.account(account_id)
 
         def work(conn: Connection) -> None:
-            self._get_profile(conn, account_id, profile_id)
+            self.profile_row(conn, account_id, profile_id)
             conn.execute(update(t.invoice_profiles).where(t.invoice_profiles.c.id == profile_id)
                          .values(deleted_at=self.clock.now()))
 
@@ -160,7 +160,7 @@ class InvoiceRecords:
                                  "electronic" if kind == ELECTRONIC_ORDINARY else None)
         return values
 
-    def _get_profile(self, conn: Connection, account_id: str, profile_id: int):  # type: ignore[no-untyped-def]
+    def profile_row(self, conn: Connection, account_id: str, profile_id: int):  # type: ignore[no-untyped-def]
         p = t.invoice_profiles
         row = conn.execute(select(p).where(p.c.id == profile_id, p.c.account_id == account_id,
                                            p.c.deleted_at.is_(None))).first()
@@ -169,7 +169,7 @@ class InvoiceRecords:
         return row
 
     @staticmethod
-    def _matches(row, account: dict[str, object]) -> bool:  # type: ignore[no-untyped-def]
+    def matches_certification(row, account: dict[str, object]) -> bool:  # type: ignore[no-untyped-def]
         certification = account["certification"]
         return isinstance(certification, dict) \
             and row.title == certification["enterprise_name"] \
@@ -180,7 +180,7 @@ class InvoiceRecords:
                 "taxpayer_id": row.taxpayer_id, "registered_address": row.registered_address,
                 "registered_phone": row.registered_phone, "bank_name": row.bank_name,
                 "bank_account": row.bank_account, "email": row.email,
-                "matches_certification": self._matches(row, account),
+                "matches_certification": self.matches_certification(row, account),
                 "created_at": row.created_at.isoformat(), "updated_at": row.updated_at.isoformat()}
 
     # -- mailing addresses ---------------------------------------------------
@@ -204,7 +204,7 @@ class InvoiceRecords:
             address_id = conn.execute(insert(t.mailing_addresses).values(
                 account_id=account_id, created_at=now, updated_at=now, **values)
                 .returning(t.mailing_addresses.c.id)).scalar_one()
-            return self._address(self._get_address(conn, account_id, address_id))
+            return self._address(self.address_row(conn, account_id, address_id))
 
         return in_transaction(self.engine, work)
 
@@ -214,10 +214,10 @@ class InvoiceRecords:
         values = self._validate_address(fields)
 
         def work(conn: Connection) -> dict[str, object]:
-            self._get_address(conn, account_id, address_id)
+            self.address_row(conn, account_id, address_id)
             conn.execute(update(t.mailing_addresses).where(t.mailing_addresses.c.id == address_id)
                          .values(updated_at=self.clock.now(), **values))
-            return self._address(self._get_address(conn, account_id, address_id))
+            return self._address(self.address_row(conn, account_id, address_id))
 
         return in_transaction(self.engine, work)
 
@@ -225,7 +225,7 @@ class InvoiceRecords:
         self.accounts.account(account_id)
 
         def work(conn: Connection) -> None:
-            self._get_address(conn, account_id, address_id)
+            self.address_row(conn, account_id, address_id)
             conn.execute(update(t.mailing_addresses).where(t.mailing_addresses.c.id == address_id)
                          .values(deleted_at=self.clock.now()))
 
@@ -246,7 +246,7 @@ class InvoiceRecords:
                 "postcode": None if postcode is None else postcode.strip(),
                 "email": _email(fields.get("email"), None)}
 
-    def _get_address(self, conn: Connection, account_id: str, address_id: int):  # type: ignore[no-untyped-def]
+    def address_row(self, conn: Connection, account_id: str, address_id: int):  # type: ignore[no-untyped-def]
         m = t.mailing_addresses
         row = conn.execute(select(m).where(m.c.id == address_id, m.c.account_id == account_id,
                                            m.c.deleted_at.is_(None))).first()

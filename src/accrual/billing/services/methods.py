@@ -12,28 +12,25 @@ locked for arrears at once (decisions.md 18).
 from __future__ import annotations
 
 import secrets
-from datetime import date, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select
 
 from accrual.billing.adapters import tables as t
 from accrual.billing.config import BillingConfig
-from accrual.billing.domain import settlement
+from accrual.billing.domain import methods as rules
 from accrual.billing.services.accounts import BillingAccounts
 from accrual.billing.services.arrears import Arrears
 from accrual.clock import Clock, day_bounds
-from accrual.contract.errors import Conflict, Invalid, NotFound
+from accrual.contract.errors import Conflict
 from accrual.infra.db import in_transaction
 
-BILLING_CENTER = "billing_center"
-VENDORS = settlement.CLOUD_METHODS
-METHODS = (BILLING_CENTER, *VENDORS)
+BILLING_CENTER = rules.BILLING_CENTER
+VENDORS = rules.VENDORS
+METHODS = rules.METHODS
 ACTIVE, CANCELLED = "active", "cancelled"
-
-
-def is_cloud(method: str | None) -> bool:
-    return method in VENDORS
+is_cloud = rules.is_cloud
 
 
 class SettlementMethods:
@@ -46,8 +43,7 @@ class SettlementMethods:
         self.arrears = arrears
 
     def available(self) -> tuple[str, ...]:
-        # decisions.md 14: Azure is a method of the USD billing center only.
-        return tuple(m for m in METHODS if m != "azure" or self.config.currency == "USD")
+        return rules.available(self.config.currency)
 
     # -- cloud accounts ----------------------------------------------------------
 
@@ -57,12 +53,8 @@ class SettlementMethods:
         Marketplace activation records it; until that flow exists the operator does. One
         cloud account belongs to one billing account; linking it again is a no-op.
         """
-        if vendor not in VENDORS or vendor not in self.available():
-            raise Invalid("invalid_vendor",
-                          f"vendor must be one of {', '.join(v for v in self.available() if v in VENDORS)}")
-        if not isinstance(external_id, str) or not 1 <= len(external_id.strip()) <= 128:
-            raise Invalid("invalid_cloud_account", "the cloud account id is 1 to 128 characters")
-        external_id = external_id.strip()
+        rules.check_vendor(vendor, self.config.currency)
+        external_id = rules.check_cloud_account_id(external_id)
         self.accounts.account(account_id)
         c = t.cloud_accounts
 
@@ -94,52 +86,38 @@ class SettlementMethods:
 
     def change(self, account_id: str, workspace_id: str, method: object) -> dict[str, Any]:
         """Settle ``workspace_id`` by ``method`` from the next billing day on."""
-        if not isinstance(method, str) or method not in METHODS:
-            raise Invalid("invalid_settlement_method",
-                          f"settlement_method must be one of {', '.join(self.available())}")
-        if method not in self.available():
-            raise Invalid("method_not_available",
-                          f"{method} settlement is not offered by the {self.config.currency} "
-                          "billing center")
+        chosen = rules.check_method(method, self.config.currency)
         self.accounts.account(account_id)
 
         def work(conn: Connection) -> dict[str, Any]:
             today = self.accounts.today()
-            tomorrow = today + timedelta(days=1)
+            tomorrow = rules.effective_from(today)
             current = self.accounts.binding_in_force(conn, workspace_id, today)
-            if current is None or current.account_id != account_id:
-                raise NotFound("workspace_not_found",
-                               f"workspace {workspace_id} is not bound to this account")
             upcoming = self.accounts.binding_in_force(conn, workspace_id, tomorrow)
-            assert upcoming is not None
-            if upcoming.account_id != account_id:
-                raise Conflict("binding_changing", "this workspace moves to another account "
-                                                   "tomorrow; its new account chooses the method")
-            if upcoming.settlement_method == method:
-                raise Conflict("settlement_unchanged",
-                               f"the workspace already settles by {method} from tomorrow")
-            if is_cloud(method) and not self._linked(conn, account_id, method):
-                raise Conflict("cloud_account_required",
-                               f"link a {method} cloud account to this billing account first "
-                               "(activate through the marketplace)")
-            month_start, next_month = _month(today)
+            month_start, _ = rules.month_of(today)
             first, _ = day_bounds(month_start, self.config.zone)
             changes = t.settlement_changes
-            done = conn.execute(select(changes.c.requested_at).where(
-                changes.c.workspace_id == workspace_id, changes.c.requested_at >= first)
-                .limit(1)).first()
-            if done is not None:
-                raise Conflict("settlement_change_limit",
-                               "the settlement method can change once a calendar month; "
-                               f"next possible on {next_month.isoformat()}")
+            rules.check_change(
+                account_id=account_id, workspace_id=workspace_id, method=chosen, today=today,
+                current=None if current is None else rules.Binding(
+                    current.account_id, current.settlement_method),
+                # A workspace bound today is bound tomorrow (a binding only ever moves).
+                upcoming=rules.Binding(upcoming.account_id, upcoming.settlement_method)
+                if upcoming is not None else rules.Binding("", ""),
+                cloud_account_linked=rules.is_cloud(chosen)
+                and self._linked(conn, account_id, chosen),
+                changed_this_month=conn.execute(select(changes.c.requested_at).where(
+                    changes.c.workspace_id == workspace_id, changes.c.requested_at >= first)
+                    .limit(1)).first() is not None)
+            assert upcoming is not None  # checked above: bound today, so bound tomorrow
             now = self.clock.now()
-            bound = self.accounts.bind_in(conn, workspace_id, account_id, method)
+            bound = self.accounts.bind_in(conn, workspace_id, account_id, chosen)
             conn.execute(insert(changes).values(
                 workspace_id=workspace_id, account_id=account_id,
-                from_method=upcoming.settlement_method, to_method=method,
+                from_method=upcoming.settlement_method, to_method=chosen,
                 effective_from=tomorrow, requested_at=now))
             unlocked = False
-            if is_cloud(method):
+            if rules.is_cloud(chosen):
                 # Nothing more is owed through the wallet for it: its lock ends now.
                 unlocked = self.arrears.release_workspace(conn, workspace_id, "method_changed")
             return {**bound, "from_method": upcoming.settlement_method, "unlocked": unlocked}
@@ -152,12 +130,6 @@ class SettlementMethods:
         return conn.execute(select(c.c.id).where(
             c.c.account_id == account_id, c.c.vendor == vendor, c.c.status == ACTIVE)
             .limit(1)).first() is not None
-
-
-def _month(day: date) -> tuple[date, date]:
-    start = day.replace(day=1)
-    following = (start + timedelta(days=32)).replace(day=1)
-    return start, following
 
 
 def _present(row: Any) -> dict[str, Any]:
