@@ -88,13 +88,13 @@ class InProcessBillingCenter:
 
     def request_binding_code(self, request: BindingCodeRequest) -> BindingCodeSent:
         try:
-            return self.center.upgrades.request_code(request.model_copy())
+            return self.center.binding_codes.request_code(request.model_copy())
         except ServiceError as error:
             raise PeerRefused(error.code, error.message) from None
 
     def confirm_binding_code(self, confirmation: BindingCodeConfirmation) -> BindingChanged:
         try:
-            return self.center.upgrades.confirm_code(confirmation.model_copy())
+            return self.center.binding_codes.confirm_code(confirmation.model_copy())
         except ServiceError as error:
             raise PeerRefused(error.code, error.message) from None
 

@@ -19,7 +19,7 @@ from sqlalchemy import event, func, insert, select
 from accrual.app import Runtime
 from accrual.billing.adapters import tables as t
 from accrual.billing.services.arrears import COUNTDOWN, REMIND_BEFORE
-from accrual.billing.services.mails import MAX_ATTEMPTS, BillingMails
+from accrual.billing.services.mail_outbox import MAX_ATTEMPTS, MailOutbox
 from accrual.clock import ManualClock
 from accrual.console.adapters import tables as ct
 from accrual.contract.messages import (
@@ -382,7 +382,7 @@ def test_mails_are_retried_with_backoff_and_sent_once(runtime: Runtime,
     ws, _ = tenant(runtime, clock, "ada", language="zh")
     charge(runtime, ws, "2.00")
     mailer = FlakyMailer(failures=2)
-    job = BillingMails(runtime.billing.engine, clock, mailer)
+    job = MailOutbox(runtime.billing.engine, clock, mailer)
     assert job.send_due() == {"sent": 0, "failed": 1}
     m = t.mail_outbox
     with runtime.billing.engine.connect() as conn:
@@ -409,7 +409,7 @@ def test_a_mail_that_keeps_failing_is_given_up_and_shown(runtime: Runtime,
                                                          clock: ManualClock) -> None:
     ws, _ = tenant(runtime, clock, "ada")
     charge(runtime, ws, "2.00")
-    job = BillingMails(runtime.billing.engine, clock, FlakyMailer(failures=10**6))
+    job = MailOutbox(runtime.billing.engine, clock, FlakyMailer(failures=10**6))
     for _ in range(MAX_ATTEMPTS + 2):
         job.send_due()
         clock.advance(timedelta(days=1))
@@ -426,7 +426,7 @@ def test_bill_mail_tells_the_countdown(runtime: Runtime, clock: ManualClock) -> 
     runtime.billing.statements.generate(account, date(2026, 11, 1))  # again: no second mail
     assert [m[0] for m in mails(runtime)] == ["countdown", "bill_generated"]
     mailer = LogMailer()
-    BillingMails(runtime.billing.engine, clock, mailer).send_due()
+    MailOutbox(runtime.billing.engine, clock, mailer).send_due()
     bill = mailer.sent[-1]
     assert bill.subject == "Your bill for 2026-11: 13.40 CNY"
     assert "owes 13.40 CNY" in bill.body and "paid by 2026-12-10 10:00 CST" in bill.body

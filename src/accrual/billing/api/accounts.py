@@ -128,7 +128,7 @@ def update_profile(account_id: AccountDep, body: ProfileIn, center: CenterDep) -
 def certify(account_id: AccountDep, body: CertificationIn, center: CenterDep) -> dict[str, Any]:
     """Enterprise certification (business-licence name and taxpayer id): needed for invoices
     and for moving workspaces between accounts. Set once."""
-    return center.profiles.certify(account_id, body.enterprise_name, body.taxpayer_id)
+    return center.certifications.certify(account_id, body.enterprise_name, body.taxpayer_id)
 
 
 @router.post("/accounts/{account_id}/workspaces/{workspace_id}/move", tags=["billing: accounts"],
@@ -137,7 +137,7 @@ def move_workspace(account_id: AccountDep, workspace_id: str, body: MoveIn,
                    center: CenterDep) -> dict[str, Any]:
     """Change of binding: hand a workspace to another account with the same enterprise
     certification, from the next billing day."""
-    result = center.profiles.move_workspace(account_id, workspace_id, body.to_username)
+    result = center.workspace_moves.move(account_id, workspace_id, body.to_username)
     if center.relay is not None:
         with contextlib.suppress(Exception):
             center.relay.drain()
@@ -149,7 +149,7 @@ def move_workspace(account_id: AccountDep, workspace_id: str, body: MoveIn,
 def request_workspace(account_id: AccountDep, body: WorkspaceRequestIn,
                       center: CenterDep) -> dict[str, Any]:
     """Bind Workspace: ask to pay for a workspace; its owner is mailed a code."""
-    sent = center.upgrades.request_for_account(account_id, body.workspace_id)
+    sent = center.binding_codes.request_for_account(account_id, body.workspace_id)
     return {"sent_to": sent.sent_to, "expires_at": sent.expires_at.isoformat()}
 
 
@@ -159,7 +159,7 @@ def confirm_workspace(account_id: AccountDep, body: WorkspaceConfirmIn,
                       center: CenterDep) -> dict[str, Any]:
     """Finish Bind Workspace with the owner's code: the workspace is bound (and commercial)
     at once."""
-    change = center.upgrades.confirm_for_account(account_id, body.workspace_id, body.code)
+    change = center.binding_codes.confirm_for_account(account_id, body.workspace_id, body.code)
     if center.relay is not None:
         with contextlib.suppress(Exception):
             center.relay.drain()

@@ -13,8 +13,9 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Table, func, insert, select, update
 
 from accrual.billing.adapters import tables as t
+from accrual.billing.services.account_profile import PHONE
 from accrual.billing.services.accounts import BillingAccounts
-from accrual.billing.services.profile import PHONE, TAXPAYER_ID
+from accrual.billing.services.certification import TAXPAYER_ID
 from accrual.clock import Clock
 from accrual.contract.errors import Invalid, NotFound
 from accrual.infra.db import in_transaction

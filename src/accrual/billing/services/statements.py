@@ -15,7 +15,7 @@ from sqlalchemy import Connection, Engine, and_, func, insert, select, update
 from accrual.billing.adapters import tables as t
 from accrual.billing.config import BillingConfig
 from accrual.billing.domain import bounds
-from accrual.billing.services import arrears, ledger, mails
+from accrual.billing.services import arrears, ledger, mail_outbox
 from accrual.clock import Clock, day_bounds, site_day
 from accrual.contract.errors import Invalid, NotFound
 from accrual.infra.db import exact_sum, in_transaction
@@ -88,7 +88,7 @@ class Statements:
                                           t.accounts.c.language)
                                    .where(t.accounts.c.id == account_id)).one()
             currency = self.config.currency
-            mails.queue(conn, template="bill_generated", language=account.language,
+            mail_outbox.queue(conn, template="bill_generated", language=account.language,
                         recipient=account.email, dedup_key=f"bill/{bill_id}", now=self.clock.now(),
                         values={"username": account.username, "month": f"{month:%Y-%m}",
                                 "total": format_minor(bill.total_minor, currency),

@@ -14,7 +14,7 @@ from sqlalchemy import Engine, insert, select, update
 
 from accrual.billing.adapters import tables as t
 from accrual.billing.config import BillingConfig
-from accrual.billing.emails import render
+from accrual.billing.mail_texts import render
 from accrual.billing.services.accounts import BillingAccounts
 from accrual.clock import Clock
 from accrual.contract.errors import Forbidden, Invalid, NotFound, Unavailable
@@ -36,7 +36,7 @@ def mask_email(email: str) -> str:
     return f"{name[:1]}***@{domain}"
 
 
-class Upgrades:
+class BindingCodes:
     def __init__(self, engine: Engine, config: BillingConfig, clock: Clock,
                  accounts: BillingAccounts, mailer: Mailer) -> None:
         self.engine = engine
