@@ -113,7 +113,7 @@ def monthly_bill(account_id: AccountDep, center: CenterDep,
     return bill
 
 
-EXPORTS = {200: {"description": "JSON, or the file `format` asks for",
+EXPORTS: dict[int | str, dict[str, Any]] = {200: {"description": "JSON, or the file `format` asks for",
                  "content": {"application/json": {}, MEDIA["csv"]: {},
                              MEDIA["xlsx"]: {"schema": {"type": "string", "format": "binary"}}}}}
 

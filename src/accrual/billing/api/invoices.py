@@ -22,15 +22,15 @@ router = billing_router()
 # Ids are 32-bit integers in the database; anything larger is simply not found.
 RowId = Annotated[Whole, Path(ge=1, le=2**31 - 1)]
 
-PROFILE_EXAMPLE = {
+PROFILE_EXAMPLE: dict[str, Any] = {
     "invoice_type": "vat_special", "title": "Analytical Engines Ltd",
     "taxpayer_id": "91310000MA1FL0XX1X", "registered_address": "1 Century Avenue, Shanghai",
     "registered_phone": "+86 21 5000 0000", "bank_name": "Bank of Shanghai, Pudong branch",
     "bank_account": "3100 2000 1234 5678", "email": None}
-ADDRESS_EXAMPLE = {"recipient": "Ada Lovelace", "phone": "+86 138 0000 0000",
+ADDRESS_EXAMPLE: dict[str, Any] = {"recipient": "Ada Lovelace", "phone": "+86 138 0000 0000",
                    "address": "Room 801, 1 Century Avenue, Pudong, Shanghai",
                    "postcode": "200120", "email": "ada@example.com"}
-INVOICE_EXAMPLE = {
+INVOICE_EXAMPLE: dict[str, Any] = {
     "id": 7, "account_id": "<billing account id>", "status": "requested",
     "invoice_type": "vat_special", "amount": "1250.00", "currency": "CNY",
     "bills": [{"month": "2026-09", "amount": "400.00"}, {"month": "2026-10", "amount": "850.00"}],

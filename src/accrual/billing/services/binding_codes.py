@@ -132,4 +132,4 @@ class BindingCodes:
         result = self.accounts.bind(workspace_id, account_id)
         return BindingChanged(workspace_id=workspace_id, billing_account_id=account_id,
                               settlement_method=str(result["settlement_method"]),
-                              effective_from=result["effective_from"])  # type: ignore[arg-type]
+                              effective_from=result["effective_from"])

@@ -9,6 +9,7 @@ the next bill generated (decisions.md 3).
 from __future__ import annotations
 
 from datetime import date, timedelta
+from functools import partial
 
 from sqlalchemy import Connection, Engine, and_, func, insert, select, update
 
@@ -116,7 +117,7 @@ class Statements:
                         t.monthly_bills.c.account_id == t.accounts.c.id,
                         t.monthly_bills.c.month == month).exists())).scalars().all()
         for account_id in accounts:
-            in_transaction(self.engine, lambda conn, a=account_id: self._generate(conn, a, month))
+            in_transaction(self.engine, partial(self._generate, account_id=account_id, month=month))
         return len(accounts)
 
     def bills(self, account_id: str) -> list[dict[str, object]]:
