@@ -3,6 +3,7 @@ amount, invoice requests, and the operator's decision on them."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, Path, Query
@@ -15,7 +16,9 @@ from accrual.billing.api.deps import (
     require_operator,
 )
 from accrual.billing.domain.bounds import MONTH_PATTERN, MONTH_WINDOW
+from accrual.billing.services.invoices import InvoiceRequest
 from accrual.infra.http import Name, Text, Whole, error_responses
+from accrual.money import format_minor
 
 router = billing_router()
 
@@ -224,7 +227,19 @@ def invoiceable(account_id: AccountDep, center: CenterDep) -> dict[str, object]:
     """What may still be invoiced, per monthly bill: consumption paid from cash plus prepaid
     cards bought with cash in the month, less what requests not rejected took. Consumption
     paid with vouchers or prepaid cards, or left in arrears, is never invoiceable."""
-    return center.invoices.invoiceable(account_id)
+    found = center.invoices.invoiceable(account_id)
+    currency = found.currency
+    return {"account_id": found.account_id, "currency": currency,
+            "invoiceable": format_minor(found.invoiceable_minor, currency),
+            "bills": [{"month": bill.month.strftime("%Y-%m"),
+                       "bill_total": format_minor(bill.bill_total_minor, currency),
+                       "consumption_paid_in_cash": format_minor(
+                           bill.parts.consumption_paid_in_cash_minor, currency),
+                       "card_purchases_paid_in_cash": format_minor(
+                           bill.parts.card_purchases_paid_in_cash_minor, currency),
+                       "requested": format_minor(bill.parts.requested_minor, currency),
+                       "invoiceable": format_minor(bill.parts.invoiceable_minor, currency)}
+                      for bill in found.bills]}
 
 
 # -- requests ------------------------------------------------------------------------
@@ -289,22 +304,23 @@ def request_invoice(account_id: AccountDep, body: InvoiceRequestIn,
     `invalid_amount`, `invalid_month` (not written YYYY-MM), `date_out_of_range` (a month
     outside 2000-01 to 2099-12); 404 `bill_not_found`, `invoice_profile_not_found`,
     `mailing_address_not_found`."""
-    return center.invoices.request(account_id, months=body.months, profile_id=body.profile_id,
-                                   address_id=body.address_id, amount=body.amount)
+    return _invoice(center.invoices.request(account_id, months=body.months,
+                                            profile_id=body.profile_id,
+                                            address_id=body.address_id, amount=body.amount))
 
 
 @router.get("/accounts/{account_id}/invoices", response_model=InvoicesOut, tags=["billing: invoices"],
             responses=error_responses(401, 403, 404))
 def list_invoices(account_id: AccountDep, center: CenterDep) -> dict[str, Any]:
     """Requested invoices with their status, newest first."""
-    return {"invoices": center.invoices.requests(account_id)}
+    return {"invoices": [_invoice(found) for found in center.invoices.requests(account_id)]}
 
 
 @router.get("/accounts/{account_id}/invoices/{invoice_id}", response_model=InvoiceOut,
             tags=["billing: invoices"], responses=error_responses(401, 403, 404, 422))
 def get_invoice(account_id: AccountDep, invoice_id: RowId, center: CenterDep) -> dict[str, object]:
     """One invoice request with its status and the bills it covers."""
-    return center.invoices.get(account_id, invoice_id)
+    return _invoice(center.invoices.get(account_id, invoice_id))
 
 
 # -- the operator's decision ----------------------------------------------------------
@@ -330,7 +346,7 @@ def admin_list_invoices(center: CenterDep, status: Annotated[
         Literal["requested", "issued", "rejected"], Query()] = "requested") -> dict[str, Any]:
     """Invoice requests of every account in one status (default: waiting), oldest first,
     at most 1,000."""
-    return {"invoices": center.invoices.pending(status)}
+    return {"invoices": [_invoice(found) for found in center.invoices.pending(status)]}
 
 
 @router.post("/admin/invoices/{invoice_id}/issue", response_model=InvoiceOut,
@@ -340,7 +356,7 @@ def issue_invoice(invoice_id: RowId, body: IssueIn, center: CenterDep) -> dict[s
     """Mark a request issued with the invoice's number (unique). Repeating it with the same
     number changes nothing; a request already decided otherwise is 409
     `invoice_already_decided`."""
-    return center.invoices.issue(invoice_id, body.invoice_number)
+    return _invoice(center.invoices.issue(invoice_id, body.invoice_number))
 
 
 @router.post("/admin/invoices/{invoice_id}/reject", response_model=InvoiceOut,
@@ -349,4 +365,24 @@ def issue_invoice(invoice_id: RowId, body: IssueIn, center: CenterDep) -> dict[s
 def reject_invoice(invoice_id: RowId, body: RejectIn, center: CenterDep) -> dict[str, object]:
     """Reject a request with a reason: what it took from its bills becomes invoiceable again.
     A request already issued is 409 `invoice_already_decided`."""
-    return center.invoices.reject(invoice_id, body.reason)
+    return _invoice(center.invoices.reject(invoice_id, body.reason))
+
+
+def _invoice(request: InvoiceRequest) -> dict[str, object]:
+    currency = request.currency
+
+    def stamp(value: datetime | None) -> str | None:
+        return None if value is None else value.isoformat()
+
+    return {"id": request.id, "account_id": request.account_id, "status": request.status.value,
+            "invoice_type": request.invoice_type,
+            "amount": format_minor(request.amount_minor, currency), "currency": currency,
+            "bills": [{"month": share.month.strftime("%Y-%m"),
+                       "amount": format_minor(share.amount_minor, currency)}
+                      for share in request.bills],
+            "profile_id": request.profile_id, "profile": dict(request.profile),
+            "address_id": request.address_id,
+            "address": None if request.address is None else dict(request.address),
+            "invoice_number": request.invoice_number, "reject_reason": request.reject_reason,
+            "requested_at": stamp(request.requested_at), "issued_at": stamp(request.issued_at),
+            "rejected_at": stamp(request.rejected_at)}

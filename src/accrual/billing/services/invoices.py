@@ -27,7 +27,7 @@ paper invoice, and asks for at most what the named bills leave invoiceable.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -61,6 +61,54 @@ class _Bill:
     total_minor: int
 
 
+@dataclass(frozen=True)
+class InvoiceableBill:
+    """One monthly bill and what it leaves to invoice."""
+
+    month: date  # the month's first day
+    bill_total_minor: int
+    parts: BillParts
+
+
+@dataclass(frozen=True)
+class Invoiceable:
+    account_id: str
+    currency: str
+    bills: tuple[InvoiceableBill, ...]  # newest month first
+
+    @property
+    def invoiceable_minor(self) -> int:
+        return sum(bill.parts.invoiceable_minor for bill in self.bills)
+
+
+@dataclass(frozen=True)
+class BillShare:
+    """What an invoice request takes from one monthly bill."""
+
+    month: date
+    amount_minor: int
+
+
+@dataclass(frozen=True)
+class InvoiceRequest:
+    id: int
+    account_id: str
+    status: invoicing.RequestStatus
+    invoice_type: str
+    amount_minor: int
+    currency: str
+    bills: tuple[BillShare, ...]  # oldest month first
+    profile_id: int
+    profile: Mapping[str, object]  # the invoice information as it was when requested
+    address_id: int | None
+    address: Mapping[str, object] | None  # likewise the mailing address
+    invoice_number: str | None
+    reject_reason: str | None
+    requested_at: datetime
+    issued_at: datetime | None
+    rejected_at: datetime | None
+
+
 class Invoices:
     """The invoiceable amount, requests and the operator's decision. A request names one of
     the account's invoice records (``records``), whose details it keeps a snapshot of."""
@@ -75,7 +123,7 @@ class Invoices:
 
     # -- the invoiceable amount ----------------------------------------------
 
-    def invoiceable(self, account_id: str) -> dict[str, object]:
+    def invoiceable(self, account_id: str) -> Invoiceable:
         """Per monthly bill (newest first) and in total: what may still be invoiced."""
         self.accounts.account(account_id)
         b = t.monthly_bills
@@ -84,22 +132,9 @@ class Invoices:
                 select(b.c.id, b.c.month, b.c.total_minor).where(b.c.account_id == account_id)
                 .order_by(b.c.month.desc()))]
             parts = self._parts(conn, account_id, bills)
-        currency = self.config.currency
-        rows = []
-        for bill in bills:
-            part = parts[bill.id]
-            rows.append({"month": bill.month.strftime("%Y-%m"),
-                         "bill_total": format_minor(bill.total_minor, currency),
-                         "consumption_paid_in_cash": format_minor(
-                             part.consumption_paid_in_cash_minor, currency),
-                         "card_purchases_paid_in_cash": format_minor(
-                             part.card_purchases_paid_in_cash_minor, currency),
-                         "requested": format_minor(part.requested_minor, currency),
-                         "invoiceable": format_minor(part.invoiceable_minor, currency)})
-        return {"account_id": account_id, "currency": currency,
-                "invoiceable": format_minor(sum(p.invoiceable_minor for p in parts.values()),
-                                            currency),
-                "bills": rows}
+        return Invoiceable(account_id=account_id, currency=self.config.currency, bills=tuple(
+            InvoiceableBill(month=bill.month, bill_total_minor=bill.total_minor,
+                            parts=parts[bill.id]) for bill in bills))
 
     def _parts(self, conn: Connection, account_id: str,
                bills: Sequence[_Bill]) -> dict[int, BillParts]:
@@ -142,7 +177,7 @@ class Invoices:
     # -- requests ------------------------------------------------------------
 
     def request(self, account_id: str, *, months: Sequence[str], profile_id: int,
-                address_id: int | None = None, amount: object = None) -> dict[str, object]:
+                address_id: int | None = None, amount: object = None) -> InvoiceRequest:
         """Request one invoice against monthly bills; without an amount, for all they leave
         invoiceable. The amount is taken from the oldest bill first."""
         wanted = invoicing.check_months([parse_month(m) for m in months])
@@ -160,7 +195,7 @@ class Invoices:
                             "invoices need the account's enterprise certification first")
         now = self.clock.now()
 
-        def work(conn: Connection) -> dict[str, object]:
+        def work(conn: Connection) -> InvoiceRequest:
             # Under the account's ledger lock (PostgreSQL; SQLite writes one at a time):
             # two requests never both take the same invoiceable amount.
             balances = ledger.balances(conn, account_id, lock=True)
@@ -211,7 +246,7 @@ class Invoices:
 
         return in_transaction(self.engine, work)
 
-    def requests(self, account_id: str) -> list[dict[str, object]]:
+    def requests(self, account_id: str) -> list[InvoiceRequest]:
         """The account's invoice requests with their status, newest first."""
         self.accounts.account(account_id)
         r = t.invoice_requests
@@ -220,7 +255,7 @@ class Invoices:
                                 .order_by(r.c.id.desc())).all()
             return self._present_many(conn, rows)
 
-    def get(self, account_id: str, request_id: int) -> dict[str, object]:
+    def get(self, account_id: str, request_id: int) -> InvoiceRequest:
         self.accounts.account(account_id)
         with self.engine.connect() as conn:
             row = self._get_request(conn, request_id)
@@ -228,7 +263,7 @@ class Invoices:
                 raise NotFound("invoice_not_found", f"no invoice request {request_id}")
             return self._present(conn, row)
 
-    def pending(self, status: str | None = REQUESTED) -> list[dict[str, object]]:
+    def pending(self, status: str | None = REQUESTED) -> list[InvoiceRequest]:
         """Requests of every account (operator), oldest first; optionally of one status."""
         if status is not None and status not in STATUSES:
             raise Invalid("invalid_status", f"status must be one of {', '.join(STATUSES)}")
@@ -241,12 +276,12 @@ class Invoices:
 
     # -- the operator's decision ---------------------------------------------
 
-    def issue(self, request_id: int, invoice_number: str) -> dict[str, object]:
+    def issue(self, request_id: int, invoice_number: str) -> InvoiceRequest:
         """Mark a request issued with the invoice's number. Repeating it with the same
         number changes nothing."""
         number = invoicing.check_invoice_number(invoice_number)
 
-        def work(conn: Connection) -> dict[str, object]:
+        def work(conn: Connection) -> InvoiceRequest:
             r = t.invoice_requests
             taken = conn.execute(select(r.c.id).where(r.c.invoice_number == number,
                                                       r.c.id != request_id)).first()
@@ -259,7 +294,7 @@ class Invoices:
 
         return in_transaction(self.engine, work)
 
-    def reject(self, request_id: int, reason: str) -> dict[str, object]:
+    def reject(self, request_id: int, reason: str) -> InvoiceRequest:
         """Refuse a request; what it took from its bills may be requested again."""
         text = invoicing.check_reject_reason(reason)
         return in_transaction(self.engine, lambda conn: self._decide(
@@ -267,7 +302,7 @@ class Invoices:
             status=REJECTED, reject_reason=text, rejected_at=self.clock.now()))
 
     def _decide(self, conn: Connection, request_id: int, repeated: Callable[[Any], bool],
-                **values: object) -> dict[str, object]:
+                **values: object) -> InvoiceRequest:
         r = t.invoice_requests
         row = self._get_request(conn, request_id)
         if not invoicing.needs_decision(row.status, repeated=repeated(row)):
@@ -288,34 +323,29 @@ class Invoices:
             raise NotFound("invoice_not_found", f"no invoice request {request_id}")
         return row
 
-    def _present(self, conn: Connection, row) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    def _present(self, conn: Connection, row: Any) -> InvoiceRequest:
         return self._present_many(conn, [row])[0]
 
-    def _present_many(self, conn: Connection, rows: Sequence[Any]) -> list[dict[str, object]]:
+    def _present_many(self, conn: Connection, rows: Sequence[Any]) -> list[InvoiceRequest]:
         link, b = t.invoice_request_bills, t.monthly_bills
-        taken: dict[int, list[dict[str, str]]] = {}
+        taken: dict[int, list[BillShare]] = {}
         for start in range(0, len(rows), 500):
             ids = [row.id for row in rows[start:start + 500]]
-            for request_id, month, amount, currency in conn.execute(
-                    select(link.c.request_id, b.c.month, link.c.amount_minor, b.c.currency)
+            for request_id, month, amount in conn.execute(
+                    select(link.c.request_id, b.c.month, link.c.amount_minor)
                     .join(b, b.c.id == link.c.bill_id).where(link.c.request_id.in_(ids))
                     .order_by(link.c.request_id, b.c.month)):
-                taken.setdefault(request_id, []).append(
-                    {"month": month.strftime("%Y-%m"), "amount": format_minor(amount, currency)})
-
-        def stamp(value: datetime | None) -> str | None:
-            return None if value is None else value.isoformat()
-
-        return [{"id": row.id, "account_id": row.account_id, "status": row.status,
-                 "invoice_type": row.invoice_type,
-                 "amount": format_minor(row.amount_minor, row.currency), "currency": row.currency,
-                 "bills": taken.get(row.id, []), "profile_id": row.profile_id,
-                 "profile": json.loads(row.profile_snapshot), "address_id": row.address_id,
-                 "address": None if row.address_snapshot is None
-                 else json.loads(row.address_snapshot),
-                 "invoice_number": row.invoice_number, "reject_reason": row.reject_reason,
-                 "requested_at": stamp(row.requested_at), "issued_at": stamp(row.issued_at),
-                 "rejected_at": stamp(row.rejected_at)} for row in rows]
+                taken.setdefault(request_id, []).append(BillShare(month, int(amount)))
+        return [InvoiceRequest(
+            id=row.id, account_id=row.account_id, status=invoicing.RequestStatus(row.status),
+            invoice_type=row.invoice_type, amount_minor=int(row.amount_minor),
+            currency=row.currency, bills=tuple(taken.get(row.id, ())),
+            profile_id=row.profile_id, profile=json.loads(row.profile_snapshot),
+            address_id=row.address_id,
+            address=None if row.address_snapshot is None else json.loads(row.address_snapshot),
+            invoice_number=row.invoice_number, reject_reason=row.reject_reason,
+            requested_at=row.requested_at, issued_at=row.issued_at,
+            rejected_at=row.rejected_at) for row in rows]
 
 
 _PROFILE_FIELDS = ("invoice_type", "title", "taxpayer_id", "registered_address",
