@@ -15,6 +15,7 @@ from accrual.billing.api.deps import (
     require_operator,
 )
 from accrual.billing.domain.bounds import USERNAME_PATTERN
+from accrual.billing.services.accounts import Bound
 from accrual.contract.errors import NotFound
 from accrual.infra.http import Text, error_responses
 
@@ -72,11 +73,11 @@ def bind(workspace_id: str, body: BindingIn, center: CenterDep) -> dict[str, Any
         account_id = center.accounts.find_by_username(body.username)
     if account_id is None:
         raise NotFound("account_not_found", "name an existing account by account_id or username")
-    result = center.accounts.bind(workspace_id, account_id, body.settlement_method)
+    bound = center.accounts.bind(workspace_id, account_id, body.settlement_method)
     if center.relay is not None:
         with contextlib.suppress(Exception):  # the relay loop delivers it later
             center.relay.drain()
-    return result
+    return bound_json(bound)
 
 
 class ProfileIn(BaseModel):
@@ -137,11 +138,18 @@ def move_workspace(account_id: AccountDep, workspace_id: str, body: MoveIn,
                    center: CenterDep) -> dict[str, Any]:
     """Change of binding: hand a workspace to another account with the same enterprise
     certification, from the next billing day."""
-    result = center.workspace_moves.move(account_id, workspace_id, body.to_username)
+    bound = center.workspace_moves.move(account_id, workspace_id, body.to_username)
     if center.relay is not None:
         with contextlib.suppress(Exception):
             center.relay.drain()
-    return result
+    return bound_json(bound)
+
+
+def bound_json(bound: Bound) -> dict[str, Any]:
+    """A binding as the API answers it (also the core of a settlement-method change)."""
+    return {"workspace_id": bound.workspace_id, "account_id": bound.account_id,
+            "settlement_method": bound.settlement_method,
+            "effective_from": bound.effective_from.isoformat(), "changed": bound.changed}
 
 
 @router.post("/accounts/{account_id}/workspace-bindings", tags=["billing: accounts"],

@@ -129,7 +129,7 @@ class BindingCodes:
                 **({"used_at": now} if right else {"attempts": row.attempts + 1})))
         if not right:
             raise Invalid("wrong_code", "the code is not right")
-        result = self.accounts.bind(workspace_id, account_id)
+        bound = self.accounts.bind(workspace_id, account_id)
         return BindingChanged(workspace_id=workspace_id, billing_account_id=account_id,
-                              settlement_method=str(result["settlement_method"]),
-                              effective_from=result["effective_from"])
+                              settlement_method=bound.settlement_method,
+                              effective_from=bound.effective_from)

@@ -12,6 +12,7 @@ locked for arrears at once (decisions.md 18).
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -20,7 +21,7 @@ from sqlalchemy import Connection, Engine, insert, select
 from accrual.billing.adapters import tables as t
 from accrual.billing.config import BillingConfig
 from accrual.billing.domain import methods as rules
-from accrual.billing.services.accounts import BillingAccounts
+from accrual.billing.services.accounts import BillingAccounts, Bound
 from accrual.billing.services.arrears import Arrears
 from accrual.clock import Clock, day_bounds
 from accrual.contract.errors import Conflict
@@ -31,6 +32,25 @@ VENDORS = rules.VENDORS
 METHODS = rules.METHODS
 ACTIVE, CANCELLED = "active", "cancelled"
 is_cloud = rules.is_cloud
+
+
+@dataclass(frozen=True)
+class CloudAccount:
+    """A marketplace account a billing account may settle workspaces through."""
+
+    id: str
+    vendor: str
+    external_id: str
+    status: str  # ACTIVE or CANCELLED
+    linked_at: datetime
+    cancelled_at: datetime | None
+
+
+@dataclass(frozen=True)
+class MethodChange:
+    bound: Bound  # the binding from tomorrow
+    from_method: str
+    unlocked: bool  # a workspace locked for arrears that the change unlocked at once
 
 
 class SettlementMethods:
@@ -47,8 +67,10 @@ class SettlementMethods:
 
     # -- cloud accounts ----------------------------------------------------------
 
-    def link_cloud_account(self, account_id: str, vendor: str, external_id: str) -> dict[str, Any]:
-        """Record a marketplace account as one this billing account may settle through.
+    def link_cloud_account(self, account_id: str, vendor: str,
+                           external_id: str) -> tuple[CloudAccount, bool]:
+        """Record a marketplace account as one this billing account may settle through;
+        (the link, whether it is new).
 
         Marketplace activation records it; until that flow exists the operator does. One
         cloud account belongs to one billing account; linking it again is a no-op.
@@ -58,38 +80,37 @@ class SettlementMethods:
         self.accounts.account(account_id)
         c = t.cloud_accounts
 
-        def work(conn: Connection) -> dict[str, Any]:
+        def work(conn: Connection) -> tuple[CloudAccount, bool]:
             row = conn.execute(select(c).where(c.c.vendor == vendor, c.c.external_id == external_id,
                                                c.c.status == ACTIVE)).first()
             if row is not None:
                 if row.account_id != account_id:
                     raise Conflict("cloud_account_taken",
                                    "this cloud account is linked to another billing account")
-                return {**_present(row), "created": False}
+                return _cloud_account(row), False
             link_id = "ca_" + secrets.token_hex(12)
             conn.execute(insert(c).values(id=link_id, account_id=account_id, vendor=vendor,
                                           external_id=external_id, status=ACTIVE,
                                           linked_at=self.clock.now()))
-            return {**_present(conn.execute(select(c).where(c.c.id == link_id)).one()),
-                    "created": True}
+            return _cloud_account(conn.execute(select(c).where(c.c.id == link_id)).one()), True
 
         return in_transaction(self.engine, work)
 
-    def cloud_accounts(self, account_id: str) -> list[dict[str, Any]]:
+    def cloud_accounts(self, account_id: str) -> list[CloudAccount]:
         self.accounts.account(account_id)
         c = t.cloud_accounts
         with self.engine.connect() as conn:
-            return [_present(r) for r in conn.execute(
+            return [_cloud_account(r) for r in conn.execute(
                 select(c).where(c.c.account_id == account_id).order_by(c.c.linked_at, c.c.id))]
 
     # -- changing the method -----------------------------------------------------
 
-    def change(self, account_id: str, workspace_id: str, method: object) -> dict[str, Any]:
+    def change(self, account_id: str, workspace_id: str, method: object) -> MethodChange:
         """Settle ``workspace_id`` by ``method`` from the next billing day on."""
         chosen = rules.check_method(method, self.config.currency)
         self.accounts.account(account_id)
 
-        def work(conn: Connection) -> dict[str, Any]:
+        def work(conn: Connection) -> MethodChange:
             today = self.accounts.today()
             tomorrow = rules.effective_from(today)
             current = self.accounts.binding_in_force(conn, workspace_id, today)
@@ -120,7 +141,7 @@ class SettlementMethods:
             if rules.is_cloud(chosen):
                 # Nothing more is owed through the wallet for it: its lock ends now.
                 unlocked = self.arrears.release_workspace(conn, workspace_id, "method_changed")
-            return {**bound, "from_method": upcoming.settlement_method, "unlocked": unlocked}
+            return MethodChange(bound, upcoming.settlement_method, unlocked)
 
         return in_transaction(self.engine, work)
 
@@ -132,8 +153,7 @@ class SettlementMethods:
             .limit(1)).first() is not None
 
 
-def _present(row: Any) -> dict[str, Any]:
-    linked: datetime = row.linked_at
-    return {"id": row.id, "vendor": row.vendor, "cloud_account_id": row.external_id,
-            "status": row.status, "linked_at": linked.isoformat(),
-            "cancelled_at": row.cancelled_at.isoformat() if row.cancelled_at else None}
+def _cloud_account(row: Any) -> CloudAccount:
+    return CloudAccount(id=row.id, vendor=row.vendor, external_id=row.external_id,
+                        status=row.status, linked_at=row.linked_at,
+                        cancelled_at=row.cancelled_at)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import Engine, select
 
 from accrual.billing.adapters import tables as t
-from accrual.billing.services.accounts import BillingAccounts
+from accrual.billing.services.accounts import BillingAccounts, Bound
 from accrual.contract.errors import Forbidden, Invalid, NotFound
 
 
@@ -14,7 +14,7 @@ class WorkspaceMoves:
         self.engine = engine
         self.accounts = accounts
 
-    def move(self, from_account: str, workspace_id: str, to_username: str) -> dict[str, object]:
+    def move(self, from_account: str, workspace_id: str, to_username: str) -> Bound:
         """Change of binding: only between accounts with the same enterprise certification;
         effective from the next billing day (decisions.md 11)."""
         to_account = self.accounts.find_by_username(to_username)
