@@ -20,6 +20,8 @@ import secrets
 import threading
 from collections import Counter
 from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -55,10 +57,29 @@ from accrual.money import (
 
 log = logging.getLogger(__name__)
 
-PENDING = "pending"
-PAID = "paid"
+class OrderStatus(StrEnum):
+    PENDING = "pending"  # opened with the gateway, not paid yet
+    PAID = "paid"  # the gateway's notify credited the cash
+
+
+PENDING = OrderStatus.PENDING.value
+PAID = OrderStatus.PAID.value
 JOURNAL_KIND = "online_recharge"
 _MAX_RETURN_URL = 500
+
+
+@dataclass(frozen=True)
+class RechargeOrder:
+    order_id: str
+    account_id: str
+    status: OrderStatus
+    amount_minor: int
+    currency: str
+    redirect_url: str | None  # where the payer's browser pays; None until the gateway answered
+    return_url: str | None
+    transaction_id: str | None  # the gateway's, once paid
+    created_at: datetime
+    paid_at: datetime | None
 
 
 class NotifyOutcome(StrEnum):
@@ -85,7 +106,7 @@ class Payments:
     # -- orders -------------------------------------------------------------------
 
     def create_order(self, account_id: str, amount: object, idempotency_key: str,
-                     return_url: str | None = None) -> tuple[dict[str, Any], bool]:
+                     return_url: str | None = None) -> tuple[RechargeOrder, bool]:
         """Open a recharge order (or find the one this key opened); (order, created).
 
         The same key with another amount or return URL is 409 ``idempotency_conflict``."""
@@ -142,16 +163,16 @@ class Payments:
                 conn.execute(update(o).where(o.c.id == row.id, o.c.redirect_url.is_(None))
                              .values(redirect_url=url))
                 row = conn.execute(select(o).where(o.c.id == row.id)).one()
-        return _present(row), created
+        return _order(row), created
 
-    def order(self, account_id: str, order_id: str) -> dict[str, Any]:
+    def order(self, account_id: str, order_id: str) -> RechargeOrder:
         o = t.recharge_orders
         with self.engine.connect() as conn:
             row = conn.execute(select(o).where(o.c.id == order_id,
                                                o.c.account_id == account_id)).first()
         if row is None:
             raise NotFound("order_not_found", "no such recharge order for this account")
-        return _present(row)
+        return _order(row)
 
     # -- notifies -----------------------------------------------------------------
 
@@ -248,10 +269,9 @@ def _safe_return_url(url: str) -> bool:
     return scheme.lower() in ("http", "https") and bool(host) and "\\" not in url
 
 
-def _present(row: Any) -> dict[str, Any]:
-    return {"order_id": row.id, "account_id": row.account_id, "status": row.status,
-            "amount": format_minor(row.amount_minor, row.currency), "currency": row.currency,
-            "redirect_url": row.redirect_url, "return_url": row.return_url,
-            "transaction_id": row.transaction_id,
-            "created_at": row.created_at.isoformat(),
-            "paid_at": row.paid_at.isoformat() if row.paid_at else None}
+def _order(row: Any) -> RechargeOrder:
+    return RechargeOrder(
+        order_id=row.id, account_id=row.account_id, status=OrderStatus(row.status),
+        amount_minor=int(row.amount_minor), currency=row.currency,
+        redirect_url=row.redirect_url, return_url=row.return_url,
+        transaction_id=row.transaction_id, created_at=row.created_at, paid_at=row.paid_at)
