@@ -16,6 +16,7 @@ from accrual.billing.api.deps import (
     require_operator,
 )
 from accrual.billing.domain.bounds import MONTH_PATTERN, MONTH_WINDOW
+from accrual.billing.services.invoice_records import InvoiceProfile, MailingAddress
 from accrual.billing.services.invoices import InvoiceRequest
 from accrual.infra.http import Name, Text, Whole, error_responses
 from accrual.money import format_minor
@@ -96,7 +97,7 @@ class InvoiceProfilesOut(BaseModel):
             tags=["billing: invoices"], responses=error_responses(401, 403, 404))
 def list_profiles(account_id: AccountDep, center: CenterDep) -> dict[str, Any]:
     """The account's invoice information records, oldest first."""
-    return {"profiles": center.invoice_records.profiles(account_id)}
+    return {"profiles": [_profile(found) for found in center.invoice_records.profiles(account_id)]}
 
 
 @router.post("/accounts/{account_id}/invoice-profiles", response_model=InvoiceProfileOut,
@@ -106,7 +107,7 @@ def create_profile(account_id: AccountDep, body: InvoiceProfileIn,
     """Add invoice information: the type, the title (enterprise name) and taxpayer id, plus the
     registered address, phone, bank and account for VAT special invoices, or an email for
     electronic ones. A request later needs the title and taxpayer id of the certification."""
-    return center.invoice_records.create_profile(account_id, body.model_dump())
+    return _profile(center.invoice_records.create_profile(account_id, body.model_dump()))
 
 
 @router.put("/accounts/{account_id}/invoice-profiles/{profile_id}",
@@ -115,7 +116,8 @@ def create_profile(account_id: AccountDep, body: InvoiceProfileIn,
 def update_profile(account_id: AccountDep, profile_id: RowId, body: InvoiceProfileIn,
                    center: CenterDep) -> dict[str, object]:
     """Replace invoice information. Requests already made keep what they were made with."""
-    return center.invoice_records.update_profile(account_id, profile_id, body.model_dump())
+    return _profile(center.invoice_records.update_profile(account_id, profile_id,
+                                                          body.model_dump()))
 
 
 @router.delete("/accounts/{account_id}/invoice-profiles/{profile_id}", status_code=204,
@@ -165,7 +167,8 @@ class MailingAddressesOut(BaseModel):
             tags=["billing: invoices"], responses=error_responses(401, 403, 404))
 def list_addresses(account_id: AccountDep, center: CenterDep) -> dict[str, Any]:
     """The account's mailing addresses for paper invoices, oldest first."""
-    return {"addresses": center.invoice_records.addresses(account_id)}
+    return {"addresses": [_address(found)
+                          for found in center.invoice_records.addresses(account_id)]}
 
 
 @router.post("/accounts/{account_id}/mailing-addresses", response_model=MailingAddressOut,
@@ -173,7 +176,7 @@ def list_addresses(account_id: AccountDep, center: CenterDep) -> dict[str, Any]:
 def create_address(account_id: AccountDep, body: MailingAddressIn,
                    center: CenterDep) -> dict[str, object]:
     """Add a mailing address (recipient, phone, address, postcode) for paper invoices."""
-    return center.invoice_records.create_address(account_id, body.model_dump())
+    return _address(center.invoice_records.create_address(account_id, body.model_dump()))
 
 
 @router.put("/accounts/{account_id}/mailing-addresses/{address_id}",
@@ -182,7 +185,8 @@ def create_address(account_id: AccountDep, body: MailingAddressIn,
 def update_address(account_id: AccountDep, address_id: RowId, body: MailingAddressIn,
                    center: CenterDep) -> dict[str, object]:
     """Replace a mailing address. Requests already made keep the address they were made with."""
-    return center.invoice_records.update_address(account_id, address_id, body.model_dump())
+    return _address(center.invoice_records.update_address(account_id, address_id,
+                                                          body.model_dump()))
 
 
 @router.delete("/accounts/{account_id}/mailing-addresses/{address_id}", status_code=204,
@@ -366,6 +370,23 @@ def reject_invoice(invoice_id: RowId, body: RejectIn, center: CenterDep) -> dict
     """Reject a request with a reason: what it took from its bills becomes invoiceable again.
     A request already issued is 409 `invoice_already_decided`."""
     return _invoice(center.invoices.reject(invoice_id, body.reason))
+
+
+def _profile(profile: InvoiceProfile) -> dict[str, object]:
+    return {"id": profile.id, "invoice_type": profile.invoice_type, "title": profile.title,
+            "taxpayer_id": profile.taxpayer_id, "registered_address": profile.registered_address,
+            "registered_phone": profile.registered_phone, "bank_name": profile.bank_name,
+            "bank_account": profile.bank_account, "email": profile.email,
+            "matches_certification": profile.matches_certification,
+            "created_at": profile.created_at.isoformat(),
+            "updated_at": profile.updated_at.isoformat()}
+
+
+def _address(address: MailingAddress) -> dict[str, object]:
+    return {"id": address.id, "recipient": address.recipient, "phone": address.phone,
+            "address": address.address, "postcode": address.postcode, "email": address.email,
+            "created_at": address.created_at.isoformat(),
+            "updated_at": address.updated_at.isoformat()}
 
 
 def _invoice(request: InvoiceRequest) -> dict[str, object]:
