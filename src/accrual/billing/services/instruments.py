@@ -42,7 +42,6 @@ VOUCHER_GRANT = "voucher_grant"
 WRITE_OFF = "write_off"
 
 
-
 class Instruments:
     def __init__(self, engine: Engine, config: BillingConfig, clock: Clock,
                  accounts: BillingAccounts) -> None:
