@@ -61,7 +61,7 @@ class Dissolution:
             # deletion commits: a close that read this usage would otherwise write its
             # statistics back, and a later re-rate would refund them.
             for day in sorted(days):
-                self.day_close._lock_day(conn, day)
+                self.day_close.lock_day(conn, day)
             deleted = {table.name: conn.execute(
                 delete(table).where(table.c.workspace_id == workspace_id)).rowcount
                 for table in (u, s, t.late_days, t.alert_rules)}
