@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PG_URL ?= $(or $(ACCRUAL_TEST_PG_URL),postgresql://postgres@127.0.0.1:5432/postgres)
 
-.PHONY: install run test test-sqlite test-pg lint-imports bench bench-quick clean
+.PHONY: install run test test-sqlite test-pg lint lint-imports bench bench-quick clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,13 @@ run: $(STAMP)
 	$(BIN)/accrual run
 
 lint-imports: $(STAMP)
+	$(BIN)/lint-imports
+
+# Style and likely bugs (ruff, pinned in pyproject.toml with its rule set), types
+# (mypy: strict on the pure rules, checked bodies elsewhere) and the import contracts.
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
 	$(BIN)/lint-imports
 
 # The functional tests on two workers (each its own SQLite files or PostgreSQL
@@ -45,7 +52,7 @@ test-pg: $(STAMP)
 
 # The reliability figures are printed even when a test failed (then the run still fails).
 test: $(STAMP)
-	@status=0; $(MAKE) --no-print-directory lint-imports test-sqlite test-pg || status=$$?; \
+	@status=0; $(MAKE) --no-print-directory lint test-sqlite test-pg || status=$$?; \
 	$(BIN)/python -m tests.reliability.show_report; exit $$status
 
 bench: $(STAMP)

@@ -93,8 +93,8 @@ def copy_rows(engine: Any, table: str, columns: Sequence[str], rows: Iterable[Se
     count = 0
     with engine.begin() as conn:
         raw = conn.connection.driver_connection
-        with raw.cursor() as cursor:
-            with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+        with raw.cursor() as cursor, \
+                cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)
                     count += 1

@@ -43,7 +43,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import (  # noqa: E402
+from _common import (
     ADMIN,
     DAY,
     NOW,
@@ -118,7 +118,8 @@ def run_service(runtime: Any, chunks: list[Sequence[dict[str, Any]]], label: str
                              f"rejected={result.rejected[:3]}")
         if n % max(1, len(chunks) // 5) == 0 or n == len(chunks):
             so_far = time.perf_counter() - started
-            log(f"  {label}: {n}/{len(chunks)} batches, {sum(len(c) for c in chunks[:n]) / so_far:,.0f} records/s")
+            rate = sum(len(c) for c in chunks[:n]) / so_far
+            log(f"  {label}: {n}/{len(chunks)} batches, {rate:,.0f} records/s")
     elapsed = time.perf_counter() - started
     return total / elapsed
 

@@ -343,7 +343,7 @@ def create_app(runtime: Runtime) -> FastAPI:
             try:
                 with engine.connect() as conn:
                     conn.execute(text("SELECT 1"))
-            except Exception as error:  # any failure to reach the database
+            except Exception as error:  # noqa: BLE001 - any failure to reach the database
                 log.warning("healthz: %s database unreachable: %s", side, error)
                 return error_response(503, "unhealthy", f"the {side} database is unreachable")
         degraded = [DegradedJob(job=job.name, reason=job.reason() or "",

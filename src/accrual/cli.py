@@ -10,7 +10,7 @@ import typer
 from rich.console import Console as RichConsole
 from rich.table import Table
 
-from accrual.app import build
+from accrual.app import Runtime, build
 from accrual.settings import Settings
 
 app = typer.Typer(help="Accrual: metering and billing for multi-workspace SaaS.",
@@ -18,7 +18,7 @@ app = typer.Typer(help="Accrual: metering and billing for multi-workspace SaaS."
 out = RichConsole(soft_wrap=True)
 
 
-def _runtime():  # type: ignore[no-untyped-def]
+def _runtime() -> Runtime:
     runtime = build(Settings())
     runtime.migrate()
     return runtime
@@ -101,7 +101,7 @@ def prices(currency: str | None = None, site_group: str | None = None) -> None:
     runtime = build(Settings())
     table = Table("book", "from", "currency", "group", "item", "tier", "unit price")
     for r in runtime.console.book.rows:
-        if currency and r.currency != currency or site_group and r.site_group != site_group:
+        if (currency and r.currency != currency) or (site_group and r.site_group != site_group):
             continue
         table.add_row(r.book, r.effective_from.isoformat(), r.currency, r.site_group, r.item,
                       str(r.retention_days), str(r.unit_price))

@@ -56,7 +56,7 @@ def to_decimal(value: object, *, max_places: int | None = None) -> Decimal:
     ``max_places`` limits the digits after the point; excess digits are an
     error, never rounded away silently.
     """
-    if isinstance(value, bool) or isinstance(value, float):
+    if isinstance(value, (bool, float)):
         raise InvalidDecimal(value, "floats are not accepted; send a decimal string")
     if isinstance(value, int):
         if abs(value) >= 10**MAX_DIGITS:
@@ -75,7 +75,7 @@ def to_decimal(value: object, *, max_places: int | None = None) -> Decimal:
         raise InvalidDecimal(value, f"unsupported type {type(value).__name__}")
     if not result.is_finite():
         raise InvalidDecimal(value, "NaN and Infinity are not numbers")
-    sign, digits, exponent = result.as_tuple()
+    _sign, digits, exponent = result.as_tuple()
     assert isinstance(exponent, int)
     if abs(exponent) > MAX_EXPONENT or len(digits) + max(exponent, 0) > MAX_DIGITS:
         raise InvalidDecimal(value, "out of range")

@@ -95,7 +95,7 @@ def test_the_most_one_workspace_may_send_does_not_delay_anybody_else(
     overview = client.get(f"/billing/v1/accounts/{ada['billing_account_id']}/overview",
                           headers=OPERATOR).json()
     (_, _, ada_logs), = lines[ada["workspace_id"]]
-    assert 0 < ada_logs and overview["cash"] == format_minor(10_000 - ada_logs, "CNY")
+    assert ada_logs > 0 and overview["cash"] == format_minor(10_000 - ada_logs, "CNY")
 
     # Eve's details were all made; those the balance bound cannot take wait, alone.
     with runtime.console.engine.connect() as conn:

@@ -84,7 +84,7 @@ def job(view: dict[str, Any], name: str) -> dict[str, Any]:
 def test_a_workspace_that_cannot_be_priced_does_not_stop_the_site(
         client: TestClient, runtime: Runtime, clock: ManualClock) -> None:
     regs = tenants(client, clock, ["ada", "bob", "cyd"])
-    for name, reg in regs.items():
+    for reg in regs.values():
         send_usage(client, reg["ingest_key"], [record(reg["workspace_id"], "l", "logs", "2000000")])
     bob = regs["bob"]["workspace_id"]
     send_usage(client, regs["bob"]["ingest_key"], [record(bob, "t", "trigger", "20000")])

@@ -284,7 +284,8 @@ def test_a_name_with_control_or_bidi_characters_is_refused(client: TestClient, c
 
 
 def test_names_in_any_script_are_taken(client: TestClient) -> None:
-    reg = register(client, workspace_name="\u963f\u8fbe\u7684\u56e2\u961f \u2014 \u00c9quipe \u0639\u0631\u0628\u064a")
+    reg = register(client, workspace_name=(
+        "\u963f\u8fbe\u7684\u56e2\u961f \u2014 \u00c9quipe \u0639\u0631\u0628\u064a"))
     assert reg["workspace_id"]
 
 

@@ -20,7 +20,7 @@ from accrual.console.adapters import tables as t
 from accrual.console.domain.usage import MAX_DAY_UNITS
 from accrual.money import MAX_AMOUNT
 from tests.conftest import SHANGHAI, START
-from tests.helpers import OPERATOR, bearer, close_day, console_login, register, send_usage
+from tests.helpers import bearer, close_day, console_login, register, send_usage
 
 TODAY = START.date().isoformat()  # 2026-11-26
 MAX_QUANTITY = 10**15

@@ -140,7 +140,7 @@ def test_the_waterfall_spends_vouchers_then_cards_then_cash_then_owes(
     billing.wallet.recharge(account, "250", "t-1")
     late = billing.instruments.buy_card(account, "100", "late")["number"]
     billing.instruments.grant_card(account, "100", "soon", validity_days=30)
-    soon = [c["number"] for c in billing.instruments.cards(account) if c["source"] == "partner"][0]
+    soon = next(c["number"] for c in billing.instruments.cards(account) if c["source"] == "partner")
     disc = billing.instruments.issue_voucher(account, "voucher_discount", "30", "d")["number"]
     std = billing.instruments.issue_voucher(account, "voucher_standard", "20", "s")["number"]
     # Cash left: 150. Charges: 420 for logs, then 60 SMS.

@@ -24,7 +24,8 @@ DAY = "2026-11-25"
 def corrected(book: PriceBook, item: str, tier: int, price: str) -> PriceBook:
     """The same book with the CNY/cn price of one item and tier corrected in place."""
     rows = [dataclasses.replace(r, unit_price=Decimal(price))
-            if (r.currency, r.site_group, r.item, r.retention_days, r.book) == ("CNY", "cn", item, tier, "current")
+            if (r.currency, r.site_group, r.item, r.retention_days, r.book)
+            == ("CNY", "cn", item, tier, "current")
             else r for r in book.rows]
     return PriceBook(rows)
 

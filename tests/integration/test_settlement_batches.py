@@ -83,12 +83,11 @@ def state(conn: Connection) -> dict[str, Any]:
 
 def reference_and_batch(runtime: Runtime, messages: list[Envelope]) -> tuple[Any, Any]:
     center = runtime.billing
-    with center.engine.connect() as conn:
-        with conn.begin() as transaction:
-            for message in messages:
-                center.wallet._apply_once(conn, message)
-            reference = state(conn)
-            transaction.rollback()
+    with center.engine.connect() as conn, conn.begin() as transaction:
+        for message in messages:
+            center.wallet._apply_once(conn, message)
+        reference = state(conn)
+        transaction.rollback()
     assert center.wallet.deliver(messages) == [m.id for m in messages]
     with center.engine.connect() as conn:
         return reference, state(conn)

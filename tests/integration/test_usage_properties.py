@@ -12,6 +12,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -135,7 +136,7 @@ def detail_totals(rows: list[dict[str, Any]]) -> dict[tuple[str, int], tuple[Dec
 
 def split(records: list[dict[str, Any]], cuts: list[int]) -> list[list[dict[str, Any]]]:
     bounds = sorted({0, len(records), *(c % (len(records) + 1) for c in cuts)})
-    return [records[a:b] for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
+    return [records[a:b] for a, b in pairwise(bounds) if b > a]
 
 
 def ingest(runtime: Runtime, batch: list[dict[str, Any]]) -> tuple[int, int]:
@@ -158,7 +159,7 @@ def assert_revision_chain(site: str, workspace_id: str, rows: list[dict[str, Any
         chain.sort(key=lambda d: d["revision"])
         assert [d["revision"] for d in chain] == list(range(len(chain)))
         assert chain[0]["kind"] == "charge" and chain[0]["adjusts"] is None
-        for previous, d in zip(chain, chain[1:], strict=False):
+        for previous, d in pairwise(chain):
             assert d["kind"] == "adjustment"
             assert d["adjusts"] == previous["id"]
             assert d["id"] == detail_id(site, workspace_id, DAY, item, tier, d["revision"])

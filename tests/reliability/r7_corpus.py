@@ -511,8 +511,8 @@ def _tenant_cases() -> list[Case]:
              "a_console", j({"threshold": "1.00"}), 404, ("unknown_item", "not_found")),
     ]
     billing_probes = [("GET", "/billing/v1/accounts/{a_acct}/overview", None),
-                      ("GET", "/billing/v1/accounts/{a_acct}/transactions"
-                              "?from=2026-11-01&to=2026-11-26", None),
+                      ("GET", ("/billing/v1/accounts/{a_acct}/transactions"
+                               "?from=2026-11-01&to=2026-11-26"), None),
                       ("GET", "/billing/v1/accounts/{a_acct}/monthly-bills", None),
                       ("GET", "/billing/v1/accounts/{a_acct}/recharge-orders/{order}", None),
                       ("PATCH", "/billing/v1/accounts/{a_acct}/profile", j({"contact_name": "Mallory"}))]
@@ -634,7 +634,7 @@ def _declared_body(runtime: Runtime, method: str, path: str, headers: dict[str, 
              "server": ("testserver", 80), "state": {}}
     try:
         asyncio.run(runtime.app(scope, receive, send))
-    except Exception as error:  # a crash is a 500, as a server would answer
+    except Exception as error:  # noqa: BLE001 - a crash is a 500, as a server would answer
         if not sent["status"]:
             sent["status"] = 500
             sent["body"] = repr(error).encode()
@@ -702,9 +702,9 @@ def _run_notifies(ctx: Ctx) -> list[Result]:
         stored = _row_counts(ctx.runtime) != before_counts or (
             after_cash != before_cash and not notify.may_store)
         result = _judge(ctx, case, response, stored, seconds, None)
-        if notify.outcome is not None and response.status_code == 200:
-            if response.json().get("outcome") != notify.outcome:
-                result.problem = f"outcome {response.json().get('outcome')}, want {notify.outcome}"
+        if (notify.outcome is not None and response.status_code == 200
+                and response.json().get("outcome") != notify.outcome):
+            result.problem = f"outcome {response.json().get('outcome')}, want {notify.outcome}"
         if notify.outcome == "credited" and after_cash == before_cash:
             result.problem = f"cash {before_cash} -> {after_cash}: nothing credited"
         results.append(result)

@@ -92,7 +92,7 @@ class Meter:
 
         try:
             await self.app(scope, receive, send_and_see)
-        except (Exception, asyncio.CancelledError) as error:  # what a server would log
+        except (Exception, asyncio.CancelledError) as error:  # noqa: BLE001 - a server logs it
             raised = f"{type(error).__name__}: {str(error)[:200]}"
             if status == 0:
                 status = 500

@@ -254,7 +254,7 @@ def check(runtime: Runtime, accounts: list[str], ops: list[Op], done: list[Outco
     engine = runtime.billing.engine
     c, e, p, a, i, vc = (t.charges, t.journal_entries, t.postings, t.ledger_accounts,
                          t.instruments, t.voucher_codes)
-    violations: Counter[str] = Counter({name: 0 for name in CHECKS})
+    violations: Counter[str] = Counter(dict.fromkeys(CHECKS, 0))
     with engine.connect() as conn:
         violations.update(ledger_violations(conn))
         charges = {row.detail_id: row for row in conn.execute(
@@ -359,7 +359,7 @@ def check(runtime: Runtime, accounts: list[str], ops: list[Op], done: list[Outco
             oracle[accounts[op.account]] += bonus_of(op.amount)
         elif op.kind == "activate" and outcome.value["created"]:
             oracle[accounts[op.account]] += CODE_VOUCHER
-    for detail, (owner, amount) in expected_details.items():
+    for owner, amount in expected_details.values():
         oracle[accounts[owner]] -= amount
     holdings = Counter[str]()
     for (owner, kind), balance in held.items():

@@ -152,9 +152,9 @@ def judge(keys: list[Key], stored: dict[str, tuple[int, int]],
           same: Callable[[Any, Any], bool]) -> dict[str, Any]:
     """Compare every copy with what the database kept for its key: ``stored`` maps a key
     to (rows kept, amount kept)."""
-    figures: Counter[str] = Counter({name: 0 for name in (
-        *MUST_BE_ZERO, "inflight_409", "conflicts_sent", "conflicts_answered_409",
-        "inflight_copies", "inflight_collisions")})
+    figures: Counter[str] = Counter(dict.fromkeys(
+        (*MUST_BE_ZERO, "inflight_409", "conflicts_sent", "conflicts_answered_409",
+         "inflight_copies", "inflight_collisions"), 0))
     for key in keys:
         rows, kept = stored.get(key.name, (0, 0))
         figures["keys"] += 1
@@ -426,7 +426,7 @@ def test_a_copy_that_finds_the_key_taken_late_makes_no_second_instrument(
         made = conn.execute(select(t.instruments.c.id, t.instruments.c.entry_id)
                             .where(t.instruments.c.account_id == account)).all()
         assert not any(ledger_violations(conn).values())
-    assert len(made) == 1, f"one key, {len(made)} instruments: {made}; the copies got " \
-                           f"{first} and {late}"
+    assert len(made) == 1, (f"one key, {len(made)} instruments: {made}; the copies got "
+                            f"{first} and {late}")
     assert sorted((first["created"], late["created"])) == [False, True], (first, late)
     assert first["number"] == late["number"] == made[0].id

@@ -62,9 +62,9 @@ def reference_quantity(value: object) -> int | str:
         mantissa, e, exponent = value.lower().partition("e")
         whole, point, fraction = mantissa.partition(".")
         digits = set("0123456789")
-        if not (whole and set(whole) <= digits and (not point or fraction and set(fraction) <= digits)
-                and (not e or exponent.lstrip("+-") and set(exponent.lstrip("+-")) <= digits
-                     and len(exponent) - len(exponent.lstrip("+-")) <= 1)):
+        if not (whole and set(whole) <= digits and (not point or (fraction and set(fraction) <= digits))
+                and (not e or (exponent.lstrip("+-") and set(exponent.lstrip("+-")) <= digits
+                     and len(exponent) - len(exponent.lstrip("+-")) <= 1))):
             return "not in the grammar"
     try:
         quantity = to_decimal(value)

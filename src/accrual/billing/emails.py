@@ -6,7 +6,7 @@ from jinja2 import Environment, StrictUndefined
 
 from accrual.infra.mail import Mail
 
-_env = Environment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)  # noqa: S701 (plain text)
+_env = Environment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
 
 TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
     "binding_code": {

@@ -49,6 +49,6 @@ def _add_lines(rows: Sequence[Any], lines: dict[tuple[str, str, int], dict[str, 
             "retention_days": r.retention_days, "quantity": Decimal(0), "unit_size": r.unit_size,
             "unit_price": r.unit_price, "amount_minor": 0, "details": 0})
         line["quantity"] = line["quantity"] + Decimal(r.quantity)  # type: ignore[operator]
-        line["amount_minor"] = line["amount_minor"] + r.amount_minor  # type: ignore[operator]
+        line["amount_minor"] = line["amount_minor"] + r.amount_minor
         line["unit_price"] = r.unit_price  # the newest revision's price
         line["details"] = line["details"] + 1  # type: ignore[operator]

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 class ConsoleConfig:
     site: str = "cn1"
     site_group: str = "cn"  # cn | intl: picks the price column with `currency`
-    zone: ZoneInfo = ZoneInfo("Asia/Shanghai")
+    zone: ZoneInfo = ZoneInfo("Asia/Shanghai")  # noqa: RUF009 - zones are immutable and cached
     currency: str = "CNY"  # the billing center's currency this site feeds
     day_close_grace: timedelta = timedelta(minutes=30)
     late_horizon: timedelta = timedelta(days=35)

@@ -1,42 +1,43 @@
-"""The stable error envelope both sides answer with: ``{"error": {"code", "message"}}``.
+"""Refusals both sides raise for business outcomes, each with a stable ``code``.
 
-Services raise these for business refusals; entry points turn them into HTTP
-responses. Codes are part of the public contract and never change meaning.
+A refusal says *what kind* of no it is (not found, conflict, invalid, ...) and
+carries a code that is part of the public contract and never changes meaning.
+It knows nothing of HTTP: the entry points map each kind to a status
+(``accrual.infra.http.status_for``) and write the ``{"error": {"code",
+"message"}}`` envelope.
 """
 
 from __future__ import annotations
 
 
 class ServiceError(Exception):
-    status = 400
+    """A refusal of a request that is wrong as a whole (the default kind)."""
 
-    def __init__(self, code: str, message: str, status: int | None = None) -> None:
+    def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
-        if status is not None:
-            self.status = status
 
 
 class Unauthorized(ServiceError):
-    status = 401
+    """The caller is not who it claims, or did not say."""
 
 
 class Forbidden(ServiceError):
-    status = 403
+    """The caller is known but may not do this."""
 
 
 class NotFound(ServiceError):
-    status = 404
+    """The thing named does not exist (or is not the caller's to see)."""
 
 
 class Conflict(ServiceError):
-    status = 409
+    """The request contradicts the current state or an earlier request."""
 
 
 class Invalid(ServiceError):
-    status = 422
+    """A well-formed request whose values break a rule."""
 
 
 class Unavailable(ServiceError):
-    status = 503
+    """A peer or resource needed for the answer is not reachable now."""

@@ -33,10 +33,10 @@ class _HttpPeer:
             raise PeerUnavailable(f"{method} {path}: HTTP {response.status_code}")
         if response.status_code >= 400:
             try:
-                error = response.json()["error"]
-                code, message = error["code"], error["message"]
+                refusal = response.json()["error"]
+                code, message = refusal["code"], refusal["message"]
             except (ValueError, KeyError, TypeError):
-                code, message = "http_%d" % response.status_code, response.text[:200]
+                code, message = f"http_{response.status_code}", response.text[:200]
             raise PeerRefused(code, message)
         return response
 

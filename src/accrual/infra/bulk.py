@@ -56,12 +56,11 @@ def insert_rows(conn: Connection, table: Table, columns: Sequence[str],
         types = [_pg_type(table, c) for c in columns]
         statement = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)"
         try:
-            with driver.cursor() as cursor:
-                with cursor.copy(statement) as copy:
-                    copy.set_types(types)
-                    write = copy.write_row
-                    for row in rows:
-                        write(row)
+            with driver.cursor() as cursor, cursor.copy(statement) as copy:
+                copy.set_types(types)
+                write = copy.write_row
+                for row in rows:
+                    write(row)
         except psycopg.Error as error:
             # As SQLAlchemy would raise it (IntegrityError, OperationalError, …), so that
             # callers such as in_transaction recognise races to retry.

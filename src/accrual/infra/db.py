@@ -136,7 +136,7 @@ class ExactInteger(TypeDecorator[int]):
         return int(value)
 
 
-class exact_sum(FunctionElement[int]):  # noqa: N801 (used like func.sum)
+class exact_sum(FunctionElement[int]):
     """``SUM`` of an integer column, exact at any size, as a Python ``int``.
 
     PostgreSQL's ``SUM(bigint)`` is ``numeric`` and exact already. SQLite's ``SUM``
@@ -240,5 +240,5 @@ def in_transaction(engine: Engine, work: Callable[[Connection], T], attempts: in
             if sqlstate not in _RETRYABLE_SQLSTATES or attempt == attempts:
                 raise
             RETRIES.record(sqlstate)
-            time.sleep(random.uniform(0, 0.01 * attempt))  # noqa: S311 (jitter only)
+            time.sleep(random.uniform(0, 0.01 * attempt))
     raise AssertionError("unreachable")

@@ -21,7 +21,15 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from accrual.contract.errors import Invalid, ServiceError, Unauthorized
+from accrual.contract.errors import (
+    Conflict,
+    Forbidden,
+    Invalid,
+    NotFound,
+    ServiceError,
+    Unauthorized,
+    Unavailable,
+)
 
 
 def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
@@ -48,10 +56,24 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
             for status in statuses}
 
 
+# Each kind of refusal and the status it answers with; services never see these.
+STATUS_BY_KIND: dict[type[ServiceError], int] = {
+    Unauthorized: 401, Forbidden: 403, NotFound: 404, Conflict: 409,
+    Invalid: 422, Unavailable: 503, ServiceError: 400}
+
+
+def status_for(error: ServiceError) -> int:
+    """The HTTP status of a refusal: that of its nearest kind in ``STATUS_BY_KIND``."""
+    for kind in type(error).__mro__:
+        if kind in STATUS_BY_KIND:
+            return STATUS_BY_KIND[kind]
+    return 400
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
     async def _service_error(_request: Request, error: ServiceError) -> JSONResponse:
-        return error_response(error.status, error.code, error.message)
+        return error_response(status_for(error), error.code, error.message)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, error: RequestValidationError) -> JSONResponse:

@@ -51,8 +51,8 @@ def describe(error: BaseException) -> str:
 
 def backoff(attempts: int, base: timedelta, cap: timedelta) -> timedelta:
     """Exponential backoff with jitter: about base × 2^(attempts−1), capped, × 0.5–1."""
-    delay = min(cap, base * (2 ** min(max(attempts - 1, 0), 20)))
-    return delay * (0.5 + random.random() / 2)  # noqa: S311 (jitter only)
+    delay = min(cap, base * (1 << min(max(attempts - 1, 0), 20)))
+    return delay * (0.5 + random.random() / 2)
 
 
 @dataclass

@@ -151,7 +151,7 @@ class Relay:
             return delivered
 
     def _pending_batch(self, conn: Connection, now: datetime, after: int | None
-                       ) -> tuple[list[Row[Any]], int | None]:
+                       ) -> tuple[list[Row[Any, Any, Any, Any]], int | None]:
         """The next due messages in seq order, locked, and the seq to continue after
         (None when nothing is left).
 
@@ -204,14 +204,14 @@ class Relay:
             envelopes = [Envelope.model_validate_json(row.body) for row in rows]
             try:
                 answer = self._deliver(envelopes)
-            except Exception as error:  # any transport failure: back off and retry later
+            except Exception as error:  # noqa: BLE001 - any transport failure: back off, retry
                 self.stats.failed_batches += 1
                 self.stats.last_error = str(error)
                 log.warning("outbox %s: delivery of %d messages failed: %s",
                             t.name, len(rows), error)
                 for row in rows:
                     delay = min(BACKOFF_CAP, BACKOFF_BASE * (2 ** min(row.attempts, 16)))
-                    delay = delay * (0.5 + random.random() / 2)  # noqa: S311 (jitter only)
+                    delay = delay * (0.5 + random.random() / 2)
                     conn.execute(update(t).where(t.c.seq == row.seq).values(
                         attempts=row.attempts + 1, next_attempt_at=now + delay,
                         last_error=str(error)[:500]))
@@ -232,7 +232,7 @@ class Relay:
             self.stats.delivered += len(acked)
             return len(acked), after
 
-    def _refused(self, conn: Connection, rows: list[Row[Any]], failed: dict[str, str],
+    def _refused(self, conn: Connection, rows: list[Row[Any, Any, Any, Any]], failed: dict[str, str],
                  now: datetime) -> None:
         """Messages the receiver did not apply: each backs off on its own (the first
         time a message is merely not acknowledged, with no reason given, it is due again

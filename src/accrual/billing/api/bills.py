@@ -97,7 +97,7 @@ def monthly_bills(account_id: AccountDep, center: CenterDep) -> dict[str, Any]:
 def monthly_bill(account_id: AccountDep, center: CenterDep,
                  month: Annotated[str, Path(description=f"YYYY-MM, from {MONTH_WINDOW}",
                                             json_schema_extra={"pattern": MONTH_PATTERN})],
-                 format: Annotated[Literal["json", "csv", "xlsx", "pdf"], Query()] = "json") -> Any:  # noqa: A002
+                 format: Annotated[Literal["json", "csv", "xlsx", "pdf"], Query()] = "json") -> Any:
     """One monthly bill with all its lines; `format=csv|xlsx` for a spreadsheet, `pdf` for
     the statement. A month not written YYYY-MM is 422 `invalid_month`, one outside 2000-01 to
     2099-12 422 `date_out_of_range`; a bill not generated is 404 `bill_not_found`."""
@@ -123,7 +123,7 @@ EXPORTS = {200: {"description": "JSON, or the file `format` asks for",
 def consumption(account_id: AccountDep, center: CenterDep,
                 start: Annotated[IsoDate, Query(alias="from", description=FROM_DOC)],
                 end: Annotated[IsoDate, Query(alias="to", description=TO_DOC)],
-                format: Format = "json") -> Any:  # noqa: A002
+                format: Format = "json") -> Any:
     """Consumption details per day, workspace and item, with each adjustment as its own line;
     `format=csv|xlsx` for a spreadsheet. A day outside 2000-01-01 to 2099-12-31 is 422
     `date_out_of_range`; 'from' after 'to', or more than 366 days apart, 422 `invalid_range`."""
@@ -141,7 +141,7 @@ def consumption(account_id: AccountDep, center: CenterDep,
 def transactions(account_id: AccountDep, center: CenterDep,
                  start: Annotated[IsoDate, Query(alias="from", description=FROM_DOC)],
                  end: Annotated[IsoDate, Query(alias="to", description=TO_DOC)],
-                 format: Format = "json") -> Any:  # noqa: A002
+                 format: Format = "json") -> Any:
     """Income & expenditure: every movement of the account's balances (postings);
     `format=csv|xlsx` for a spreadsheet. A day outside 2000-01-01 to 2099-12-31 is 422
     `date_out_of_range`; 'from' after 'to', or more than 366 days apart, 422 `invalid_range`."""

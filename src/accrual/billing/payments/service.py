@@ -45,7 +45,7 @@ from accrual.contract.errors import (
     Unavailable,
 )
 from accrual.infra.db import in_transaction
-from accrual.infra.http import error_body
+from accrual.infra.http import error_body, status_for
 from accrual.money import (
     InvalidDecimal,
     format_minor,
@@ -155,7 +155,7 @@ class Payments:
         try:
             outcome = self.notify(headers, body)
         except ServiceError as error:
-            return error.status, error_body(error.code, error.message)
+            return status_for(error), error_body(error.code, error.message)
         return 200, {"received": True, "outcome": outcome}
 
     def notify(self, headers: Mapping[str, str], body: bytes) -> str:

@@ -99,7 +99,7 @@ class BillingMails:
             unit = f"mail/{mail_id}"
             try:
                 outcome, error = self._send_one(mail_id)
-            except Exception as failure:  # noqa: BLE001 (contained to this mail)
+            except Exception as failure:
                 # Anything else (a mailer raising something unexpected, a lost row): the
                 # claim lapses and the mail is tried again; the others go on.
                 log.exception("billing mail %s could not be sent", mail_id)

@@ -13,8 +13,8 @@ from datetime import date, timedelta
 from sqlalchemy import Connection, Engine, and_, func, insert, select, update
 
 from accrual.billing.adapters import tables as t
-from accrual.billing.domain import bounds
 from accrual.billing.config import BillingConfig
+from accrual.billing.domain import bounds
 from accrual.billing.services import arrears, ledger, mails
 from accrual.clock import Clock, day_bounds, site_day
 from accrual.contract.errors import Invalid, NotFound

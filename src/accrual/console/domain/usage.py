@@ -153,7 +153,8 @@ def _time_facts(value: str, zone: ZoneInfo) -> _TimeFacts | None:
                      repr(occurred_at.timestamp()))
         except OverflowError:
             # Within a day of year 1 or 9999: the horizons refuse it before the rest is needed.
-            edge = datetime.max if occurred_at.year > 5000 else datetime.min
+            # The naive extremes get the UTC zone on the next line.
+            edge = datetime.max if occurred_at.year > 5000 else datetime.min  # noqa: DTZ901
             facts = (edge.replace(tzinfo=UTC), date.min, datetime.min.replace(tzinfo=UTC), "0.0")
     if len(cache) >= _TIMES_MAX:
         cache.clear()
@@ -249,8 +250,15 @@ class RecordChecker:
     documented order and answers exactly as ``validate_record`` does.
     """
 
-    __slots__ = ("limits", "resolve_retention", "latest", "earliest", "offered", "times",
-                 "day_limits")
+    __slots__ = (
+        "day_limits",
+        "earliest",
+        "latest",
+        "limits",
+        "offered",
+        "resolve_retention",
+        "times",
+    )
 
     def __init__(self, *, now: datetime, limits: UsageLimits,
                  resolve_retention: RetentionResolver) -> None:
@@ -401,7 +409,7 @@ class DayTotals:
     by record only where a limit or a quota could bind.
     """
 
-    __slots__ = ("totals", "limits", "free", "touched", "created", "_tiers")
+    __slots__ = ("_tiers", "created", "free", "limits", "totals", "touched")
 
     def count(self, rows: Sequence[UsageRow], fresh: Iterable[int],
               positions: Sequence[int]) -> dict[int, Rejection]:

@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from accrual.clock import Clock, site_day
 from accrual.console.adapters import tables as t
 from accrual.console.config import ConsoleConfig
-from accrual.contract.errors import Conflict, NotFound, ServiceError, Unavailable
+from accrual.contract.errors import Conflict, Invalid, NotFound, Unauthorized, Unavailable
 from accrual.contract.messages import (
     WORKSPACE_CREATED,
     Envelope,
@@ -89,22 +89,22 @@ def _visible(text: str) -> bool:
 
 def _check_password(password: str) -> None:
     if not isinstance(password, str) or not 8 <= len(password) <= 256:
-        raise ServiceError("invalid_password", "password must be 8 to 256 characters long", 422)
+        raise Invalid("invalid_password", "password must be 8 to 256 characters long")
 
 
 def _check_name(name: str) -> str:
     name = name.strip() if isinstance(name, str) else ""
     if not 1 <= len(name) <= 200:
-        raise ServiceError("invalid_workspace_name", "workspace name must be 1 to 200 characters", 422)
+        raise Invalid("invalid_workspace_name", "workspace name must be 1 to 200 characters")
     if not _visible(name):
-        raise ServiceError("invalid_workspace_name", "workspace name must not contain control, "
-                           "bidi, zero-width, private-use or unassigned characters", 422)
+        raise Invalid("invalid_workspace_name", "workspace name must not contain control, "
+                           "bidi, zero-width, private-use or unassigned characters")
     return name
 
 
 def _check_language(language: str) -> None:
     if language not in LANGUAGES:
-        raise ServiceError("invalid_language", "language must be 'en' or 'zh'", 422)
+        raise Invalid("invalid_language", "language must be 'en' or 'zh'")
 
 
 class Accounts:
@@ -122,11 +122,11 @@ class Accounts:
         given_email, email = email, normal_email(email)
         # Lower-casing can lengthen text ("İ" → "i̇"): check the length afterwards.
         if len(email) > 320 or not EMAIL.fullmatch(email) or not _visible(email):
-            raise ServiceError("invalid_email", "email is not a valid address", 422)
+            raise Invalid("invalid_email", "email is not a valid address")
         if not isinstance(username, str) or not USERNAME.fullmatch(username):
-            raise ServiceError("invalid_username",
+            raise Invalid("invalid_username",
                                "username must be 3 to 64 letters, digits, '_', '.' or '-', "
-                               "starting with a letter or digit", 422)
+                               "starting with a letter or digit")
         _check_password(password)
         workspace_name = _check_name(workspace_name)
         _check_language(language)
@@ -142,8 +142,8 @@ class Accounts:
                 registration_key=key, username=username, password=password, email=email,
                 language=language))
         except PeerRefused as refusal:
-            status = 409 if refusal.code == "username_taken" else 422
-            raise ServiceError(refusal.code, refusal.message, status) from None
+            kind = Conflict if refusal.code == "username_taken" else Invalid
+            raise kind(refusal.code, refusal.message) from None
         except PeerUnavailable as error:
             log.warning("registration of %s: billing center unavailable: %s", email, error)
             raise Unavailable("billing_unavailable",
@@ -216,7 +216,7 @@ class Accounts:
         # The normal form first; a row stored before normalisation only when there is none.
         row = min(rows, key=lambda r: r.email != normal, default=None)
         if row is None or not verify_password(row.password_hash, password):
-            raise ServiceError("invalid_credentials", "email or password is wrong", 401)
+            raise Unauthorized("invalid_credentials", "email or password is wrong")
         token = new_token("cs")
         now = self.clock.now()
         with self.engine.begin() as conn:

@@ -71,7 +71,8 @@ class AdmissionService:
             amount = used.get((workspace_id, today, item), Decimal(0))
             items.append({"item": item, "used": format_decimal(amount),
                           "quota": quota if plan == "free" else None,
-                          "exceeded": plan == "free" and (quota == 0 and amount > 0 or amount >= quota > 0)})
+                          "exceeded": plan == "free"
+                          and ((quota == 0 and amount > 0) or amount >= quota > 0)})
         return {"workspace_id": workspace_id, "plan": plan, "day": today.isoformat(),
                 "resets_at": reset_at.isoformat(), "items": items}
 

@@ -19,9 +19,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from operator import itemgetter
-
 from decimal import Decimal
+from operator import itemgetter
 
 import psycopg.errors
 from sqlalchemy import Connection, Engine, bindparam, delete, select, tuple_
@@ -54,7 +53,7 @@ _STAGING_COLUMNS = ("workspace_id", "record_id", "item", "occurred_at", "day", "
                     "retention_days", "quantity", "companion", "digest")
 _STAGING_TYPES = ("text", "text", "text", "timestamptz", "date", "timestamptz", "int4", "int8",
                   "int8", "text")
-assert _STAGING_COLUMNS == UsageRow._fields
+assert UsageRow._fields == _STAGING_COLUMNS
 _CREATE_STAGING = (
     f"CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGING} ("
     + ", ".join(f"{c} {ty}" for c, ty in zip(_STAGING_COLUMNS, _STAGING_TYPES, strict=True))
@@ -246,12 +245,11 @@ class Ingestion:
         savepoint = conn.begin_nested()
         batch: _Batch | None = None
         try:
-            with driver.cursor() as cursor:
-                with cursor.copy(_COPY_DIRECT) as copy:
-                    copy.set_types(_DIRECT_TYPES)
-                    run = _SortedRuns(copy.write_row)
-                    batch = _check_all(records, statuses, check, result, run.add, (now,))
-                    run.flush()
+            with driver.cursor() as cursor, cursor.copy(_COPY_DIRECT) as copy:
+                copy.set_types(_DIRECT_TYPES)
+                run = _SortedRuns(copy.write_row)
+                batch = _check_all(records, statuses, check, result, run.add, (now,))
+                run.flush()
             savepoint.commit()
         except (psycopg.errors.UniqueViolation, psycopg.errors.DeadlockDetected):
             savepoint.rollback()

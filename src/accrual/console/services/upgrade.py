@@ -14,7 +14,7 @@ from accrual.clock import Clock
 from accrual.console.adapters import tables as t
 from accrual.console.config import ConsoleConfig
 from accrual.console.services.inbox import apply_binding
-from accrual.contract.errors import Forbidden, NotFound, ServiceError, Unavailable
+from accrual.contract.errors import Conflict, Forbidden, Invalid, NotFound, Unavailable
 from accrual.contract.messages import BindingCodeConfirmation, BindingCodeRequest
 from accrual.contract.ports import BillingCenterPort, PeerRefused, PeerUnavailable
 
@@ -41,7 +41,7 @@ class UpgradeService:
         if row.role != "owner":
             raise Forbidden("owner_only", "only the workspace owner may upgrade it")
         if row.plan != "free":
-            raise ServiceError("already_commercial", "the workspace is already commercial", 409)
+            raise Conflict("already_commercial", "the workspace is already commercial")
         if row.status != "active":
             raise Forbidden("workspace_not_active", f"the workspace is {row.status}")
         return row
@@ -53,8 +53,8 @@ class UpgradeService:
                 workspace_id=workspace_id, site=self.config.site, workspace_name=ws.name,
                 owner_email=ws.email, language=ws.language, username=username))
         except PeerRefused as refusal:
-            raise ServiceError(refusal.code, refusal.message,
-                               404 if refusal.code == "account_not_found" else 422) from None
+            kind = NotFound if refusal.code == "account_not_found" else Invalid
+            raise kind(refusal.code, refusal.message) from None
         except PeerUnavailable:
             raise Unavailable("billing_unavailable", "the billing center cannot be reached; "
                               "try again") from None
@@ -66,8 +66,9 @@ class UpgradeService:
             change = self.billing.confirm_binding_code(BindingCodeConfirmation(
                 workspace_id=workspace_id, username=username, code=code))
         except PeerRefused as refusal:
-            status = {"account_not_found": 404, "too_many_attempts": 403}.get(refusal.code, 422)
-            raise ServiceError(refusal.code, refusal.message, status) from None
+            kind = {"account_not_found": NotFound, "too_many_attempts": Forbidden}.get(
+                refusal.code, Invalid)
+            raise kind(refusal.code, refusal.message) from None
         except PeerUnavailable:
             raise Unavailable("billing_unavailable", "the billing center cannot be reached; "
                               "try again") from None

@@ -8,7 +8,6 @@ Create Date: 2026-11-26
 import sqlalchemy as sa
 from alembic import op
 
-
 revision = 'billing_0001'
 down_revision = None
 branch_labels = None

@@ -8,7 +8,6 @@ Create Date: 2026-11-27
 import sqlalchemy as sa
 from alembic import op
 
-
 revision = 'billing_0003'
 down_revision = 'billing_0002'
 branch_labels = None

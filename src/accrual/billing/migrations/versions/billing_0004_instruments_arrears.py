@@ -8,7 +8,6 @@ Create Date: 2026-11-26
 import sqlalchemy as sa
 from alembic import op
 
-
 revision = 'billing_0004'
 down_revision = 'billing_0003'
 branch_labels = None

@@ -34,7 +34,7 @@ from accrual.console.services.day_close.statistics import (
     workspaces_of,
 )
 from accrual.console.services.day_close.writer import RowWriter
-from accrual.contract.errors import ServiceError
+from accrual.contract.errors import Invalid
 from accrual.infra.bulk import among
 from accrual.infra.jobs import Job, backoff, describe
 
@@ -91,11 +91,11 @@ class DayClose:
         (before it reads the day: usage arriving meanwhile marks the day again)."""
         now = self.clock.now()
         if day >= site_day(now, self.config.zone):
-            raise ServiceError("day_not_over",
-                               f"{day.isoformat()} has not ended yet on site {self.config.site}", 422)
+            raise Invalid("day_not_over",
+                          f"{day.isoformat()} has not ended yet on site {self.config.site}")
         if day < site_day(now - self.config.late_horizon, self.config.zone):
-            raise ServiceError("day_beyond_horizon",
-                               f"{day.isoformat()} is older than the late-data horizon", 422)
+            raise Invalid("day_beyond_horizon",
+                          f"{day.isoformat()} is older than the late-data horizon")
         scope = None if workspaces is None else sorted(set(workspaces))
         failed: dict[str, BaseException] = {}
         with self.engine.begin() as conn:

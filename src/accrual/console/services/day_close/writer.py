@@ -49,6 +49,6 @@ class RowWriter:
             if self.error is None:
                 try:
                     rows.write(self.conn)
-                except BaseException as error:  # handed to the caller
+                except BaseException as error:  # noqa: BLE001 - handed to the caller
                     self.error = error
 
