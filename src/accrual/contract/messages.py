@@ -172,7 +172,7 @@ def message_id(*parts: object) -> str:
 def _uuid5_text(name: str) -> str:
     """``str(uuid.uuid5(_NAMESPACE, name))`` without building UUID objects (a day close
     makes hundreds of thousands of detail ids)."""
-    raw = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name.encode()).digest()[:16])  # noqa: S324 (UUID version 5 is SHA-1 by definition)
+    raw = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name.encode()).digest()[:16])
     raw[6] = (raw[6] & 0x0F) | 0x50  # version 5
     raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
     h = raw.hex()
@@ -192,12 +192,12 @@ def billing_detail_envelope(detail: BillingDetail, occurred_at: datetime) -> Env
                     occurred_at=occurred_at, payload=detail.model_dump(mode="json"))
 
 
-_json_string = json.encoder.encode_basestring  # type: ignore[attr-defined]  # C accelerated, untyped
+_json_string = json.encoder.encode_basestring  # C accelerated
 _instant = TypeAdapter(AwareDatetime)
 
 
 def _json_or_null(value: str | None) -> str:
-    return "null" if value is None else _json_string(value)  # type: ignore[no-any-return]
+    return "null" if value is None else _json_string(value)
 
 
 class BillingDetailJson:
@@ -241,8 +241,8 @@ class BillingDetailJson:
             iso = day.isoformat()
             k = self.keys[(day, item, retention_days)] = (
                 f"{iso}/{item}/{retention_days}/",
-                f',"day":"{iso}","item":{_json_string(item)},'
-                f'"retention_days":{retention_days},"quantity":"')
+                (f',"day":"{iso}","item":{_json_string(item)},'
+                 f'"retention_days":{retention_days},"quantity":"'))
         p = self.prices.get((unit_size, unit_price, price_book_version))
         if p is None:
             p = self.prices[(unit_size, unit_price, price_book_version)] = (

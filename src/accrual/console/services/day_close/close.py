@@ -123,11 +123,11 @@ class DayClose:
                     {"workspace_id": w, "day": day, "noted_at": now} for w in sorted(failed)])
             if not already:
                 conn.execute(insert(t.closed_days).values(day=day, closed_at=now))
-        for workspace_id, error in sorted(failed.items()):
+        for workspace_id, failure in sorted(failed.items()):
             unit = self._unit(workspace_id, day)
             previous = self.job.failure(unit)
             attempts = (previous.attempts if previous else 0) + 1
-            self.job.unit_failed(unit, error, attempts=attempts,
+            self.job.unit_failed(unit, failure, attempts=attempts,
                                  next_attempt_at=now + backoff(attempts, RETRY_BASE, RETRY_CAP))
         if self.job.failing and scope is not None:
             self.job.units_ok([self._unit(w, day) for w in scope if w not in failed])
