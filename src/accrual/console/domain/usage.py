@@ -20,7 +20,8 @@ from zoneinfo import ZoneInfo
 from accrual.catalog import ITEMS, BillingItem
 from accrual.catalog.items import NO_TIER, DailyRule, DataType
 from accrual.catalog.rules import RuleError, daily_quantity, record_units
-from accrual.console.domain.plans import FREE, admit
+from accrual.console.domain.admission import ACTIVE, admit
+from accrual.console.domain.plans import FREE
 from accrual.money import MAX_AMOUNT, InvalidDecimal, to_decimal
 
 MAX_RECORD_ID = 128
@@ -484,7 +485,7 @@ class DayTotals:
             self.created.add(key)
             self._tiers.setdefault(key[:3], []).append(key)  # type: ignore[arg-type]
         if row.workspace_id in self.free:
-            decision = admit(FREE, "active", row.item,
+            decision = admit(FREE, ACTIVE, row.item,
                              self.used(row.workspace_id, row.day, row.item))
             if not decision.allowed:
                 if decision.reason == "not_in_plan":

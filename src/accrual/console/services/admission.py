@@ -12,7 +12,8 @@ from accrual.clock import Clock, day_bounds, site_day
 from accrual.console.adapters import tables as t
 from accrual.console.adapters.usage_stats import daily_quantities, per_item
 from accrual.console.config import ConsoleConfig
-from accrual.console.domain.plans import FREE_QUOTAS, NEVER_REFUSED, admit
+from accrual.console.domain.admission import admit, free_quota_exceeded
+from accrual.console.domain.plans import FREE, FREE_QUOTAS, NEVER_REFUSED
 from accrual.contract.errors import Invalid
 from accrual.money import format_decimal
 
@@ -70,9 +71,8 @@ class AdmissionService:
         for item, quota in FREE_QUOTAS.items():
             amount = used.get((workspace_id, today, item), Decimal(0))
             items.append({"item": item, "used": format_decimal(amount),
-                          "quota": quota if plan == "free" else None,
-                          "exceeded": plan == "free"
-                          and ((quota == 0 and amount > 0) or amount >= quota > 0)})
+                          "quota": quota if plan == FREE else None,
+                          "exceeded": free_quota_exceeded(plan, quota, amount)})
         return {"workspace_id": workspace_id, "plan": plan, "day": today.isoformat(),
                 "resets_at": reset_at.isoformat(), "items": items}
 

@@ -27,12 +27,13 @@ from sqlalchemy import Connection, Engine, bindparam, delete, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 
 from accrual.catalog import PriceBook
-from accrual.catalog.items import RETENTION_DEFAULTS, RETENTION_OPTIONS, DataType
+from accrual.catalog.items import DataType
 from accrual.clock import Clock
 from accrual.console.adapters import tables as t
 from accrual.console.config import ConsoleConfig
+from accrual.console.domain.admission import DISSOLVED, WORKSPACE_DISSOLVED, refuse_usage
 from accrual.console.domain.plans import FREE
-from accrual.console.domain.retention import FREE_RETENTION
+from accrual.console.domain.retention import record_retention
 from accrual.console.domain.usage import (
     DayTotals,
     RecordChecker,
@@ -136,17 +137,9 @@ class Ingestion:
 
             def resolve(workspace_id: str, data_type: DataType, at: datetime) -> int:
                 workspace = workspaces[workspace_id]
-                if workspace.plan == FREE or (workspace.commercial_since is not None
-                                              and at < workspace.commercial_since):
-                    # The free plan keeps every data type it offers for FREE_RETENTION days.
-                    return (FREE_RETENTION if FREE_RETENTION in RETENTION_OPTIONS[data_type]
-                            else RETENTION_DEFAULTS[data_type])
-                retention = RETENTION_DEFAULTS[data_type]
-                for effective_from, days in policies.get((workspace_id, data_type.value), ()):
-                    if effective_from > at:
-                        break
-                    retention = days
-                return retention
+                return record_retention(workspace.plan == FREE, workspace.commercial_since,
+                                        policies.get((workspace_id, data_type.value), ()),
+                                        data_type, at)
 
             check = RecordChecker(now=now, limits=self.limits, resolve_retention=resolve).check
             if conn.dialect.name == "postgresql":
@@ -200,7 +193,7 @@ class Ingestion:
                 plans = {}
                 for workspace_id, plan, status in cursor.fetchall():
                     plans[workspace_id] = plan
-                    if status == "dissolved":  # while this batch was being stored
+                    if status == DISSOLVED:  # while this batch was being stored
                         gone.add(workspace_id)
                 cursor.execute(_READ_TOTALS, (workspace_ids, days))
                 totals: dict[TotalKey, list[int]] = {
@@ -215,8 +208,8 @@ class Ingestion:
         counter = DayTotals(totals, self.limits, {i for i, plan in plans.items() if plan == FREE})
         refused: dict[int, Rejection] = {}
         if gone:
-            refused = {p: Rejection(positions[p], "workspace_dissolved",
-                                    "the workspace was dissolved")
+            refused = {p: Rejection(positions[p], WORKSPACE_DISSOLVED.code,
+                                    WORKSPACE_DISSOLVED.message)
                        for p in fresh if rows[p][0] in gone}
             fresh = [p for p in fresh if p not in refused]
         refused.update(counter.count(rows, fresh, positions))
@@ -340,22 +333,10 @@ def _check_all(records: Sequence[object], statuses: dict[str, str], check: Check
     for index, raw in enumerate(records):
         if isinstance(raw, dict):
             workspace_id = raw.get("workspace_id")
-            status = statuses.get(workspace_id) if isinstance(workspace_id, str) else None
-            if status is None:
-                rejected.append(Rejection(
-                    index, "unknown_workspace",
-                    "unknown workspace, or not one this key may write to"))
-                continue
-            if status == "dissolved":
-                rejected.append(Rejection(
-                    index, "workspace_dissolved", "the workspace was dissolved"))
-                continue
-            if status == "locked":
-                rejected.append(Rejection(
-                    index, "workspace_locked",
-                    "the workspace is locked because its billing account is in arrears; "
-                    "top up the account or change the workspace's settlement method in the "
-                    "billing center, and it is unlocked at once"))
+            refusal = refuse_usage(statuses.get(workspace_id)
+                                   if isinstance(workspace_id, str) else None)
+            if refusal is not None:
+                rejected.append(Rejection(index, refusal.code, refusal.message))
                 continue
         checked = check(index, raw)
         if isinstance(checked, Rejection):
