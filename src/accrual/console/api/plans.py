@@ -68,7 +68,7 @@ def request_upgrade(workspace_id: str, body: UpgradeIn, console: ConsoleDep,
                     account_id: AccountDep) -> dict[str, Any]:
     """Start the upgrade of a free workspace (owner only): a code is mailed to the owner of
     the named billing account."""
-    return console.upgrades.request(account_id, workspace_id, body.username)
+    return console.plan_upgrades.request(account_id, workspace_id, body.username)
 
 
 @router.post("/workspaces/{workspace_id}/upgrade/confirm", tags=["console: plans"],
@@ -77,4 +77,4 @@ def confirm_upgrade(workspace_id: str, body: UpgradeConfirmIn, console: ConsoleD
                     account_id: AccountDep) -> dict[str, Any]:
     """Finish the upgrade with the mailed code: the workspace is commercial at once, bound to
     the account, and cannot go back to free."""
-    return console.upgrades.confirm(account_id, workspace_id, body.username, body.code)
+    return console.plan_upgrades.confirm(account_id, workspace_id, body.username, body.code)

@@ -16,7 +16,7 @@ from accrual.catalog import ITEMS
 from accrual.clock import Clock
 from accrual.console.adapters import tables as t
 from accrual.console.config import ConsoleConfig
-from accrual.console.emails import render
+from accrual.console.mail_texts import render
 from accrual.contract.errors import Forbidden, Invalid, NotFound
 from accrual.infra.db import in_transaction
 from accrual.infra.mail import Mailer, MailError

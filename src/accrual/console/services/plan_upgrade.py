@@ -21,7 +21,7 @@ from accrual.contract.ports import BillingCenterPort, PeerRefused, PeerUnavailab
 log = logging.getLogger(__name__)
 
 
-class UpgradeService:
+class PlanUpgrades:
     def __init__(self, engine: Engine, config: ConsoleConfig, clock: Clock,
                  billing: BillingCenterPort) -> None:
         self.engine = engine
