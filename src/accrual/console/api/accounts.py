@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from accrual.console.api.deps import AccountDep, ConsoleDep, console_router
-from accrual.console.services.dissolve import Dissolution
+from accrual.console.services.dissolve import Dissolution, Dissolved
 from accrual.infra.http import Name, Text, error_responses
 
 router = console_router()
@@ -143,5 +143,10 @@ def dissolve(workspace_id: str, body: DissolveIn, console: ConsoleDep,
     stay on the account's bills. Errors: 403 `owner_only`; 409 `dissolve_not_allowed`
     (not in arrears) or `workspace_dissolved`; 422 `confirmation_mismatch` (the name typed
     is not the workspace's)."""
-    return Dissolution(console.engine, console.clock, console.day_close).dissolve(
-        account_id, workspace_id, body.workspace_name)
+    return dissolved_json(Dissolution(console.engine, console.clock, console.day_close).dissolve(
+        account_id, workspace_id, body.workspace_name))
+
+
+def dissolved_json(dissolved: Dissolved) -> dict[str, Any]:
+    return {"workspace_id": dissolved.workspace_id, "status": "dissolved",
+            "dissolved_at": dissolved.dissolved_at.isoformat(), "deleted": dissolved.deleted}
