@@ -1,5 +1,5 @@
-"""Admission decisions on a workspace's state, and the retention a record is stored under:
-pure rules, no database."""
+"""Admission decisions on a workspace's state, the retention a record is stored under and
+when a high-consumption alert fires: pure rules, no database."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from accrual.console.domain.admission import (
     free_quota_exceeded,
     refuse_usage,
 )
+from accrual.console.domain.alerts import AlertStep, alert_step
 from accrual.console.domain.plans import FREE_QUOTAS, NEVER_REFUSED
 from accrual.console.domain.retention import FREE_RETENTION, record_retention
 
@@ -96,3 +97,17 @@ def test_the_policy_in_force_when_the_record_was_written(
     before = [days for effective_from, days in changes if effective_from <= at]
     assert record_retention(False, None, changes, data_type, at) == (
         before[-1] if before else RETENTION_DEFAULTS[data_type])
+
+
+# -- high-consumption alerts -------------------------------------------------------------
+
+
+@given(armed=st.booleans(), amount=st.integers(-10**6, 10**6), threshold=st.integers(1, 10**6))
+def test_an_alert_fires_once_over_its_threshold_and_rearms_at_or_below_it(
+        armed: bool, amount: int, threshold: int) -> None:
+    step = alert_step(armed, amount, threshold)
+    if amount > threshold:
+        assert step is (AlertStep.FIRE if armed else AlertStep.HOLD)
+    else:
+        assert step is AlertStep.REARM
+    assert alert_step(armed, threshold, threshold) is AlertStep.REARM  # at the threshold
