@@ -90,7 +90,7 @@ def lock_messages(runtime: Runtime) -> list[tuple[str, int, str]]:
 def console_view(runtime: Runtime, workspace_id: str) -> tuple[str, str | None, datetime | None]:
     ws = runtime.console.accounts.workspace(workspace_id)
     assert ws is not None
-    return ws["status"], ws["lock_state"], ws["lock_at"]  # type: ignore[return-value]
+    return ws.status, ws.lock_state, ws.lock_at
 
 
 def case_row(runtime: Runtime, account_id: str) -> Any:

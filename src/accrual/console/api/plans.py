@@ -82,7 +82,8 @@ def request_upgrade(workspace_id: str, body: UpgradeIn, console: ConsoleDep,
                     account_id: AccountDep) -> dict[str, Any]:
     """Start the upgrade of a free workspace (owner only): a code is mailed to the owner of
     the named billing account."""
-    return console.plan_upgrades.request(account_id, workspace_id, body.username)
+    sent = console.plan_upgrades.request(account_id, workspace_id, body.username)
+    return {"sent_to": sent.sent_to, "expires_at": sent.expires_at.isoformat()}
 
 
 @router.post("/workspaces/{workspace_id}/upgrade/confirm", tags=["console: plans"],
@@ -91,4 +92,8 @@ def confirm_upgrade(workspace_id: str, body: UpgradeConfirmIn, console: ConsoleD
                     account_id: AccountDep) -> dict[str, Any]:
     """Finish the upgrade with the mailed code: the workspace is commercial at once, bound to
     the account, and cannot go back to free."""
-    return console.plan_upgrades.confirm(account_id, workspace_id, body.username, body.code)
+    upgraded = console.plan_upgrades.confirm(account_id, workspace_id, body.username, body.code)
+    return {"workspace_id": upgraded.workspace_id, "plan": "commercial",
+            "billing_account_id": upgraded.billing_account_id,
+            "settlement_method": upgraded.settlement_method,
+            "commercial_since": upgraded.commercial_since.isoformat()}

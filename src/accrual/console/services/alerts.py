@@ -13,7 +13,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy import Connection, Engine, delete, func, select, update
 
 from accrual.catalog import ITEMS
 from accrual.clock import Clock
@@ -103,8 +103,9 @@ class Alerts:
                          row.last_fired_day)
 
     @staticmethod
-    def _last_closed(conn) -> date | None:  # type: ignore[no-untyped-def]
-        return conn.execute(select(func.max(t.closed_days.c.day))).scalar()
+    def _last_closed(conn: Connection) -> date | None:
+        found: date | None = conn.execute(select(func.max(t.closed_days.c.day))).scalar()
+        return found
 
     def evaluate(self) -> int:
         """Evaluate every rule on the closed days it has not seen; returns mails sent."""
