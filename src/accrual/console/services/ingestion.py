@@ -214,8 +214,9 @@ class Ingestion:
             fresh = [p for p in fresh if p not in refused]
         refused.update(counter.count(rows, fresh, positions))
         if counter.touched:
-            _write_totals(conn, sorted((*key, *totals[key]) for key in counter.touched),
-                          counter.created)
+            _write_totals(conn, sorted((w, d, i, r, totals[(w, d, i, r)][0],
+                                        totals[(w, d, i, r)][1])
+                                       for w, d, i, r in counter.touched), counter.created)
         return refused
 
     def _store_postgresql(self, conn: Connection, records: Sequence[object],
@@ -233,8 +234,8 @@ class Ingestion:
         driver = conn.connection.driver_connection
         assert driver is not None
         if _first_is_stored(conn, records, statuses):
-            batch = _check_all(records, statuses, check, result)
-            return batch, self._store_staged(conn, batch, now)
+            checked = _check_all(records, statuses, check, result)
+            return checked, self._store_staged(conn, checked, now)
         savepoint = conn.begin_nested()
         batch: _Batch | None = None
         try:
@@ -442,11 +443,11 @@ def _write_totals(conn: Connection, totals: list[tuple[str, date, str, int, int,
                                    binary=True)
         return
     d = t.usage_day_totals
-    statement = sqlite.insert(d)
-    statement = statement.on_conflict_do_update(
+    insert_ = sqlite.insert(d)
+    upsert = insert_.on_conflict_do_update(
         index_elements=[d.c.workspace_id, d.c.day, d.c.item, d.c.retention_days],
-        set_={"quantity": statement.excluded.quantity, "companion": statement.excluded.companion})
-    conn.execute(statement, [dict(zip(_TOTALS_COLUMNS, total, strict=True)) for total in totals])
+        set_={"quantity": insert_.excluded.quantity, "companion": insert_.excluded.companion})
+    conn.execute(upsert, [dict(zip(_TOTALS_COLUMNS, total, strict=True)) for total in totals])
 
 
 def _retract(conn: Connection, rows: list[UsageRow]) -> None:
