@@ -200,13 +200,23 @@ def _json_or_null(value: str | None) -> str:
     return "null" if value is None else _json_string(value)
 
 
+# The pieces of a billing detail's envelope JSON that repeat across details, worked out
+# once by BillingDetailJson and handed back to it (opaque to callers).
+WorkspaceJson = tuple[str, str, str]  # the id as JSON, the detail-id prefix, its account
+KeyJson = tuple[str, str]  # the detail-id part, the day, item and retention fields
+PriceJson = tuple[str, str]  # the unit size, unit price and amount lead, the version
+
+
 class BillingDetailJson:
     """Billing details of one site, currency and instant, straight to their envelope JSON.
 
     What ``billing_detail_envelope(BillingDetail(...), created_at).model_dump_json()``
     gives, byte for byte (tests/unit/test_detail_json.py proves it), without building
     models: a day close serialises hundreds of thousands of details. What repeats across
-    details (a workspace, a (day, item, tier), a price) is worked out once.
+    details (a workspace, a (day, item, tier), a price) is made once by :meth:`workspace`,
+    :meth:`key` and :meth:`price` and kept by the caller, which then :meth:`compose` s
+    each detail; :meth:`envelope` does all of it for one detail. Quantities, prices and
+    amounts are given as the contract's decimal strings (digits, a point, a minus).
     """
 
     def __init__(self, site: str, currency: str, created_at: datetime) -> None:
@@ -219,35 +229,27 @@ class BillingDetailJson:
         self.site_part = f'","site":{_json_string(site)},"workspace_id":'
         self.currency_part = f'","currency":{_json_string(currency)},"price_book_version":'
         self.tail = f',"created_at":{instant}}}}}'
-        # per (workspace, account): (its id as JSON, its detail-id prefix, ',"billing_account_id":…')
-        self.workspaces: dict[tuple[str, str | None], tuple[str, str, str]] = {}
-        # per (day, item, tier): (its detail-id part, ',"day":…,"item":…,"retention_days":…')
-        self.keys: dict[tuple[date, str, int], tuple[str, str]] = {}
-        # per (unit size, unit price, price book version): the JSON around them
-        self.prices: dict[tuple[str, str, str], tuple[str, str]] = {}
 
-    def envelope(self, workspace_id: str, billing_account_id: str | None, day: date, item: str,
-                 retention_days: int, revision: int, *, quantity: str, unit_size: str,
-                 unit_price: str, amount: str, price_book_version: str, kind: str,
-                 adjusts: str | None, reason: str | None) -> tuple[str, str]:
-        """(the detail's id, its envelope as JSON text)."""
-        ws = self.workspaces.get((workspace_id, billing_account_id))
-        if ws is None:
-            ws = self.workspaces[(workspace_id, billing_account_id)] = (
-                _json_string(workspace_id), f"{self.site}/{workspace_id}/",
+    def workspace(self, workspace_id: str, billing_account_id: str | None) -> WorkspaceJson:
+        return (_json_string(workspace_id), f"{self.site}/{workspace_id}/",
                 f',"billing_account_id":{_json_or_null(billing_account_id)}')
-        k = self.keys.get((day, item, retention_days))
-        if k is None:
-            iso = day.isoformat()
-            k = self.keys[(day, item, retention_days)] = (
-                f"{iso}/{item}/{retention_days}/",
+
+    @staticmethod
+    def key(day: date, item: str, retention_days: int) -> KeyJson:
+        iso = day.isoformat()
+        return (f"{iso}/{item}/{retention_days}/",
                 (f',"day":"{iso}","item":{_json_string(item)},'
                  f'"retention_days":{retention_days},"quantity":"'))
-        p = self.prices.get((unit_size, unit_price, price_book_version))
-        if p is None:
-            p = self.prices[(unit_size, unit_price, price_book_version)] = (
-                f'","unit_size":"{unit_size}","unit_price":"{unit_price}","amount":"',
+
+    @staticmethod
+    def price(unit_size: str, unit_price: str, price_book_version: str) -> PriceJson:
+        return (f'","unit_size":"{unit_size}","unit_price":"{unit_price}","amount":"',
                 f'{_json_string(price_book_version)},"kind":')
+
+    def compose(self, ws: WorkspaceJson, k: KeyJson, p: PriceJson, revision: int,
+                quantity: str, amount: str, kind: str, adjusts: str | None,
+                reason: str | None) -> tuple[str, str]:
+        """(the detail's id, its envelope as JSON text)."""
         did = _uuid5_text(f"{ws[1]}{k[0]}{revision}")
         return did, (
             f'{{"id":"{did}{self.head}{ws[0]}{self.middle}{did}{self.site_part}'
@@ -255,6 +257,16 @@ class BillingDetailJson:
             f'{p[1]}"{kind}","revision":{revision},"adjusts":'
             f'{"null" if adjusts is None else _json_string(adjusts)},"reason":'
             f'{"null" if reason is None else _json_string(reason)}{self.tail}')
+
+    def envelope(self, workspace_id: str, billing_account_id: str | None, day: date, item: str,
+                 retention_days: int, revision: int, *, quantity: str, unit_size: str,
+                 unit_price: str, amount: str, price_book_version: str, kind: str,
+                 adjusts: str | None, reason: str | None) -> tuple[str, str]:
+        """(the detail's id, its envelope as JSON text), for one detail."""
+        return self.compose(self.workspace(workspace_id, billing_account_id),
+                            self.key(day, item, retention_days),
+                            self.price(unit_size, unit_price, price_book_version),
+                            revision, quantity, amount, kind, adjusts, reason)
 
 
 class RegistrationRequest(BaseModel):

@@ -9,14 +9,20 @@ contract's models); the decimal texts are written by hand for speed, pinned to
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 from sqlalchemy import Connection, bindparam, update
 
 from accrual.console.adapters import tables as t
 from accrual.console.domain.rating import PlannedDetail
-from accrual.contract.messages import BILLING_DETAIL, BillingDetailJson
+from accrual.contract.messages import (
+    BILLING_DETAIL,
+    BillingDetailJson,
+    KeyJson,
+    PriceJson,
+    WorkspaceJson,
+)
 from accrual.infra.bulk import insert_rows
 from accrual.infra.outbox import enqueue_serialized
 from accrual.money import MINOR_UNITS, format_decimal
@@ -46,8 +52,8 @@ def minor_text(amount_minor: int, digits: int) -> str:
 
 class CloseRows:
     """What a close writes for its planned details: billing_details and daily_statistics rows
-    and outbox messages, built in one pass with what repeats (per item and price) worked
-    out once."""
+    and outbox messages, built in one pass with what repeats (per workspace, per item and
+    per price) worked out once."""
 
     def __init__(self, site: str, currency: str, now: datetime,
                  accounts: dict[str, str | None]) -> None:
@@ -57,33 +63,37 @@ class CloseRows:
         self.new_stats: list[tuple[object, ...]] = []
         self.changed_stats: list[dict[str, object]] = []
         self.messages: list[tuple[str, str, str]] = []
-        # per (unit size, unit price): their decimal texts
-        self.prices: dict[tuple[Decimal, Decimal], tuple[str, str]] = {}
+        self.workspaces: dict[str, WorkspaceJson] = {}
+        self.keys: dict[tuple[date, str, int], KeyJson] = {}
+        # per (unit size, unit price, price book version): their texts and JSON
+        self.prices: dict[tuple[Decimal, Decimal, str], tuple[str, str, PriceJson]] = {}
 
     def add(self, planned: Iterable[PlannedDetail]) -> None:
         currency, now, accounts = self.currency, self.now, self.accounts
         digits = MINOR_UNITS[currency]
-        envelope = self.envelopes.envelope
+        envelopes = self.envelopes
+        compose = envelopes.compose
         details, messages = self.details, self.messages
         new_stats, changed_stats = self.new_stats, self.changed_stats
-        prices = self.prices
+        workspaces, keys, prices = self.workspaces, self.keys, self.prices
         for p in planned:
             key = p.key
             workspace_id, day, item, tier = key.workspace_id, key.day, key.item, key.retention_days
             revision = p.revision
             account = accounts.get(workspace_id)
             quantity = decimal_text(p.quantity)
-            texts = prices.get((p.unit_size, p.unit_price))
+            ws = workspaces.get(workspace_id)
+            if ws is None:
+                ws = workspaces[workspace_id] = envelopes.workspace(workspace_id, account)
+            k = keys.get((day, item, tier))
+            if k is None:
+                k = keys[(day, item, tier)] = envelopes.key(day, item, tier)
+            texts = prices.get((p.unit_size, p.unit_price, p.price_book_version))
             if texts is None:
-                texts = prices[(p.unit_size, p.unit_price)] = (format_decimal(p.unit_size),
-                                                               format_decimal(p.unit_price))
-            unit_size, unit_price = texts
-            did, body = envelope(
-                workspace_id, account, day, item, tier, revision, quantity=quantity,
-                unit_size=unit_size, unit_price=unit_price,
-                amount=minor_text(p.amount_minor, digits),
-                price_book_version=p.price_book_version, kind=p.kind, adjusts=p.adjusts,
-                reason=p.reason)
+                texts = self._price_texts(p)
+            unit_size, unit_price, price_json = texts
+            did, body = compose(ws, k, price_json, revision, quantity,
+                                minor_text(p.amount_minor, digits), p.kind, p.adjusts, p.reason)
             details.append((did, workspace_id, account, day, item, tier, revision, p.kind,
                             quantity, unit_size, unit_price, p.amount_minor, currency,
                             p.price_book_version, p.adjusts, p.reason, now))
@@ -98,6 +108,13 @@ class CloseRows:
                     "k_workspace_id": workspace_id, "k_day": day, "k_item": item,
                     "k_retention_days": tier, "v_quantity": total_quantity,
                     "v_amount_minor": p.total_amount_minor, "v_revision": revision})
+
+    def _price_texts(self, p: PlannedDetail) -> tuple[str, str, PriceJson]:
+        unit_size, unit_price = format_decimal(p.unit_size), format_decimal(p.unit_price)
+        found = self.prices[(p.unit_size, p.unit_price, p.price_book_version)] = (
+            unit_size, unit_price,
+            self.envelopes.price(unit_size, unit_price, p.price_book_version))
+        return found
 
     def write(self, conn: Connection) -> None:
         insert_rows(conn, t.billing_details, _DETAIL_COLUMNS, self.details)
