@@ -17,6 +17,9 @@ from accrual.contract.messages import (
     BillingDetail,
     BillingDetailJson,
     Envelope,
+    KeyJson,
+    PriceJson,
+    WorkspaceJson,
     billing_detail_envelope,
     detail_id,
     message_id,
@@ -63,9 +66,8 @@ def details(draw: st.DrawFn) -> tuple[BillingDetail, datetime]:
         created_at=created_at), created_at
 
 
-def fast_json(detail: BillingDetail, created_at: datetime,
-              writer: BillingDetailJson | None = None) -> tuple[str, str]:
-    writer = writer or BillingDetailJson(detail.site, detail.currency, created_at)
+def fast_json(detail: BillingDetail, created_at: datetime) -> tuple[str, str]:
+    writer = BillingDetailJson(detail.site, detail.currency, created_at)
     return writer.envelope(
         detail.workspace_id, detail.billing_account_id, detail.day, detail.item,
         detail.retention_days, detail.revision, quantity=detail.quantity,
@@ -91,19 +93,29 @@ def test_the_fast_envelope_is_the_models_json_byte_for_byte(
 
 @settings(max_examples=100, deadline=None)
 @given(st.lists(details(), min_size=2, max_size=8), names, names, instants)
-def test_what_one_writer_remembers_never_leaks_into_the_next_detail(
+def test_parts_made_once_and_composed_give_each_detail_its_own_json(
         found: list[tuple[BillingDetail, datetime]], site: str, currency: str,
         created_at: datetime) -> None:
-    # One writer for many details, as a close uses it: its remembered workspace, key and
-    # price texts must give each detail its own JSON.
+    # As a close uses it: the workspace, key and price parts made once and kept by the
+    # caller, then composed for every detail that shares them.
     writer = BillingDetailJson(site, currency, created_at)
+    workspaces: dict[tuple[str, str | None], WorkspaceJson] = {}
+    keys: dict[tuple[date, str, int], KeyJson] = {}
+    prices: dict[tuple[str, str, str], PriceJson] = {}
     for detail, _ in found + found[::-1]:
-        same_site = detail.model_copy(update={
+        d = detail.model_copy(update={
             "site": site, "currency": currency, "created_at": created_at,
             "id": detail_id(site, detail.workspace_id, detail.day, detail.item,
                             detail.retention_days, detail.revision)})
-        assert fast_json(same_site, created_at, writer) == (
-            same_site.id, billing_detail_envelope(same_site, created_at).model_dump_json())
+        ws = workspaces.setdefault((d.workspace_id, d.billing_account_id),
+                                   writer.workspace(d.workspace_id, d.billing_account_id))
+        k = keys.setdefault((d.day, d.item, d.retention_days),
+                            writer.key(d.day, d.item, d.retention_days))
+        p = prices.setdefault((d.unit_size, d.unit_price, d.price_book_version),
+                              writer.price(d.unit_size, d.unit_price, d.price_book_version))
+        assert writer.compose(ws, k, p, d.revision, d.quantity, d.amount, d.kind, d.adjusts,
+                              d.reason) == (
+            d.id, billing_detail_envelope(d, created_at).model_dump_json())
 
 
 def test_the_detail_id_is_the_uuid5_message_id_of_its_parts() -> None:
