@@ -91,8 +91,8 @@ def rerate(
                 task, completed=(day - start).days + 1, description=f"{day}: {n} adjustments"))
         progress.update(task, completed=(end - start).days + 1)
     delivered = runtime.console.relay.drain()
-    out.print(f"re-rate #{result['id']}: {result['days']} closed days, {result['adjustments']} "
-              f"adjustments, {result['amount']} in all; {delivered} messages delivered")
+    out.print(f"re-rate #{result.id}: {result.days} closed days, {result.adjustments} "
+              f"adjustments, {result.amount} in all; {delivered} messages delivered")
 
 
 @app.command()
