@@ -63,7 +63,7 @@ def charge(runtime: Runtime, workspace_id: str, amount: str, item: str = "logs")
         item=item, retention_days=7, quantity="1000000", unit_size="1000000", unit_price=amount,
         amount=amount, currency="CNY", price_book_version="current@2023-11-02", kind="charge",
         created_at=START)
-    runtime.billing.wallet.deliver([Envelope(
+    runtime.billing.inbox.deliver([Envelope(
         id=did, type=BILLING_DETAIL, aggregate_id=workspace_id, occurred_at=START,
         payload=body.model_dump(mode="json"))])
 

@@ -2,7 +2,7 @@
 account, on real PostgreSQL.
 
 16 worker threads start together (a barrier) and take operations from one
-seeded plan: 60 % billing details settled through the inbox (``wallet.deliver``,
+seeded plan: 60 % billing details settled through the inbox (``inbox.deliver``,
 one detail or a small batch over several accounts; now and then a detail
 delivered again), 30 % offline recharges, 10 % prepaid-card purchases whose face
 value often exceeds the cash (``insufficient_balance``), over 20 billing
@@ -156,10 +156,10 @@ def test_r1_concurrent_movements_on_a_hot_account(pg_runtime: Runtime, clock: Ma
                                                        detail_id=detail))
 
     def run(op: Op) -> tuple[str, Any]:
-        wallet, instruments = center.wallet, center.instruments
+        inbox, wallet, instruments = center.inbox, center.wallet, center.instruments
         if op.kind in ("deduct", "redeliver"):
             batch = [messages[d] for d, *_ in op.details]
-            applied = wallet.deliver(batch)
+            applied = inbox.deliver(batch)
             return ("accepted" if applied == [m.id for m in batch] else "error"), applied
         if op.kind == "recharge":
             answer = wallet.recharge(accounts[op.account], money(op.amount), op.key)

@@ -284,7 +284,7 @@ class LedgerMachine(RuleBasedStateMachine):
         line = self.model.lines.setdefault((day, item), Line())
         message = self._detail(line, day, item, amount)
         expected = self.model.charge(amount, item, self.clock.now())
-        assert self.center.wallet.deliver([message]) == [message.id]
+        assert self.center.inbox.deliver([message]) == [message.id]
         assert self._postings(f"detail/{message.id}") == expected
         self.model.apply(expected, line)
         self.latest = (day, item)
@@ -310,7 +310,7 @@ class LedgerMachine(RuleBasedStateMachine):
         now = self.clock.now()
         options = self.model.give_back_options(amount, line, now)
         message = self._detail(line, day, item, -amount)
-        assert self.center.wallet.deliver([message]) == [message.id]
+        assert self.center.inbox.deliver([message]) == [message.id]
         actual = self._postings(f"detail/{message.id}")
         assert actual in options, (f"correction of {money(amount)} on {day} {item}: the "
                                    f"database posted {actual}; the rules allow {options}")

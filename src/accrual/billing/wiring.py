@@ -15,10 +15,12 @@ from accrual.billing.payments.service import Payments
 from accrual.billing.services import ledger
 from accrual.billing.services.accounts import BillingAccounts
 from accrual.billing.services.arrears import Arrears
+from accrual.billing.services.inbox import BillingInbox
 from accrual.billing.services.instruments import Instruments
 from accrual.billing.services.invoices import Invoices
 from accrual.billing.services.mails import BillingMails
 from accrual.billing.services.methods import SettlementMethods
+from accrual.billing.services.movements import Movements
 from accrual.billing.services.profile import Profiles
 from accrual.billing.services.statements import Statements
 from accrual.billing.services.upgrades import Upgrades
@@ -46,7 +48,11 @@ class BillingCenter:
         self.accounts = BillingAccounts(engine, config, clock)
         self.mails = BillingMails(engine, clock, self.mailer)
         self.arrears = Arrears(engine, config, clock, self.accounts)
-        self.wallet = Wallet(engine, config, clock, self.accounts, self.arrears)
+        # Every movement that can change arrears posts through here (the rule follows).
+        self.movements = Movements(self.arrears)
+        self.wallet = Wallet(engine, config, clock, self.accounts, self.movements)
+        self.inbox = BillingInbox(engine, config, clock, self.accounts, self.arrears,
+                                  self.movements)
         self.upgrades = Upgrades(engine, config, clock, self.accounts, self.mailer)
         self.instruments = Instruments(engine, config, clock, self.accounts)
         self.methods = SettlementMethods(engine, config, clock, self.accounts, self.arrears)
@@ -54,7 +60,7 @@ class BillingCenter:
         self.profiles = Profiles(engine, clock, self.accounts)
         self.invoices = Invoices(engine, config, clock, self.accounts)
         self.payments = Payments(engine, config, clock, self.accounts, payment_gateway,
-                                 self.arrears)
+                                 self.movements)
         self.relay: Relay | None = None
         self.consoles: dict[str, ConsolePort] = {}
 
