@@ -17,7 +17,7 @@ from accrual.infra.http import error_responses
 
 router = billing_router()
 
-_CASE_EXAMPLE = {
+_CASE_EXAMPLE: dict[str, Any] = {
     "case_id": 7, "account_id": "<billing account id>", "username": "ada", "state": "countdown",
     "owed": "3.40", "currency": "CNY", "started_at": "2026-11-26T02:00:00+00:00",
     "lock_at": "2026-12-10T02:00:00+00:00", "reminded_at": None, "locked_at": None,
