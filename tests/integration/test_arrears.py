@@ -557,6 +557,6 @@ def test_a_locked_workspace_can_be_dissolved(runtime: Runtime, clock: ManualCloc
     assert account is not None
     assert runtime.billing.accounts.workspaces_of(account) == []
     [case] = runtime.billing.arrears.cases(account_id=account)
-    assert case["workspaces"] == [] and case["owed"] == "1.00"
+    assert case.workspaces == () and case.owed_minor == 100 and case.currency == "CNY"
     assert runtime.billing.arrears.tick() == {"reminded": 0, "locked": 0,
                                               "workspaces_changed": 0}

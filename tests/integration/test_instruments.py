@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 
 from accrual.app import Runtime, create_app
 from accrual.billing.adapters import tables as t
+from accrual.billing.api.wallet import overview_json
 from accrual.billing.services import ledger
 from accrual.clock import ManualClock
 from accrual.contract.errors import Conflict, Invalid, NotFound
@@ -38,7 +39,7 @@ def audit(runtime: Runtime) -> None:
 
 
 def overview(runtime: Runtime, account: str) -> dict[str, str]:
-    return runtime.billing.wallet.overview(account)
+    return overview_json(runtime.billing.wallet.overview(account))
 
 
 def spent(runtime: Runtime, detail_id: str) -> dict[str, int]:

@@ -39,6 +39,7 @@ from sqlalchemy import select
 
 from accrual.app import Runtime
 from accrual.billing.adapters import tables as t
+from accrual.billing.api.wallet import recharge_json
 from accrual.clock import ManualClock
 from accrual.contract.errors import Conflict
 from accrual.contract.messages import Envelope
@@ -162,7 +163,8 @@ def test_r1_concurrent_movements_on_a_hot_account(pg_runtime: Runtime, clock: Ma
             applied = inbox.deliver(batch)
             return ("accepted" if applied == [m.id for m in batch] else "error"), applied
         if op.kind == "recharge":
-            answer = wallet.recharge(accounts[op.account], money(op.amount), op.key)
+            answer = recharge_json(wallet.recharge(accounts[op.account], money(op.amount),
+                                                   op.key))
             return ("accepted" if answer["created"] else "error"), answer["entry_id"]
         if op.kind == "card":
             try:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
@@ -57,7 +58,8 @@ from accrual.money import format_minor
 
 log = logging.getLogger(__name__)
 
-__all__ = ["COUNTDOWN", "REMIND_BEFORE", "Arrears", "local_time", "open_case", "owed_minor"]
+__all__ = ["COUNTDOWN", "REMIND_BEFORE", "AccountArrears", "Arrears", "CaseView",
+           "WorkspaceShown", "local_time", "open_case", "owed_minor"]
 
 # An account whose case cannot be advanced is tried again after about 1, 2, 4 …
 # minutes, at most an hour apart.
@@ -69,6 +71,40 @@ COUNTDOWN_STATE, LOCKED, CLEAR = (WorkspaceState.COUNTDOWN, WorkspaceState.LOCKE
 # The settlement method that pays from the account's own funds (and can leave it owing);
 # a workspace settled through a cloud marketplace is not locked for the account's arrears.
 BILLING_CENTER = "billing_center"
+
+
+@dataclass(frozen=True)
+class WorkspaceShown:
+    """What a workspace of an open case was told."""
+
+    workspace_id: str
+    name: str | None  # None: bound here but not known to the center yet
+    site: str | None
+    state: WorkspaceState
+
+
+@dataclass(frozen=True)
+class CaseView:
+    """An open arrears case as the operator and the account's holder see it."""
+
+    case_id: int
+    account_id: str
+    username: str
+    standing: rule.Standing  # countdown | locked
+    owed_minor: int
+    currency: str
+    started_at: datetime
+    lock_at: datetime
+    reminded_at: datetime | None
+    locked_at: datetime | None
+    workspaces: tuple[WorkspaceShown, ...]
+
+
+@dataclass(frozen=True)
+class AccountArrears:
+    account_id: str
+    standing: rule.Standing  # none | countdown | locked
+    case: CaseView | None
 
 
 def open_case(conn: Connection, account_id: str) -> Any:
@@ -271,7 +307,7 @@ class Arrears:
         if case.locked_at is not None:
             held: dict[str, datetime | None] = dict(conn.execute(
                 select(locks.c.workspace_id, locks.c.unlocked_at)
-                .where(locks.c.case_id == case.id)).tuples().all())
+                .where(locks.c.case_id == case.id)).all())
             lock = rule.lock_changes(bound, held)
             if lock.fresh:
                 conn.execute(locks.insert(), [{"case_id": case.id, "workspace_id": w,
@@ -435,8 +471,9 @@ class Arrears:
 
     # -- views ----------------------------------------------------------------
 
-    def cases(self, *, account_id: str | None = None) -> list[dict[str, object]]:
-        """Open cases (of one account, or all) with what each workspace was told."""
+    def cases(self, *, account_id: str | None = None) -> list[CaseView]:
+        """Open cases (of one account, or all), soonest lock first, with what each
+        workspace was told."""
         c, s, w, a = t.arrears_cases, t.lock_states, t.workspaces, t.accounts
         with self.engine.connect() as conn:
             query = (select(c, a.c.username).join(a, a.c.id == c.c.account_id)
@@ -444,7 +481,7 @@ class Arrears:
             if account_id is not None:
                 query = query.where(c.c.account_id == account_id)
             cases = conn.execute(query).all()
-            told: dict[int, list[dict[str, object]]] = {}
+            told: dict[int, list[WorkspaceShown]] = {}
             if cases:
                 for row in conn.execute(
                         select(s.c.case_id, s.c.workspace_id, s.c.state, w.c.name, w.c.site)
@@ -452,23 +489,19 @@ class Arrears:
                         .where(among(conn, s.c.case_id, [k.id for k in cases], Integer()),
                                s.c.state != CLEAR)
                         .order_by(s.c.workspace_id)):
-                    told.setdefault(row.case_id, []).append(
-                        {"workspace_id": row.workspace_id, "name": row.name, "site": row.site,
-                         "state": row.state})
+                    told.setdefault(row.case_id, []).append(WorkspaceShown(
+                        row.workspace_id, row.name, row.site, WorkspaceState(row.state)))
             owed = {k.account_id: owed_minor(conn, k.account_id) for k in cases}
-        return [{"case_id": k.id, "account_id": k.account_id, "username": k.username,
-                 "state": LOCKED if k.locked_at else COUNTDOWN_STATE,
-                 "owed": format_minor(owed[k.account_id], self.config.currency),
-                 "currency": self.config.currency, "started_at": k.started_at.isoformat(),
-                 "lock_at": k.lock_at.isoformat(),
-                 "reminded_at": k.reminded_at.isoformat() if k.reminded_at else None,
-                 "locked_at": k.locked_at.isoformat() if k.locked_at else None,
-                 "workspaces": told.get(k.id, [])} for k in cases]
+        return [CaseView(case_id=k.id, account_id=k.account_id, username=k.username,
+                         standing=timeline(k).standing, owed_minor=owed[k.account_id],
+                         currency=self.config.currency, started_at=k.started_at,
+                         lock_at=k.lock_at, reminded_at=k.reminded_at, locked_at=k.locked_at,
+                         workspaces=tuple(told.get(k.id, ()))) for k in cases]
 
-    def of_account(self, account_id: str) -> dict[str, object]:
+    def of_account(self, account_id: str) -> AccountArrears:
         """The account's arrears as its holder sees them: none, or the open case."""
         self.accounts.account(account_id)
         found = self.cases(account_id=account_id)
         if not found:
-            return {"account_id": account_id, "state": "none", "case": None}
-        return {"account_id": account_id, "state": found[0]["state"], "case": found[0]}
+            return AccountArrears(account_id, rule.Standing.NONE, None)
+        return AccountArrears(account_id, found[0].standing, found[0])
