@@ -137,12 +137,12 @@ def timed_relay(runtime: Any, expected: int, label: str, *, one_by_one: bool = F
     console = runtime.console
     relay = console.relay
     if one_by_one:
-        wallet = runtime.billing.wallet
+        inbox = runtime.billing.inbox
 
         def deliver(messages: Sequence[Any]) -> list[str]:
             applied: list[str] = []
             for message in messages:  # one delivery, and so one transaction, per detail
-                applied += wallet.deliver([message])
+                applied += inbox.deliver([message])
             return applied
 
         relay = Relay(console.engine, relay._table, deliver, console.clock)

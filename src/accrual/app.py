@@ -99,7 +99,7 @@ class InProcessBillingCenter:
             raise PeerRefused(error.code, error.message) from None
 
     def deliver(self, messages: Sequence[Envelope]) -> list[str]:
-        return self.center.wallet.deliver(_copy(messages))
+        return self.center.inbox.deliver(_copy(messages))
 
 
 class InProcessConsole:
@@ -207,7 +207,7 @@ class Runtime:
                 for job in (console.day_close.job, console.relay.job, console.inbox.job)]
 
     def billing_jobs(self) -> list[Job]:
-        jobs = [self.billing.wallet.inbox_job, self.billing.arrears.job, self.billing.mails.job]
+        jobs = [self.billing.inbox.job, self.billing.arrears.job, self.billing.mails.job]
         if self.billing.relay is not None:
             jobs.append(self.billing.relay.job)
         return jobs

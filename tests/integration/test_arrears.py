@@ -65,7 +65,7 @@ def charge(runtime: Runtime, workspace_id: str, amount: str, item: str = "logs")
         item=item, retention_days=7, quantity="1000000", unit_size="1000000", unit_price=amount,
         amount=amount, currency="CNY", price_book_version="current@2023-11-02", kind="charge",
         created_at=START)
-    runtime.billing.wallet.deliver([Envelope(
+    runtime.billing.inbox.deliver([Envelope(
         id=did, type=BILLING_DETAIL, aggregate_id=workspace_id, occurred_at=START,
         payload=body.model_dump(mode="json"))])
 
@@ -559,6 +559,6 @@ def test_a_locked_workspace_can_be_dissolved(runtime: Runtime, clock: ManualCloc
     assert account is not None
     assert runtime.billing.accounts.workspaces_of(account) == []
     [case] = runtime.billing.arrears.cases(account_id=account)
-    assert case["workspaces"] == [] and case["owed"] == "1.00"
+    assert case.workspaces == () and case.owed_minor == 100 and case.currency == "CNY"
     assert runtime.billing.arrears.tick() == {"reminded": 0, "locked": 0,
                                               "workspaces_changed": 0}

@@ -193,7 +193,7 @@ def test_a_malformed_message_fails_alone_in_the_billing_inbox(
     send_usage(client, regs["ada"]["ingest_key"], [record(ws, "l", "logs", "1000000")])
     bad = Envelope(id="bad-1", type=BILLING_DETAIL, aggregate_id=ws, occurred_at=START,
                    payload={"id": "bad-1", "amount": "1.00"})
-    answer = runtime.billing.wallet.deliver([bad])
+    answer = runtime.billing.inbox.deliver([bad])
     assert list(answer) == [] and answer.failed["bad-1"].startswith("ValidationError")
     assert health(client)["status"] == "degraded"
 

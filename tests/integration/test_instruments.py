@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 
 from accrual.app import Runtime, create_app
 from accrual.billing.adapters import tables as t
+from accrual.billing.api.wallet import overview_json
 from accrual.billing.exports import transaction_row
 from accrual.billing.services import ledger
 from accrual.clock import ManualClock
@@ -39,7 +40,7 @@ def audit(runtime: Runtime) -> None:
 
 
 def overview(runtime: Runtime, account: str) -> dict[str, str]:
-    return runtime.billing.wallet.overview(account)
+    return overview_json(runtime.billing.wallet.overview(account))
 
 
 def spent(runtime: Runtime, detail_id: str) -> dict[str, int]:
@@ -146,7 +147,7 @@ def test_the_waterfall_spends_vouchers_then_cards_then_cash_then_owes(
     std = billing.instruments.issue_voucher(account, "voucher_standard", "20", "s")["number"]
     # Cash left: 150. Charges: 420 for logs, then 60 SMS.
     logs, sms = detail(ws, "420.00"), detail(ws, "60.00", item="sms")
-    billing.wallet.deliver([logs, sms])
+    billing.inbox.deliver([logs, sms])
     assert spent(runtime, logs.id) == {std: 2000, disc: 3000, soon: 10000, late: 10000,
                                        "cash": 15000, "prepaid": 2000}
     assert spent(runtime, sms.id) == {"prepaid": 6000}
@@ -165,7 +166,7 @@ def test_vouchers_never_pay_sms_or_synthetic_tests(runtime: Runtime,
     sms = detail(ws, "3.00", item="sms")
     synthetic = detail(ws, "9.00", item="synthetic_test")
     logs = detail(ws, "5.00", item="logs")
-    billing.wallet.deliver([sms, synthetic, logs])
+    billing.inbox.deliver([sms, synthetic, logs])
     assert spent(runtime, sms.id) == {"cash": 300}
     assert spent(runtime, synthetic.id) == {"cash": 700, "prepaid": 200}
     assert spent(runtime, logs.id) == {voucher: 500}
@@ -178,10 +179,10 @@ def test_expired_cards_pay_nothing_and_are_written_off(
     ws, account = ada
     billing = runtime.billing
     card = billing.instruments.grant_card(account, "200", "p", validity_days=1)["number"]
-    billing.wallet.deliver([detail(ws, "50.00")])
+    billing.inbox.deliver([detail(ws, "50.00")])
     clock.advance(timedelta(days=1))
     late = detail(ws, "10.00", day=date(2026, 11, 26))
-    billing.wallet.deliver([late])
+    billing.inbox.deliver([late])
     assert spent(runtime, late.id) == {"prepaid": 1000}  # the card had expired: arrears
     assert overview(runtime, account)["prepaid_cards"] == "0.00"
     assert billing.instruments.expire_due() == 1
@@ -203,9 +204,9 @@ def test_a_correction_goes_back_the_way_it_was_paid(runtime: Runtime,
     billing = runtime.billing
     voucher = billing.instruments.issue_voucher(account, "voucher_standard", "30", "v")["number"]
     billing.wallet.recharge(account, "50", "t")
-    billing.wallet.deliver([detail(ws, "70.00")])  # voucher 30, cash 40
+    billing.inbox.deliver([detail(ws, "70.00")])  # voucher 30, cash 40
     fix = detail(ws, "-45.00", revision=1)
-    billing.wallet.deliver([fix])
+    billing.inbox.deliver([fix])
     # Back to cash what cash paid (40), the rest to the voucher: never voucher money as cash.
     assert spent(runtime, fix.id) == {"cash": -4000, voucher: -500}
     assert overview(runtime, account)["cash"] == "50.00"
@@ -219,13 +220,13 @@ def test_what_goes_back_to_an_expired_voucher_is_written_off_and_counted_returne
     billing = runtime.billing
     voucher = billing.instruments.issue_voucher(account, "voucher_standard", "100", "v",
                                                 validity_days=1)["number"]
-    billing.wallet.deliver([detail(ws, "100.00")])  # all from the voucher
+    billing.inbox.deliver([detail(ws, "100.00")])  # all from the voucher
     clock.advance(timedelta(days=2))
     assert billing.instruments.expire_due() == 1  # nothing left on it: a zero write-off
     first, second = detail(ws, "-60.00", revision=1), detail(ws, "-60.00", revision=2)
-    billing.wallet.deliver([first])
+    billing.inbox.deliver([first])
     assert spent(runtime, first.id) == {voucher: -6000}
-    billing.wallet.deliver([second])
+    billing.inbox.deliver([second])
     # 40.00 of the voucher's share was left; the other 20.00 was never paid: cash.
     assert spent(runtime, second.id) == {voucher: -4000, "cash": -2000}
     shown = overview(runtime, account)
@@ -246,8 +247,8 @@ def test_a_correction_pays_arrears_first(runtime: Runtime, ada: tuple[str, str])
     ws, account = ada
     billing = runtime.billing
     voucher = billing.instruments.issue_voucher(account, "voucher_standard", "30", "v")["number"]
-    billing.wallet.deliver([detail(ws, "50.00")])  # voucher 30, arrears 20
-    billing.wallet.deliver([detail(ws, "-25.00", revision=1)])
+    billing.inbox.deliver([detail(ws, "50.00")])  # voucher 30, arrears 20
+    billing.inbox.deliver([detail(ws, "-25.00", revision=1)])
     assert overview(runtime, account)["arrears"] == "0.00"
     assert overview(runtime, account)["vouchers"] == "5.00"
     assert overview(runtime, account)["cash"] == "0.00"
@@ -285,7 +286,7 @@ def test_statements_show_card_and_voucher_movements(runtime: Runtime,
     billing = runtime.billing
     billing.wallet.recharge(account, "100", "t")
     card = billing.instruments.buy_card(account, "100", "k")["number"]
-    billing.wallet.deliver([detail(ws, "30.00")])
+    billing.inbox.deliver([detail(ws, "30.00")])
     moves = [transaction_row(m) for m in
              billing.statements.transactions(account, date(2026, 11, 1), date(2026, 11, 30))]
     assert [(m["kind"], m["balance"], m["instrument"], m["amount"]) for m in moves] == [
@@ -372,7 +373,7 @@ def test_every_instrument_mix_pays_sms_synthetic_and_the_rest_by_the_waterfall(
     sms = detail(ws, "5.00", item="sms")
     synthetic = detail(ws, "6.00", item="synthetic_test")
     logs = detail(ws, "1000.00", item="logs")  # more than every fund together
-    billing.wallet.deliver([sms, synthetic, logs])
+    billing.inbox.deliver([sms, synthetic, logs])
     paid = {d.id: spent(runtime, d.id) for d in (sms, synthetic, logs)}
     by = {key: held.get(key) for key in ("std", "disc", "card", "expired")}
     # Vouchers and the expired card never pay SMS or synthetic tests.

@@ -1,4 +1,4 @@
-"""The billing inbox settles runs of billing details in one transaction (wallet.deliver).
+"""The billing inbox settles runs of billing details in one transaction (inbox.deliver).
 
 The per-detail path (`_apply_once`: ledger.post, binding_for) is the reference. Each
 test applies a sequence both ways on the same database: the reference inside a
@@ -18,7 +18,7 @@ from sqlalchemy import Connection, insert, select
 
 from accrual.app import Runtime
 from accrual.billing.adapters import tables as t
-from accrual.billing.services import ledger, settling, wallet
+from accrual.billing.services import inbox, ledger, settling
 from accrual.clock import ManualClock
 from accrual.contract.messages import BILLING_DETAIL, BillingDetail, Envelope, detail_id
 from accrual.infra import credentials
@@ -85,10 +85,10 @@ def reference_and_batch(runtime: Runtime, messages: list[Envelope]) -> tuple[Any
     center = runtime.billing
     with center.engine.connect() as conn, conn.begin() as transaction:
         for message in messages:
-            center.wallet._apply_once(conn, message)
+            center.inbox._apply_once(conn, message)
         reference = state(conn)
         transaction.rollback()
-    assert center.wallet.deliver(messages) == [m.id for m in messages]
+    assert center.inbox.deliver(messages) == [m.id for m in messages]
     with center.engine.connect() as conn:
         return reference, state(conn)
 
@@ -106,7 +106,7 @@ def test_a_run_of_details_settles_as_the_per_detail_path_does(
             workspace_id=ws_c, account_id=account_a, settlement_method="billing_center",
             effective_from=DAY + timedelta(days=1), created_at=START))
     already = detail(ws_a, "1.00", item="trace")
-    runtime.billing.wallet.deliver([already])  # settled before: reused, not posted again
+    runtime.billing.inbox.deliver([already])  # settled before: reused, not posted again
     first = detail(ws_a, "3.00")
     messages = [
         first,
@@ -131,7 +131,7 @@ def test_a_run_of_details_settles_as_the_per_detail_path_does(
     assert routed[messages[5].id] == account_c and routed[messages[6].id] == account_a
     assert "binding says" in caplog.text and "left unrouted" in caplog.text
     # Delivered again: nothing changes.
-    runtime.billing.wallet.deliver(messages)
+    runtime.billing.inbox.deliver(messages)
     with runtime.billing.engine.connect() as conn:
         assert state(conn) == batch
 
@@ -171,7 +171,7 @@ def test_a_detail_that_cannot_be_applied_fails_alone(
                     request_digest=ledger.digest(999), kind="charge", reference=None, now=START,
                     compute=lambda b: {"prepaid": -999, "revenue": 999})
     before, after = detail(ws, "1.00"), detail(ws, "3.00", item="rum_pv")
-    answer = runtime.billing.wallet.deliver([before, poisoned, after])
+    answer = runtime.billing.inbox.deliver([before, poisoned, after])
     # The others of the delivery are applied; the poisoned one is answered as failed.
     assert list(answer) == [before.id, after.id]
     assert list(answer.failed) == [poisoned.id]
@@ -179,7 +179,7 @@ def test_a_detail_that_cannot_be_applied_fails_alone(
     with runtime.billing.engine.connect() as conn:
         applied = set(conn.execute(select(t.inbox.c.message_id)).scalars())
     assert before.id in applied and poisoned.id not in applied and after.id in applied
-    job = runtime.billing.wallet.inbox_job.view()
+    job = runtime.billing.inbox.job.view()
     assert job["failing_count"] == 1 and job["failures"] == {"idempotency_conflict": 1}
 
 
@@ -187,7 +187,7 @@ def test_runs_are_cut_at_the_batch_size(runtime: Runtime, clock: ManualClock,
                                         cheap_passwords: None,
                                         monkeypatch: pytest.MonkeyPatch) -> None:
     ws, account = tenant(runtime, clock, "ada")
-    monkeypatch.setattr(wallet, "SETTLE_BATCH", 3)
+    monkeypatch.setattr(inbox, "SETTLE_BATCH", 3)
     messages = [detail(ws, f"{n}.00", item=item)
                 for n, item in enumerate(["logs", "trace", "rum_pv", "trigger", "sms", "profile",
                                           "timeseries"], start=1)]

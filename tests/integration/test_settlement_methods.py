@@ -85,7 +85,7 @@ def test_a_cloud_settled_day_spends_vouchers_and_cards_then_the_cloud_account(
     today = detail(ws, "5.00")  # still the wallet's day: the voucher pays
     logs = detail(ws, "150.00", day=TOMORROW)
     sms = detail(ws, "3.00", day=TOMORROW, item="sms")
-    billing.wallet.deliver([today, logs, sms])
+    billing.inbox.deliver([today, logs, sms])
     assert spent(runtime, today.id) == {voucher: 500}
     # The wallet's cash is never used for a cloud-settled workspace.
     assert spent(runtime, logs.id) == {voucher: 500, card: 10000, "cloud_receivable": 4500}
@@ -99,7 +99,7 @@ def test_a_cloud_settled_day_spends_vouchers_and_cards_then_the_cloud_account(
     assert methods == {today.id: "billing_center", logs.id: "huawei", sms.id: "huawei"}
     # A correction gives the cloud its share back first, never cash.
     fix = detail(ws, "-50.00", day=TOMORROW, revision=1)
-    billing.wallet.deliver([fix])
+    billing.inbox.deliver([fix])
     assert spent(runtime, fix.id) == {"cloud_receivable": -4500, card: -500}
     assert overview(runtime, account)["cash"] == "100.00"
     audit(runtime)

@@ -2,7 +2,7 @@
 account, on real PostgreSQL.
 
 16 worker threads start together (a barrier) and take operations from one
-seeded plan: 60 % billing details settled through the inbox (``wallet.deliver``,
+seeded plan: 60 % billing details settled through the inbox (``inbox.deliver``,
 one detail or a small batch over several accounts; now and then a detail
 delivered again), 30 % offline recharges, 10 % prepaid-card purchases whose face
 value often exceeds the cash (``insufficient_balance``), over 20 billing
@@ -39,6 +39,7 @@ from sqlalchemy import select
 
 from accrual.app import Runtime
 from accrual.billing.adapters import tables as t
+from accrual.billing.api.wallet import recharge_json
 from accrual.clock import ManualClock
 from accrual.contract.errors import Conflict
 from accrual.contract.messages import Envelope
@@ -156,13 +157,14 @@ def test_r1_concurrent_movements_on_a_hot_account(pg_runtime: Runtime, clock: Ma
                                                        detail_id=detail))
 
     def run(op: Op) -> tuple[str, Any]:
-        wallet, instruments = center.wallet, center.instruments
+        inbox, wallet, instruments = center.inbox, center.wallet, center.instruments
         if op.kind in ("deduct", "redeliver"):
             batch = [messages[d] for d, *_ in op.details]
-            applied = wallet.deliver(batch)
+            applied = inbox.deliver(batch)
             return ("accepted" if applied == [m.id for m in batch] else "error"), applied
         if op.kind == "recharge":
-            answer = wallet.recharge(accounts[op.account], money(op.amount), op.key)
+            answer = recharge_json(wallet.recharge(accounts[op.account], money(op.amount),
+                                                   op.key))
             return ("accepted" if answer["created"] else "error"), answer["entry_id"]
         if op.kind == "card":
             try:

@@ -39,6 +39,7 @@ from sqlalchemy import func, select
 
 from accrual.app import Runtime
 from accrual.billing.adapters import tables as t
+from accrual.billing.api.wallet import recharge_json
 from accrual.billing.payments.service import RechargeOrder
 from accrual.billing.services.instruments import Instruments
 from accrual.clock import ManualClock
@@ -238,7 +239,8 @@ def test_r2_offline_recharges_once_per_reference(pg_runtime: Runtime, clock: Man
     wallet = runtime.billing.wallet
 
     def send(key: Key, copy: Copy) -> tuple[dict[str, Any], bool]:
-        answer = wallet.recharge(accounts[key.account], money(copy.amount), key.name)
+        answer = recharge_json(wallet.recharge(accounts[key.account], money(copy.amount),
+                                               key.name))
         return answer, bool(answer["created"])
 
     wall = race(keys, send)

@@ -56,6 +56,7 @@ from sqlalchemy import func, select
 
 from accrual.app import Runtime
 from accrual.billing.adapters import tables as t
+from accrual.billing.api.wallet import overview_json, recharge_json
 from accrual.clock import ManualClock
 from accrual.contract.errors import Conflict
 from accrual.contract.messages import detail_id
@@ -269,7 +270,8 @@ class LedgerMachine(RuleBasedStateMachine):
         self._step("recharge")
         reference = self._next("transfer")
         expected = self.model.recharge(amount)
-        answer = self.center.wallet.recharge(self.account, money(amount), reference)
+        answer = recharge_json(self.center.wallet.recharge(self.account, money(amount),
+                                                           reference))
         assert answer["created"] is True and answer["amount"] == money(amount)
         assert self._postings(f"recharge/{self.account}/{reference}") == expected
         self.model.apply(expected)
@@ -284,7 +286,7 @@ class LedgerMachine(RuleBasedStateMachine):
         line = self.model.lines.setdefault((day, item), Line())
         message = self._detail(line, day, item, amount)
         expected = self.model.charge(amount, item, self.clock.now())
-        assert self.center.wallet.deliver([message]) == [message.id]
+        assert self.center.inbox.deliver([message]) == [message.id]
         assert self._postings(f"detail/{message.id}") == expected
         self.model.apply(expected, line)
         self.latest = (day, item)
@@ -310,7 +312,7 @@ class LedgerMachine(RuleBasedStateMachine):
         now = self.clock.now()
         options = self.model.give_back_options(amount, line, now)
         message = self._detail(line, day, item, -amount)
-        assert self.center.wallet.deliver([message]) == [message.id]
+        assert self.center.inbox.deliver([message]) == [message.id]
         actual = self._postings(f"detail/{message.id}")
         assert actual in options, (f"correction of {money(amount)} on {day} {item}: the "
                                    f"database posted {actual}; the rules allow {options}")
@@ -398,7 +400,8 @@ class LedgerMachine(RuleBasedStateMachine):
                     self.center.wallet.recharge(self.account, money(amount + 1), reference)
                 assert conflict.value.code == "idempotency_conflict"
                 return
-            again = self.center.wallet.recharge(self.account, money(amount), reference)
+            again = recharge_json(self.center.wallet.recharge(self.account, money(amount),
+                                                              reference))
             assert again["created"] is False and again["entry_id"] == entry_id
             assert again["amount"] == money(amount) and again["reference"] == reference
             return
@@ -477,7 +480,7 @@ class LedgerMachine(RuleBasedStateMachine):
 
     @invariant()
     def the_database_agrees_with_the_auditor(self) -> None:
-        assert self.center.wallet.overview(self.account) == \
+        assert overview_json(self.center.wallet.overview(self.account)) == \
             self.model.overview(self.clock.now())
         a, e = t.ledger_accounts, t.journal_entries
         with self.center.engine.connect() as conn:

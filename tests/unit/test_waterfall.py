@@ -8,10 +8,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from accrual.billing.domain.waterfall import (
-    ARREARS,
     CARD,
     CASH,
     DISCOUNT_VOUCHER,
+    PREPAID,
     STANDARD_VOUCHER,
     Instrument,
     pay,
@@ -33,12 +33,12 @@ def test_order_standard_then_discount_then_cards_by_expiry_then_cash_then_arrear
                    inst("card-soon", CARD, 100, days=10), inst("std", STANDARD_VOUCHER, 100)]
     assert flow(650, "logs", instruments, cash=100) == [
         ("std", 100), ("disc", 100), ("card-soon", 100), ("card-late", 100), (CASH, 100),
-        (ARREARS, 150)]
+        (PREPAID, 150)]
 
 
 def test_vouchers_never_pay_sms_or_synthetic_tests() -> None:
     instruments = [inst("std", STANDARD_VOUCHER, 1000), inst("card", CARD, 50)]
-    assert flow(80, "sms", instruments, cash=10) == [("card", 50), (CASH, 10), (ARREARS, 20)]
+    assert flow(80, "sms", instruments, cash=10) == [("card", 50), (CASH, 10), (PREPAID, 20)]
     assert flow(80, "synthetic_test", instruments, cash=100) == [("card", 50), (CASH, 30)]
     assert flow(80, "trigger", instruments, cash=100) == [("std", 80)]
 
@@ -46,16 +46,16 @@ def test_vouchers_never_pay_sms_or_synthetic_tests() -> None:
 def test_expired_and_empty_instruments_pay_nothing() -> None:
     instruments = [inst("old", CARD, 500, days=-1), inst("empty", STANDARD_VOUCHER, 0),
                    Instrument("now", CARD, 500, NOW, NOW)]  # expiring this instant: expired
-    assert flow(70, "logs", instruments, cash=0) == [(ARREARS, 70)]
+    assert flow(70, "logs", instruments, cash=0) == [(PREPAID, 70)]
 
 
 def test_a_charge_larger_than_all_funds_splits_and_owes_the_rest() -> None:
     assert flow(10_000, "logs", [inst("c", CARD, 300)], cash=200) == [
-        ("c", 300), (CASH, 200), (ARREARS, 9_500)]
+        ("c", 300), (CASH, 200), (PREPAID, 9_500)]
 
 
 def test_negative_cash_is_not_spent() -> None:
-    assert flow(50, "logs", [], cash=-20) == [(ARREARS, 50)]
+    assert flow(50, "logs", [], cash=-20) == [(PREPAID, 50)]
 
 
 @given(amount=st.integers(1, 10**9), cash=st.integers(-10**6, 10**9),
@@ -77,7 +77,7 @@ def test_splits_always_sum_to_the_charge_and_never_overdraw(
         elif split.source == CASH:
             assert split.amount_minor <= cash
     # Arrears only when everything usable is spent.
-    if splits[-1].source == ARREARS:
+    if splits[-1].source == PREPAID:
         usable = sum(i.balance_minor for i in instruments if i.usable(NOW, item))
         assert amount - splits[-1].amount_minor == usable + max(cash, 0)
 
@@ -95,8 +95,8 @@ def back(amount: int, arrears: int, paid: dict[str, tuple[str, int]],
 def test_a_correction_pays_arrears_first_then_goes_back_in_reverse_order() -> None:
     paid = {"std": (STANDARD_VOUCHER, 100), "disc": (DISCOUNT_VOUCHER, 100),
             "card-a": (CARD, 100), "card-b": (CARD, 100), CASH: (CASH, 100)}
-    assert back(30, 50, paid) == [(ARREARS, 30)]
-    assert back(480, 50, paid) == [(ARREARS, 50), (CASH, 100), ("card-b", 100),
+    assert back(30, 50, paid) == [(PREPAID, 30)]
+    assert back(480, 50, paid) == [(PREPAID, 50), (CASH, 100), ("card-b", 100),
                                    ("card-a", 100), ("disc", 100), ("std", 30)]
 
 
@@ -120,5 +120,5 @@ def test_give_back_sums_and_never_returns_more_than_a_source_paid(
     for split in splits:
         if split.source in sources and split.source != CASH:
             assert split.amount_minor <= sources[split.source][1]
-        if split.source == ARREARS:
+        if split.source == PREPAID:
             assert split.amount_minor <= arrears

@@ -18,11 +18,13 @@ from accrual.billing.services.accounts import BillingAccounts
 from accrual.billing.services.arrears import Arrears
 from accrual.billing.services.binding_codes import BindingCodes
 from accrual.billing.services.certification import Certifications
+from accrual.billing.services.inbox import BillingInbox
 from accrual.billing.services.instruments import Instruments
 from accrual.billing.services.invoice_records import InvoiceRecords
 from accrual.billing.services.invoices import Invoices
 from accrual.billing.services.mail_outbox import MailOutbox
 from accrual.billing.services.methods import SettlementMethods
+from accrual.billing.services.movements import Movements
 from accrual.billing.services.statements import Statements
 from accrual.billing.services.wallet import Wallet
 from accrual.billing.services.workspace_moves import WorkspaceMoves
@@ -49,7 +51,11 @@ class BillingCenter:
         self.accounts = BillingAccounts(engine, config, clock)
         self.mails = MailOutbox(engine, clock, self.mailer)
         self.arrears = Arrears(engine, config, clock, self.accounts)
-        self.wallet = Wallet(engine, config, clock, self.accounts, self.arrears)
+        # Every movement that can change arrears posts through here (the rule follows).
+        self.movements = Movements(self.arrears)
+        self.wallet = Wallet(engine, config, clock, self.accounts, self.movements)
+        self.inbox = BillingInbox(engine, config, clock, self.accounts, self.arrears,
+                                  self.movements)
         self.binding_codes = BindingCodes(engine, config, clock, self.accounts, self.mailer)
         self.instruments = Instruments(engine, config, clock, self.accounts)
         self.methods = SettlementMethods(engine, config, clock, self.accounts, self.arrears)
@@ -60,7 +66,7 @@ class BillingCenter:
         self.invoice_records = InvoiceRecords(engine, clock, self.accounts)
         self.invoices = Invoices(engine, config, clock, self.accounts, self.invoice_records)
         self.payments = Payments(engine, config, clock, self.accounts, payment_gateway,
-                                 self.arrears)
+                                 self.movements)
         self.relay: Relay | None = None
         self.consoles: dict[str, ConsolePort] = {}
 

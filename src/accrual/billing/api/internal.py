@@ -32,7 +32,7 @@ def inbox(body: InboxIn, center: CenterDep) -> dict[str, list[str]]:
     detail that cannot be settled fails loudly: 409 `idempotency_conflict` (its id came
     before with another amount), 422 `balance_limit_exceeded` (it would take the account's
     arrears past 1000000000000000.00) or `amount_limit_exceeded` (one detail past that)."""
-    return {"applied": center.wallet.deliver(body.messages)}
+    return {"applied": center.inbox.deliver(body.messages)}
 
 
 @router.post("/internal/registrations", response_model=RegistrationResult, tags=["internal"],

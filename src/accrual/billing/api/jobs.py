@@ -20,7 +20,7 @@ def jobs(center: CenterDep) -> dict[str, Any]:
     and the units (messages, accounts, mails) failing now with their error and next
     attempt; then the relay's backlog with the messages that failed (from the outbox
     rows) and the mail backlog. `/healthz` is `degraded` while any job here is."""
-    listed = [center.wallet.inbox_job, center.arrears.job, center.mails.job]
+    listed = [center.inbox.job, center.arrears.job, center.mails.job]
     relay: dict[str, Any] | None = None
     if center.relay is not None:
         listed.append(center.relay.job)

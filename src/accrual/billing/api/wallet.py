@@ -13,9 +13,10 @@ from accrual.billing.api.deps import (
     billing_router,
     require_operator,
 )
+from accrual.billing.services.wallet import Overview, Recharged
 from accrual.contract.errors import Invalid
 from accrual.infra.http import Text, error_responses
-from accrual.money import InvalidDecimal
+from accrual.money import InvalidDecimal, format_minor
 
 router = billing_router()
 
@@ -42,7 +43,7 @@ class OverviewOut(BaseModel):
             tags=["billing: wallet"], responses=error_responses(401, 403, 404))
 def overview(account_id: AccountDep, center: CenterDep) -> dict[str, str]:
     """Balances: cash, vouchers and prepaid cards held, and the arrears owed (all decimal strings)."""
-    return center.wallet.overview(account_id)
+    return overview_json(center.wallet.overview(account_id))
 
 
 @router.post("/admin/accounts/{account_id}/recharges", tags=["billing: operator"],
@@ -55,6 +56,22 @@ def recharge(account_id: str, body: RechargeIn, center: CenterDep) -> dict[str, 
     1000000000000.00 is 422 `invalid_amount`; a credit that would take the cash balance past
     1000000000000000.00 is 422 `balance_limit_exceeded` and credits nothing."""
     try:
-        return center.wallet.recharge(account_id, body.amount, body.reference)
+        recharged = center.wallet.recharge(account_id, body.amount, body.reference)
     except InvalidDecimal as error:
         raise Invalid("invalid_amount", f"amount {error.reason}") from None
+    return recharge_json(recharged)
+
+
+def overview_json(overview: Overview) -> dict[str, str]:
+    """Balances as the API shows them: decimal strings in the center's currency."""
+    currency = overview.currency
+    return {"currency": currency, "cash": format_minor(overview.cash_minor, currency),
+            "vouchers": format_minor(overview.vouchers_minor, currency),
+            "prepaid_cards": format_minor(overview.prepaid_cards_minor, currency),
+            "arrears": format_minor(overview.arrears_minor, currency)}
+
+
+def recharge_json(recharged: Recharged) -> dict[str, Any]:
+    return {"entry_id": recharged.entry_id, "created": recharged.created,
+            "amount": format_minor(recharged.amount_minor, recharged.balances.currency),
+            "reference": recharged.reference, **overview_json(recharged.balances)}

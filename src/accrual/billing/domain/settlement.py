@@ -15,9 +15,10 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 
 from accrual.billing.domain import waterfall
+from accrual.billing.domain.arrears import owed_minor
 
 CASH = waterfall.CASH
-PREPAID = waterfall.ARREARS  # the negative prepaid balance
+PREPAID = waterfall.PREPAID  # goes below zero when the account owes (arrears)
 # The billing center's own accounts (owner "system").
 REVENUE = "revenue"
 BANK_CLEARING = "bank_clearing"  # money received from outside: transfers, gateways, partners
@@ -45,7 +46,7 @@ def charge(amount_minor: int, cash_minor: int, instruments: Iterable[waterfall.I
     (which may go negative). Settled through a cloud account (``cloud``), the wallet's
     cash is not used and the cloud account takes the rest."""
     splits = waterfall.pay(amount_minor, item, at, instruments, 0 if cloud else cash_minor,
-                           rest=waterfall.CLOUD if cloud else waterfall.ARREARS)
+                           rest=waterfall.CLOUD if cloud else waterfall.PREPAID)
     postings: Postings = {REVENUE: amount_minor}
     for split in splits:
         postings[split.source] = postings.get(split.source, 0) - split.amount_minor
@@ -89,5 +90,5 @@ def write_off(instrument_id: str, balance_minor: int) -> Postings:
     return _balanced({instrument_id: -balance_minor, BREAKAGE: balance_minor})
 
 
-def arrears(prepaid_minor: int) -> int:
-    return max(-prepaid_minor, 0)
+# What a prepaid balance owes (the arrears rule's measure).
+arrears = owed_minor

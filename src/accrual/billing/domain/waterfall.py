@@ -20,7 +20,8 @@ STANDARD_VOUCHER = "voucher_standard"
 DISCOUNT_VOUCHER = "voucher_discount"
 CARD = "card"
 CASH = "cash"
-ARREARS = "prepaid"  # the negative prepaid balance
+# The ledger account whose balance goes below zero when the account owes (arrears).
+PREPAID = "prepaid"
 CLOUD = "cloud_receivable"  # what a cloud-settled charge leaves to the marketplace account
 
 # Items vouchers may not pay for.
@@ -53,9 +54,10 @@ class Split:
 
 
 def pay(amount_minor: int, item: str, at: datetime, instruments: Iterable[Instrument],
-        cash_minor: int, rest: str = ARREARS) -> list[Split]:
+        cash_minor: int, rest: str = PREPAID) -> list[Split]:
     """How a charge of ``amount_minor`` for ``item`` is paid at ``at``; the splits sum to it.
-    What nothing else pays goes to ``rest``: arrears, or a cloud account."""
+    What nothing else pays goes to ``rest``: the prepaid balance (arrears), or a cloud
+    account."""
     assert amount_minor > 0
     remaining = amount_minor
     splits: list[Split] = []
@@ -101,7 +103,7 @@ def give_back(amount_minor: int, arrears_minor: int, paid: Mapping[str, tuple[st
     splits: list[Split] = []
     if arrears_minor:
         take = min(remaining, arrears_minor)
-        splits.append(Split(ARREARS, ARREARS, take))
+        splits.append(Split(PREPAID, PREPAID, take))
         remaining -= take
     rank = {CASH: 0, CLOUD: 0, CARD: 1, DISCOUNT_VOUCHER: 2, STANDARD_VOUCHER: 3}
     sources = [(source, kind, amount) for source, (kind, amount) in paid.items()

@@ -38,7 +38,7 @@ from accrual.billing.payments.gateway import (
 )
 from accrual.billing.services import ledger
 from accrual.billing.services.accounts import BillingAccounts
-from accrual.billing.services.arrears import Arrears
+from accrual.billing.services.movements import Movements
 from accrual.clock import Clock
 from accrual.contract.errors import (
     Conflict,
@@ -93,9 +93,9 @@ class NotifyOutcome(StrEnum):
 class Payments:
     def __init__(self, engine: Engine, config: BillingConfig, clock: Clock,
                  accounts: BillingAccounts, gateway: PaymentGateway | None,
-                 arrears: Arrears) -> None:
+                 movements: Movements) -> None:
         self.engine = engine
-        self.arrears = arrears
+        self.movements = movements
         self.config = config
         self.clock = clock
         self.accounts = accounts
@@ -222,19 +222,19 @@ class Payments:
             raise Conflict("order_already_paid",
                            "this order was paid by another transaction; not credited again")
         try:
-            posted = ledger.post(
-                conn, owner=row.account_id, key=f"payment/{gateway.name}/{notice.transaction_id}",
-                request_digest=ledger.digest(row.id, row.amount_minor), kind=JOURNAL_KIND,
-                reference=row.id, now=self.clock.now(),
-                compute=lambda h: settlement.recharge(row.amount_minor,
-                                                      h.balances[settlement.PREPAID]))
+            # Through movements: the arrears rule follows the credit.
+            posted = self.movements.post(conn, ledger.Entry(
+                row.account_id, f"payment/{gateway.name}/{notice.transaction_id}",
+                ledger.digest(row.id, row.amount_minor), JOURNAL_KIND, row.id,
+                lambda h: settlement.recharge(row.amount_minor,
+                                              h.balances[settlement.PREPAID])),
+                self.clock.now())
         except Conflict:
             raise Conflict("transaction_conflict",
                            "this transaction id already paid another order") from None
         conn.execute(update(o).where(o.c.id == row.id).values(
             status=PAID, transaction_id=notice.transaction_id, entry_id=posted.entry_id,
             paid_at=self.clock.now()))
-        self.arrears.after_movement(conn, [row.account_id])
         return NotifyOutcome.CREDITED
 
     def counts(self) -> dict[str, int]:

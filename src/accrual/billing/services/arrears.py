@@ -1,11 +1,13 @@
-"""Arrears and locks (reference-billing.md §5, decisions.md 17–19).
+"""Arrears and locks (reference-billing.md §5, decisions.md 17–19): storing and
+telling what the arrears rule (``domain.arrears``) decides.
 
 An account is in arrears while its prepaid balance is below zero. The first
 movement that leaves it there opens a *case*: a 14-day countdown (every
 workspace the account pays for shows it), a reminder two days before its end,
 then the lock of those workspaces: their consoles refuse new data. The movement
 that brings the balance back to zero or above ends the case and unlocks them
-at once, in the same transaction.
+at once, in the same transaction (movements go through ``services.movements``,
+which calls :meth:`Arrears.after_movement`).
 
 A workspace that is leaving the account (another account, or a cloud
 marketplace's settlement, in force from the next billing day, decisions.md 11)
@@ -25,7 +27,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -34,7 +38,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from accrual.billing.adapters import tables as t
 from accrual.billing.config import BillingConfig
+from accrual.billing.domain import arrears as rule
 from accrual.billing.domain import settlement
+from accrual.billing.domain.arrears import COUNTDOWN, REMIND_BEFORE, WorkspaceState
 from accrual.billing.services import mail_outbox as mails
 from accrual.billing.services.accounts import BillingAccounts
 from accrual.clock import Clock
@@ -52,17 +58,53 @@ from accrual.money import format_minor
 
 log = logging.getLogger(__name__)
 
-COUNTDOWN = timedelta(days=14)
-REMIND_BEFORE = timedelta(days=2)
+__all__ = ["COUNTDOWN", "REMIND_BEFORE", "AccountArrears", "Arrears", "CaseView",
+           "WorkspaceShown", "local_time", "open_case", "owed_minor"]
+
 # An account whose case cannot be advanced is tried again after about 1, 2, 4 …
 # minutes, at most an hour apart.
 RETRY_BASE = timedelta(minutes=1)
 RETRY_CAP = timedelta(hours=1)
 
-COUNTDOWN_STATE, LOCKED, CLEAR = "countdown", "locked", "clear"
+COUNTDOWN_STATE, LOCKED, CLEAR = (WorkspaceState.COUNTDOWN, WorkspaceState.LOCKED,
+                                   WorkspaceState.CLEAR)
 # The settlement method that pays from the account's own funds (and can leave it owing);
 # a workspace settled through a cloud marketplace is not locked for the account's arrears.
 BILLING_CENTER = "billing_center"
+
+
+@dataclass(frozen=True)
+class WorkspaceShown:
+    """What a workspace of an open case was told."""
+
+    workspace_id: str
+    name: str | None  # None: bound here but not known to the center yet
+    site: str | None
+    state: WorkspaceState
+
+
+@dataclass(frozen=True)
+class CaseView:
+    """An open arrears case as the operator and the account's holder see it."""
+
+    case_id: int
+    account_id: str
+    username: str
+    standing: rule.Standing  # countdown | locked
+    owed_minor: int
+    currency: str
+    started_at: datetime
+    lock_at: datetime
+    reminded_at: datetime | None
+    locked_at: datetime | None
+    workspaces: tuple[WorkspaceShown, ...]
+
+
+@dataclass(frozen=True)
+class AccountArrears:
+    account_id: str
+    standing: rule.Standing  # none | countdown | locked
+    case: CaseView | None
 
 
 def open_case(conn: Connection, account_id: str) -> Any:
@@ -82,7 +124,12 @@ def owed_minor(conn: Connection, account_id: str) -> int:
     a = t.ledger_accounts
     balance = conn.execute(select(a.c.balance_minor).where(
         a.c.owner == account_id, a.c.kind == settlement.PREPAID)).scalar()
-    return settlement.arrears(int(balance or 0))
+    return rule.owed_minor(int(balance or 0))
+
+
+def timeline(case: Any) -> rule.Timeline:
+    """The dates of a stored case (a row of ``arrears_cases``)."""
+    return rule.Timeline(case.started_at, case.lock_at, case.reminded_at, case.locked_at)
 
 
 class Arrears:
@@ -117,16 +164,18 @@ class Arrears:
             select(a.c.owner, a.c.balance_minor, c.c.id)
             .select_from(a.outerjoin(c, and_(c.c.account_id == a.c.owner, c.c.open.is_(True))))
             .where(a.c.kind == settlement.PREPAID, among(conn, a.c.owner, wanted))).all()
-        changing = sorted((owner, int(balance), case_id) for owner, balance, case_id in rows
-                          if (balance < 0) != (case_id is not None))
+        changing = sorted((owner, int(balance), case_id, change) for owner, balance, case_id in rows
+                          if (change := rule.after_movement(int(balance), case_id is not None))
+                          is not rule.Change.NONE)
         if not changing:
             return
         now = self.clock.now()
-        opening = {owner: -balance for owner, balance, case_id in changing if case_id is None}
+        opening = {owner: rule.owed_minor(balance)
+                   for owner, balance, _, change in changing if change is rule.Change.OPEN}
         if opening:
             self._open(conn, opening, now)
-        for _owner, _balance, case_id in changing:
-            if case_id is not None:
+        for _owner, _balance, case_id, change in changing:
+            if change is rule.Change.END:
                 self._end(conn, case_id, now)
 
     def _open(self, conn: Connection, owed: dict[str, int], now: datetime) -> None:
@@ -135,8 +184,9 @@ class Arrears:
         workspace they pay for is told ``countdown``; the countdown mails are queued."""
         c, s = t.arrears_cases, t.lock_states
         # RETURNING makes the driver send the rows in a few multi-row statements.
+        case = rule.opened(now, self.countdown)
         conn.execute(c.insert().returning(c.c.id), [
-            {"account_id": account_id, "started_at": now, "lock_at": now + self.countdown,
+            {"account_id": account_id, "started_at": case.started_at, "lock_at": case.lock_at,
              "open": True} for account_id in sorted(owed)]).all()
         cases = conn.execute(select(c).where(among(conn, c.c.account_id, owed),
                                              c.c.open.is_(True)).order_by(c.c.id)).all()
@@ -148,7 +198,7 @@ class Arrears:
                          .order_by(s.c.workspace_id).with_for_update()).all()
         self._tell_many(conn, [(case, dict.fromkeys(bound.get(case.account_id, []),
                                                     COUNTDOWN_STATE)) for case in cases], now)
-        self._mail_many(conn, [(case, "countdown", bound.get(case.account_id, []),
+        self._mail_many(conn, [(case, rule.Mail.COUNTDOWN, bound.get(case.account_id, []),
                                 owed[case.account_id]) for case in cases], now)
 
     def _end(self, conn: Connection, case_id: int, now: datetime) -> None:
@@ -164,10 +214,8 @@ class Arrears:
         told = sorted(conn.execute(select(s.c.workspace_id).where(
             s.c.case_id == case_id, s.c.state != CLEAR)).scalars())
         self._sync(conn, case, now)
-        if locked:
-            self._mail(conn, case, "unlocked", locked, 0, now)
-        else:
-            self._mail(conn, case, "settled", told, 0, now)
+        mail = rule.ended_mail(locked)
+        self._mail(conn, case, mail, locked if mail is rule.Mail.UNLOCKED else told, 0, now)
 
     # -- the clock: reminders, locks, and workspaces that changed accounts -------
 
@@ -189,20 +237,18 @@ class Arrears:
                         among(conn, s.c.case_id, [case.id for case in cases], Integer()),
                         among(conn, s.c.workspace_id, [w for ws in bound.values() for w in ws]))))}
         for case in cases:
-            due = case.locked_at is None and (now >= case.lock_at or (
-                case.reminded_at is None and now >= case.lock_at - self.remind_before))
-            state = LOCKED if case.locked_at is not None else COUNTDOWN_STATE
+            dates = timeline(case)
+            due = rule.step(dates, now, self.remind_before) is not rule.Step.NONE
+            state = dates.shown
             desired = set(bound.get(case.account_id, ()))
-            drifted = any(told.get(w) != (case.id, state) for w in desired) or any(
-                case_id == case.id and st != CLEAR and w not in desired
-                for w, (case_id, st) in told.items())
+            drifted = bool(rule.workspace_changes(case.id, state, desired, told))
             unit = f"account/{case.account_id}"
             if (due or drifted) and self.job.due(unit, now):
                 # One account that fails never stops the others' countdowns and locks:
                 # it is recorded and tried again with backoff.
                 try:
                     result = in_transaction(self.engine,
-                                            lambda conn, i=case.id: self._advance(conn, i, now))
+                                            partial(self._advance, case_id=case.id, now=now))
                 except Exception as error:  # noqa: BLE001 (contained to this account)
                     done["failed"] = done.get("failed", 0) + 1  # only when some did
                     previous = self.job.failure(unit)
@@ -224,10 +270,8 @@ class Arrears:
         case = conn.execute(query).first()
         if case is None:  # ended meanwhile
             return {}
-        locking = case.locked_at is None and now >= case.lock_at
-        # A tick that comes only after the lock date locks without reminding.
-        reminding = (not locking and case.locked_at is None and case.reminded_at is None
-                     and now >= case.lock_at - self.remind_before)
+        due = rule.step(timeline(case), now, self.remind_before)
+        locking, reminding = due is rule.Step.LOCK, due is rule.Step.REMIND
         if locking or reminding:
             conn.execute(update(c).where(c.c.id == case_id).values(
                 **({"locked_at": now} if locking else {"reminded_at": now})))
@@ -235,17 +279,17 @@ class Arrears:
         bound, changes = self._sync(conn, case, now)
         owed = owed_minor(conn, case.account_id)
         if reminding:
-            self._mail(conn, case, "reminder", bound, owed, now)
+            self._mail(conn, case, rule.Mail.REMINDER, bound, owed, now)
         newly_locked = sorted(w for w, state in changes.items() if state == LOCKED)
         if newly_locked:
-            self._mail(conn, case, "locked", newly_locked, owed, now)
+            self._mail(conn, case, rule.Mail.LOCKED, newly_locked, owed, now)
         return {"reminded": int(reminding), "locked": int(locking),
                 "workspaces_changed": len(changes)}
 
     # -- workspaces: what they should show, and telling their consoles -----------
 
     def _sync(self, conn: Connection, case: Any, now: datetime
-              ) -> tuple[list[str], dict[str, str]]:
+              ) -> tuple[list[str], dict[str, WorkspaceState]]:
         """Bring the workspaces of ``case`` to the state it gives them: while it is open,
         every workspace bound to its account today shows ``countdown`` (``locked`` once
         the case locked); the others it told something are told ``clear``. Records the
@@ -254,33 +298,25 @@ class Arrears:
         s, locks = t.lock_states, t.arrears_locks
         bound = self._bound_today(conn, [case.account_id]).get(case.account_id, []) \
             if case.open else []
-        state = LOCKED if case.locked_at is not None else COUNTDOWN_STATE
         query = select(s).where(or_(among(conn, s.c.workspace_id, bound) if bound else false(),
                                     s.c.case_id == case.id)).order_by(s.c.workspace_id)
         if conn.dialect.name == "postgresql":
             query = query.with_for_update()
-        current = {r.workspace_id: r for r in conn.execute(query)}
-        changes: dict[str, str] = {}
-        for workspace_id in bound:
-            row = current.get(workspace_id)
-            if row is None or row.case_id != case.id or row.state != state:
-                changes[workspace_id] = state
-        for workspace_id, row in current.items():
-            if workspace_id not in bound and row.case_id == case.id and row.state != CLEAR:
-                changes[workspace_id] = CLEAR
+        told = {r.workspace_id: (r.case_id, r.state) for r in conn.execute(query)}
+        changes = rule.workspace_changes(case.id, timeline(case).shown, bound, told)
         if case.locked_at is not None:
-            held = dict(conn.execute(select(locks.c.workspace_id, locks.c.unlocked_at)
-                                     .where(locks.c.case_id == case.id)).all())
-            fresh = [w for w in bound if w not in held]
-            if fresh:
+            held: dict[str, datetime | None] = dict(conn.execute(
+                select(locks.c.workspace_id, locks.c.unlocked_at)
+                .where(locks.c.case_id == case.id)).all())
+            lock = rule.lock_changes(bound, held)
+            if lock.fresh:
                 conn.execute(locks.insert(), [{"case_id": case.id, "workspace_id": w,
-                                               "locked_at": now} for w in fresh])
+                                               "locked_at": now} for w in lock.fresh])
             # A workspace that left and came back within the case is locked again.
-            back = [w for w in bound if w in held and held[w] is not None]
-            released = [w for w, unlocked_at in held.items()
-                        if unlocked_at is None and w not in bound]
-            for ids, values in ((back, {"locked_at": now, "unlocked_at": None}),
-                                (released, {"unlocked_at": now})):
+            updates: tuple[tuple[tuple[str, ...], dict[str, datetime | None]], ...] = (
+                (lock.back, {"locked_at": now, "unlocked_at": None}),
+                (lock.released, {"unlocked_at": now}))
+            for ids, values in updates:
                 if ids:
                     conn.execute(update(locks).where(locks.c.case_id == case.id,
                                                      among(conn, locks.c.workspace_id, ids))
@@ -289,16 +325,16 @@ class Arrears:
             self._tell(conn, case, changes, now)
         return bound, changes
 
-    def _tell(self, conn: Connection, case: Any, changes: dict[str, str],
+    def _tell(self, conn: Connection, case: Any, changes: dict[str, WorkspaceState],
               now: datetime) -> None:
         self._tell_many(conn, [(case, changes)], now)
 
-    def _tell_many(self, conn: Connection, told: list[tuple[Any, dict[str, str]]],
-                   now: datetime) -> None:
+    def _tell_many(self, conn: Connection,
+                   told: list[tuple[Any, dict[str, WorkspaceState]]], now: datetime) -> None:
         """Record each workspace's new state under its next version and queue the
         ``workspace.lock`` message to its console; (case, {workspace: state}) pairs."""
         s, w = t.lock_states, t.workspaces
-        rows = [{"workspace_id": workspace_id, "version": 1, "state": state,
+        rows = [{"workspace_id": workspace_id, "version": 1, "state": str(state),
                  "case_id": case.id, "lock_at": None if state == CLEAR else case.lock_at,
                  "updated_at": now, "account": case.account_id}
                 for case, changes in told for workspace_id, state in sorted(changes.items())]
@@ -309,7 +345,7 @@ class Arrears:
         dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
         insert = dialect_insert(s)
         # executemany (compiled once, batched by the driver), each row's new version back.
-        versions = dict(conn.execute(insert.on_conflict_do_update(
+        versions: dict[str, int] = dict(conn.execute(insert.on_conflict_do_update(
             index_elements=[s.c.workspace_id],
             set_={"version": s.c.version + 1, "state": insert.excluded.state,
                   "case_id": insert.excluded.case_id, "lock_at": insert.excluded.lock_at,
@@ -398,12 +434,12 @@ class Arrears:
 
     # -- mail -----------------------------------------------------------------
 
-    def _mail(self, conn: Connection, case: Any, event: str, workspace_ids: list[str],
+    def _mail(self, conn: Connection, case: Any, event: rule.Mail, workspace_ids: list[str],
               owed: int, now: datetime) -> None:
         self._mail_many(conn, [(case, event, workspace_ids, owed)], now)
 
-    def _mail_many(self, conn: Connection, events: list[tuple[Any, str, list[str], int]],
-                   now: datetime) -> None:
+    def _mail_many(self, conn: Connection,
+                   events: list[tuple[Any, rule.Mail, list[str], int]], now: datetime) -> None:
         """Queue the ``event`` mail of each case to its account and to the owners of these
         workspaces, once per address: the account's in its language listing them all,
         each other owner in their workspace's language listing theirs."""
@@ -422,28 +458,22 @@ class Arrears:
             account = holders[case.account_id]
             rows = sorted((known[x] for x in workspace_ids if x in known),
                           key=lambda r: (r.name, r.workspace_id))
-            recipients: dict[str, tuple[str, str, list[str]]] = {
-                account.email.lower(): (account.email, account.language, [r.name for r in rows])}
-            for row in rows:
-                address = row.owner_email.lower()
-                if address not in recipients:
-                    recipients[address] = (row.owner_email, row.language, [])
-                if address != account.email.lower():
-                    recipients[address][2].append(row.name)
             values = {"username": account.username, "currency": self.config.currency,
                       "amount": format_minor(owed, self.config.currency),
                       "lock_at": local_time(case.lock_at, self.config.zone)}
-            for address, (recipient, language, names) in recipients.items():
-                queued.append({
-                    "template": event, "language": language, "recipient": recipient,
-                    "values": {**values, "workspaces": names},
-                    "dedup_key": f"arrears/{case.id}/{event}/{mails.recipient_key(address)}"})
+            queued.extend({
+                "template": str(event), "language": to.language, "recipient": to.address,
+                "values": {**values, "workspaces": list(to.workspaces)},
+                "dedup_key": f"arrears/{case.id}/{event}/{mails.recipient_key(to.address)}"}
+                for to in rule.recipients(account.email, account.language, [
+                    rule.Workspace(r.name, r.owner_email, r.language) for r in rows]))
         mails.queue_many(conn, queued, now)
 
     # -- views ----------------------------------------------------------------
 
-    def cases(self, *, account_id: str | None = None) -> list[dict[str, object]]:
-        """Open cases (of one account, or all) with what each workspace was told."""
+    def cases(self, *, account_id: str | None = None) -> list[CaseView]:
+        """Open cases (of one account, or all), soonest lock first, with what each
+        workspace was told."""
         c, s, w, a = t.arrears_cases, t.lock_states, t.workspaces, t.accounts
         with self.engine.connect() as conn:
             query = (select(c, a.c.username).join(a, a.c.id == c.c.account_id)
@@ -451,7 +481,7 @@ class Arrears:
             if account_id is not None:
                 query = query.where(c.c.account_id == account_id)
             cases = conn.execute(query).all()
-            told: dict[int, list[dict[str, object]]] = {}
+            told: dict[int, list[WorkspaceShown]] = {}
             if cases:
                 for row in conn.execute(
                         select(s.c.case_id, s.c.workspace_id, s.c.state, w.c.name, w.c.site)
@@ -459,23 +489,19 @@ class Arrears:
                         .where(among(conn, s.c.case_id, [k.id for k in cases], Integer()),
                                s.c.state != CLEAR)
                         .order_by(s.c.workspace_id)):
-                    told.setdefault(row.case_id, []).append(
-                        {"workspace_id": row.workspace_id, "name": row.name, "site": row.site,
-                         "state": row.state})
+                    told.setdefault(row.case_id, []).append(WorkspaceShown(
+                        row.workspace_id, row.name, row.site, WorkspaceState(row.state)))
             owed = {k.account_id: owed_minor(conn, k.account_id) for k in cases}
-        return [{"case_id": k.id, "account_id": k.account_id, "username": k.username,
-                 "state": LOCKED if k.locked_at else COUNTDOWN_STATE,
-                 "owed": format_minor(owed[k.account_id], self.config.currency),
-                 "currency": self.config.currency, "started_at": k.started_at.isoformat(),
-                 "lock_at": k.lock_at.isoformat(),
-                 "reminded_at": k.reminded_at.isoformat() if k.reminded_at else None,
-                 "locked_at": k.locked_at.isoformat() if k.locked_at else None,
-                 "workspaces": told.get(k.id, [])} for k in cases]
+        return [CaseView(case_id=k.id, account_id=k.account_id, username=k.username,
+                         standing=timeline(k).standing, owed_minor=owed[k.account_id],
+                         currency=self.config.currency, started_at=k.started_at,
+                         lock_at=k.lock_at, reminded_at=k.reminded_at, locked_at=k.locked_at,
+                         workspaces=tuple(told.get(k.id, ()))) for k in cases]
 
-    def of_account(self, account_id: str) -> dict[str, object]:
+    def of_account(self, account_id: str) -> AccountArrears:
         """The account's arrears as its holder sees them: none, or the open case."""
         self.accounts.account(account_id)
         found = self.cases(account_id=account_id)
         if not found:
-            return {"account_id": account_id, "state": "none", "case": None}
-        return {"account_id": account_id, "state": found[0]["state"], "case": found[0]}
+            return AccountArrears(account_id, rule.Standing.NONE, None)
+        return AccountArrears(account_id, found[0].standing, found[0])

@@ -12,15 +12,13 @@ from __future__ import annotations
 import logging
 from bisect import bisect_right
 from collections.abc import Sequence
-from dataclasses import replace
 from datetime import date, datetime
 
-from sqlalchemy import Connection, bindparam, func, insert, select, update
+from sqlalchemy import Connection, select
 
 from accrual.billing.adapters import tables as t
-from accrual.billing.domain import bounds, settlement, waterfall
+from accrual.billing.domain import bounds, settlement
 from accrual.billing.services import ledger
-from accrual.contract.errors import Conflict
 from accrual.contract.messages import BillingDetail, Envelope
 from accrual.infra.bulk import among, insert_rows
 from accrual.infra.db import exact_sum
@@ -30,6 +28,7 @@ log = logging.getLogger(__name__)
 
 # What identifies a charge line's chain of revisions (a charge and its corrections).
 LineKey = tuple[str, date, str, int]  # (workspace, day, item, retention days)
+Paid = dict[tuple[str, str], int]  # (postings key, kind) → Σ postings of one line
 WRITE_OFF = "write_off"  # the journal entry kind of instrument balances written off
 
 _CHARGE_COLUMNS = ("detail_id", "account_id", "console_account_id", "workspace_id", "site", "day",
@@ -93,171 +92,74 @@ def settle(conn: Connection, messages: Sequence[Envelope], currency: str,
     return {owner for i in to_post if (owner := routed_to[i]) is not None}
 
 
-class _Books:
-    """The locked balances of the accounts a batch touches, kept current as it posts."""
-
-    def __init__(self, conn: Connection, owners: set[str]) -> None:
-        a = t.ledger_accounts
-        # Every movement of an account is serialised by these row locks (as in
-        # ledger.post); taken in id order, so two batches never wait in a cycle.
-        locked = select(a.c.id, a.c.owner, a.c.kind, a.c.balance_minor).where(
-            among(conn, a.c.owner, owners)).order_by(a.c.id)
-        if conn.dialect.name == "postgresql":
-            locked = locked.with_for_update()
-        self.balances: dict[int, int] = {}  # ledger account id → balance
-        self.ids: dict[tuple[str, str], int] = {}  # (owner, postings key) → ledger account id
-        for row in conn.execute(locked):
-            self.ids[(row.owner, row.kind)] = row.id
-            self.balances[row.id] = int(row.balance_minor)
-        for kind, ledger_id in conn.execute(select(a.c.kind, a.c.id).where(
-                a.c.owner == ledger.SYSTEM, a.c.kind.in_(ledger.SYSTEM_KINDS))):
-            self.ids[(ledger.SYSTEM, kind)] = ledger_id
-        self.instruments = ledger.instruments_of(conn, owners)
-        # Cards and vouchers have accounts of their own (owner = the instrument's id),
-        # moved only under their billing account's lock taken above.
-        self.source_of: dict[int, tuple[str, str]] = {}  # ledger account id → (key, kind)
-        for owner in owners:
-            for kind in ledger.CUSTOMER_KINDS:
-                if (owner, kind) in self.ids:
-                    self.source_of[self.ids[(owner, kind)]] = (kind, kind)
-        holder = {i.id: owner for owner, found in self.instruments.items() for i in found}
-        if holder:
-            for row in conn.execute(select(a.c.id, a.c.owner, a.c.kind, a.c.balance_minor)
-                                    .where(among(conn, a.c.owner, holder))):
-                self.ids[(holder[row.owner], row.owner)] = row.id
-                self.balances[row.id] = int(row.balance_minor)
-                self.source_of[row.id] = (row.owner, row.kind)
-
-    def add_instruments(self, conn: Connection, holder: dict[str, str]) -> None:
-        """Also the accounts of these instruments (id → billing account), expired and
-        written off ones included: a correction gives back what they paid."""
-        a = t.ledger_accounts
-        wanted = {n: owner for n, owner in holder.items() if (owner, n) not in self.ids}
-        if not wanted:
-            return
-        for row in conn.execute(select(a.c.id, a.c.owner, a.c.kind, a.c.balance_minor)
-                                .where(among(conn, a.c.owner, wanted))):
-            self.ids[(wanted[row.owner], row.owner)] = row.id
-            self.balances[row.id] = int(row.balance_minor)
-            self.source_of[row.id] = (row.owner, row.kind)
-
-    def move(self, owner: str, key: str, ledger_id: int, amount_minor: int,
-             detail: BillingDetail) -> None:
-        """Move a cached balance, refusing (``bounds.BalanceLimitExceeded``) to take it past
-        its bound: the whole batch is rolled back, nothing of it is written."""
-        bounds.check_balance(owner, key, self.balances[ledger_id], amount_minor,
-                             detail.currency, what=f"billing detail {detail.id}")
-        self.balances[ledger_id] += amount_minor
-
-    def account(self, owner: str, key: str) -> int:
-        return self.ids[(ledger.SYSTEM if key in ledger.SYSTEM_KINDS else owner, key)]
-
-    def holdings(self, owner: str) -> tuple[int, int, list[waterfall.Instrument]]:
-        """(cash, prepaid, instruments with their current balances) of ``owner``."""
-        cash = self.balances[self.ids[(owner, settlement.CASH)]]
-        prepaid = self.balances[self.ids[(owner, settlement.PREPAID)]]
-        found = [replace(i, balance_minor=self.balances[self.ids[(owner, i.id)]])
-                 for i in self.instruments.get(owner, ())]
-        return cash, prepaid, found
-
-
 def _post_entries(conn: Connection, details: list[BillingDetail], amounts: list[int],
                   owners: list[str | None], to_post: list[int], cloud: set[int], now: datetime
                   ) -> dict[int, int]:
-    """``ledger.post`` for each detail in ``to_post``, in order: the journal entry id of
-    each (an existing one when its key was posted before with the same amount)."""
-    entry_of: dict[int, int] = {}
+    """One journal entry for each detail in ``to_post``, in order, by ``ledger.post_many``:
+    the journal entry id of each (an existing one when its key was posted before with the
+    same amount)."""
     if not to_post:
-        return entry_of
-    e = t.journal_entries
-    keys = {i: f"detail/{details[i].id}" for i in to_post}
-    digests = {i: ledger.digest(amounts[i]) for i in to_post}
-    posted: dict[str, tuple[int, str]] = {
-        row.idempotency_key: (row.id, row.request_digest) for row in conn.execute(
-            select(e.c.id, e.c.idempotency_key, e.c.request_digest)
-            .where(among(conn, e.c.idempotency_key, keys.values())))}
-    books = _Books(conn, {o for i in to_post if (o := owners[i]) is not None})
-    # What paid each line that a correction in this batch corrects, net, by ledger account.
-    refunded = {_line(details[i]) for i in to_post if amounts[i] < 0}
-    paid = _paid_by_line(conn, refunded)
-    books.add_instruments(conn, {
+        return {}
+    # What paid each line that a correction in this batch corrects, net, by ledger account;
+    # kept current as the batch posts, so a correction sees the charge before it.
+    paid = _paid_by_line(conn, {_line(details[i]) for i in to_post if amounts[i] < 0})
+    instruments_of_line = {
         source: owner for (owner, *_), line in paid.items() for source, _kind in line
-        if source not in ledger.CUSTOMER_KINDS and source != settlement.CLOUD_RECEIVABLE})
-    entries: list[tuple[object, ...]] = []  # (kind, owner, reference, key, digest)
-    postings: list[tuple[int, int, int]] = []  # (entry index, ledger account id, amount)
-    deltas: dict[int, int] = {}
-    for i in to_post:
-        key, digest = keys[i], digests[i]
-        known = posted.get(key)
-        if known is not None:
-            if known[1] != digest:
-                raise Conflict("idempotency_conflict",
-                               f"{key!r} was already used for a different request")
-            entry_of[i] = known[0]  # negative: posted earlier in this batch (see below)
-            continue
-        owner = owners[i]
-        assert owner is not None
-        detail, amount = details[i], amounts[i]
-        cash, prepaid, instruments = books.holdings(owner)
+        if source not in ledger.CUSTOMER_KINDS and source != settlement.CLOUD_RECEIVABLE}
+    entries = [_entry(details[i], amounts[i], owner, i in cloud, now, paid)
+               for i in to_post if (owner := owners[i]) is not None]
+    posted = ledger.post_many(conn, entries, now, with_instruments=True,
+                              instruments_of_line=instruments_of_line)
+    return {i: p.entry_id for i, p in zip(to_post, posted, strict=True)}
+
+
+def _entry(detail: BillingDetail, amount: int, owner: str, cloud: bool, now: datetime,
+           paid: dict[tuple[str, str, date, str, int], Paid]) -> ledger.Entry:
+    """The journal entry of one routed detail: a charge paid by the waterfall, or a
+    correction given back to what paid its line (then written off from instruments that
+    have expired since, in entries of their own: the line still shows it returned)."""
+    line_key = (owner, *_line(detail))
+
+    def compute(held: ledger.Holdings) -> settlement.Postings:
+        line = paid.get(line_key, {})
         if amount > 0:
-            moves = settlement.charge(amount, cash, instruments, detail.item, now,
-                                      cloud=i in cloud)
+            moves = settlement.charge(amount, held.balances[settlement.CASH], held.instruments,
+                                      detail.item, now, cloud=cloud)
         else:
-            line = paid.get((owner, *_line(detail)), {})
-            moves = settlement.refund(-amount, prepaid,
+            moves = settlement.refund(-amount, held.balances[settlement.PREPAID],
                                       {key: (kind, -net) for (key, kind), net in line.items()},
-                                      cloud=i in cloud)
-        slot = len(entries)
-        posted[key] = (-1 - slot, digest)
-        entry_of[i] = -1 - slot
-        entries.append((detail.kind, owner, detail.id, key, digest))
-        account_line = paid.setdefault((owner, *_line(detail)), {})
+                                      cloud=cloud)
+        kinds = {i.id: i.kind for i in held.instruments} | dict(line.keys())
+        account_line = paid.setdefault(line_key, {})
         for target, moved in moves.items():
-            ledger_id = books.account(owner, target)
-            postings.append((slot, ledger_id, moved))
-            source = books.source_of.get(ledger_id)
-            if target == settlement.CLOUD_RECEIVABLE:
-                source = (target, target)
+            if target in ledger.CUSTOMER_KINDS or target == settlement.CLOUD_RECEIVABLE:
+                source: tuple[str, str] | None = (target, target)
+            elif target in ledger.SYSTEM_KINDS:
+                source = None
+            else:
+                source = (target, kinds[target])
             if source is not None:
                 account_line[source] = account_line.get(source, 0) + moved
-            if ledger.is_cached(target):
-                books.move(owner, target, ledger_id, moved, detail)
-                deltas[ledger_id] = deltas.get(ledger_id, 0) + moved
+        return moves
+
+    def write_offs(held: ledger.Holdings, moves: settlement.Postings) -> list[ledger.Entry]:
         if amount > 0:
-            continue
-        # What goes back to a card or voucher that has expired since is written off from
-        # it at once, in an entry of its own: the line still shows it returned.
-        alive = {x.id for x in instruments if x.expires_at > now}
-        for target, moved in moves.items():
-            if target in ledger.CUSTOMER_KINDS or target in ledger.SYSTEM_KINDS \
-                    or target in alive:
-                continue
-            slot = len(entries)
-            entries.append((WRITE_OFF, owner, target, f"expiry/{target}/{detail.id}",
-                            ledger.digest(target, moved)))
-            for account_key, amount_moved in settlement.write_off(target, moved).items():
-                ledger_id = books.account(owner, account_key)
-                postings.append((slot, ledger_id, amount_moved))
-                if ledger.is_cached(account_key):
-                    books.move(owner, account_key, ledger_id, amount_moved, detail)
-                    deltas[ledger_id] = deltas.get(ledger_id, 0) + amount_moved
-    ids = _insert_entries(conn, entries, now)
-    insert_rows(conn, t.postings, ("entry_id", "ledger_account_id", "amount_minor"),
-                ((ids[slot], ledger_id, moved) for slot, ledger_id, moved in postings))
-    changed = [{"b_id": ledger_id, "b_delta": delta}
-               for ledger_id, delta in sorted(deltas.items()) if delta]
-    if changed:
-        a = t.ledger_accounts
-        conn.execute(update(a).where(a.c.id == bindparam("b_id")).values(
-            balance_minor=a.c.balance_minor + bindparam("b_delta")), changed)
-    return {i: ids[-1 - entry] if entry < 0 else entry for i, entry in entry_of.items()}
+            return []
+        alive = {x.id for x in held.instruments if x.expires_at > now}
+        return [ledger.Entry(owner, f"expiry/{target}/{detail.id}",
+                             ledger.digest(target, moved), WRITE_OFF, target,
+                             settlement.write_off(target, moved),
+                             what=f"billing detail {detail.id}")
+                for target, moved in moves.items()
+                if target not in ledger.CUSTOMER_KINDS and target not in ledger.SYSTEM_KINDS
+                and target not in alive]
+
+    return ledger.Entry(owner, f"detail/{detail.id}", ledger.digest(amount), detail.kind,
+                        detail.id, compute, what=f"billing detail {detail.id}", then=write_offs)
 
 
 def _line(detail: BillingDetail) -> LineKey:
     return (detail.workspace_id, detail.day, detail.item, detail.retention_days)
-
-
-Paid = dict[tuple[str, str], int]  # (postings key, kind) → Σ postings
 
 
 def _paid_by_line(conn: Connection, lines: set[LineKey]
@@ -289,28 +191,6 @@ def _paid_by_line(conn: Connection, lines: set[LineKey]
         source = row.kind if row.owner in (ledger.SYSTEM, row.account_id) else row.owner
         found.setdefault(key, {})[(source, row.kind)] = int(row.net)
     return found
-
-
-def _insert_entries(conn: Connection, entries: list[tuple[object, ...]],
-                    now: datetime) -> list[int]:
-    """Journal entries (kind, account, reference, key, digest) → their ids, in order."""
-    if not entries:
-        return []
-    e = t.journal_entries
-    if conn.dialect.name == "postgresql":
-        ids = list(conn.execute(
-            select(func.nextval(func.pg_get_serial_sequence(e.name, "id")))
-            .select_from(func.generate_series(1, len(entries)))).scalars())
-        insert_rows(conn, e, ("id", "idempotency_key", "request_digest", "kind",
-                              "account_id", "reference", "created_at"),
-                    ((entry_id, key, digest, kind, owner, reference, now)
-                     for entry_id, (kind, owner, reference, key, digest)
-                     in zip(ids, entries, strict=True)))
-        return ids
-    return [conn.execute(insert(e).values(
-        idempotency_key=key, request_digest=digest, kind=kind, account_id=owner,
-        reference=reference, created_at=now).returning(e.c.id)).scalar_one()
-        for kind, owner, reference, key, digest in entries]
 
 
 def bindings_in_force(conn: Connection, wanted: set[tuple[str, date]]
