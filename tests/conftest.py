@@ -47,7 +47,14 @@ def _pg_admin_url() -> str:
 
 
 @pytest.fixture(scope="session")
-def pg_databases() -> Iterator[tuple[str, str] | None]:
+def pg_database_settings() -> dict[str, str]:
+    """Server settings for the test databases only: a commit does not wait for the
+    disk (a crashed test server loses nothing anyone needs, and a test commits often)."""
+    return {"synchronous_commit": "off"}
+
+
+@pytest.fixture(scope="session")
+def pg_databases(pg_database_settings: dict[str, str]) -> Iterator[tuple[str, str] | None]:
     if BACKEND != "postgresql":
         yield None
         return
@@ -61,6 +68,8 @@ def pg_databases() -> Iterator[tuple[str, str] | None]:
     names = (f"accrual_test_{run}_console", f"accrual_test_{run}_billing")
     for name in names:
         admin.execute(f'CREATE DATABASE "{name}"')
+        for setting, value in pg_database_settings.items():
+            admin.execute(f'ALTER DATABASE "{name}" SET {setting} = {value}')
     base = PG_URL.rsplit("/", 1)[0]
     try:
         yield (f"{base}/{names[0]}", f"{base}/{names[1]}")

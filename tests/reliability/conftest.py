@@ -19,6 +19,13 @@ from accrual.infra.db import RETRIES
 from tests.conftest import BACKEND
 
 
+@pytest.fixture(scope="session")
+def pg_database_settings() -> dict[str, str]:
+    """The server's own settings: the figures (R1, R2) measure durable commits, as the
+    reports before them did."""
+    return {}
+
+
 @pytest.fixture
 def pg_runtime(runtime: Runtime, pg_databases: tuple[str, str] | None) -> Iterator[Runtime]:
     """The test runtime, on PostgreSQL only; retry counts start from zero."""
