@@ -23,12 +23,14 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
 from accrual.app import Runtime, build
 from accrual.clock import ManualClock
 from accrual.contract.ports import BillingCenterPort
+from accrual.infra import credentials
 from accrual.settings import Settings
 
 # The local SMTP server and a runtime that mails to it.
@@ -201,6 +203,21 @@ def make_runtime(tmp_path: Path, pg: tuple[str, str] | None, clock: ManualClock,
     elif not copied:
         runtime.migrate()
     return runtime
+
+
+@pytest.fixture(scope="session")
+def password_hasher() -> PasswordHasher | None:
+    """argon2id at its smallest cost: registering hashes a password on both sides and
+    every login verifies one, about 0.1 s apiece at the production cost (seconds on a
+    busy machine). Whether a password is accepted does not depend on the cost."""
+    return PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+
+
+@pytest.fixture(autouse=True)
+def cheap_password_hashing(password_hasher: PasswordHasher | None,
+                           monkeypatch: pytest.MonkeyPatch) -> None:
+    if password_hasher is not None:
+        monkeypatch.setattr(credentials, "_hasher", password_hasher)
 
 
 @pytest.fixture

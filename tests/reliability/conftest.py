@@ -26,6 +26,12 @@ def pg_database_settings() -> dict[str, str]:
     return {}
 
 
+@pytest.fixture(scope="session")
+def password_hasher() -> None:
+    """Passwords at the production cost: R7 times the answers to registrations and logins."""
+    return None
+
+
 @pytest.fixture
 def pg_runtime(runtime: Runtime, pg_databases: tuple[str, str] | None) -> Iterator[Runtime]:
     """The test runtime, on PostgreSQL only; retry counts start from zero."""
@@ -38,7 +44,8 @@ def pg_runtime(runtime: Runtime, pg_databases: tuple[str, str] | None) -> Iterat
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if BACKEND == "postgresql":
         return
-    kept, dropped = [], []
+    kept: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
     for item in items:
         (dropped if "pg_runtime" in getattr(item, "fixturenames", ()) else kept).append(item)
     if dropped:
