@@ -11,6 +11,7 @@ import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, Literal
 
 from fastapi import FastAPI
@@ -19,6 +20,7 @@ from sqlalchemy import text
 
 from accrual import __version__
 from accrual.billing.api import routers as billing_routers
+from accrual.billing.api.payments import notify_answer
 from accrual.billing.config import BillingConfig
 from accrual.billing.payments.sandbox import SandboxGateway, in_process_sender
 from accrual.billing.wiring import BillingCenter
@@ -86,13 +88,13 @@ class InProcessBillingCenter:
 
     def request_binding_code(self, request: BindingCodeRequest) -> BindingCodeSent:
         try:
-            return self.center.upgrades.request_code(request.model_copy())
+            return self.center.binding_codes.request_code(request.model_copy())
         except ServiceError as error:
             raise PeerRefused(error.code, error.message) from None
 
     def confirm_binding_code(self, confirmation: BindingCodeConfirmation) -> BindingChanged:
         try:
-            return self.center.upgrades.confirm_code(confirmation.model_copy())
+            return self.center.binding_codes.confirm_code(confirmation.model_copy())
         except ServiceError as error:
             raise PeerRefused(error.code, error.message) from None
 
@@ -327,7 +329,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     gateway = runtime.billing.payments.gateway
     if isinstance(gateway, SandboxGateway):
         # The sandbox's pay page; its notifies reach the center in this process.
-        sender = in_process_sender(runtime.billing.payments.receive_notify)
+        sender = in_process_sender(partial(notify_answer, runtime.billing.payments))
         app.include_router(gateway.router(sender))
 
     @app.get("/healthz", tags=["operations"], response_model=Health,

@@ -19,9 +19,11 @@ from sqlalchemy import event, func, insert, select
 from accrual.app import Runtime
 from accrual.billing.adapters import tables as t
 from accrual.billing.services.arrears import COUNTDOWN, REMIND_BEFORE
-from accrual.billing.services.mails import MAX_ATTEMPTS, BillingMails
+from accrual.billing.services.mail_outbox import MAX_ATTEMPTS, MailOutbox
 from accrual.clock import ManualClock
 from accrual.console.adapters import tables as ct
+from accrual.console.api.accounts import dissolved_json
+from accrual.console.api.metering import admission_json
 from accrual.contract.messages import (
     BILLING_DETAIL,
     WORKSPACE_LOCK,
@@ -88,7 +90,7 @@ def lock_messages(runtime: Runtime) -> list[tuple[str, int, str]]:
 def console_view(runtime: Runtime, workspace_id: str) -> tuple[str, str | None, datetime | None]:
     ws = runtime.console.accounts.workspace(workspace_id)
     assert ws is not None
-    return ws["status"], ws["lock_state"], ws["lock_at"]  # type: ignore[return-value]
+    return ws.status, ws.lock_state, ws.lock_at
 
 
 def case_row(runtime: Runtime, account_id: str) -> Any:
@@ -124,7 +126,7 @@ def test_a_negative_settlement_opens_one_countdown(runtime: Runtime, clock: Manu
     # The console shows the countdown once the relay has delivered it; data still flows.
     assert runtime.billing_relay_drain() == 1
     assert console_view(runtime, ws) == ("active", "countdown", START + COUNTDOWN)
-    assert runtime.console.admission.check([(ws, "logs")])[0]["allowed"] is True
+    assert admission_json(runtime.console.admission.check([(ws, "logs")])[0])["allowed"] is True
 
 
 def test_reminder_lock_and_unlock_at_once_on_top_up(runtime: Runtime, clock: ManualClock) -> None:
@@ -146,7 +148,7 @@ def test_reminder_lock_and_unlock_at_once_on_top_up(runtime: Runtime, clock: Man
     assert lock_messages(runtime) == [(ws, 1, "countdown"), (ws, 2, "locked")]
     runtime.billing_relay_drain()
     assert console_view(runtime, ws)[:2] == ("locked", "locked")
-    assert runtime.console.admission.check([(ws, "logs")])[0] == {
+    assert admission_json(runtime.console.admission.check([(ws, "logs")])[0]) == {
         "workspace_id": ws, "item": "logs", "allowed": False, "reason": "locked"}
     record = {"id": "after-lock", "workspace_id": ws, "item": "logs", "quantity": "10",
               "time": clock.now().isoformat()}
@@ -382,7 +384,7 @@ def test_mails_are_retried_with_backoff_and_sent_once(runtime: Runtime,
     ws, _ = tenant(runtime, clock, "ada", language="zh")
     charge(runtime, ws, "2.00")
     mailer = FlakyMailer(failures=2)
-    job = BillingMails(runtime.billing.engine, clock, mailer)
+    job = MailOutbox(runtime.billing.engine, clock, mailer)
     assert job.send_due() == {"sent": 0, "failed": 1}
     m = t.mail_outbox
     with runtime.billing.engine.connect() as conn:
@@ -409,7 +411,7 @@ def test_a_mail_that_keeps_failing_is_given_up_and_shown(runtime: Runtime,
                                                          clock: ManualClock) -> None:
     ws, _ = tenant(runtime, clock, "ada")
     charge(runtime, ws, "2.00")
-    job = BillingMails(runtime.billing.engine, clock, FlakyMailer(failures=10**6))
+    job = MailOutbox(runtime.billing.engine, clock, FlakyMailer(failures=10**6))
     for _ in range(MAX_ATTEMPTS + 2):
         job.send_due()
         clock.advance(timedelta(days=1))
@@ -426,7 +428,7 @@ def test_bill_mail_tells_the_countdown(runtime: Runtime, clock: ManualClock) -> 
     runtime.billing.statements.generate(account, date(2026, 11, 1))  # again: no second mail
     assert [m[0] for m in mails(runtime)] == ["countdown", "bill_generated"]
     mailer = LogMailer()
-    BillingMails(runtime.billing.engine, clock, mailer).send_due()
+    MailOutbox(runtime.billing.engine, clock, mailer).send_due()
     bill = mailer.sent[-1]
     assert bill.subject == "Your bill for 2026-11: 13.40 CNY"
     assert "owes 13.40 CNY" in bill.body and "paid by 2026-12-10 10:00 CST" in bill.body
@@ -517,7 +519,7 @@ def test_dissolve_rules_and_what_it_deletes(runtime: Runtime, clock: ManualClock
 
         again = client.post(url, json=body, headers=owner)
         assert (again.status_code, again.json()["error"]["code"]) == (409, "workspace_dissolved")
-        assert runtime.console.admission.check([(ws, "logs")])[0]["reason"] == "dissolved"
+        assert admission_json(runtime.console.admission.check([(ws, "logs")])[0])["reason"] == "dissolved"
         refused_usage = runtime.console.ingestion.ingest([{
             "id": "c", "workspace_id": ws, "item": "logs", "quantity": "1",
             "time": clock.now().isoformat()}])
@@ -546,7 +548,7 @@ def test_a_locked_workspace_can_be_dissolved(runtime: Runtime, clock: ManualCloc
     from accrual.console.services.dissolve import Dissolution
 
     dissolution = Dissolution(runtime.console.engine, clock, runtime.console.day_close)
-    assert dissolution.dissolve(owner or "", ws, "ada's team")["status"] == "dissolved"
+    assert dissolved_json(dissolution.dissolve(owner or "", ws, "ada's team"))["status"] == "dissolved"
     # The billing center learns it (console → billing message): the account no longer
     # counts it, the case stops telling it anything, and what was owed stays owed.
     runtime.console.relay.drain()

@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 
 from accrual.app import Runtime, create_app
 from accrual.billing.adapters import tables as t
+from accrual.billing.exports import transaction_row
 from accrual.billing.services import ledger
 from accrual.clock import ManualClock
 from accrual.contract.errors import Conflict, Invalid, NotFound
@@ -285,7 +286,8 @@ def test_statements_show_card_and_voucher_movements(runtime: Runtime,
     billing.wallet.recharge(account, "100", "t")
     card = billing.instruments.buy_card(account, "100", "k")["number"]
     billing.wallet.deliver([detail(ws, "30.00")])
-    moves = billing.statements.transactions(account, date(2026, 11, 1), date(2026, 11, 30))
+    moves = [transaction_row(m) for m in
+             billing.statements.transactions(account, date(2026, 11, 1), date(2026, 11, 30))]
     assert [(m["kind"], m["balance"], m["instrument"], m["amount"]) for m in moves] == [
         ("recharge", "cash", None, "100.00"),
         ("card_purchase", "card", card, "100.00"), ("card_purchase", "cash", None, "-100.00"),

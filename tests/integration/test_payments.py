@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 
 from accrual.app import Runtime
 from accrual.billing.adapters import tables as t
+from accrual.billing.api.payments import notify_answer
 from accrual.billing.payments.gateway import sign
 from accrual.billing.payments.sandbox import SandboxGateway, http_sender
 from accrual.billing.services import ledger
@@ -390,13 +391,13 @@ def test_concurrent_notifies_and_creations_with_one_key_make_one_of_each(
     with ThreadPoolExecutor(8) as pool:
         made = list(pool.map(lambda _: payments.create_order(ada["account"], "5.00", "race"),
                              range(8)))
-    assert len({order["order_id"] for order, _ in made}) == 1
+    assert len({order.order_id for order, _ in made}) == 1
     assert sum(created for _, created in made) == 1
-    assert len({order["redirect_url"] for order, _ in made}) == 1
+    assert len({order.redirect_url for order, _ in made}) == 1
 
-    headers, body = notify(client, runtime, clock, made[0][0]["order_id"])
+    headers, body = notify(client, runtime, clock, made[0][0].order_id)
     with ThreadPoolExecutor(8) as pool:
-        answers = list(pool.map(lambda _: payments.receive_notify(headers, body), range(8)))
+        answers = list(pool.map(lambda _: notify_answer(payments, headers, body), range(8)))
     assert [status for status, _ in answers] == [200] * 8
     assert sorted(answer["outcome"] for _, answer in answers) == ["credited"] + ["duplicate"] * 7
     assert overview(client, ada) == ("5.00", "0.00")

@@ -13,6 +13,7 @@ from accrual.app import Runtime
 from accrual.catalog import PriceBook
 from accrual.clock import ManualClock
 from accrual.console.adapters import tables as console_tables
+from accrual.console.api.operator import rerate_json
 from accrual.console.services.day_close import DayClose
 from accrual.console.services.rerate import Rerates
 from tests.conftest import SHANGHAI, START
@@ -48,8 +49,9 @@ def test_rerate_emits_only_deltas_with_an_audit_record(
     rerates = Rerates(console.engine, clock, DayClose(console.engine, console.config, clock, book),
                       console.config.currency)
     seen: list[tuple[date, int]] = []
-    result = rerates.run(date(2026, 11, 20), date(2026, 11, 26), reason="logs 3d was mistyped",
-                         actor="ops@example.com", progress=lambda d, n: seen.append((d, n)))
+    result = rerate_json(rerates.run(
+        date(2026, 11, 20), date(2026, 11, 26), reason="logs 3d was mistyped",
+        actor="ops@example.com", progress=lambda d, n: seen.append((d, n))))
     assert seen == [(date(2026, 11, 25), 1)]  # only closed days are re-rated
     assert (result["days"], result["adjustments"], result["amount"]) == (1, 1, "-0.60")
     assert result["actor"] == "ops@example.com" and result["reason"] == "logs 3d was mistyped"
@@ -65,9 +67,10 @@ def test_rerate_emits_only_deltas_with_an_audit_record(
     assert details[2].adjusts == details[0].id
 
     # Running it again finds nothing more to change; the history keeps both runs.
-    again = rerates.run(date(2026, 11, 25), date(2026, 11, 25), reason="check", actor="ops@example.com")
+    again = rerate_json(rerates.run(date(2026, 11, 25), date(2026, 11, 25), reason="check",
+                                    actor="ops@example.com"))
     assert again["adjustments"] == 0 and again["amount"] == "0.00"
-    assert [h["reason"] for h in rerates.history()] == ["check", "logs 3d was mistyped"]
+    assert [h.reason for h in rerates.history()] == ["check", "logs 3d was mistyped"]
 
     console.relay.drain()
     overview = client.get(f"/billing/v1/accounts/{reg['billing_account_id']}/overview",

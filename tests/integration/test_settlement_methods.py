@@ -53,12 +53,11 @@ def test_a_change_applies_from_the_next_day_once_a_month(
         runtime: Runtime, clock: ManualClock, ada: tuple[str, str]) -> None:
     ws, account = ada
     methods = runtime.billing.methods
-    linked = methods.link_cloud_account(account, "aws", "123456789012")
-    assert linked["created"] and methods.link_cloud_account(
-        account, "aws", "123456789012")["created"] is False
+    _, created = methods.link_cloud_account(account, "aws", "123456789012")
+    assert created and methods.link_cloud_account(account, "aws", "123456789012")[1] is False
     changed = methods.change(account, ws, "aws")
-    assert changed["effective_from"] == TOMORROW.isoformat()
-    assert changed["from_method"] == "billing_center" and changed["settlement_method"] == "aws"
+    assert changed.bound.effective_from == TOMORROW
+    assert changed.from_method == "billing_center" and changed.bound.settlement_method == "aws"
     # Today settles as it began; tomorrow by the marketplace.
     with runtime.billing.engine.connect() as conn:
         assert runtime.billing.accounts.binding_in_force(conn, ws, TODAY).settlement_method \
@@ -71,7 +70,7 @@ def test_a_change_applies_from_the_next_day_once_a_month(
     assert "2026-12-01" in limit.value.message
     clock.set(datetime(2026, 12, 1, 0, 1, tzinfo=SHANGHAI))
     back = methods.change(account, ws, "billing_center")
-    assert back["effective_from"] == "2026-12-02" and back["from_method"] == "aws"
+    assert back.bound.effective_from == date(2026, 12, 2) and back.from_method == "aws"
 
 
 def test_a_cloud_settled_day_spends_vouchers_and_cards_then_the_cloud_account(

@@ -39,7 +39,7 @@ def test_two_sites_one_billing_center(client: TestClient, runtime: Runtime, cloc
     assert moved.status_code == 200, moved.text
     assert moved.json()["effective_from"] == "2026-11-26"
     runtime.billing_relay_drain()
-    assert hk.accounts.workspace(on_hk.workspace_id)["billing_account_id"] == ada["billing_account_id"]  # type: ignore[index]
+    assert hk.accounts.workspace(on_hk.workspace_id).billing_account_id == ada["billing_account_id"]  # type: ignore[union-attr]
     assert runtime.console.accounts.workspace(on_hk.workspace_id) is None  # not cn1's business
 
     clock.set(datetime(2026, 11, 26, 0, 45, tzinfo=SHANGHAI))

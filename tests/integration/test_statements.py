@@ -12,6 +12,7 @@ from openpyxl import load_workbook
 from pypdf import PdfReader
 
 from accrual.app import Runtime
+from accrual.billing.exports import bill_row
 from accrual.clock import ManualClock
 from tests.conftest import SHANGHAI
 from tests.helpers import OPERATOR, billing_login, close_day, register, send_usage
@@ -111,4 +112,4 @@ def test_no_monthly_bill_for_a_month_before_the_account_existed(
     assert runtime.billing.statements.generate_due() == 0
     clock.set(at(12, 3))
     assert runtime.billing.statements.generate_due() == 1
-    assert [b["month"] for b in runtime.billing.statements.bills(account)] == ["2026-11"]
+    assert [bill_row(b)["month"] for b in runtime.billing.statements.bills(account)] == ["2026-11"]

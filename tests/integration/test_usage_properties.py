@@ -24,7 +24,8 @@ from sqlalchemy import select
 from accrual.app import Runtime
 from accrual.clock import ManualClock
 from accrual.console.adapters import tables as t
-from accrual.console.queries import billing_details
+from accrual.console.api.views import detail_json
+from accrual.console.services.reports import billing_details
 from accrual.contract.messages import detail_id
 from accrual.infra import credentials
 from tests.conftest import SHANGHAI, START
@@ -121,7 +122,7 @@ def statistics(runtime: Runtime, workspace_id: str) -> dict[tuple[str, int], tup
 
 
 def details(runtime: Runtime, workspace_id: str) -> list[dict[str, Any]]:
-    return billing_details(runtime.console.engine, workspace_id, DAY, DAY)
+    return [detail_json(d) for d in billing_details(runtime.console.engine, workspace_id, DAY, DAY)]
 
 
 def detail_totals(rows: list[dict[str, Any]]) -> dict[tuple[str, int], tuple[Decimal, int]]:

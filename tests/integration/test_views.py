@@ -7,7 +7,7 @@ from datetime import date, datetime
 from fastapi.testclient import TestClient
 
 from accrual.clock import ManualClock
-from accrual.console.queries import period_bounds
+from accrual.console.domain.periods import period_bounds
 from tests.conftest import SHANGHAI
 from tests.helpers import OPERATOR, close_day, console_login, register, send_usage
 

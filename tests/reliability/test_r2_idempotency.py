@@ -39,10 +39,12 @@ from sqlalchemy import func, select
 
 from accrual.app import Runtime
 from accrual.billing.adapters import tables as t
+from accrual.billing.payments.service import RechargeOrder
 from accrual.billing.services.instruments import Instruments
 from accrual.clock import ManualClock
 from accrual.contract.errors import Conflict
 from accrual.infra.db import RETRIES
+from accrual.money import format_minor
 from tests.integration.test_settlement_batches import cheap_passwords, tenant
 from tests.reliability.support import (
     latency_ms,
@@ -277,7 +279,7 @@ def test_r2_online_orders_once_per_idempotency_key(pg_runtime: Runtime, clock: M
     gateway: Any = payments.gateway
     assert gateway is not None, "the test runtime has the sandbox gateway"
 
-    def send(key: Key, copy: Copy) -> tuple[dict[str, Any], bool]:
+    def send(key: Key, copy: Copy) -> tuple[RechargeOrder, bool]:
         return payments.create_order(accounts[key.account], money(copy.amount), key.name,
                                      return_url="/billing/recharge/done")
 
@@ -291,7 +293,7 @@ def test_r2_online_orders_once_per_idempotency_key(pg_runtime: Runtime, clock: M
 
     # Pay each order once, the gateway's notify sent 1–3 times at once.
     notifies: list[Key] = []
-    orders: dict[str, dict[str, Any]] = {}
+    orders: dict[str, RechargeOrder] = {}
     for key in keys:
         order = next((c.answer[0] for c in key.copies if c.status == "ok"), None)
         if order is None:
@@ -303,8 +305,11 @@ def test_r2_online_orders_once_per_idempotency_key(pg_runtime: Runtime, clock: M
 
     def pay(key: Key, _copy: Copy) -> tuple[str, bool]:
         order = orders[key.name]
-        token = order["redirect_url"].rsplit("/", 1)[1]
-        headers, body = gateway.notify_for(token, order)
+        assert order.redirect_url is not None
+        token = order.redirect_url.rsplit("/", 1)[1]
+        headers, body = gateway.notify_for(token, {
+            "order_id": order.order_id, "currency": order.currency,
+            "amount": format_minor(order.amount_minor, order.currency)})
         outcome = payments.notify(headers, body)
         return outcome, outcome == "credited"
 
@@ -318,7 +323,7 @@ def test_r2_online_orders_once_per_idempotency_key(pg_runtime: Runtime, clock: M
                        for k in notifies for c in k.copies)
     paid_twice = sum(1 for n in credits.values() if n > 1)
     not_paid = sum(1 for order in orders.values()
-                   if credits[order["order_id"]] != 1 or paid[order["order_id"]] != "paid")
+                   if credits[order.order_id] != 1 or paid[order.order_id] != "paid")
     figures["notifies"] = dict(outcomes)
     finish(runtime, "online_orders", run_seed, keys, wall, figures, started,
            notify_copies=sum(len(k.copies) for k in notifies),

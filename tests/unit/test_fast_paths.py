@@ -20,8 +20,14 @@ from hypothesis import strategies as st
 
 from accrual.console.domain.rating import PlannedDetail, StatKey
 from accrual.console.domain.usage import parse_quantity, record_digest
-from accrual.console.services import day_close_rows as day_close
-from accrual.contract.messages import Envelope, detail_id
+from accrual.console.services.day_close import rows as day_close
+from accrual.contract.messages import (
+    BillingDetail,
+    Envelope,
+    billing_detail_envelope,
+    detail_id,
+    message_id,
+)
 from accrual.money import format_decimal, format_minor, to_decimal
 
 
@@ -91,12 +97,12 @@ def test_quantity_fast_paths_agree_with_the_decimal_parser(value: object) -> Non
 @given(workspace=st.text(min_size=1, max_size=40), item=st.sampled_from(["logs", "trace"]),
        tier=st.integers(min_value=0, max_value=720), revision=st.integers(min_value=0, max_value=99),
        days=st.integers(min_value=0, max_value=4000))
-def test_the_fast_detail_id_is_the_contract_detail_id(workspace: str, item: str, tier: int,
+def test_the_fast_detail_id_is_the_uuid5_of_its_parts(workspace: str, item: str, tier: int,
                                                       revision: int, days: int) -> None:
     day = date(2020, 1, 1) + timedelta(days=days)
-    assert day_close._fast_detail_id("cn1", workspace, day, item, tier, revision) == detail_id(
-        "cn1", workspace, day, item, tier, revision)
-    assert day_close._detail_id is day_close._fast_detail_id
+    # message_id is uuid.uuid5 over the parts joined by "/": the reference implementation
+    assert detail_id("cn1", workspace, day, item, tier, revision) == message_id(
+        "cn1", workspace, day.isoformat(), item, tier, revision)
 
 
 def test_minor_units_as_text_match_format_minor() -> None:
@@ -104,7 +110,7 @@ def test_minor_units_as_text_match_format_minor() -> None:
     values = [0, 1, -1, 9, 10, 99, 100, -100, 101, 1340, -1340, 10**12 + 7]
     values += [rng.randrange(-10**15, 10**15) for _ in range(5000)]
     for value in values:
-        assert day_close._minor_text(value, 2) == format_minor(value, "CNY"), value
+        assert day_close.minor_text(value, 2) == format_minor(value, "CNY"), value
 
 
 def planned_details() -> list[PlannedDetail]:
@@ -127,27 +133,49 @@ def planned_details() -> list[PlannedDetail]:
     ]
 
 
-def test_the_rows_of_a_close_are_those_the_pydantic_path_writes(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    assert day_close._DIRECT_JSON, "the contract changed: update _DETAIL_FIELDS/_ENVELOPE_FIELDS"
+def test_the_rows_of_a_close_are_those_the_pydantic_path_writes() -> None:
     now = datetime(2026, 11, 26, 2, 0, 0, 123456, tzinfo=UTC)
     accounts = {"ws-1": "acct-1", "ws-\"2": None, "ws-3": "acct-3"}
-    fast = day_close._Rows('cn"1', "CNY", now, accounts)
+    fast = day_close.CloseRows('cn"1', "CNY", now, accounts)
     fast.add(planned_details())
-    monkeypatch.setattr(day_close, "_DIRECT_JSON", False)
-    monkeypatch.setattr(day_close, "_detail_id", detail_id)
-    plain = day_close._Rows('cn"1', "CNY", now, accounts)
-    plain.add(planned_details())
-    assert fast.details == plain.details
-    assert fast.new_stats == plain.new_stats and fast.changed_stats == plain.changed_stats
-    assert [m[:2] for m in fast.messages] == [m[:2] for m in plain.messages]
-    for (_, _, body), (_, _, reference) in zip(fast.messages, plain.messages, strict=True):
-        assert json.loads(body) == json.loads(reference)
+    plain_details, plain_messages = [], []
+    for p in planned_details():
+        k = p.key
+        did = detail_id('cn"1', k.workspace_id, k.day, k.item, k.retention_days, p.revision)
+        quantity = format_decimal(p.quantity)
+        detail = BillingDetail(
+            id=did, site='cn"1', workspace_id=k.workspace_id,
+            billing_account_id=accounts[k.workspace_id], day=k.day, item=k.item,
+            retention_days=k.retention_days, quantity=quantity,
+            unit_size=format_decimal(p.unit_size), unit_price=format_decimal(p.unit_price),
+            amount=format_minor(p.amount_minor, "CNY"), currency="CNY",
+            price_book_version=p.price_book_version, kind=p.kind,  # type: ignore[arg-type]
+            revision=p.revision, adjusts=p.adjusts, reason=p.reason, created_at=now)
+        plain_details.append((
+            did, k.workspace_id, accounts[k.workspace_id], k.day, k.item, k.retention_days,
+            p.revision, p.kind, quantity, detail.unit_size, detail.unit_price, p.amount_minor,
+            "CNY", p.price_book_version, p.adjusts, p.reason, now))
+        plain_messages.append((did, "billing_detail",
+                               billing_detail_envelope(detail, now).model_dump_json()))
+    assert fast.details == plain_details
+    assert [m[:2] for m in fast.messages] == [m[:2] for m in plain_messages]
+    for (_, _, body), (_, _, reference) in zip(fast.messages, plain_messages, strict=True):
+        assert body == reference  # byte for byte
         assert Envelope.model_validate_json(body) == Envelope.model_validate_json(reference)
+    assert fast.new_stats == [
+        (p.key.workspace_id, p.key.day, p.key.item, p.key.retention_days,
+         format_decimal(p.total_quantity), p.total_amount_minor, p.revision, now)
+        for p in planned_details() if p.kind == "charge"]
+    assert fast.changed_stats == [
+        {"k_workspace_id": p.key.workspace_id, "k_day": p.key.day, "k_item": p.key.item,
+         "k_retention_days": p.key.retention_days,
+         "v_quantity": format_decimal(p.total_quantity),
+         "v_amount_minor": p.total_amount_minor, "v_revision": p.revision}
+        for p in planned_details() if p.kind == "adjustment"]
     # and the reference path is the contract's own serialisation
-    first = plain.details[0]
+    first = plain_details[0]
     assert first[0] == detail_id('cn"1', "ws-1", date(2026, 11, 25), "logs", 7, 0)
-    assert json.loads(plain.messages[0][2])["payload"]["amount"] == "2.40"
+    assert json.loads(plain_messages[0][2])["payload"]["amount"] == "2.40"
 
 
 @pytest.mark.parametrize("value", ["0", "-0", "5", "1.5E+6", "1E+3", "12.50", "-3", "0.000",
@@ -159,4 +187,4 @@ def test_decimal_text_is_format_decimal(value: str) -> None:
         except ArithmeticError as error:
             return type(error)
 
-    assert outcome(day_close._decimal_text) == outcome(format_decimal)
+    assert outcome(day_close.decimal_text) == outcome(format_decimal)

@@ -15,7 +15,34 @@ from pathlib import Path
 from fpdf import FPDF
 from openpyxl import Workbook
 
+from accrual.billing.services.statements import BillLine, MonthlyBill, Movement
+from accrual.money import format_minor
+
 Row = dict[str, object]
+
+
+def bill_row(bill: MonthlyBill) -> Row:
+    """A monthly bill as the API and the statement print it."""
+    return {"month": bill.month.strftime("%Y-%m"), "account_id": bill.account_id,
+            "currency": bill.currency, "total": format_minor(bill.total_minor, bill.currency),
+            "lines": bill.lines, "generated_at": bill.generated_at.isoformat()}
+
+
+def consumption_row(line: BillLine) -> Row:
+    """A consumption detail as the API and the spreadsheets print it (CONSUMPTION_COLUMNS)."""
+    return {"day": line.day.isoformat(), "workspace_id": line.workspace_id, "site": line.site,
+            "item": line.item, "retention_days": line.retention_days, "kind": line.kind,
+            "quantity": line.quantity, "unit_price": line.unit_price,
+            "amount": format_minor(line.amount_minor, line.currency),
+            "detail_id": line.detail_id, "received_at": line.received_at.isoformat()}
+
+
+def transaction_row(movement: Movement) -> Row:
+    """A movement as the API and the spreadsheets print it (TRANSACTION_COLUMNS)."""
+    return {"entry_id": movement.entry_id, "at": movement.at.isoformat(), "kind": movement.kind,
+            "reference": movement.reference, "balance": movement.balance,
+            "instrument": movement.instrument,
+            "amount": format_minor(movement.amount_minor, movement.currency)}
 
 _FONT_CANDIDATES = (Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"),)
 
@@ -43,8 +70,9 @@ def to_xlsx(title: str, columns: Sequence[str], rows: Sequence[Row]) -> bytes:
     return buffer.getvalue()
 
 
-def statement_pdf(bill: Row, account: Row) -> bytes:
+def statement_pdf(bill: MonthlyBill, lines: Sequence[BillLine], account: Row) -> bytes:
     """A monthly statement: header, totals per workspace and item, then every line."""
+    shown = bill_row(bill)
     pdf = FPDF(orientation="L", format="A4")
     font = next((f for f in _FONT_CANDIDATES if f.exists()), None)
     if font is not None:
@@ -59,11 +87,11 @@ def statement_pdf(bill: Row, account: Row) -> bytes:
 
     pdf.add_page()
     pdf.set_font(family, size=16)
-    pdf.cell(0, 10, text(f"Monthly statement {bill['month']}"), new_x="LMARGIN", new_y="NEXT")
+    pdf.cell(0, 10, text(f"Monthly statement {shown['month']}"), new_x="LMARGIN", new_y="NEXT")
     pdf.set_font(family, size=10)
     for label, value in (("Account", f"{account['username']} ({account['account_id']})"),
-                         ("Currency", bill["currency"]), ("Total", bill["total"]),
-                         ("Lines", bill["lines"]), ("Generated", bill["generated_at"])):
+                         ("Currency", shown["currency"]), ("Total", shown["total"]),
+                         ("Lines", shown["lines"]), ("Generated", shown["generated_at"])):
         pdf.cell(0, 6, text(f"{label}: {value}"), new_x="LMARGIN", new_y="NEXT")
     pdf.ln(4)
     columns = (("day", 24), ("workspace_id", 70), ("site", 16), ("item", 34),
@@ -73,9 +101,10 @@ def statement_pdf(bill: Row, account: Row) -> bytes:
     for name, width in columns:
         pdf.cell(width, 6, text(name), border=1)
     pdf.ln()
-    for line in bill["details"]:  # type: ignore[attr-defined]
+    for line in lines:
+        row = consumption_row(line)
         for name, width in columns:
-            pdf.cell(width, 6, text(line[name]), border=1)
+            pdf.cell(width, 6, text(row[name]), border=1)
         pdf.ln()
     return bytes(pdf.output())
 

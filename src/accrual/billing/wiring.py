@@ -13,16 +13,19 @@ from accrual.billing.config import BillingConfig
 from accrual.billing.payments.gateway import PaymentGateway
 from accrual.billing.payments.service import Payments
 from accrual.billing.services import ledger
+from accrual.billing.services.account_profile import AccountProfiles
 from accrual.billing.services.accounts import BillingAccounts
 from accrual.billing.services.arrears import Arrears
+from accrual.billing.services.binding_codes import BindingCodes
+from accrual.billing.services.certification import Certifications
 from accrual.billing.services.instruments import Instruments
+from accrual.billing.services.invoice_records import InvoiceRecords
 from accrual.billing.services.invoices import Invoices
-from accrual.billing.services.mails import BillingMails
+from accrual.billing.services.mail_outbox import MailOutbox
 from accrual.billing.services.methods import SettlementMethods
-from accrual.billing.services.profile import Profiles
 from accrual.billing.services.statements import Statements
-from accrual.billing.services.upgrades import Upgrades
 from accrual.billing.services.wallet import Wallet
+from accrual.billing.services.workspace_moves import WorkspaceMoves
 from accrual.clock import Clock
 from accrual.contract.messages import Envelope
 from accrual.contract.ports import ConsolePort
@@ -44,15 +47,18 @@ class BillingCenter:
         self.clock = clock
         self.mailer = mailer or LogMailer()
         self.accounts = BillingAccounts(engine, config, clock)
-        self.mails = BillingMails(engine, clock, self.mailer)
+        self.mails = MailOutbox(engine, clock, self.mailer)
         self.arrears = Arrears(engine, config, clock, self.accounts)
         self.wallet = Wallet(engine, config, clock, self.accounts, self.arrears)
-        self.upgrades = Upgrades(engine, config, clock, self.accounts, self.mailer)
+        self.binding_codes = BindingCodes(engine, config, clock, self.accounts, self.mailer)
         self.instruments = Instruments(engine, config, clock, self.accounts)
         self.methods = SettlementMethods(engine, config, clock, self.accounts, self.arrears)
         self.statements = Statements(engine, config, clock)
-        self.profiles = Profiles(engine, clock, self.accounts)
-        self.invoices = Invoices(engine, config, clock, self.accounts)
+        self.profiles = AccountProfiles(engine, self.accounts)
+        self.certifications = Certifications(engine, clock, self.accounts)
+        self.workspace_moves = WorkspaceMoves(engine, self.accounts)
+        self.invoice_records = InvoiceRecords(engine, clock, self.accounts)
+        self.invoices = Invoices(engine, config, clock, self.accounts, self.invoice_records)
         self.payments = Payments(engine, config, clock, self.accounts, payment_gateway,
                                  self.arrears)
         self.relay: Relay | None = None

@@ -17,9 +17,9 @@ from accrual.console.services.alerts import Alerts
 from accrual.console.services.day_close import DayClose
 from accrual.console.services.inbox import ConsoleInbox
 from accrual.console.services.ingestion import Ingestion
+from accrual.console.services.plan_upgrade import PlanUpgrades
 from accrual.console.services.rerate import Rerates
 from accrual.console.services.retention import Retention
-from accrual.console.services.upgrade import UpgradeService
 from accrual.contract.ports import BillingCenterPort
 from accrual.infra.db import upgrade
 from accrual.infra.mail import LogMailer, Mailer
@@ -43,7 +43,7 @@ class Console:
         self.inbox = ConsoleInbox(engine, clock, f"{config.site} inbox")
         self.retention = Retention(engine, config, clock)
         self.admission = AdmissionService(engine, config, clock)
-        self.upgrades = UpgradeService(engine, config, clock, billing)
+        self.plan_upgrades = PlanUpgrades(engine, config, clock, billing)
         self.rerates = Rerates(engine, clock, self.day_close, config.currency)
         self.alerts = Alerts(engine, config, clock, mailer or LogMailer())
         self.relay = Relay(engine, tables.outbox, billing.deliver, clock,

@@ -7,6 +7,8 @@ are decimal strings.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
@@ -19,10 +21,12 @@ from pydantic import (
     ConfigDict,
     Field,
     StrictInt,
+    TypeAdapter,
 )
 
 SCHEMA_VERSION = 1
 _NAMESPACE = uuid.UUID("6f1d2c1e-55b8-4f5e-9d0c-2a4f7a1b0c11")
+_NAMESPACE_BYTES = _NAMESPACE.bytes
 
 
 def _plain(value: str) -> str:
@@ -165,10 +169,104 @@ def message_id(*parts: object) -> str:
     return str(uuid.uuid5(_NAMESPACE, "/".join(map(str, parts))))
 
 
+def _uuid5_text(name: str) -> str:
+    """``str(uuid.uuid5(_NAMESPACE, name))`` without building UUID objects (a day close
+    makes hundreds of thousands of detail ids)."""
+    raw = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name.encode()).digest()[:16])
+    raw[6] = (raw[6] & 0x0F) | 0x50  # version 5
+    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
 def detail_id(site: str, workspace_id: str, day: date, item: str, tier: int, revision: int) -> str:
-    """Deterministic, so a re-sent or re-computed detail has the same id."""
-    key = f"{site}/{workspace_id}/{day.isoformat()}/{item}/{tier}/{revision}"
-    return str(uuid.uuid5(_NAMESPACE, key))
+    """Deterministic, so a re-sent or re-computed detail has the same id: the
+    :func:`message_id` of (site, workspace, day, item, tier, revision)."""
+    return _uuid5_text(f"{site}/{workspace_id}/{day.isoformat()}/{item}/{tier}/{revision}")
+
+
+def billing_detail_envelope(detail: BillingDetail, occurred_at: datetime) -> Envelope:
+    """The envelope a billing detail crosses the seam in (idempotent by the detail's id,
+    ordered per workspace)."""
+    return Envelope(id=detail.id, type=BILLING_DETAIL, aggregate_id=detail.workspace_id,
+                    occurred_at=occurred_at, payload=detail.model_dump(mode="json"))
+
+
+_json_string = json.encoder.encode_basestring  # C accelerated
+_instant = TypeAdapter(AwareDatetime)
+
+
+def _json_or_null(value: str | None) -> str:
+    return "null" if value is None else _json_string(value)
+
+
+# The pieces of a billing detail's envelope JSON that repeat across details, worked out
+# once by BillingDetailJson and handed back to it (opaque to callers).
+WorkspaceJson = tuple[str, str, str]  # the id as JSON, the detail-id prefix, its account
+KeyJson = tuple[str, str]  # the detail-id part, the day, item and retention fields
+PriceJson = tuple[str, str]  # the unit size, unit price and amount lead, the version
+
+
+class BillingDetailJson:
+    """Billing details of one site, currency and instant, straight to their envelope JSON.
+
+    What ``billing_detail_envelope(BillingDetail(...), created_at).model_dump_json()``
+    gives, byte for byte (tests/unit/test_detail_json.py proves it), without building
+    models: a day close serialises hundreds of thousands of details. What repeats across
+    details (a workspace, a (day, item, tier), a price) is made once by :meth:`workspace`,
+    :meth:`key` and :meth:`price` and kept by the caller, which then :meth:`compose` s
+    each detail; :meth:`envelope` does all of it for one detail. Quantities, prices and
+    amounts are given as the contract's decimal strings (digits, a point, a minus).
+    """
+
+    def __init__(self, site: str, currency: str, created_at: datetime) -> None:
+        instant = _instant.dump_json(created_at).decode()
+        self.site = site
+        self.head = (f'","type":"{BILLING_DETAIL}","schema_version":{SCHEMA_VERSION},'
+                     f'"aggregate_id":')
+        self.middle = (f',"aggregate_version":0,"site":null,"occurred_at":{instant},'
+                       f'"payload":{{"id":"')
+        self.site_part = f'","site":{_json_string(site)},"workspace_id":'
+        self.currency_part = f'","currency":{_json_string(currency)},"price_book_version":'
+        self.tail = f',"created_at":{instant}}}}}'
+
+    def workspace(self, workspace_id: str, billing_account_id: str | None) -> WorkspaceJson:
+        return (_json_string(workspace_id), f"{self.site}/{workspace_id}/",
+                f',"billing_account_id":{_json_or_null(billing_account_id)}')
+
+    @staticmethod
+    def key(day: date, item: str, retention_days: int) -> KeyJson:
+        iso = day.isoformat()
+        return (f"{iso}/{item}/{retention_days}/",
+                (f',"day":"{iso}","item":{_json_string(item)},'
+                 f'"retention_days":{retention_days},"quantity":"'))
+
+    @staticmethod
+    def price(unit_size: str, unit_price: str, price_book_version: str) -> PriceJson:
+        return (f'","unit_size":"{unit_size}","unit_price":"{unit_price}","amount":"',
+                f'{_json_string(price_book_version)},"kind":')
+
+    def compose(self, ws: WorkspaceJson, k: KeyJson, p: PriceJson, revision: int,
+                quantity: str, amount: str, kind: str, adjusts: str | None,
+                reason: str | None) -> tuple[str, str]:
+        """(the detail's id, its envelope as JSON text)."""
+        did = _uuid5_text(f"{ws[1]}{k[0]}{revision}")
+        return did, (
+            f'{{"id":"{did}{self.head}{ws[0]}{self.middle}{did}{self.site_part}'
+            f'{ws[0]}{ws[2]}{k[1]}{quantity}{p[0]}{amount}{self.currency_part}'
+            f'{p[1]}"{kind}","revision":{revision},"adjusts":'
+            f'{"null" if adjusts is None else _json_string(adjusts)},"reason":'
+            f'{"null" if reason is None else _json_string(reason)}{self.tail}')
+
+    def envelope(self, workspace_id: str, billing_account_id: str | None, day: date, item: str,
+                 retention_days: int, revision: int, *, quantity: str, unit_size: str,
+                 unit_price: str, amount: str, price_book_version: str, kind: str,
+                 adjusts: str | None, reason: str | None) -> tuple[str, str]:
+        """(the detail's id, its envelope as JSON text), for one detail."""
+        return self.compose(self.workspace(workspace_id, billing_account_id),
+                            self.key(day, item, retention_days),
+                            self.price(unit_size, unit_price, price_book_version),
+                            revision, quantity, amount, kind, adjusts, reason)
 
 
 class RegistrationRequest(BaseModel):

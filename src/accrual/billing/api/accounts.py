@@ -15,6 +15,7 @@ from accrual.billing.api.deps import (
     require_operator,
 )
 from accrual.billing.domain.bounds import USERNAME_PATTERN
+from accrual.billing.services.accounts import Bound
 from accrual.contract.errors import NotFound
 from accrual.infra.http import Text, error_responses
 
@@ -72,11 +73,11 @@ def bind(workspace_id: str, body: BindingIn, center: CenterDep) -> dict[str, Any
         account_id = center.accounts.find_by_username(body.username)
     if account_id is None:
         raise NotFound("account_not_found", "name an existing account by account_id or username")
-    result = center.accounts.bind(workspace_id, account_id, body.settlement_method)
+    bound = center.accounts.bind(workspace_id, account_id, body.settlement_method)
     if center.relay is not None:
         with contextlib.suppress(Exception):  # the relay loop delivers it later
             center.relay.drain()
-    return result
+    return bound_json(bound)
 
 
 class ProfileIn(BaseModel):
@@ -128,7 +129,7 @@ def update_profile(account_id: AccountDep, body: ProfileIn, center: CenterDep) -
 def certify(account_id: AccountDep, body: CertificationIn, center: CenterDep) -> dict[str, Any]:
     """Enterprise certification (business-licence name and taxpayer id): needed for invoices
     and for moving workspaces between accounts. Set once."""
-    return center.profiles.certify(account_id, body.enterprise_name, body.taxpayer_id)
+    return center.certifications.certify(account_id, body.enterprise_name, body.taxpayer_id)
 
 
 @router.post("/accounts/{account_id}/workspaces/{workspace_id}/move", tags=["billing: accounts"],
@@ -137,11 +138,18 @@ def move_workspace(account_id: AccountDep, workspace_id: str, body: MoveIn,
                    center: CenterDep) -> dict[str, Any]:
     """Change of binding: hand a workspace to another account with the same enterprise
     certification, from the next billing day."""
-    result = center.profiles.move_workspace(account_id, workspace_id, body.to_username)
+    bound = center.workspace_moves.move(account_id, workspace_id, body.to_username)
     if center.relay is not None:
         with contextlib.suppress(Exception):
             center.relay.drain()
-    return result
+    return bound_json(bound)
+
+
+def bound_json(bound: Bound) -> dict[str, Any]:
+    """A binding as the API answers it (also the core of a settlement-method change)."""
+    return {"workspace_id": bound.workspace_id, "account_id": bound.account_id,
+            "settlement_method": bound.settlement_method,
+            "effective_from": bound.effective_from.isoformat(), "changed": bound.changed}
 
 
 @router.post("/accounts/{account_id}/workspace-bindings", tags=["billing: accounts"],
@@ -149,7 +157,7 @@ def move_workspace(account_id: AccountDep, workspace_id: str, body: MoveIn,
 def request_workspace(account_id: AccountDep, body: WorkspaceRequestIn,
                       center: CenterDep) -> dict[str, Any]:
     """Bind Workspace: ask to pay for a workspace; its owner is mailed a code."""
-    sent = center.upgrades.request_for_account(account_id, body.workspace_id)
+    sent = center.binding_codes.request_for_account(account_id, body.workspace_id)
     return {"sent_to": sent.sent_to, "expires_at": sent.expires_at.isoformat()}
 
 
@@ -159,7 +167,7 @@ def confirm_workspace(account_id: AccountDep, body: WorkspaceConfirmIn,
                       center: CenterDep) -> dict[str, Any]:
     """Finish Bind Workspace with the owner's code: the workspace is bound (and commercial)
     at once."""
-    change = center.upgrades.confirm_for_account(account_id, body.workspace_id, body.code)
+    change = center.binding_codes.confirm_for_account(account_id, body.workspace_id, body.code)
     if center.relay is not None:
         with contextlib.suppress(Exception):
             center.relay.drain()

@@ -19,9 +19,12 @@ from accrual.billing.domain.bounds import DATE_WINDOW, MONTH_PATTERN, MONTH_WIND
 from accrual.billing.exports import (
     CONSUMPTION_COLUMNS,
     TRANSACTION_COLUMNS,
+    bill_row,
+    consumption_row,
     statement_pdf,
     to_csv,
     to_xlsx,
+    transaction_row,
 )
 from accrual.billing.queries import daily_bill
 from accrual.billing.services.statements import parse_month
@@ -83,7 +86,7 @@ def daily_bills(account_id: AccountDep, center: CenterDep,
 def monthly_bills(account_id: AccountDep, center: CenterDep) -> dict[str, Any]:
     """The account's monthly bills, newest first (generated on the 3rd, never changed)."""
     center.accounts.account(account_id)
-    return {"bills": center.statements.bills(account_id)}
+    return {"bills": [bill_row(bill) for bill in center.statements.bills(account_id)]}
 
 
 @router.get("/accounts/{account_id}/monthly-bills/{month}", tags=["billing: bills"],
@@ -102,18 +105,19 @@ def monthly_bill(account_id: AccountDep, center: CenterDep,
     the statement. A month not written YYYY-MM is 422 `invalid_month`, one outside 2000-01 to
     2099-12 422 `date_out_of_range`; a bill not generated is 404 `bill_not_found`."""
     account = center.accounts.account(account_id)
-    bill = center.statements.bill(account_id, parse_month(month))
-    name = f"bill-{bill['month']}"
+    bill, lines = center.statements.bill(account_id, parse_month(month))
+    shown, details = bill_row(bill), [consumption_row(line) for line in lines]
+    name = f"bill-{shown['month']}"
     if format == "csv":
-        return _file(to_csv(CONSUMPTION_COLUMNS, bill["details"]), "csv", name)  # type: ignore[arg-type]
+        return _file(to_csv(CONSUMPTION_COLUMNS, details), "csv", name)
     if format == "xlsx":
-        return _file(to_xlsx(name, CONSUMPTION_COLUMNS, bill["details"]), "xlsx", name)  # type: ignore[arg-type]
+        return _file(to_xlsx(name, CONSUMPTION_COLUMNS, details), "xlsx", name)
     if format == "pdf":
-        return _file(statement_pdf(bill, account), "pdf", f"statement-{bill['month']}")
-    return bill
+        return _file(statement_pdf(bill, lines, account), "pdf", f"statement-{shown['month']}")
+    return {**shown, "details": details}
 
 
-EXPORTS = {200: {"description": "JSON, or the file `format` asks for",
+EXPORTS: dict[int | str, dict[str, Any]] = {200: {"description": "JSON, or the file `format` asks for",
                  "content": {"application/json": {}, MEDIA["csv"]: {},
                              MEDIA["xlsx"]: {"schema": {"type": "string", "format": "binary"}}}}}
 
@@ -129,7 +133,7 @@ def consumption(account_id: AccountDep, center: CenterDep,
     `date_out_of_range`; 'from' after 'to', or more than 366 days apart, 422 `invalid_range`."""
     center.accounts.account(account_id)
     _range(start, end)
-    rows = center.statements.consumption(account_id, start, end)
+    rows = [consumption_row(line) for line in center.statements.consumption(account_id, start, end)]
     if format != "json":
         return _export(format, "consumption", CONSUMPTION_COLUMNS, rows, f"consumption-{start}-{end}")
     return {"account_id": account_id, "from": start.isoformat(), "to": end.isoformat(),
@@ -147,7 +151,8 @@ def transactions(account_id: AccountDep, center: CenterDep,
     `date_out_of_range`; 'from' after 'to', or more than 366 days apart, 422 `invalid_range`."""
     center.accounts.account(account_id)
     _range(start, end)
-    rows = center.statements.transactions(account_id, start, end)
+    rows = [transaction_row(movement)
+            for movement in center.statements.transactions(account_id, start, end)]
     if format != "json":
         return _export(format, "transactions", TRANSACTION_COLUMNS, rows,
                        f"transactions-{start}-{end}")
@@ -163,4 +168,4 @@ def generate_bill(account_id: str, body: GenerateIn, center: CenterDep) -> dict[
     `date_out_of_range` (outside 2000-01 to 2099-12), `month_not_due` (before the 3rd of the
     next month)."""
     center.accounts.account(account_id)
-    return center.statements.generate(account_id, parse_month(body.month))
+    return bill_row(center.statements.generate(account_id, parse_month(body.month)))

@@ -25,13 +25,13 @@ T = TypeVar("T")
 _AMOUNT = ("Decimal string in the center's currency, > 0, at most 2 decimal places, at most "
            "1000000000000.00")
 
-_CARD_EXAMPLE = {
+_CARD_EXAMPLE: dict[str, Any] = {
     "number": "PC40918273645501", "kind": "card", "source": "purchase", "face_value": "10000.00",
     "balance": "9876.54", "currency": "CNY", "status": "active",
     "valid_from": "2026-11-26T02:00:00+00:00", "expires_at": "2027-11-26T02:00:00+00:00",
     "expired_at": None, "note": None, "purchased_at": "2026-11-26T02:00:00+00:00",
     "paid_with_cash": "10000.00", "bonus_voucher": "VC11223344556677", "created": True}
-_VOUCHER_EXAMPLE = {
+_VOUCHER_EXAMPLE: dict[str, Any] = {
     "number": "VC11223344556677", "kind": "voucher_discount", "source": "bonus",
     "face_value": "1000.00", "balance": "1000.00", "currency": "CNY", "status": "active",
     "valid_from": "2026-11-26T02:00:00+00:00", "expires_at": "2027-02-24T02:00:00+00:00",

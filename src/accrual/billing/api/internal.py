@@ -60,11 +60,11 @@ def internal_cancel(key: str, center: CenterDep) -> None:
              dependencies=[Depends(require_operator)], responses=error_responses(401, 404, 422, 503))
 def internal_binding_code(body: BindingCodeRequest, center: CenterDep) -> BindingCodeSent:
     """Mail a code to the account's owner for binding a workspace to it (upgrade)."""
-    return center.upgrades.request_code(body)
+    return center.binding_codes.request_code(body)
 
 
 @router.post("/internal/binding-codes/confirm", response_model=BindingChanged, tags=["internal"],
              dependencies=[Depends(require_operator)], responses=error_responses(401, 403, 404, 422))
 def internal_binding_confirm(body: BindingCodeConfirmation, center: CenterDep) -> BindingChanged:
     """Check the code and bind the workspace (at once: it was free until now)."""
-    return center.upgrades.confirm_code(body)
+    return center.binding_codes.confirm_code(body)

@@ -3,6 +3,7 @@ amount, invoice requests, and the operator's decision on them."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, Path, Query
@@ -15,22 +16,25 @@ from accrual.billing.api.deps import (
     require_operator,
 )
 from accrual.billing.domain.bounds import MONTH_PATTERN, MONTH_WINDOW
+from accrual.billing.services.invoice_records import InvoiceProfile, MailingAddress
+from accrual.billing.services.invoices import InvoiceRequest
 from accrual.infra.http import Name, Text, Whole, error_responses
+from accrual.money import format_minor
 
 router = billing_router()
 
 # Ids are 32-bit integers in the database; anything larger is simply not found.
 RowId = Annotated[Whole, Path(ge=1, le=2**31 - 1)]
 
-PROFILE_EXAMPLE = {
+PROFILE_EXAMPLE: dict[str, Any] = {
     "invoice_type": "vat_special", "title": "Analytical Engines Ltd",
     "taxpayer_id": "91310000MA1FL0XX1X", "registered_address": "1 Century Avenue, Shanghai",
     "registered_phone": "+86 21 5000 0000", "bank_name": "Bank of Shanghai, Pudong branch",
     "bank_account": "3100 2000 1234 5678", "email": None}
-ADDRESS_EXAMPLE = {"recipient": "Ada Lovelace", "phone": "+86 138 0000 0000",
+ADDRESS_EXAMPLE: dict[str, Any] = {"recipient": "Ada Lovelace", "phone": "+86 138 0000 0000",
                    "address": "Room 801, 1 Century Avenue, Pudong, Shanghai",
                    "postcode": "200120", "email": "ada@example.com"}
-INVOICE_EXAMPLE = {
+INVOICE_EXAMPLE: dict[str, Any] = {
     "id": 7, "account_id": "<billing account id>", "status": "requested",
     "invoice_type": "vat_special", "amount": "1250.00", "currency": "CNY",
     "bills": [{"month": "2026-09", "amount": "400.00"}, {"month": "2026-10", "amount": "850.00"}],
@@ -93,7 +97,7 @@ class InvoiceProfilesOut(BaseModel):
             tags=["billing: invoices"], responses=error_responses(401, 403, 404))
 def list_profiles(account_id: AccountDep, center: CenterDep) -> dict[str, Any]:
     """The account's invoice information records, oldest first."""
-    return {"profiles": center.invoices.profiles(account_id)}
+    return {"profiles": [_profile(found) for found in center.invoice_records.profiles(account_id)]}
 
 
 @router.post("/accounts/{account_id}/invoice-profiles", response_model=InvoiceProfileOut,
@@ -103,7 +107,7 @@ def create_profile(account_id: AccountDep, body: InvoiceProfileIn,
     """Add invoice information: the type, the title (enterprise name) and taxpayer id, plus the
     registered address, phone, bank and account for VAT special invoices, or an email for
     electronic ones. A request later needs the title and taxpayer id of the certification."""
-    return center.invoices.create_profile(account_id, body.model_dump())
+    return _profile(center.invoice_records.create_profile(account_id, body.model_dump()))
 
 
 @router.put("/accounts/{account_id}/invoice-profiles/{profile_id}",
@@ -112,14 +116,15 @@ def create_profile(account_id: AccountDep, body: InvoiceProfileIn,
 def update_profile(account_id: AccountDep, profile_id: RowId, body: InvoiceProfileIn,
                    center: CenterDep) -> dict[str, object]:
     """Replace invoice information. Requests already made keep what they were made with."""
-    return center.invoices.update_profile(account_id, profile_id, body.model_dump())
+    return _profile(center.invoice_records.update_profile(account_id, profile_id,
+                                                          body.model_dump()))
 
 
 @router.delete("/accounts/{account_id}/invoice-profiles/{profile_id}", status_code=204,
                tags=["billing: invoices"], responses=error_responses(401, 403, 404, 422))
 def delete_profile(account_id: AccountDep, profile_id: RowId, center: CenterDep) -> None:
     """Delete invoice information. Requests already made keep what they were made with."""
-    center.invoices.delete_profile(account_id, profile_id)
+    center.invoice_records.delete_profile(account_id, profile_id)
 
 
 # -- mailing addresses -----------------------------------------------------------
@@ -162,7 +167,8 @@ class MailingAddressesOut(BaseModel):
             tags=["billing: invoices"], responses=error_responses(401, 403, 404))
 def list_addresses(account_id: AccountDep, center: CenterDep) -> dict[str, Any]:
     """The account's mailing addresses for paper invoices, oldest first."""
-    return {"addresses": center.invoices.addresses(account_id)}
+    return {"addresses": [_address(found)
+                          for found in center.invoice_records.addresses(account_id)]}
 
 
 @router.post("/accounts/{account_id}/mailing-addresses", response_model=MailingAddressOut,
@@ -170,7 +176,7 @@ def list_addresses(account_id: AccountDep, center: CenterDep) -> dict[str, Any]:
 def create_address(account_id: AccountDep, body: MailingAddressIn,
                    center: CenterDep) -> dict[str, object]:
     """Add a mailing address (recipient, phone, address, postcode) for paper invoices."""
-    return center.invoices.create_address(account_id, body.model_dump())
+    return _address(center.invoice_records.create_address(account_id, body.model_dump()))
 
 
 @router.put("/accounts/{account_id}/mailing-addresses/{address_id}",
@@ -179,14 +185,15 @@ def create_address(account_id: AccountDep, body: MailingAddressIn,
 def update_address(account_id: AccountDep, address_id: RowId, body: MailingAddressIn,
                    center: CenterDep) -> dict[str, object]:
     """Replace a mailing address. Requests already made keep the address they were made with."""
-    return center.invoices.update_address(account_id, address_id, body.model_dump())
+    return _address(center.invoice_records.update_address(account_id, address_id,
+                                                          body.model_dump()))
 
 
 @router.delete("/accounts/{account_id}/mailing-addresses/{address_id}", status_code=204,
                tags=["billing: invoices"], responses=error_responses(401, 403, 404, 422))
 def delete_address(account_id: AccountDep, address_id: RowId, center: CenterDep) -> None:
     """Delete a mailing address. Requests already made keep the address they were made with."""
-    center.invoices.delete_address(account_id, address_id)
+    center.invoice_records.delete_address(account_id, address_id)
 
 
 # -- the invoiceable amount --------------------------------------------------------
@@ -224,7 +231,19 @@ def invoiceable(account_id: AccountDep, center: CenterDep) -> dict[str, object]:
     """What may still be invoiced, per monthly bill: consumption paid from cash plus prepaid
     cards bought with cash in the month, less what requests not rejected took. Consumption
     paid with vouchers or prepaid cards, or left in arrears, is never invoiceable."""
-    return center.invoices.invoiceable(account_id)
+    found = center.invoices.invoiceable(account_id)
+    currency = found.currency
+    return {"account_id": found.account_id, "currency": currency,
+            "invoiceable": format_minor(found.invoiceable_minor, currency),
+            "bills": [{"month": bill.month.strftime("%Y-%m"),
+                       "bill_total": format_minor(bill.bill_total_minor, currency),
+                       "consumption_paid_in_cash": format_minor(
+                           bill.parts.consumption_paid_in_cash_minor, currency),
+                       "card_purchases_paid_in_cash": format_minor(
+                           bill.parts.card_purchases_paid_in_cash_minor, currency),
+                       "requested": format_minor(bill.parts.requested_minor, currency),
+                       "invoiceable": format_minor(bill.parts.invoiceable_minor, currency)}
+                      for bill in found.bills]}
 
 
 # -- requests ------------------------------------------------------------------------
@@ -289,22 +308,23 @@ def request_invoice(account_id: AccountDep, body: InvoiceRequestIn,
     `invalid_amount`, `invalid_month` (not written YYYY-MM), `date_out_of_range` (a month
     outside 2000-01 to 2099-12); 404 `bill_not_found`, `invoice_profile_not_found`,
     `mailing_address_not_found`."""
-    return center.invoices.request(account_id, months=body.months, profile_id=body.profile_id,
-                                   address_id=body.address_id, amount=body.amount)
+    return _invoice(center.invoices.request(account_id, months=body.months,
+                                            profile_id=body.profile_id,
+                                            address_id=body.address_id, amount=body.amount))
 
 
 @router.get("/accounts/{account_id}/invoices", response_model=InvoicesOut, tags=["billing: invoices"],
             responses=error_responses(401, 403, 404))
 def list_invoices(account_id: AccountDep, center: CenterDep) -> dict[str, Any]:
     """Requested invoices with their status, newest first."""
-    return {"invoices": center.invoices.requests(account_id)}
+    return {"invoices": [_invoice(found) for found in center.invoices.requests(account_id)]}
 
 
 @router.get("/accounts/{account_id}/invoices/{invoice_id}", response_model=InvoiceOut,
             tags=["billing: invoices"], responses=error_responses(401, 403, 404, 422))
 def get_invoice(account_id: AccountDep, invoice_id: RowId, center: CenterDep) -> dict[str, object]:
     """One invoice request with its status and the bills it covers."""
-    return center.invoices.get(account_id, invoice_id)
+    return _invoice(center.invoices.get(account_id, invoice_id))
 
 
 # -- the operator's decision ----------------------------------------------------------
@@ -330,7 +350,7 @@ def admin_list_invoices(center: CenterDep, status: Annotated[
         Literal["requested", "issued", "rejected"], Query()] = "requested") -> dict[str, Any]:
     """Invoice requests of every account in one status (default: waiting), oldest first,
     at most 1,000."""
-    return {"invoices": center.invoices.pending(status)}
+    return {"invoices": [_invoice(found) for found in center.invoices.pending(status)]}
 
 
 @router.post("/admin/invoices/{invoice_id}/issue", response_model=InvoiceOut,
@@ -340,7 +360,7 @@ def issue_invoice(invoice_id: RowId, body: IssueIn, center: CenterDep) -> dict[s
     """Mark a request issued with the invoice's number (unique). Repeating it with the same
     number changes nothing; a request already decided otherwise is 409
     `invoice_already_decided`."""
-    return center.invoices.issue(invoice_id, body.invoice_number)
+    return _invoice(center.invoices.issue(invoice_id, body.invoice_number))
 
 
 @router.post("/admin/invoices/{invoice_id}/reject", response_model=InvoiceOut,
@@ -349,4 +369,41 @@ def issue_invoice(invoice_id: RowId, body: IssueIn, center: CenterDep) -> dict[s
 def reject_invoice(invoice_id: RowId, body: RejectIn, center: CenterDep) -> dict[str, object]:
     """Reject a request with a reason: what it took from its bills becomes invoiceable again.
     A request already issued is 409 `invoice_already_decided`."""
-    return center.invoices.reject(invoice_id, body.reason)
+    return _invoice(center.invoices.reject(invoice_id, body.reason))
+
+
+def _profile(profile: InvoiceProfile) -> dict[str, object]:
+    return {"id": profile.id, "invoice_type": profile.invoice_type, "title": profile.title,
+            "taxpayer_id": profile.taxpayer_id, "registered_address": profile.registered_address,
+            "registered_phone": profile.registered_phone, "bank_name": profile.bank_name,
+            "bank_account": profile.bank_account, "email": profile.email,
+            "matches_certification": profile.matches_certification,
+            "created_at": profile.created_at.isoformat(),
+            "updated_at": profile.updated_at.isoformat()}
+
+
+def _address(address: MailingAddress) -> dict[str, object]:
+    return {"id": address.id, "recipient": address.recipient, "phone": address.phone,
+            "address": address.address, "postcode": address.postcode, "email": address.email,
+            "created_at": address.created_at.isoformat(),
+            "updated_at": address.updated_at.isoformat()}
+
+
+def _invoice(request: InvoiceRequest) -> dict[str, object]:
+    currency = request.currency
+
+    def stamp(value: datetime | None) -> str | None:
+        return None if value is None else value.isoformat()
+
+    return {"id": request.id, "account_id": request.account_id, "status": request.status.value,
+            "invoice_type": request.invoice_type,
+            "amount": format_minor(request.amount_minor, currency), "currency": currency,
+            "bills": [{"month": share.month.strftime("%Y-%m"),
+                       "amount": format_minor(share.amount_minor, currency)}
+                      for share in request.bills],
+            "profile_id": request.profile_id, "profile": dict(request.profile),
+            "address_id": request.address_id,
+            "address": None if request.address is None else dict(request.address),
+            "invoice_number": request.invoice_number, "reject_reason": request.reject_reason,
+            "requested_at": stamp(request.requested_at), "issued_at": stamp(request.issued_at),
+            "rejected_at": stamp(request.rejected_at)}

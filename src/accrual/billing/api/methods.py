@@ -7,7 +7,9 @@ from typing import Any, Literal
 from fastapi import Depends, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from accrual.billing.api.accounts import bound_json
 from accrual.billing.api.deps import AccountDep, CenterDep, billing_router, require_operator
+from accrual.billing.services.methods import CloudAccount
 from accrual.infra.http import Text, error_responses
 
 router = billing_router()
@@ -63,7 +65,7 @@ class MethodOut(BaseModel):
             tags=["billing: settlement"], responses=error_responses(401, 403, 404))
 def cloud_accounts(account_id: AccountDep, center: CenterDep) -> list[dict[str, Any]]:
     """The cloud marketplace accounts this account may settle workspaces through."""
-    return center.methods.cloud_accounts(account_id)
+    return [_cloud_account(linked) for linked in center.methods.cloud_accounts(account_id)]
 
 
 @router.post("/admin/accounts/{account_id}/cloud-accounts", status_code=201,
@@ -76,10 +78,11 @@ def link_cloud_account(account_id: str, body: CloudAccountIn, center: CenterDep,
     """Link a marketplace account (what marketplace activation records). One cloud account
     belongs to one billing account (409 `cloud_account_taken`); `azure` only in the USD
     center (422 `invalid_vendor`)."""
-    linked = center.methods.link_cloud_account(account_id, body.vendor, body.cloud_account_id)
-    if not linked.pop("created"):
+    linked, created = center.methods.link_cloud_account(account_id, body.vendor,
+                                                        body.cloud_account_id)
+    if not created:
         response.status_code = 200
-    return linked
+    return _cloud_account(linked)
 
 
 @router.put("/accounts/{account_id}/workspaces/{workspace_id}/settlement-method",
@@ -93,4 +96,13 @@ def change_method(account_id: AccountDep, workspace_id: str, body: MethodIn,
     naming the first day it is possible again); the method already in force from tomorrow is
     409 `settlement_unchanged`. Moving a workspace locked for arrears to a marketplace unlocks
     it at once."""
-    return center.methods.change(account_id, workspace_id, body.settlement_method)
+    change = center.methods.change(account_id, workspace_id, body.settlement_method)
+    return {**bound_json(change.bound), "from_method": change.from_method,
+            "unlocked": change.unlocked}
+
+
+def _cloud_account(linked: CloudAccount) -> dict[str, Any]:
+    return {"id": linked.id, "vendor": linked.vendor, "cloud_account_id": linked.external_id,
+            "status": linked.status, "linked_at": linked.linked_at.isoformat(),
+            "cancelled_at": None if linked.cancelled_at is None
+            else linked.cancelled_at.isoformat()}

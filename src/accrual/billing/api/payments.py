@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from fastapi import Request, Response
@@ -17,7 +18,10 @@ from accrual.billing.api.deps import (
     idempotency_key_header,
 )
 from accrual.billing.payments.gateway import SIGNATURE_HEADER
-from accrual.infra.http import Text, error_response, error_responses
+from accrual.billing.payments.service import Payments, RechargeOrder
+from accrual.contract.errors import ServiceError
+from accrual.infra.http import Text, error_body, error_response, error_responses, status_for
+from accrual.money import format_minor
 
 router = billing_router()
 
@@ -87,7 +91,7 @@ class PaymentNotifyOut(BaseModel):
 def create_recharge_order(
         account_id: AccountDep, body: RechargeOrderIn, center: CenterDep, response: Response,
         idempotency_key: Annotated[str, idempotency_key_header("the same order")],
-) -> dict[str, Any]:
+) -> dict[str, object]:
     """Start an online top-up: open an order with the payment gateway and answer the URL to send
     the payer's browser to. The gateway's signed notify credits the cash (arrears are paid
     first). A retry with the same `Idempotency-Key` returns the same order (header
@@ -100,15 +104,26 @@ def create_recharge_order(
                                                   body.return_url)
     if not created:
         response.headers["Idempotent-Replayed"] = "true"
-    return order
+    return order_json(order)
 
 
 @router.get("/accounts/{account_id}/recharge-orders/{order_id}", response_model=RechargeOrderOut,
             tags=["billing: payments"], responses=error_responses(401, 403, 404))
-def get_recharge_order(account_id: AccountDep, order_id: str, center: CenterDep) -> dict[str, Any]:
+def get_recharge_order(account_id: AccountDep, order_id: str,
+                       center: CenterDep) -> dict[str, object]:
     """One recharge order of the account: `pending` until the gateway's notify credits it, then
     `paid` with the gateway's transaction id. Another account's order is 404 `order_not_found`."""
-    return center.payments.order(account_id, order_id)
+    return order_json(center.payments.order(account_id, order_id))
+
+
+def order_json(order: RechargeOrder) -> dict[str, object]:
+    return {"order_id": order.order_id, "account_id": order.account_id,
+            "status": order.status.value,
+            "amount": format_minor(order.amount_minor, order.currency),
+            "currency": order.currency, "redirect_url": order.redirect_url,
+            "return_url": order.return_url, "transaction_id": order.transaction_id,
+            "created_at": order.created_at.isoformat(),
+            "paid_at": None if order.paid_at is None else order.paid_at.isoformat()}
 
 
 @router.post("/payments/notify", response_model=PaymentNotifyOut, tags=["billing: payments"],
@@ -136,5 +151,19 @@ async def payment_notify(request: Request) -> Any:
     if len(raw) > MAX_NOTIFY_BYTES:
         return error_response(413, "payload_too_large", f"send at most {MAX_NOTIFY_BYTES} bytes")
     payments = center_of(request).payments
-    status, answer = await run_in_threadpool(payments.receive_notify, dict(request.headers), raw)
+    status, answer = await run_in_threadpool(notify_answer, payments, dict(request.headers), raw)
     return JSONResponse(answer, status_code=status)
+
+
+def notify_answer(payments: Payments, headers: Mapping[str, str],
+                  body: bytes) -> tuple[int, dict[str, Any]]:
+    """A gateway's notify as the HTTP answer it gets: 200 ``{"received": true, "outcome"}``
+    when it is credited, already credited, or not a payment; otherwise the refusal's status
+    and error envelope (400 for a forged, stale or mismatched notify, 409 when the order was
+    paid by another transaction, 422 past the balance bound). The sandbox's in-process
+    sender answers the same way the HTTP endpoint does."""
+    try:
+        outcome = payments.notify(headers, body)
+    except ServiceError as error:
+        return status_for(error), error_body(error.code, error.message)
+    return 200, {"received": True, "outcome": outcome.value}

@@ -184,7 +184,7 @@ class SandboxGateway:
         return router
 
 
-def in_process_sender(receive: Callable[[Mapping[str, str], bytes], tuple[int, Any]]
+def in_process_sender(receive: Callable[[Mapping[str, str], bytes], tuple[int, object]]
                       ) -> NotifySender:
     """A sender that calls the billing center's notify handler in this process."""
     return lambda headers, body: receive(dict(headers), body)[0]

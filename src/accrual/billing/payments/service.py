@@ -20,6 +20,9 @@ import secrets
 import threading
 from collections import Counter
 from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select, update
@@ -45,7 +48,6 @@ from accrual.contract.errors import (
     Unavailable,
 )
 from accrual.infra.db import in_transaction
-from accrual.infra.http import error_body, status_for
 from accrual.money import (
     InvalidDecimal,
     format_minor,
@@ -55,10 +57,37 @@ from accrual.money import (
 
 log = logging.getLogger(__name__)
 
-PENDING = "pending"
-PAID = "paid"
+class OrderStatus(StrEnum):
+    PENDING = "pending"  # opened with the gateway, not paid yet
+    PAID = "paid"  # the gateway's notify credited the cash
+
+
+PENDING = OrderStatus.PENDING.value
+PAID = OrderStatus.PAID.value
 JOURNAL_KIND = "online_recharge"
 _MAX_RETURN_URL = 500
+
+
+@dataclass(frozen=True)
+class RechargeOrder:
+    order_id: str
+    account_id: str
+    status: OrderStatus
+    amount_minor: int
+    currency: str
+    redirect_url: str | None  # where the payer's browser pays; None until the gateway answered
+    return_url: str | None
+    transaction_id: str | None  # the gateway's, once paid
+    created_at: datetime
+    paid_at: datetime | None
+
+
+class NotifyOutcome(StrEnum):
+    """What an accepted notify did."""
+
+    CREDITED = "credited"  # the order's cash is credited now
+    DUPLICATE = "duplicate"  # a replay of the notify that credited it
+    IGNORED = "ignored"  # not a payment (e.g. cancelled): nothing to credit
 
 
 class Payments:
@@ -77,7 +106,7 @@ class Payments:
     # -- orders -------------------------------------------------------------------
 
     def create_order(self, account_id: str, amount: object, idempotency_key: str,
-                     return_url: str | None = None) -> tuple[dict[str, Any], bool]:
+                     return_url: str | None = None) -> tuple[RechargeOrder, bool]:
         """Open a recharge order (or find the one this key opened); (order, created).
 
         The same key with another amount or return URL is 409 ``idempotency_conflict``."""
@@ -134,32 +163,24 @@ class Payments:
                 conn.execute(update(o).where(o.c.id == row.id, o.c.redirect_url.is_(None))
                              .values(redirect_url=url))
                 row = conn.execute(select(o).where(o.c.id == row.id)).one()
-        return _present(row), created
+        return _order(row), created
 
-    def order(self, account_id: str, order_id: str) -> dict[str, Any]:
+    def order(self, account_id: str, order_id: str) -> RechargeOrder:
         o = t.recharge_orders
         with self.engine.connect() as conn:
             row = conn.execute(select(o).where(o.c.id == order_id,
                                                o.c.account_id == account_id)).first()
         if row is None:
             raise NotFound("order_not_found", "no such recharge order for this account")
-        return _present(row)
+        return _order(row)
 
     # -- notifies -----------------------------------------------------------------
 
-    def receive_notify(self, headers: Mapping[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
-        """A gateway's notify, as the HTTP answer it gets: 200 ``{"received": true}`` when
-        it is credited, already credited, or not a payment; otherwise the error envelope
-        (400 for a forged, stale or mismatched notify; 409 when the order was paid by
-        another transaction)."""
-        try:
-            outcome = self.notify(headers, body)
-        except ServiceError as error:
-            return status_for(error), error_body(error.code, error.message)
-        return 200, {"received": True, "outcome": outcome}
-
-    def notify(self, headers: Mapping[str, str], body: bytes) -> str:
-        """Verify and apply one notify: ``credited``, ``duplicate`` or ``ignored``."""
+    def notify(self, headers: Mapping[str, str], body: bytes) -> NotifyOutcome:
+        """Verify and apply one notify: credited, duplicate (a replay) or ignored (not a
+        payment). A notify that credits nothing raises its refusal: ``ServiceError`` for a
+        forged, stale, malformed or mismatched one, ``Conflict`` when the order was paid by
+        another transaction, ``Invalid`` when the credit would pass the balance bound."""
         gateway = self._gateway()
         try:
             notice = gateway.verify_notify(headers, body)
@@ -168,16 +189,17 @@ class Payments:
         if notice.status != PAID:
             log.info("payment notify for %s with status %r: nothing to credit",
                      notice.order_id, notice.status)
-            self._count("ignored")
-            return "ignored"
+            self._count(NotifyOutcome.IGNORED.value)
+            return NotifyOutcome.IGNORED
         try:
             outcome = in_transaction(self.engine, lambda conn: self._apply(conn, gateway, notice))
         except ServiceError as error:
             raise self._refused(error, notice) from None
-        self._count(outcome)
+        self._count(outcome.value)
         return outcome
 
-    def _apply(self, conn: Connection, gateway: PaymentGateway, notice: Notify) -> str:
+    def _apply(self, conn: Connection, gateway: PaymentGateway,
+               notice: Notify) -> NotifyOutcome:
         o = t.recharge_orders
         query = select(o).where(o.c.id == notice.order_id, o.c.gateway == gateway.name)
         if conn.dialect.name == "postgresql":
@@ -196,7 +218,7 @@ class Payments:
             raise ServiceError("amount_mismatch", "the notify's amount is not the order's")
         if row.status == PAID:
             if row.transaction_id == notice.transaction_id:
-                return "duplicate"
+                return NotifyOutcome.DUPLICATE
             raise Conflict("order_already_paid",
                            "this order was paid by another transaction; not credited again")
         try:
@@ -213,7 +235,7 @@ class Payments:
             status=PAID, transaction_id=notice.transaction_id, entry_id=posted.entry_id,
             paid_at=self.clock.now()))
         self.arrears.after_movement(conn, [row.account_id])
-        return "credited"
+        return NotifyOutcome.CREDITED
 
     def counts(self) -> dict[str, int]:
         """Notifies seen since start: credited, duplicate, ignored, refused and refused.<code>."""
@@ -247,10 +269,9 @@ def _safe_return_url(url: str) -> bool:
     return scheme.lower() in ("http", "https") and bool(host) and "\\" not in url
 
 
-def _present(row: Any) -> dict[str, Any]:
-    return {"order_id": row.id, "account_id": row.account_id, "status": row.status,
-            "amount": format_minor(row.amount_minor, row.currency), "currency": row.currency,
-            "redirect_url": row.redirect_url, "return_url": row.return_url,
-            "transaction_id": row.transaction_id,
-            "created_at": row.created_at.isoformat(),
-            "paid_at": row.paid_at.isoformat() if row.paid_at else None}
+def _order(row: Any) -> RechargeOrder:
+    return RechargeOrder(
+        order_id=row.id, account_id=row.account_id, status=OrderStatus(row.status),
+        amount_minor=int(row.amount_minor), currency=row.currency,
+        redirect_url=row.redirect_url, return_url=row.return_url,
+        transaction_id=row.transaction_id, created_at=row.created_at, paid_at=row.paid_at)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import unicodedata
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import Connection, Engine, delete, insert, select, update
@@ -38,6 +39,17 @@ log = logging.getLogger(__name__)
 # What a binding made by the operator may settle by; a cloud marketplace method needs a
 # linked cloud account and goes through ``SettlementMethods.change``.
 SETTLEMENT_METHODS = ("billing_center",)
+
+
+@dataclass(frozen=True)
+class Bound:
+    """A workspace's binding as a bind left it."""
+
+    workspace_id: str
+    account_id: str
+    settlement_method: str
+    effective_from: date  # today for a first binding, else the next billing day
+    changed: bool  # False when it already was so (nothing written)
 
 
 class BillingAccounts:
@@ -175,7 +187,7 @@ class BillingAccounts:
     # -- bindings -----------------------------------------------------------
 
     def bind(self, workspace_id: str, account_id: str,
-             settlement_method: str = "billing_center") -> dict[str, object]:
+             settlement_method: str = "billing_center") -> Bound:
         """Bind a workspace to an account (operator). A first binding applies today,
         a change from the start of the next billing day (decisions.md 11)."""
         if settlement_method not in SETTLEMENT_METHODS:
@@ -185,7 +197,7 @@ class BillingAccounts:
             conn, workspace_id, account_id, settlement_method))
 
     def bind_in(self, conn: Connection, workspace_id: str, account_id: str,
-                settlement_method: str) -> dict[str, object]:
+                settlement_method: str) -> Bound:
         """:meth:`bind` inside the caller's transaction."""
         if conn.execute(select(t.workspaces.c.workspace_id)
                         .where(t.workspaces.c.workspace_id == workspace_id)).first() is None:
@@ -198,9 +210,8 @@ class BillingAccounts:
         current = self._binding(conn, workspace_id, today)
         if current is not None and current.account_id == account_id \
                 and current.settlement_method == settlement_method:
-            return {"workspace_id": workspace_id, "account_id": account_id,
-                    "settlement_method": settlement_method,
-                    "effective_from": current.effective_from.isoformat(), "changed": False}
+            return Bound(workspace_id, account_id, settlement_method, current.effective_from,
+                         changed=False)
         effective = today if current is None else today + timedelta(days=1)
         now = self.clock.now()
         conn.execute(delete(t.bindings).where(t.bindings.c.workspace_id == workspace_id,
@@ -217,9 +228,7 @@ class BillingAccounts:
                           settlement_method),
             type=BINDING_CHANGED, aggregate_id=workspace_id, occurred_at=now, site=site,
             payload=change.model_dump(mode="json"))], now)
-        return {"workspace_id": workspace_id, "account_id": account_id,
-                "settlement_method": settlement_method,
-                "effective_from": effective.isoformat(), "changed": True}
+        return Bound(workspace_id, account_id, settlement_method, effective, changed=True)
 
     @staticmethod
     def _binding(conn: Connection, workspace_id: str, day: date):  # type: ignore[no-untyped-def]

@@ -35,7 +35,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from accrual.billing.adapters import tables as t
 from accrual.billing.config import BillingConfig
 from accrual.billing.domain import settlement
-from accrual.billing.services import mails
+from accrual.billing.services import mail_outbox as mails
 from accrual.billing.services.accounts import BillingAccounts
 from accrual.clock import Clock
 from accrual.contract.messages import (

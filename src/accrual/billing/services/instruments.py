@@ -10,9 +10,9 @@ are never refunded or turned back into cash; vouchers are never invoiced.
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select, update
@@ -21,28 +21,25 @@ from sqlalchemy.dialects import postgresql, sqlite
 from accrual.billing.adapters import tables as t
 from accrual.billing.config import BillingConfig
 from accrual.billing.domain import bounds, settlement, waterfall
+from accrual.billing.domain import instruments as rules
 from accrual.billing.services import ledger
 from accrual.billing.services.accounts import BillingAccounts
 from accrual.clock import Clock
-from accrual.contract.errors import Conflict, Invalid, NotFound
+from accrual.contract.errors import Conflict, NotFound
 from accrual.infra.db import in_transaction
 from accrual.money import format_minor
 
-CARD = waterfall.CARD
-VOUCHER_KINDS = (waterfall.STANDARD_VOUCHER, waterfall.DISCOUNT_VOUCHER)
+CARD = rules.CARD
+VOUCHER_KINDS = rules.VOUCHER_KINDS
 # How a card or voucher was funded (instruments.source).
-PURCHASE, PARTNER, OPERATOR, BONUS, CODE = "purchase", "partner", "operator", "bonus", "code"
+PURCHASE, PARTNER, OPERATOR, BONUS, CODE = (
+    rules.Source.PURCHASE.value, rules.Source.PARTNER.value, rules.Source.OPERATOR.value,
+    rules.Source.BONUS.value, rules.Source.CODE.value)
 # Journal entry kinds.
 CARD_PURCHASE = "card_purchase"  # counted as invoiceable cash by invoices (decisions.md 21)
 CARD_GRANT = "card_grant"
 VOUCHER_GRANT = "voucher_grant"
 WRITE_OFF = "write_off"
-
-MAX_VALIDITY_DAYS = 3650
-MAX_CODES = 1000  # made by one request
-# Activation codes: 16 symbols of Crockford's base 32 (80 bits), shown in groups of four.
-_CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-_CODE_LENGTH = 16
 
 
 class Instruments:
@@ -65,7 +62,7 @@ class Instruments:
         arrears are owed).
         """
         face = self._face_value(face_value)
-        _check_key(idempotency_key)
+        bounds.check_idempotency_key(idempotency_key)
         self.accounts.account(account_id)
         key = f"card/{account_id}/{idempotency_key}"
 
@@ -84,13 +81,7 @@ class Instruments:
             ledger.open_instrument_account(conn, card_id, CARD, self.config.currency)
 
             def compute(held: ledger.Holdings) -> settlement.Postings:
-                cash = held.balances[settlement.CASH]
-                if cash < face:
-                    currency = self.config.currency
-                    raise Conflict("insufficient_balance",
-                                   f"the cash balance ({format_minor(cash, currency)}) is less "
-                                   f"than the card's face value ({format_minor(face, currency)});"
-                                   " recharge first")
+                rules.check_affordable(held.balances[settlement.CASH], face, self.config.currency)
                 return settlement.fund(card_id, face, settlement.CASH)
 
             posted = ledger.post(conn, owner=account_id, key=key, request_digest=digest,
@@ -99,7 +90,7 @@ class Instruments:
             assert posted.created, key  # the key was checked under the account's lock
             self._insert(conn, card_id, account_id, CARD, PURCHASE, face, face, now,
                          now + self.config.card_validity, posted.entry_id, None, None)
-            bonus = self._bonus_for(face)
+            bonus = rules.bonus_for(face, self.config.bonuses())
             if bonus:
                 self._grant_voucher(conn, account_id, waterfall.DISCOUNT_VOUCHER, bonus,
                                     f"{key}/bonus", BONUS, card_id, now,
@@ -110,8 +101,9 @@ class Instruments:
             return in_transaction(self.engine, work)
         except Conflict as refusal:
             if refusal.code == "insufficient_balance":
-                in_transaction(self.engine, lambda conn, r=refusal: _remember_refusal(
-                    conn, key, digest, r, self.clock.now()))
+                refused, now = refusal, self.clock.now()
+                in_transaction(self.engine, lambda conn: _remember_refusal(
+                    conn, key, digest, refused, now))
             raise
 
     def grant_card(self, account_id: str, face_value: object, reference: str,
@@ -119,8 +111,8 @@ class Instruments:
         """A card paid outside the center (a partner's sale), put on an account by the
         operator. It is not invoiced here (no cash paid) and brings no bonus voucher."""
         face = self._face_value(face_value)
-        _check_reference(reference)
-        validity = self._validity(validity_days, self.config.card_validity)
+        rules.check_reference(reference)
+        validity = rules.validity(validity_days, self.config.card_validity)
         self.accounts.account(account_id)
         key = f"card-grant/{account_id}/{reference}"
 
@@ -155,10 +147,10 @@ class Instruments:
                       validity_days: int | None = None, note: str | None = None
                       ) -> dict[str, Any]:
         """A voucher put on an account by the operator; one per reference."""
-        _check_voucher_kind(kind)
+        rules.check_voucher_kind(kind)
         face = bounds.movement_minor(amount, self.config.currency)
-        _check_reference(reference)
-        validity = self._validity(validity_days, self.config.voucher_validity)
+        rules.check_reference(reference)
+        validity = rules.validity(validity_days, self.config.voucher_validity)
         self.accounts.account(account_id)
         key = f"voucher/{account_id}/{reference}"
 
@@ -182,18 +174,17 @@ class Instruments:
                      note: str | None = None) -> dict[str, Any]:
         """Single-use activation codes for vouchers. The codes are shown once, here; only
         their hashes are kept."""
-        _check_voucher_kind(kind)
+        rules.check_voucher_kind(kind)
         face = bounds.movement_minor(amount, self.config.currency)
-        if not isinstance(count, int) or not 1 <= count <= MAX_CODES:
-            raise Invalid("invalid_count", f"count must be 1 to {MAX_CODES}")
-        validity = self._validity(validity_days, self.config.voucher_validity)
-        redeem_within = self._validity(redeem_within_days, timedelta(days=90))
+        rules.check_code_count(count)
+        validity = rules.validity(validity_days, self.config.voucher_validity)
+        redeem_within = rules.validity(redeem_within_days, rules.CODE_REDEEM_WITHIN)
         now = self.clock.now()
-        codes = [_new_code() for _ in range(count)]
+        codes = [rules.new_code() for _ in range(count)]
 
         def work(conn: Connection) -> None:
             conn.execute(insert(t.voucher_codes), [
-                {"id": "VK" + secrets.token_hex(8), "code_hash": _code_hash(code), "kind": kind,
+                {"id": "VK" + secrets.token_hex(8), "code_hash": rules.code_hash(code), "kind": kind,
                  "face_minor": face, "currency": self.config.currency,
                  "validity_days": validity.days, "redeem_by": now + redeem_within,
                  "created_at": now, "note": note} for code in codes])
@@ -201,19 +192,17 @@ class Instruments:
         in_transaction(self.engine, work)
         return {"kind": kind, "amount": format_minor(face, self.config.currency),
                 "validity_days": validity.days, "redeem_by": (now + redeem_within).isoformat(),
-                "codes": [_show(code) for code in codes]}
+                "codes": [rules.show_code(code) for code in codes]}
 
     def activate(self, account_id: str, code: object) -> dict[str, Any]:
         """Redeem an activation code onto this account: a voucher. Each code once; the same
         account activating it again gets the same voucher back."""
-        if not isinstance(code, str) or not 1 <= len(code) <= 64:
-            raise Invalid("invalid_code", "the activation code is 16 letters and digits")
-        normal = _normalise(code)
+        normal = rules.normalise_code(code)
         self.accounts.account(account_id)
         c = t.voucher_codes
 
         def work(conn: Connection) -> dict[str, Any]:
-            query = select(c).where(c.c.code_hash == _code_hash(normal))
+            query = select(c).where(c.c.code_hash == rules.code_hash(normal))
             if conn.dialect.name == "postgresql":
                 # Concurrent activations of one code queue here; the later ones then see it
                 # redeemed.
@@ -222,16 +211,13 @@ class Instruments:
             if row is None:
                 raise NotFound("unknown_code", "no voucher has this activation code; "
                                                "check it for typing errors")
-            if row.redeemed_at is not None:
-                if row.redeemed_by == account_id and row.instrument_id is not None:
-                    return {**self._shown(conn, row.instrument_id), "created": False}
-                raise Conflict("code_already_used", "this activation code was already used")
             now = self.clock.now()
-            if row.redeem_by <= now:
-                raise Conflict("code_expired", "this activation code can no longer be used "
-                                               f"(it expired {row.redeem_by.isoformat()})")
-            if row.currency != self.config.currency:
-                raise Conflict("currency_mismatch", "this code is for another billing center")
+            made_before = rules.redemption(rules.StoredCode(
+                currency=row.currency, redeem_by=row.redeem_by, redeemed_at=row.redeemed_at,
+                redeemed_by=row.redeemed_by, voucher_id=row.instrument_id),
+                account_id, self.config.currency, now)
+            if made_before is not None:
+                return {**self._shown(conn, made_before), "created": False}
             voucher_id = self._grant_voucher(
                 conn, account_id, row.kind, int(row.face_minor), f"code/{row.id}", CODE, row.id,
                 now, now + timedelta(days=row.validity_days), row.note)
@@ -262,8 +248,8 @@ class Instruments:
                 i.c.status == ledger.ACTIVE, i.c.expires_at <= now)
                 .order_by(i.c.expires_at, i.c.id).limit(limit)).all()
         for instrument_id, account_id in due:
-            in_transaction(self.engine, lambda conn, n=instrument_id, a=account_id:
-                           self._expire(conn, n, a, now))
+            in_transaction(self.engine, partial(self._expire, instrument_id=instrument_id,
+                                                account_id=account_id, now=now))
         return len(due)
 
     def _expire(self, conn: Connection, instrument_id: str, account_id: str,
@@ -332,26 +318,8 @@ class Instruments:
                 return candidate
 
     def _face_value(self, face_value: object) -> int:
-        face = bounds.movement_minor(face_value, self.config.currency)
-        step = self.config.card_step_minor
-        if face % step:
-            unit = format_minor(step, self.config.currency)
-            raise Invalid("invalid_face_value",
-                          f"a card's face value is a multiple of {unit} (at least {unit})")
-        return face
-
-    def _bonus_for(self, face: int) -> int:
-        earned = [bonus for threshold, bonus in self.config.bonuses() if face >= threshold]
-        return max(earned, default=0)
-
-    @staticmethod
-    def _validity(days: int | None, default: timedelta) -> timedelta:
-        if days is None:
-            return default
-        if isinstance(days, bool) or not isinstance(days, int) \
-                or not 1 <= days <= MAX_VALIDITY_DAYS:
-            raise Invalid("invalid_validity", f"validity is 1 to {MAX_VALIDITY_DAYS} days")
-        return timedelta(days=days)
+        return rules.card_face_minor(face_value, self.config.currency,
+                                     self.config.card_step_minor)
 
     def _rows(self, conn: Connection, account_id: str, kinds: tuple[str, ...]) -> list[Any]:
         i, a = t.instruments, t.ledger_accounts
@@ -368,18 +336,14 @@ class Instruments:
 
     def _present(self, conn: Connection, row: Any) -> dict[str, Any]:
         currency = row.currency
-        now = self.clock.now()
-        if row.status != ledger.ACTIVE or row.expires_at <= now:
-            status = "expired"
-        elif row.balance_minor == 0:
-            status = "used_up"
-        else:
-            status = "active"
+        status = rules.status_at(written_off=row.status != ledger.ACTIVE,
+                                 expires_at=row.expires_at,
+                                 balance_minor=int(row.balance_minor), now=self.clock.now())
         shown: dict[str, Any] = {
             "number": row.id, "kind": row.kind, "source": row.source,
             "face_value": format_minor(row.face_minor, currency),
             "balance": format_minor(int(row.balance_minor), currency), "currency": currency,
-            "status": status, "valid_from": row.valid_from.isoformat(),
+            "status": status.value, "valid_from": row.valid_from.isoformat(),
             "expires_at": row.expires_at.isoformat(),
             "expired_at": row.expired_at.isoformat() if row.expired_at else None,
             "note": row.note}
@@ -393,38 +357,6 @@ class Instruments:
             shown["activated_at"] = row.created_at.isoformat()
             shown["origin"] = row.origin
         return shown
-
-
-def _check_key(key: object) -> None:
-    bounds.check_idempotency_key(key)
-
-
-def _check_reference(reference: object) -> None:
-    if not isinstance(reference, str) or not 1 <= len(reference) <= 128:
-        raise Invalid("invalid_reference", "reference must be 1 to 128 characters")
-
-
-def _check_voucher_kind(kind: object) -> None:
-    if kind not in VOUCHER_KINDS:
-        raise Invalid("invalid_voucher_kind", "kind is voucher_standard or voucher_discount")
-
-
-def _new_code() -> str:
-    return "".join(secrets.choice(_CODE_ALPHABET) for _ in range(_CODE_LENGTH))
-
-
-def _show(code: str) -> str:
-    return "-".join(code[n:n + 4] for n in range(0, len(code), 4))
-
-
-def _normalise(code: str) -> str:
-    # Crockford: I and L read as 1, O as 0; dashes and spaces are only for reading.
-    text = code.upper().replace("-", "").replace(" ", "")
-    return text.translate(str.maketrans("ILO", "110"))
-
-
-def _code_hash(code: str) -> str:
-    return hashlib.sha256(code.encode()).hexdigest()
 
 
 def _refused_before(conn: Connection, key: str, digest: str) -> None:

@@ -8,13 +8,16 @@ deleting a record never changes a request already made.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Table, func, insert, select, update
 
 from accrual.billing.adapters import tables as t
+from accrual.billing.services.account_profile import PHONE
 from accrual.billing.services.accounts import BillingAccounts
-from accrual.billing.services.profile import PHONE, TAXPAYER_ID
+from accrual.billing.services.certification import TAXPAYER_ID
 from accrual.clock import Clock
 from accrual.contract.errors import Invalid, NotFound
 from accrual.infra.db import in_transaction
@@ -58,6 +61,36 @@ def _email(value: object, required_for: str | None) -> str | None:
     return text
 
 
+@dataclass(frozen=True)
+class InvoiceProfile:
+    """Invoice information: the buyer's details printed on an invoice."""
+
+    id: int
+    invoice_type: str  # one of INVOICE_TYPES
+    title: str
+    taxpayer_id: str
+    registered_address: str | None
+    registered_phone: str | None
+    bank_name: str | None
+    bank_account: str | None
+    email: str | None
+    matches_certification: bool  # title and taxpayer id are the certification's
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class MailingAddress:
+    id: int
+    recipient: str
+    phone: str
+    address: str
+    postcode: str | None
+    email: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
 class InvoiceRecords:
     """Invoice information and mailing addresses, at most MAX_RECORDS of each per account."""
 
@@ -68,7 +101,7 @@ class InvoiceRecords:
 
     # -- invoice information -------------------------------------------------
 
-    def profiles(self, account_id: str) -> list[dict[str, object]]:
+    def profiles(self, account_id: str) -> list[InvoiceProfile]:
         account = self.accounts.account(account_id)
         p = t.invoice_profiles
         with self.engine.connect() as conn:
@@ -76,32 +109,32 @@ class InvoiceRecords:
                                                 p.c.deleted_at.is_(None)).order_by(p.c.id)).all()
         return [self._profile(r, account) for r in rows]
 
-    def create_profile(self, account_id: str, fields: dict[str, Any]) -> dict[str, object]:
+    def create_profile(self, account_id: str, fields: dict[str, Any]) -> InvoiceProfile:
         account = self.accounts.account(account_id)
         values = self._validate_profile(fields)
         now = self.clock.now()
 
-        def work(conn: Connection) -> dict[str, object]:
+        def work(conn: Connection) -> InvoiceProfile:
             self._within_limit(conn, t.invoice_profiles, account_id, "too_many_invoice_profiles",
                                "invoice profiles")
             profile_id = conn.execute(insert(t.invoice_profiles).values(
                 account_id=account_id, created_at=now, updated_at=now, **values)
                 .returning(t.invoice_profiles.c.id)).scalar_one()
-            return self._profile(self._get_profile(conn, account_id, profile_id), account)
+            return self._profile(self.profile_row(conn, account_id, profile_id), account)
 
         return in_transaction(self.engine, work)
 
     def update_profile(self, account_id: str, profile_id: int,
-                       fields: dict[str, Any]) -> dict[str, object]:
+                       fields: dict[str, Any]) -> InvoiceProfile:
         """Replace the invoice information; requests already made keep what they were made with."""
         account = self.accounts.account(account_id)
         values = self._validate_profile(fields)
 
-        def work(conn: Connection) -> dict[str, object]:
-            self._get_profile(conn, account_id, profile_id)
+        def work(conn: Connection) -> InvoiceProfile:
+            self.profile_row(conn, account_id, profile_id)
             conn.execute(update(t.invoice_profiles).where(t.invoice_profiles.c.id == profile_id)
                          .values(updated_at=self.clock.now(), **values))
-            return self._profile(self._get_profile(conn, account_id, profile_id), account)
+            return self._profile(self.profile_row(conn, account_id, profile_id), account)
 
         return in_transaction(self.engine, work)
 
@@ -109,7 +142,7 @@ class InvoiceRecords:
         self.accounts.account(account_id)
 
         def work(conn: Connection) -> None:
-            self._get_profile(conn, account_id, profile_id)
+            self.profile_row(conn, account_id, profile_id)
             conn.execute(update(t.invoice_profiles).where(t.invoice_profiles.c.id == profile_id)
                          .values(deleted_at=self.clock.now()))
 
@@ -160,7 +193,7 @@ class InvoiceRecords:
                                  "electronic" if kind == ELECTRONIC_ORDINARY else None)
         return values
 
-    def _get_profile(self, conn: Connection, account_id: str, profile_id: int):  # type: ignore[no-untyped-def]
+    def profile_row(self, conn: Connection, account_id: str, profile_id: int):  # type: ignore[no-untyped-def]
         p = t.invoice_profiles
         row = conn.execute(select(p).where(p.c.id == profile_id, p.c.account_id == account_id,
                                            p.c.deleted_at.is_(None))).first()
@@ -169,23 +202,24 @@ class InvoiceRecords:
         return row
 
     @staticmethod
-    def _matches(row, account: dict[str, object]) -> bool:  # type: ignore[no-untyped-def]
+    def matches_certification(row, account: dict[str, object]) -> bool:  # type: ignore[no-untyped-def]
         certification = account["certification"]
         return isinstance(certification, dict) \
             and row.title == certification["enterprise_name"] \
             and row.taxpayer_id == certification["taxpayer_id"]
 
-    def _profile(self, row, account: dict[str, object]) -> dict[str, object]:  # type: ignore[no-untyped-def]
-        return {"id": row.id, "invoice_type": row.invoice_type, "title": row.title,
-                "taxpayer_id": row.taxpayer_id, "registered_address": row.registered_address,
-                "registered_phone": row.registered_phone, "bank_name": row.bank_name,
-                "bank_account": row.bank_account, "email": row.email,
-                "matches_certification": self._matches(row, account),
-                "created_at": row.created_at.isoformat(), "updated_at": row.updated_at.isoformat()}
+    def _profile(self, row: Any, account: dict[str, object]) -> InvoiceProfile:
+        return InvoiceProfile(
+            id=row.id, invoice_type=row.invoice_type, title=row.title,
+            taxpayer_id=row.taxpayer_id, registered_address=row.registered_address,
+            registered_phone=row.registered_phone, bank_name=row.bank_name,
+            bank_account=row.bank_account, email=row.email,
+            matches_certification=self.matches_certification(row, account),
+            created_at=row.created_at, updated_at=row.updated_at)
 
     # -- mailing addresses ---------------------------------------------------
 
-    def addresses(self, account_id: str) -> list[dict[str, object]]:
+    def addresses(self, account_id: str) -> list[MailingAddress]:
         self.accounts.account(account_id)
         m = t.mailing_addresses
         with self.engine.connect() as conn:
@@ -193,31 +227,31 @@ class InvoiceRecords:
                                                 m.c.deleted_at.is_(None)).order_by(m.c.id)).all()
         return [self._address(r) for r in rows]
 
-    def create_address(self, account_id: str, fields: dict[str, Any]) -> dict[str, object]:
+    def create_address(self, account_id: str, fields: dict[str, Any]) -> MailingAddress:
         self.accounts.account(account_id)
         values = self._validate_address(fields)
         now = self.clock.now()
 
-        def work(conn: Connection) -> dict[str, object]:
+        def work(conn: Connection) -> MailingAddress:
             self._within_limit(conn, t.mailing_addresses, account_id, "too_many_mailing_addresses",
                                "mailing addresses")
             address_id = conn.execute(insert(t.mailing_addresses).values(
                 account_id=account_id, created_at=now, updated_at=now, **values)
                 .returning(t.mailing_addresses.c.id)).scalar_one()
-            return self._address(self._get_address(conn, account_id, address_id))
+            return self._address(self.address_row(conn, account_id, address_id))
 
         return in_transaction(self.engine, work)
 
     def update_address(self, account_id: str, address_id: int,
-                       fields: dict[str, Any]) -> dict[str, object]:
+                       fields: dict[str, Any]) -> MailingAddress:
         self.accounts.account(account_id)
         values = self._validate_address(fields)
 
-        def work(conn: Connection) -> dict[str, object]:
-            self._get_address(conn, account_id, address_id)
+        def work(conn: Connection) -> MailingAddress:
+            self.address_row(conn, account_id, address_id)
             conn.execute(update(t.mailing_addresses).where(t.mailing_addresses.c.id == address_id)
                          .values(updated_at=self.clock.now(), **values))
-            return self._address(self._get_address(conn, account_id, address_id))
+            return self._address(self.address_row(conn, account_id, address_id))
 
         return in_transaction(self.engine, work)
 
@@ -225,7 +259,7 @@ class InvoiceRecords:
         self.accounts.account(account_id)
 
         def work(conn: Connection) -> None:
-            self._get_address(conn, account_id, address_id)
+            self.address_row(conn, account_id, address_id)
             conn.execute(update(t.mailing_addresses).where(t.mailing_addresses.c.id == address_id)
                          .values(deleted_at=self.clock.now()))
 
@@ -246,7 +280,7 @@ class InvoiceRecords:
                 "postcode": None if postcode is None else postcode.strip(),
                 "email": _email(fields.get("email"), None)}
 
-    def _get_address(self, conn: Connection, account_id: str, address_id: int):  # type: ignore[no-untyped-def]
+    def address_row(self, conn: Connection, account_id: str, address_id: int):  # type: ignore[no-untyped-def]
         m = t.mailing_addresses
         row = conn.execute(select(m).where(m.c.id == address_id, m.c.account_id == account_id,
                                            m.c.deleted_at.is_(None))).first()
@@ -255,10 +289,10 @@ class InvoiceRecords:
         return row
 
     @staticmethod
-    def _address(row) -> dict[str, object]:  # type: ignore[no-untyped-def]
-        return {"id": row.id, "recipient": row.recipient, "phone": row.phone,
-                "address": row.address, "postcode": row.postcode, "email": row.email,
-                "created_at": row.created_at.isoformat(), "updated_at": row.updated_at.isoformat()}
+    def _address(row: Any) -> MailingAddress:
+        return MailingAddress(id=row.id, recipient=row.recipient, phone=row.phone,
+                              address=row.address, postcode=row.postcode, email=row.email,
+                              created_at=row.created_at, updated_at=row.updated_at)
 
     @staticmethod
     def _within_limit(conn: Connection, table: Table, account_id: str, code: str,

@@ -27,8 +27,7 @@ paper invoice, and asks for at most what the named bills leave invoiceable.
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -37,23 +36,22 @@ from sqlalchemy import Connection, Engine, insert, select, update
 
 from accrual.billing.adapters import tables as t
 from accrual.billing.config import BillingConfig
-from accrual.billing.domain import settlement
+from accrual.billing.domain import invoicing, settlement
+from accrual.billing.domain.invoicing import BillParts
 from accrual.billing.services import ledger
 from accrual.billing.services.accounts import BillingAccounts
 from accrual.billing.services.instruments import CARD_PURCHASE
-from accrual.billing.services.invoice_records import PAPER_TYPES, InvoiceRecords, _text
+from accrual.billing.services.invoice_records import PAPER_TYPES, InvoiceRecords
 from accrual.billing.services.statements import month_start, next_month, parse_month
 from accrual.clock import Clock, day_bounds, site_day
 from accrual.contract.errors import Conflict, Forbidden, Invalid, NotFound
 from accrual.infra.db import exact_sum, in_transaction
 from accrual.money import InvalidDecimal, format_minor, parse_amount
 
-REQUESTED, ISSUED, REJECTED = "requested", "issued", "rejected"
+REQUESTED, ISSUED, REJECTED = (invoicing.RequestStatus.REQUESTED.value,
+                                invoicing.RequestStatus.ISSUED.value,
+                                invoicing.RequestStatus.REJECTED.value)
 STATUSES = (REQUESTED, ISSUED, REJECTED)
-
-MAX_MONTHS = 36  # monthly bills named by one request
-
-INVOICE_NUMBER = re.compile(r"[0-9A-Za-z][0-9A-Za-z/_.-]{0,63}")
 
 
 @dataclass(frozen=True)
@@ -63,19 +61,69 @@ class _Bill:
     total_minor: int
 
 
-class Invoices(InvoiceRecords):
-    """The invoiceable amount, requests and the operator's decision. The API reaches invoice
-    information and mailing addresses through this service too, hence it extends
-    InvoiceRecords."""
+@dataclass(frozen=True)
+class InvoiceableBill:
+    """One monthly bill and what it leaves to invoice."""
+
+    month: date  # the month's first day
+    bill_total_minor: int
+    parts: BillParts
+
+
+@dataclass(frozen=True)
+class Invoiceable:
+    account_id: str
+    currency: str
+    bills: tuple[InvoiceableBill, ...]  # newest month first
+
+    @property
+    def invoiceable_minor(self) -> int:
+        return sum(bill.parts.invoiceable_minor for bill in self.bills)
+
+
+@dataclass(frozen=True)
+class BillShare:
+    """What an invoice request takes from one monthly bill."""
+
+    month: date
+    amount_minor: int
+
+
+@dataclass(frozen=True)
+class InvoiceRequest:
+    id: int
+    account_id: str
+    status: invoicing.RequestStatus
+    invoice_type: str
+    amount_minor: int
+    currency: str
+    bills: tuple[BillShare, ...]  # oldest month first
+    profile_id: int
+    profile: Mapping[str, object]  # the invoice information as it was when requested
+    address_id: int | None
+    address: Mapping[str, object] | None  # likewise the mailing address
+    invoice_number: str | None
+    reject_reason: str | None
+    requested_at: datetime
+    issued_at: datetime | None
+    rejected_at: datetime | None
+
+
+class Invoices:
+    """The invoiceable amount, requests and the operator's decision. A request names one of
+    the account's invoice records (``records``), whose details it keeps a snapshot of."""
 
     def __init__(self, engine: Engine, config: BillingConfig, clock: Clock,
-                 accounts: BillingAccounts) -> None:
-        super().__init__(engine, clock, accounts)
+                 accounts: BillingAccounts, records: InvoiceRecords) -> None:
+        self.engine = engine
         self.config = config
+        self.clock = clock
+        self.accounts = accounts
+        self.records = records
 
     # -- the invoiceable amount ----------------------------------------------
 
-    def invoiceable(self, account_id: str) -> dict[str, object]:
+    def invoiceable(self, account_id: str) -> Invoiceable:
         """Per monthly bill (newest first) and in total: what may still be invoiced."""
         self.accounts.account(account_id)
         b = t.monthly_bills
@@ -84,24 +132,13 @@ class Invoices(InvoiceRecords):
                 select(b.c.id, b.c.month, b.c.total_minor).where(b.c.account_id == account_id)
                 .order_by(b.c.month.desc()))]
             parts = self._parts(conn, account_id, bills)
-        currency = self.config.currency
-        rows = []
-        for bill in bills:
-            cash, cards, requested, left = parts[bill.id]
-            rows.append({"month": bill.month.strftime("%Y-%m"),
-                         "bill_total": format_minor(bill.total_minor, currency),
-                         "consumption_paid_in_cash": format_minor(cash, currency),
-                         "card_purchases_paid_in_cash": format_minor(cards, currency),
-                         "requested": format_minor(requested, currency),
-                         "invoiceable": format_minor(left, currency)})
-        return {"account_id": account_id, "currency": currency,
-                "invoiceable": format_minor(sum(p[3] for p in parts.values()), currency),
-                "bills": rows}
+        return Invoiceable(account_id=account_id, currency=self.config.currency, bills=tuple(
+            InvoiceableBill(month=bill.month, bill_total_minor=bill.total_minor,
+                            parts=parts[bill.id]) for bill in bills))
 
     def _parts(self, conn: Connection, account_id: str,
-               bills: Sequence[_Bill]) -> dict[int, tuple[int, int, int, int]]:
-        """bill id -> (consumption paid in cash, card purchases paid in cash,
-        requested, invoiceable), in minor units."""
+               bills: Sequence[_Bill]) -> dict[int, BillParts]:
+        """bill id -> its parts of the invoiceable amount, summed from the ledger."""
         if not bills:
             return {}
         c, p, e, a = t.charges, t.postings, t.journal_entries, t.ledger_accounts
@@ -132,24 +169,18 @@ class Invoices(InvoiceRecords):
             .join(r, r.c.id == link.c.request_id)
             .where(link.c.bill_id.in_(ids), r.c.status != REJECTED)
             .group_by(link.c.bill_id))}
-        parts = {}
-        for bill in bills:
-            cash, card, taken = cash_paid.get(bill.id, 0), cards.get(bill.month, 0), \
-                requested.get(bill.id, 0)
-            parts[bill.id] = (cash, card, taken, max(cash + card - taken, 0))
-        return parts
+        return {bill.id: BillParts(consumption_paid_in_cash_minor=cash_paid.get(bill.id, 0),
+                                   card_purchases_paid_in_cash_minor=cards.get(bill.month, 0),
+                                   requested_minor=requested.get(bill.id, 0))
+                for bill in bills}
 
     # -- requests ------------------------------------------------------------
 
     def request(self, account_id: str, *, months: Sequence[str], profile_id: int,
-                address_id: int | None = None, amount: object = None) -> dict[str, object]:
+                address_id: int | None = None, amount: object = None) -> InvoiceRequest:
         """Request one invoice against monthly bills; without an amount, for all they leave
         invoiceable. The amount is taken from the oldest bill first."""
-        wanted = list(dict.fromkeys(parse_month(m) for m in months))
-        if not wanted:
-            raise Invalid("no_bills", "name at least one monthly bill (YYYY-MM)")
-        if len(wanted) > MAX_MONTHS:
-            raise Invalid("too_many_bills", f"one invoice covers at most {MAX_MONTHS} monthly bills")
+        wanted = invoicing.check_months([parse_month(m) for m in months])
         currency = self.config.currency
         amount_minor: int | None = None
         if amount is not None:
@@ -164,7 +195,7 @@ class Invoices(InvoiceRecords):
                             "invoices need the account's enterprise certification first")
         now = self.clock.now()
 
-        def work(conn: Connection) -> dict[str, object]:
+        def work(conn: Connection) -> InvoiceRequest:
             # Under the account's ledger lock (PostgreSQL; SQLite writes one at a time):
             # two requests never both take the same invoiceable amount.
             balances = ledger.balances(conn, account_id, lock=True)
@@ -173,8 +204,8 @@ class Invoices(InvoiceRecords):
                 raise Forbidden("account_in_arrears",
                                 f"the account owes {format_minor(owed, currency)}; settle the "
                                 "arrears before requesting an invoice")
-            profile = self._get_profile(conn, account_id, profile_id)
-            if not self._matches(profile, account):
+            profile = self.records.profile_row(conn, account_id, profile_id)
+            if not self.records.matches_certification(profile, account):
                 raise Invalid("invoice_title_mismatch",
                               "the invoice title and taxpayer id must be those of the enterprise "
                               "certification")
@@ -183,7 +214,7 @@ class Invoices(InvoiceRecords):
                 if address_id is None:
                     raise Invalid("invoice_address_required",
                                   "a paper invoice needs a mailing address (address_id)")
-                address = self._get_address(conn, account_id, address_id)
+                address = self.records.address_row(conn, account_id, address_id)
             b = t.monthly_bills
             found = {r.month: _Bill(r.id, r.month, int(r.total_minor)) for r in conn.execute(
                 select(b.c.id, b.c.month, b.c.total_minor).where(
@@ -195,15 +226,8 @@ class Invoices(InvoiceRecords):
                                    "the 3rd of the next month)")
             bills = sorted(found.values(), key=lambda bill: bill.month)
             parts = self._parts(conn, account_id, bills)
-            available = sum(parts[bill.id][3] for bill in bills)
-            if available == 0:
-                raise Invalid("nothing_to_invoice",
-                              "nothing on these bills is left to invoice")
-            total = available if amount_minor is None else amount_minor
-            if total > available:
-                raise Invalid("amount_exceeds_invoiceable",
-                              f"at most {format_minor(available, currency)} of these bills can "
-                              "be invoiced")
+            available = sum(parts[bill.id].invoiceable_minor for bill in bills)
+            total = invoicing.request_total(amount_minor, available, currency)
             request_id = conn.execute(insert(t.invoice_requests).values(
                 account_id=account_id, profile_id=profile.id,
                 address_id=None if address is None else address.id,
@@ -213,20 +237,16 @@ class Invoices(InvoiceRecords):
                     _snapshot(address, _ADDRESS_FIELDS), sort_keys=True),
                 amount_minor=total, currency=currency, status=REQUESTED, requested_at=now)
                 .returning(t.invoice_requests.c.id)).scalar_one()
-            links, left = [], total
-            for bill in bills:
-                take = min(left, parts[bill.id][3])
-                if take > 0:
-                    links.append({"request_id": request_id, "bill_id": bill.id,
-                                  "amount_minor": take})
-                    left -= take
-            assert left == 0
-            conn.execute(insert(t.invoice_request_bills), links)
+            taken = invoicing.allocate(total, [(bill.id, parts[bill.id].invoiceable_minor)
+                                               for bill in bills])
+            conn.execute(insert(t.invoice_request_bills), [
+                {"request_id": request_id, "bill_id": bill_id, "amount_minor": take}
+                for bill_id, take in taken])
             return self._present(conn, self._get_request(conn, request_id))
 
         return in_transaction(self.engine, work)
 
-    def requests(self, account_id: str) -> list[dict[str, object]]:
+    def requests(self, account_id: str) -> list[InvoiceRequest]:
         """The account's invoice requests with their status, newest first."""
         self.accounts.account(account_id)
         r = t.invoice_requests
@@ -235,7 +255,7 @@ class Invoices(InvoiceRecords):
                                 .order_by(r.c.id.desc())).all()
             return self._present_many(conn, rows)
 
-    def get(self, account_id: str, request_id: int) -> dict[str, object]:
+    def get(self, account_id: str, request_id: int) -> InvoiceRequest:
         self.accounts.account(account_id)
         with self.engine.connect() as conn:
             row = self._get_request(conn, request_id)
@@ -243,7 +263,7 @@ class Invoices(InvoiceRecords):
                 raise NotFound("invoice_not_found", f"no invoice request {request_id}")
             return self._present(conn, row)
 
-    def pending(self, status: str | None = REQUESTED) -> list[dict[str, object]]:
+    def pending(self, status: str | None = REQUESTED) -> list[InvoiceRequest]:
         """Requests of every account (operator), oldest first; optionally of one status."""
         if status is not None and status not in STATUSES:
             raise Invalid("invalid_status", f"status must be one of {', '.join(STATUSES)}")
@@ -256,15 +276,12 @@ class Invoices(InvoiceRecords):
 
     # -- the operator's decision ---------------------------------------------
 
-    def issue(self, request_id: int, invoice_number: str) -> dict[str, object]:
+    def issue(self, request_id: int, invoice_number: str) -> InvoiceRequest:
         """Mark a request issued with the invoice's number. Repeating it with the same
         number changes nothing."""
-        number = invoice_number.strip() if isinstance(invoice_number, str) else ""
-        if not INVOICE_NUMBER.fullmatch(number):
-            raise Invalid("invalid_invoice_number",
-                          "the invoice number is 1 to 64 letters, digits, '/', '_', '.' or '-'")
+        number = invoicing.check_invoice_number(invoice_number)
 
-        def work(conn: Connection) -> dict[str, object]:
+        def work(conn: Connection) -> InvoiceRequest:
             r = t.invoice_requests
             taken = conn.execute(select(r.c.id).where(r.c.invoice_number == number,
                                                       r.c.id != request_id)).first()
@@ -277,21 +294,19 @@ class Invoices(InvoiceRecords):
 
         return in_transaction(self.engine, work)
 
-    def reject(self, request_id: int, reason: str) -> dict[str, object]:
+    def reject(self, request_id: int, reason: str) -> InvoiceRequest:
         """Refuse a request; what it took from its bills may be requested again."""
-        text = _text(reason, "invalid_reason", "the reason", 1, 500)
+        text = invoicing.check_reject_reason(reason)
         return in_transaction(self.engine, lambda conn: self._decide(
             conn, request_id, lambda row: row.status == REJECTED and row.reject_reason == text,
             status=REJECTED, reject_reason=text, rejected_at=self.clock.now()))
 
     def _decide(self, conn: Connection, request_id: int, repeated: Callable[[Any], bool],
-                **values: object) -> dict[str, object]:
+                **values: object) -> InvoiceRequest:
         r = t.invoice_requests
         row = self._get_request(conn, request_id)
-        if row.status != REQUESTED:
-            if repeated(row):
-                return self._present(conn, row)
-            raise Conflict("invoice_already_decided", f"the request is already {row.status}")
+        if not invoicing.needs_decision(row.status, repeated=repeated(row)):
+            return self._present(conn, row)
         changed = conn.execute(update(r).where(r.c.id == request_id, r.c.status == REQUESTED)
                                .values(**values)).rowcount
         if changed != 1:  # decided by someone else meanwhile
@@ -308,34 +323,29 @@ class Invoices(InvoiceRecords):
             raise NotFound("invoice_not_found", f"no invoice request {request_id}")
         return row
 
-    def _present(self, conn: Connection, row) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    def _present(self, conn: Connection, row: Any) -> InvoiceRequest:
         return self._present_many(conn, [row])[0]
 
-    def _present_many(self, conn: Connection, rows: Sequence[Any]) -> list[dict[str, object]]:
+    def _present_many(self, conn: Connection, rows: Sequence[Any]) -> list[InvoiceRequest]:
         link, b = t.invoice_request_bills, t.monthly_bills
-        taken: dict[int, list[dict[str, str]]] = {}
+        taken: dict[int, list[BillShare]] = {}
         for start in range(0, len(rows), 500):
             ids = [row.id for row in rows[start:start + 500]]
-            for request_id, month, amount, currency in conn.execute(
-                    select(link.c.request_id, b.c.month, link.c.amount_minor, b.c.currency)
+            for request_id, month, amount in conn.execute(
+                    select(link.c.request_id, b.c.month, link.c.amount_minor)
                     .join(b, b.c.id == link.c.bill_id).where(link.c.request_id.in_(ids))
                     .order_by(link.c.request_id, b.c.month)):
-                taken.setdefault(request_id, []).append(
-                    {"month": month.strftime("%Y-%m"), "amount": format_minor(amount, currency)})
-
-        def stamp(value: datetime | None) -> str | None:
-            return None if value is None else value.isoformat()
-
-        return [{"id": row.id, "account_id": row.account_id, "status": row.status,
-                 "invoice_type": row.invoice_type,
-                 "amount": format_minor(row.amount_minor, row.currency), "currency": row.currency,
-                 "bills": taken.get(row.id, []), "profile_id": row.profile_id,
-                 "profile": json.loads(row.profile_snapshot), "address_id": row.address_id,
-                 "address": None if row.address_snapshot is None
-                 else json.loads(row.address_snapshot),
-                 "invoice_number": row.invoice_number, "reject_reason": row.reject_reason,
-                 "requested_at": stamp(row.requested_at), "issued_at": stamp(row.issued_at),
-                 "rejected_at": stamp(row.rejected_at)} for row in rows]
+                taken.setdefault(request_id, []).append(BillShare(month, int(amount)))
+        return [InvoiceRequest(
+            id=row.id, account_id=row.account_id, status=invoicing.RequestStatus(row.status),
+            invoice_type=row.invoice_type, amount_minor=int(row.amount_minor),
+            currency=row.currency, bills=tuple(taken.get(row.id, ())),
+            profile_id=row.profile_id, profile=json.loads(row.profile_snapshot),
+            address_id=row.address_id,
+            address=None if row.address_snapshot is None else json.loads(row.address_snapshot),
+            invoice_number=row.invoice_number, reject_reason=row.reject_reason,
+            requested_at=row.requested_at, issued_at=row.issued_at,
+            rejected_at=row.rejected_at) for row in rows]
 
 
 _PROFILE_FIELDS = ("invoice_type", "title", "taxpayer_id", "registered_address",

@@ -12,28 +12,45 @@ locked for arrears at once (decisions.md 18).
 from __future__ import annotations
 
 import secrets
-from datetime import date, datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select
 
 from accrual.billing.adapters import tables as t
 from accrual.billing.config import BillingConfig
-from accrual.billing.domain import settlement
-from accrual.billing.services.accounts import BillingAccounts
+from accrual.billing.domain import methods as rules
+from accrual.billing.services.accounts import BillingAccounts, Bound
 from accrual.billing.services.arrears import Arrears
 from accrual.clock import Clock, day_bounds
-from accrual.contract.errors import Conflict, Invalid, NotFound
+from accrual.contract.errors import Conflict
 from accrual.infra.db import in_transaction
 
-BILLING_CENTER = "billing_center"
-VENDORS = settlement.CLOUD_METHODS
-METHODS = (BILLING_CENTER, *VENDORS)
+BILLING_CENTER = rules.BILLING_CENTER
+VENDORS = rules.VENDORS
+METHODS = rules.METHODS
 ACTIVE, CANCELLED = "active", "cancelled"
+is_cloud = rules.is_cloud
 
 
-def is_cloud(method: str | None) -> bool:
-    return method in VENDORS
+@dataclass(frozen=True)
+class CloudAccount:
+    """A marketplace account a billing account may settle workspaces through."""
+
+    id: str
+    vendor: str
+    external_id: str
+    status: str  # ACTIVE or CANCELLED
+    linked_at: datetime
+    cancelled_at: datetime | None
+
+
+@dataclass(frozen=True)
+class MethodChange:
+    bound: Bound  # the binding from tomorrow
+    from_method: str
+    unlocked: bool  # a workspace locked for arrears that the change unlocked at once
 
 
 class SettlementMethods:
@@ -46,103 +63,85 @@ class SettlementMethods:
         self.arrears = arrears
 
     def available(self) -> tuple[str, ...]:
-        # decisions.md 14: Azure is a method of the USD billing center only.
-        return tuple(m for m in METHODS if m != "azure" or self.config.currency == "USD")
+        return rules.available(self.config.currency)
 
     # -- cloud accounts ----------------------------------------------------------
 
-    def link_cloud_account(self, account_id: str, vendor: str, external_id: str) -> dict[str, Any]:
-        """Record a marketplace account as one this billing account may settle through.
+    def link_cloud_account(self, account_id: str, vendor: str,
+                           external_id: str) -> tuple[CloudAccount, bool]:
+        """Record a marketplace account as one this billing account may settle through;
+        (the link, whether it is new).
 
         Marketplace activation records it; until that flow exists the operator does. One
         cloud account belongs to one billing account; linking it again is a no-op.
         """
-        if vendor not in VENDORS or vendor not in self.available():
-            raise Invalid("invalid_vendor",
-                          f"vendor must be one of {', '.join(v for v in self.available() if v in VENDORS)}")
-        if not isinstance(external_id, str) or not 1 <= len(external_id.strip()) <= 128:
-            raise Invalid("invalid_cloud_account", "the cloud account id is 1 to 128 characters")
-        external_id = external_id.strip()
+        rules.check_vendor(vendor, self.config.currency)
+        external_id = rules.check_cloud_account_id(external_id)
         self.accounts.account(account_id)
         c = t.cloud_accounts
 
-        def work(conn: Connection) -> dict[str, Any]:
+        def work(conn: Connection) -> tuple[CloudAccount, bool]:
             row = conn.execute(select(c).where(c.c.vendor == vendor, c.c.external_id == external_id,
                                                c.c.status == ACTIVE)).first()
             if row is not None:
                 if row.account_id != account_id:
                     raise Conflict("cloud_account_taken",
                                    "this cloud account is linked to another billing account")
-                return {**_present(row), "created": False}
+                return _cloud_account(row), False
             link_id = "ca_" + secrets.token_hex(12)
             conn.execute(insert(c).values(id=link_id, account_id=account_id, vendor=vendor,
                                           external_id=external_id, status=ACTIVE,
                                           linked_at=self.clock.now()))
-            return {**_present(conn.execute(select(c).where(c.c.id == link_id)).one()),
-                    "created": True}
+            return _cloud_account(conn.execute(select(c).where(c.c.id == link_id)).one()), True
 
         return in_transaction(self.engine, work)
 
-    def cloud_accounts(self, account_id: str) -> list[dict[str, Any]]:
+    def cloud_accounts(self, account_id: str) -> list[CloudAccount]:
         self.accounts.account(account_id)
         c = t.cloud_accounts
         with self.engine.connect() as conn:
-            return [_present(r) for r in conn.execute(
+            return [_cloud_account(r) for r in conn.execute(
                 select(c).where(c.c.account_id == account_id).order_by(c.c.linked_at, c.c.id))]
 
     # -- changing the method -----------------------------------------------------
 
-    def change(self, account_id: str, workspace_id: str, method: object) -> dict[str, Any]:
+    def change(self, account_id: str, workspace_id: str, method: object) -> MethodChange:
         """Settle ``workspace_id`` by ``method`` from the next billing day on."""
-        if not isinstance(method, str) or method not in METHODS:
-            raise Invalid("invalid_settlement_method",
-                          f"settlement_method must be one of {', '.join(self.available())}")
-        if method not in self.available():
-            raise Invalid("method_not_available",
-                          f"{method} settlement is not offered by the {self.config.currency} "
-                          "billing center")
+        chosen = rules.check_method(method, self.config.currency)
         self.accounts.account(account_id)
 
-        def work(conn: Connection) -> dict[str, Any]:
+        def work(conn: Connection) -> MethodChange:
             today = self.accounts.today()
-            tomorrow = today + timedelta(days=1)
+            tomorrow = rules.effective_from(today)
             current = self.accounts.binding_in_force(conn, workspace_id, today)
-            if current is None or current.account_id != account_id:
-                raise NotFound("workspace_not_found",
-                               f"workspace {workspace_id} is not bound to this account")
             upcoming = self.accounts.binding_in_force(conn, workspace_id, tomorrow)
-            assert upcoming is not None
-            if upcoming.account_id != account_id:
-                raise Conflict("binding_changing", "this workspace moves to another account "
-                                                   "tomorrow; its new account chooses the method")
-            if upcoming.settlement_method == method:
-                raise Conflict("settlement_unchanged",
-                               f"the workspace already settles by {method} from tomorrow")
-            if is_cloud(method) and not self._linked(conn, account_id, method):
-                raise Conflict("cloud_account_required",
-                               f"link a {method} cloud account to this billing account first "
-                               "(activate through the marketplace)")
-            month_start, next_month = _month(today)
+            month_start, _ = rules.month_of(today)
             first, _ = day_bounds(month_start, self.config.zone)
             changes = t.settlement_changes
-            done = conn.execute(select(changes.c.requested_at).where(
-                changes.c.workspace_id == workspace_id, changes.c.requested_at >= first)
-                .limit(1)).first()
-            if done is not None:
-                raise Conflict("settlement_change_limit",
-                               "the settlement method can change once a calendar month; "
-                               f"next possible on {next_month.isoformat()}")
+            rules.check_change(
+                account_id=account_id, workspace_id=workspace_id, method=chosen, today=today,
+                current=None if current is None else rules.Binding(
+                    current.account_id, current.settlement_method),
+                # A workspace bound today is bound tomorrow (a binding only ever moves).
+                upcoming=rules.Binding(upcoming.account_id, upcoming.settlement_method)
+                if upcoming is not None else rules.Binding("", ""),
+                cloud_account_linked=rules.is_cloud(chosen)
+                and self._linked(conn, account_id, chosen),
+                changed_this_month=conn.execute(select(changes.c.requested_at).where(
+                    changes.c.workspace_id == workspace_id, changes.c.requested_at >= first)
+                    .limit(1)).first() is not None)
+            assert upcoming is not None  # checked above: bound today, so bound tomorrow
             now = self.clock.now()
-            bound = self.accounts.bind_in(conn, workspace_id, account_id, method)
+            bound = self.accounts.bind_in(conn, workspace_id, account_id, chosen)
             conn.execute(insert(changes).values(
                 workspace_id=workspace_id, account_id=account_id,
-                from_method=upcoming.settlement_method, to_method=method,
+                from_method=upcoming.settlement_method, to_method=chosen,
                 effective_from=tomorrow, requested_at=now))
             unlocked = False
-            if is_cloud(method):
+            if rules.is_cloud(chosen):
                 # Nothing more is owed through the wallet for it: its lock ends now.
                 unlocked = self.arrears.release_workspace(conn, workspace_id, "method_changed")
-            return {**bound, "from_method": upcoming.settlement_method, "unlocked": unlocked}
+            return MethodChange(bound, upcoming.settlement_method, unlocked)
 
         return in_transaction(self.engine, work)
 
@@ -154,14 +153,7 @@ class SettlementMethods:
             .limit(1)).first() is not None
 
 
-def _month(day: date) -> tuple[date, date]:
-    start = day.replace(day=1)
-    following = (start + timedelta(days=32)).replace(day=1)
-    return start, following
-
-
-def _present(row: Any) -> dict[str, Any]:
-    linked: datetime = row.linked_at
-    return {"id": row.id, "vendor": row.vendor, "cloud_account_id": row.external_id,
-            "status": row.status, "linked_at": linked.isoformat(),
-            "cancelled_at": row.cancelled_at.isoformat() if row.cancelled_at else None}
+def _cloud_account(row: Any) -> CloudAccount:
+    return CloudAccount(id=row.id, vendor=row.vendor, external_id=row.external_id,
+                        status=row.status, linked_at=row.linked_at,
+                        cancelled_at=row.cancelled_at)

@@ -8,14 +8,17 @@ the next bill generated (decisions.md 3).
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from functools import partial
+from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, func, insert, select, update
 
 from accrual.billing.adapters import tables as t
 from accrual.billing.config import BillingConfig
 from accrual.billing.domain import bounds
-from accrual.billing.services import arrears, ledger, mails
+from accrual.billing.services import arrears, ledger, mail_outbox
 from accrual.clock import Clock, day_bounds, site_day
 from accrual.contract.errors import Invalid, NotFound
 from accrual.infra.db import exact_sum, in_transaction
@@ -37,6 +40,49 @@ def parse_month(text: object) -> date:
     return bounds.parse_month(text)
 
 
+@dataclass(frozen=True)
+class MonthlyBill:
+    month: date  # the month's first day
+    account_id: str
+    currency: str
+    total_minor: int
+    lines: int
+    generated_at: datetime
+
+
+@dataclass(frozen=True)
+class BillLine:
+    """One settled line (consumption detail) of an account."""
+
+    day: date
+    workspace_id: str
+    site: str
+    item: str
+    retention_days: int
+    kind: str  # charge | adjustment
+    # Decimal text exactly as the console rated it: shown, never computed with here.
+    quantity: str
+    unit_price: str
+    amount_minor: int
+    currency: str
+    detail_id: str
+    received_at: datetime
+
+
+@dataclass(frozen=True)
+class Movement:
+    """One posting on a balance of the account (income & expenditure)."""
+
+    entry_id: int
+    at: datetime
+    kind: str  # the journal entry's kind
+    reference: str | None
+    balance: str  # the ledger account's kind: cash, prepaid, a card or voucher kind
+    instrument: str | None  # the card or voucher, for their balances
+    amount_minor: int  # signed: what came in (+) or went out (-)
+    currency: str
+
+
 class Statements:
     def __init__(self, engine: Engine, config: BillingConfig, clock: Clock) -> None:
         self.engine = engine
@@ -50,7 +96,7 @@ class Statements:
             return None
         return month_start(month_start(today) - timedelta(days=1))
 
-    def generate(self, account_id: str, month: date) -> dict[str, object]:
+    def generate(self, account_id: str, month: date) -> MonthlyBill:
         """Generate (or return the already generated) bill of ``month``."""
         month = month_start(month)
         today = site_day(self.clock.now(), self.config.zone)
@@ -60,7 +106,7 @@ class Statements:
                           "of the next month")
         return in_transaction(self.engine, lambda conn: self._generate(conn, account_id, month))
 
-    def _generate(self, conn: Connection, account_id: str, month: date) -> dict[str, object]:
+    def _generate(self, conn: Connection, account_id: str, month: date) -> MonthlyBill:
         b, c = t.monthly_bills, t.charges
         existing = conn.execute(select(b).where(b.c.account_id == account_id,
                                                 b.c.month == month)).first()
@@ -88,7 +134,7 @@ class Statements:
                                           t.accounts.c.language)
                                    .where(t.accounts.c.id == account_id)).one()
             currency = self.config.currency
-            mails.queue(conn, template="bill_generated", language=account.language,
+            mail_outbox.queue(conn, template="bill_generated", language=account.language,
                         recipient=account.email, dedup_key=f"bill/{bill_id}", now=self.clock.now(),
                         values={"username": account.username, "month": f"{month:%Y-%m}",
                                 "total": format_minor(bill.total_minor, currency),
@@ -116,17 +162,18 @@ class Statements:
                         t.monthly_bills.c.account_id == t.accounts.c.id,
                         t.monthly_bills.c.month == month).exists())).scalars().all()
         for account_id in accounts:
-            in_transaction(self.engine, lambda conn, a=account_id: self._generate(conn, a, month))
+            in_transaction(self.engine, partial(self._generate, account_id=account_id, month=month))
         return len(accounts)
 
-    def bills(self, account_id: str) -> list[dict[str, object]]:
+    def bills(self, account_id: str) -> list[MonthlyBill]:
         b = t.monthly_bills
         with self.engine.connect() as conn:
             rows = conn.execute(select(b).where(b.c.account_id == account_id)
                                 .order_by(b.c.month.desc())).all()
         return [self._present(r) for r in rows]
 
-    def bill(self, account_id: str, month: date) -> dict[str, object]:
+    def bill(self, account_id: str, month: date) -> tuple[MonthlyBill, list[BillLine]]:
+        """A generated bill and its lines, by day, workspace, item and tier."""
         b, c = t.monthly_bills, t.charges
         with self.engine.connect() as conn:
             row = conn.execute(select(b).where(b.c.account_id == account_id,
@@ -135,9 +182,9 @@ class Statements:
                 raise NotFound("bill_not_found", f"no bill for {month:%Y-%m} (generated on the 3rd)")
             lines = conn.execute(select(c).where(c.c.bill_id == row.id).order_by(
                 c.c.day, c.c.workspace_id, c.c.item, c.c.retention_days, c.c.revision)).all()
-        return {**self._present(row), "details": [self._line(r) for r in lines]}
+        return self._present(row), [self._line(r) for r in lines]
 
-    def consumption(self, account_id: str, start: date, end: date) -> list[dict[str, object]]:
+    def consumption(self, account_id: str, start: date, end: date) -> list[BillLine]:
         """Every settled line of the account per day, workspace and item (consumption details)."""
         c = t.charges
         with self.engine.connect() as conn:
@@ -147,7 +194,7 @@ class Statements:
                                           c.c.retention_days, c.c.revision)).all()
         return [self._line(r) for r in rows]
 
-    def transactions(self, account_id: str, start: date, end: date) -> list[dict[str, object]]:
+    def transactions(self, account_id: str, start: date, end: date) -> list[Movement]:
         """Income & expenditure: every movement of the account's balances (cash, prepaid,
         and each of its cards and vouchers), oldest first."""
         e, p, a = t.journal_entries, t.postings, t.ledger_accounts
@@ -163,19 +210,21 @@ class Statements:
                        e.c.created_at >= first, e.c.created_at < last)
                 .order_by(e.c.id, a.c.kind, a.c.owner)).all()
         currency = self.config.currency
-        return [{"entry_id": r.id, "at": r.created_at.isoformat(), "kind": r.kind,
-                 "reference": r.reference, "balance": r.balance,
-                 "instrument": None if r.owner == account_id else r.owner,
-                 "amount": format_minor(int(r.amount_minor), currency)} for r in rows]
+        return [Movement(entry_id=r.id, at=r.created_at, kind=r.kind, reference=r.reference,
+                         balance=r.balance,
+                         instrument=None if r.owner == account_id else r.owner,
+                         amount_minor=int(r.amount_minor), currency=currency) for r in rows]
 
-    def _present(self, row) -> dict[str, object]:  # type: ignore[no-untyped-def]
-        return {"month": row.month.strftime("%Y-%m"), "account_id": row.account_id,
-                "currency": row.currency, "total": format_minor(row.total_minor, row.currency),
-                "lines": row.lines, "generated_at": row.generated_at.isoformat()}
+    @staticmethod
+    def _present(row: Any) -> MonthlyBill:
+        return MonthlyBill(month=row.month, account_id=row.account_id, currency=row.currency,
+                           total_minor=int(row.total_minor), lines=int(row.lines),
+                           generated_at=row.generated_at)
 
-    def _line(self, r) -> dict[str, object]:  # type: ignore[no-untyped-def]
-        return {"day": r.day.isoformat(), "workspace_id": r.workspace_id, "site": r.site,
-                "item": r.item, "retention_days": r.retention_days, "kind": r.kind,
-                "quantity": r.quantity, "unit_price": r.unit_price,
-                "amount": format_minor(r.amount_minor, r.currency), "detail_id": r.detail_id,
-                "received_at": r.received_at.isoformat()}
+    @staticmethod
+    def _line(r: Any) -> BillLine:
+        return BillLine(day=r.day, workspace_id=r.workspace_id, site=r.site, item=r.item,
+                        retention_days=r.retention_days, kind=r.kind, quantity=r.quantity,
+                        unit_price=r.unit_price, amount_minor=int(r.amount_minor),
+                        currency=r.currency, detail_id=r.detail_id,
+                        received_at=r.received_at)

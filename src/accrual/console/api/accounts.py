@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from accrual.console.api.deps import AccountDep, ConsoleDep, console_router
-from accrual.console.services.dissolve import Dissolution
+from accrual.console.services.dissolve import Dissolution, Dissolved
 from accrual.infra.http import Name, Text, error_responses
 
 router = console_router()
@@ -100,7 +100,13 @@ def login(body: ConsoleSessionIn, console: ConsoleDep) -> TokenOut:
 @router.get("/workspaces", tags=["console: workspaces"], responses=error_responses(401))
 def list_workspaces(console: ConsoleDep, account_id: AccountDep) -> dict[str, Any]:
     """The workspaces the session's account belongs to, with its role in each."""
-    return {"workspaces": console.accounts.workspaces_of(account_id)}
+    return {"workspaces": [
+        {"workspace_id": m.workspace.id, "name": m.workspace.name, "plan": m.workspace.plan,
+         "status": m.workspace.status, "language": m.workspace.language,
+         "billing_account_id": m.workspace.billing_account_id,
+         "settlement_method": m.workspace.settlement_method, "role": m.role,
+         "created_at": m.workspace.created_at.isoformat()}
+        for m in console.accounts.workspaces_of(account_id)]}
 
 
 @router.post("/workspaces", status_code=201, response_model=NewWorkspaceOut,
@@ -118,19 +124,21 @@ def create_workspace(body: WorkspaceIn, console: ConsoleDep, account_id: Account
 def get_workspace(workspace_id: str, console: ConsoleDep, account_id: AccountDep) -> dict[str, Any]:
     """One of your workspaces: plan, status, binding and your role (404 for any other)."""
     role = console.accounts.require_member(account_id, workspace_id)
-    ws = console.accounts.workspace(workspace_id) or {}
-    lock_at = ws.get("lock_at")
-    dissolved_at = ws.get("dissolved_at")
-    return {"workspace_id": workspace_id, "name": ws.get("name"), "plan": ws.get("plan"),
-            "status": ws.get("status"), "language": ws.get("language"), "site": ws.get("site"),
-            "billing_account_id": ws.get("billing_account_id"),
-            "settlement_method": ws.get("settlement_method"), "role": role,
+    ws = console.accounts.workspace(workspace_id)
+    if ws is None:  # a member of a workspace not (yet) on this site: as before, all null
+        return {"workspace_id": workspace_id, "name": None, "plan": None, "status": None,
+                "language": None, "site": None, "billing_account_id": None,
+                "settlement_method": None, "role": role, "arrears": None, "dissolved_at": None}
+    return {"workspace_id": workspace_id, "name": ws.name, "plan": ws.plan,
+            "status": ws.status, "language": ws.language, "site": ws.site,
+            "billing_account_id": ws.billing_account_id,
+            "settlement_method": ws.settlement_method, "role": role,
             # The arrears countdown (state "countdown" until lock_at) or the lock; null when
             # the account is not in arrears.
-            "arrears": {"state": ws.get("lock_state"),
-                        "lock_at": lock_at.isoformat() if lock_at else None}  # type: ignore[attr-defined]
-            if ws.get("lock_state") else None,
-            "dissolved_at": dissolved_at.isoformat() if dissolved_at else None}  # type: ignore[attr-defined]
+            "arrears": {"state": ws.lock_state,
+                        "lock_at": ws.lock_at.isoformat() if ws.lock_at else None}
+            if ws.lock_state else None,
+            "dissolved_at": ws.dissolved_at.isoformat() if ws.dissolved_at else None}
 
 
 @router.post("/workspaces/{workspace_id}/dissolve", response_model=DissolveOut,
@@ -143,5 +151,10 @@ def dissolve(workspace_id: str, body: DissolveIn, console: ConsoleDep,
     stay on the account's bills. Errors: 403 `owner_only`; 409 `dissolve_not_allowed`
     (not in arrears) or `workspace_dissolved`; 422 `confirmation_mismatch` (the name typed
     is not the workspace's)."""
-    return Dissolution(console.engine, console.clock, console.day_close).dissolve(
-        account_id, workspace_id, body.workspace_name)
+    return dissolved_json(Dissolution(console.engine, console.clock, console.day_close).dissolve(
+        account_id, workspace_id, body.workspace_name))
+
+
+def dissolved_json(dissolved: Dissolved) -> dict[str, Any]:
+    return {"workspace_id": dissolved.workspace_id, "status": "dissolved",
+            "dissolved_at": dissolved.dissolved_at.isoformat(), "deleted": dissolved.deleted}

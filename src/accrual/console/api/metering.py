@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict
+from decimal import Decimal
 from typing import Any
 
 from fastapi import Depends, Request
@@ -16,6 +17,7 @@ from accrual.catalog.rules import MAX_ATTRIBUTE_VALUE
 from accrual.console.api.deps import ConsoleDep, console_router
 from accrual.console.config import ConsoleConfig
 from accrual.console.domain.usage import MAX_ATTRIBUTES_BYTES, MAX_QUANTITY, MAX_RECORD_ID
+from accrual.console.services.admission import AdmissionAnswer
 from accrual.console.wiring import Console
 from accrual.contract.errors import Forbidden, Unauthorized
 from accrual.infra.http import (
@@ -25,6 +27,7 @@ from accrual.infra.http import (
     same_secret,
     strict_json,
 )
+from accrual.money import format_decimal
 
 router = console_router()
 
@@ -261,4 +264,14 @@ def admission(body: AdmissionIn, console: ConsoleDep,
     checks = [(c.workspace_id, c.item) for c in body.checks]
     if only_workspace is not None and any(w != only_workspace for w, _ in checks):
         raise Forbidden("foreign_workspace", "an ingest key may ask only about its own workspace")
-    return {"answers": console.admission.check(checks)}
+    return {"answers": [admission_json(answer) for answer in console.admission.check(checks)]}
+
+
+def admission_json(answer: AdmissionAnswer) -> dict[str, Any]:
+    """An admission answer as the API gives it: used, quota and reset only under a quota."""
+    found: dict[str, Any] = {"workspace_id": answer.workspace_id, "item": answer.item,
+                             "allowed": answer.allowed, "reason": answer.reason}
+    if answer.quota is not None:
+        found.update(used=format_decimal(answer.used or Decimal(0)), quota=answer.quota,
+                     resets_at=answer.resets_at.isoformat() if answer.resets_at else None)
+    return found

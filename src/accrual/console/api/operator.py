@@ -9,6 +9,7 @@ from fastapi import Depends
 from pydantic import BaseModel, ConfigDict, Field
 
 from accrual.console.api.deps import ConsoleDep, console_router, require_operator
+from accrual.console.services.rerate import RerateRecord
 from accrual.contract.messages import Envelope
 from accrual.infra.http import IsoDate, Text, error_responses
 
@@ -85,14 +86,23 @@ def rerate(body: RerateIn, console: ConsoleDep) -> dict[str, Any]:
     """Price the closed days of a range again with the price book in force (after a
     correction): only the differences become adjustment details. Audited."""
     result = console.rerates.run(body.start, body.end, reason=body.reason, actor=body.actor)
-    return {**result, "delivered": console.nudge_relay()}
+    return {**rerate_json(result), "delivered": console.nudge_relay()}
 
 
 @router.get("/admin/rerates", tags=["console: operator"], dependencies=[Depends(require_operator)],
             responses=error_responses(401))
 def rerates(console: ConsoleDep) -> dict[str, Any]:
     """The audit of re-rates, newest first."""
-    return {"rerates": console.rerates.history()}
+    return {"rerates": [rerate_json(record) for record in console.rerates.history()]}
+
+
+def rerate_json(record: RerateRecord) -> dict[str, Any]:
+    """A re-rate's audit record as the API shows it (money as a decimal string)."""
+    return {"id": record.id, "actor": record.actor, "reason": record.reason,
+            "from": record.first_day.isoformat(), "to": record.last_day.isoformat(),
+            "days": record.days, "adjustments": record.adjustments, "amount": str(record.amount),
+            "price_book": record.price_book, "started_at": record.started_at.isoformat(),
+            "finished_at": record.finished_at.isoformat()}
 
 
 class InboxIn(BaseModel):

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from accrual.console.api.deps import AccountDep, ConsoleDep, console_router
 from accrual.contract.errors import Forbidden
 from accrual.infra.http import error_responses
+from accrual.money import format_decimal
 
 router = console_router()
 
@@ -39,7 +40,13 @@ class UpgradeConfirmIn(BaseModel):
 def get_retention(workspace_id: str, console: ConsoleDep, account_id: AccountDep) -> dict[str, Any]:
     """Retention per data type: what is in force, the options, and a change waiting for tomorrow."""
     console.accounts.require_member(account_id, workspace_id)
-    return {"workspace_id": workspace_id, "policies": console.retention.policies(workspace_id)}
+    return {"workspace_id": workspace_id,
+            "policies": [{"data_type": p.data_type.value, "retention_days": p.retention_days,
+                          "options": list(p.options),
+                          "pending": None if p.pending is None else {
+                              "retention_days": p.pending.retention_days,
+                              "effective_from": p.pending.effective_from.isoformat()}}
+                         for p in console.retention.policies(workspace_id)]}
 
 
 @router.put("/workspaces/{workspace_id}/retention/{data_type}", tags=["console: plans"],
@@ -49,7 +56,10 @@ def change_retention(workspace_id: str, data_type: str, body: RetentionIn, conso
     """Change a data type's retention (owner of a commercial workspace). The first change of
     a day applies at once; later ones apply from the next midnight with the last value.
     Data keeps the tier it was written under."""
-    return console.retention.change(workspace_id, account_id, data_type, body.retention_days)
+    change = console.retention.change(workspace_id, account_id, data_type, body.retention_days)
+    return {"data_type": change.data_type.value, "retention_days": change.retention_days,
+            "effective_from": change.plan.effective_from.isoformat(),
+            "applies": change.plan.applies}
 
 
 @router.get("/workspaces/{workspace_id}/quota", tags=["console: plans"],
@@ -59,7 +69,11 @@ def quota(workspace_id: str, console: ConsoleDep, account_id: AccountDep) -> dic
     role = console.accounts.require_member(account_id, workspace_id)
     if role not in ("owner", "admin"):
         raise Forbidden("owner_or_admin_only", "quota usage is shown to owners and admins")
-    return console.admission.quota_usage(workspace_id)
+    usage = console.admission.quota_usage(workspace_id)
+    return {"workspace_id": usage.workspace_id, "plan": usage.plan, "day": usage.day.isoformat(),
+            "resets_at": usage.resets_at.isoformat(),
+            "items": [{"item": i.item, "used": format_decimal(i.used), "quota": i.quota,
+                       "exceeded": i.exceeded} for i in usage.items]}
 
 
 @router.post("/workspaces/{workspace_id}/upgrade", tags=["console: plans"],
@@ -68,7 +82,8 @@ def request_upgrade(workspace_id: str, body: UpgradeIn, console: ConsoleDep,
                     account_id: AccountDep) -> dict[str, Any]:
     """Start the upgrade of a free workspace (owner only): a code is mailed to the owner of
     the named billing account."""
-    return console.upgrades.request(account_id, workspace_id, body.username)
+    sent = console.plan_upgrades.request(account_id, workspace_id, body.username)
+    return {"sent_to": sent.sent_to, "expires_at": sent.expires_at.isoformat()}
 
 
 @router.post("/workspaces/{workspace_id}/upgrade/confirm", tags=["console: plans"],
@@ -77,4 +92,8 @@ def confirm_upgrade(workspace_id: str, body: UpgradeConfirmIn, console: ConsoleD
                     account_id: AccountDep) -> dict[str, Any]:
     """Finish the upgrade with the mailed code: the workspace is commercial at once, bound to
     the account, and cannot go back to free."""
-    return console.upgrades.confirm(account_id, workspace_id, body.username, body.code)
+    upgraded = console.plan_upgrades.confirm(account_id, workspace_id, body.username, body.code)
+    return {"workspace_id": upgraded.workspace_id, "plan": "commercial",
+            "billing_account_id": upgraded.billing_account_id,
+            "settlement_method": upgraded.settlement_method,
+            "commercial_since": upgraded.commercial_since.isoformat()}

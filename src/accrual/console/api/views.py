@@ -9,10 +9,19 @@ from fastapi import Query
 
 from accrual.clock import site_day
 from accrual.console.api.deps import AccountDep, ConsoleDep, console_router
-from accrual.console.queries import billing_details, consumption, period_bounds, usage
+from accrual.console.domain.periods import period_bounds
+from accrual.console.services.reports import (
+    Consumption,
+    DetailLine,
+    Usage,
+    billing_details,
+    consumption,
+    usage,
+)
 from accrual.console.wiring import Console
 from accrual.contract.errors import Invalid
 from accrual.infra.http import IsoDate, error_responses
+from accrual.money import format_decimal
 
 router = console_router()
 
@@ -52,7 +61,7 @@ def list_billing_details(workspace_id: str, console: ConsoleDep, account_id: Acc
     start, end, _ = _range(console, start, end, period)
     details = billing_details(console.engine, workspace_id, start, end)
     return {"workspace_id": workspace_id, "from": start.isoformat(), "to": end.isoformat(),
-            "details": details}
+            "details": [detail_json(d) for d in details]}
 
 
 @router.get("/workspaces/{workspace_id}/consumption", tags=["console: billing"],
@@ -63,7 +72,8 @@ def consumption_analysis(workspace_id: str, console: ConsoleDep, account_id: Acc
     """Consumption analysis: the amount per item with its share, and a daily series."""
     console.accounts.require_member(account_id, workspace_id)
     start, end, _ = _range(console, start, end, period)
-    return consumption(console.engine, workspace_id, start, end, console.config.currency)
+    return consumption_json(consumption(console.engine, workspace_id, start, end,
+                                        console.config.currency))
 
 
 @router.get("/workspaces/{workspace_id}/usage", tags=["console: metering"],
@@ -75,4 +85,31 @@ def usage_view(workspace_id: str, console: ConsoleDep, account_id: AccountDep,
     today so far (`complete: false`), for any plan; the series behind the usage charts."""
     console.accounts.require_member(account_id, workspace_id)
     start, end, today = _range(console, start, end, period, default_days=6)
-    return usage(console.engine, workspace_id, start, end, today)
+    return usage_json(usage(console.engine, workspace_id, start, end, today))
+
+
+def detail_json(d: DetailLine) -> dict[str, Any]:
+    return {"id": d.id, "day": d.day.isoformat(), "item": d.item,
+            "retention_days": d.retention_days, "kind": d.kind, "revision": d.revision,
+            "quantity": d.quantity, "unit_size": d.unit_size, "unit_price": d.unit_price,
+            "amount": str(d.amount), "currency": d.currency,
+            "price_book_version": d.price_book_version,
+            "billing_account_id": d.billing_account_id, "adjusts": d.adjusts,
+            "reason": d.reason, "created_at": d.created_at.isoformat()}
+
+
+def consumption_json(c: Consumption) -> dict[str, Any]:
+    return {"workspace_id": c.workspace_id, "from": c.start.isoformat(), "to": c.end.isoformat(),
+            "currency": c.currency, "total": str(c.total),
+            "items": [{"item": i.item, "amount": str(i.amount), "share": str(i.share)}
+                      for i in c.items],
+            "daily": [{"day": d.day.isoformat(), "amount": str(d.amount)} for d in c.daily]}
+
+
+def usage_json(u: Usage) -> dict[str, Any]:
+    return {"workspace_id": u.workspace_id, "from": u.start.isoformat(), "to": u.end.isoformat(),
+            "today": u.today.isoformat(),
+            "items": [{"item": s.item, "retention_days": s.retention_days,
+                       "days": [{"day": p.day.isoformat(), "quantity": format_decimal(p.quantity),
+                                 "complete": p.complete} for p in s.days]}
+                      for s in u.items]}

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from decimal import Decimal
-
 FREE = "free"
 COMMERCIAL = "commercial"
 
@@ -27,27 +24,3 @@ FREE_QUOTAS: dict[str, int] = {
 
 # What collectors may also ask about that is never refused for quota reasons.
 NEVER_REFUSED = ("infrastructure", "events")
-
-
-@dataclass(frozen=True, slots=True)
-class Admission:
-    allowed: bool
-    reason: str | None = None  # quota_exceeded | not_in_plan | locked | dissolved
-    used: Decimal | None = None
-    quota: int | None = None
-
-
-def admit(plan: str, status: str, item: str, used: Decimal) -> Admission:
-    """May a workspace ingest ``item`` now? Locks and dissolution come before quotas."""
-    if status == "dissolved":
-        return Admission(False, "dissolved")
-    if status == "locked":
-        return Admission(False, "locked")
-    if plan != FREE or item in NEVER_REFUSED or item not in FREE_QUOTAS:
-        return Admission(True, used=used)
-    quota = FREE_QUOTAS[item]
-    if quota == 0:
-        return Admission(False, "not_in_plan", used, quota)
-    if used >= quota:
-        return Admission(False, "quota_exceeded", used, quota)
-    return Admission(True, used=used, quota=quota)

@@ -8,12 +8,14 @@ rewritten (decisions.md 2, 10).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from typing import Protocol
 
-from accrual.catalog import ITEMS, PriceBook
+from accrual.catalog import ITEMS
+from accrual.catalog.pricebook import Price
 from accrual.money import round_amount, to_minor
 
 
@@ -51,6 +53,57 @@ class PlannedDetail:
     reason: str | None
 
 
+class Prices(Protocol):
+    """What rating asks of a price book."""
+
+    def price(self, currency: str, site_group: str, item: str, tier: int, day: date
+              ) -> Price: ...
+
+
+class RememberedPrices:
+    """A price book's answers, remembered for one close (asked once per statistic)."""
+
+    def __init__(self, book: Prices) -> None:
+        self.book = book
+        self.known: dict[tuple[str, str, str, int, date], Price] = {}
+
+    def price(self, currency: str, site_group: str, item: str, tier: int, day: date) -> Price:
+        key = (currency, site_group, item, tier, day)
+        found = self.known.get(key)
+        if found is None:
+            found = self.known[key] = self.book.price(currency, site_group, item, tier, day)
+        return found
+
+
+# Statistics priced and written per part, so that on PostgreSQL one part is stored while
+# the next is priced.
+PART_SIZE = 20_000
+
+
+def workspace_parts(statistics: Mapping[str, Mapping[StatKey, Decimal]],
+                    billed: Mapping[str, Mapping[StatKey, Billed]], part_size: int = PART_SIZE,
+                    ) -> Iterator[tuple[dict[StatKey, Decimal], dict[StatKey, Billed]]]:
+    """The statistics and billed amounts (both by workspace) in parts of about
+    ``part_size`` keys, whole workspaces in sorted order."""
+    statistics_part: dict[StatKey, Decimal] = {}
+    billed_part: dict[StatKey, Billed] = {}
+    size = 0
+    for workspace_id in sorted(statistics.keys() | billed.keys()):
+        found = statistics.get(workspace_id)
+        if found is not None:
+            statistics_part.update(found)
+            size += len(found)
+        done = billed.get(workspace_id)
+        if done is not None:
+            billed_part.update(done)
+            size += len(done)
+        if size >= part_size:
+            yield statistics_part, billed_part
+            statistics_part, billed_part, size = {}, {}, 0
+    if size:
+        yield statistics_part, billed_part
+
+
 def price_amount(quantity: Decimal, unit_size: Decimal, unit_price: Decimal, currency: str) -> int:
     """quantity / unit_size × unit_price, rounded once (half-up, 0.01), in minor units."""
     return to_minor(round_amount(quantity / unit_size * unit_price, currency), currency)
@@ -60,7 +113,7 @@ def plan_details(
     statistics: Mapping[StatKey, Decimal],
     billed: Mapping[StatKey, Billed],
     *,
-    book: PriceBook,
+    book: Prices,
     currency: str,
     site_group: str,
     reason: str = "late usage",

@@ -7,6 +7,7 @@ was written under, so a change never re-prices stored data.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -47,6 +48,27 @@ def in_force(history: list[PolicyChange], data_type: DataType, at: datetime) -> 
         if change.effective_from > at:
             break
         retention = change.retention_days
+    return retention
+
+
+def record_retention(free: bool, commercial_since: datetime | None,
+                     changes: Iterable[tuple[datetime, int]], data_type: DataType,
+                     at: datetime) -> int:
+    """The retention tier a record written ``at`` is stored (and billed) under.
+
+    Data of a free workspace, or from before its upgrade, keeps the free plan's
+    FREE_RETENTION days (the type's default if the type does not offer it); otherwise
+    the policy in force at ``at``: ``changes`` are the data type's (effective_from,
+    retention_days), oldest first.
+    """
+    if free or (commercial_since is not None and at < commercial_since):
+        return (FREE_RETENTION if FREE_RETENTION in RETENTION_OPTIONS[data_type]
+                else RETENTION_DEFAULTS[data_type])
+    retention = RETENTION_DEFAULTS[data_type]
+    for effective_from, days in changes:
+        if effective_from > at:
+            break
+        retention = days
     return retention
 
 

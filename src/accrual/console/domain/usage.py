@@ -20,7 +20,8 @@ from zoneinfo import ZoneInfo
 from accrual.catalog import ITEMS, BillingItem
 from accrual.catalog.items import NO_TIER, DailyRule, DataType
 from accrual.catalog.rules import RuleError, daily_quantity, record_units
-from accrual.console.domain.plans import FREE, admit
+from accrual.console.domain.admission import ACTIVE, admit
+from accrual.console.domain.plans import FREE
 from accrual.money import MAX_AMOUNT, InvalidDecimal, to_decimal
 
 MAX_RECORD_ID = 128
@@ -175,9 +176,9 @@ def parse_quantity(value: object) -> int | str:
     if kind is int:
         if 0 <= value <= MAX_QUANTITY:  # type: ignore[operator]
             return value  # type: ignore[return-value]
-    elif kind is str and 0 < len(value) <= 15 and value.isascii() and value.isdigit():  # type: ignore[arg-type]
+    elif kind is str and 0 < len(value) <= 15 and value.isascii() and value.isdigit():  # type: ignore[arg-type, attr-defined]
         return int(value)  # type: ignore[call-overload,no-any-return]
-    if kind is str and not _DECIMAL_STRING.fullmatch(value):  # type: ignore[arg-type]
+    if kind is str and not _DECIMAL_STRING.fullmatch(value):  # type: ignore[call-overload]
         # Decimal() would also take other scripts' digits, "1_000", " 7 ", "+5".
         return "must be a decimal string of ASCII digits, e.g. \"2000000\""
     try:
@@ -315,8 +316,9 @@ class RecordChecker:
         kind = type(raw_quantity)
         if kind is int and 0 <= raw_quantity <= MAX_QUANTITY:  # type: ignore[operator]
             quantity: int | str = raw_quantity  # type: ignore[assignment]
-        elif kind is str and 0 < len(raw_quantity) <= 15 and raw_quantity.isascii() \
-                and raw_quantity.isdigit():  # type: ignore[union-attr,arg-type]
+        elif (kind is str
+              and 0 < len(raw_quantity) <= 15  # type: ignore[arg-type]
+              and raw_quantity.isascii() and raw_quantity.isdigit()):  # type: ignore[union-attr]
             quantity = int(raw_quantity)  # type: ignore[arg-type]
         else:
             quantity = parse_quantity(raw_quantity)
@@ -393,7 +395,7 @@ class RecordChecker:
 
 # (workspace_id, day, item, retention_days): the key of a day's running total.
 TotalKey = tuple[str, date, str, int]
-_total_key: Callable[[UsageRow], TotalKey] = itemgetter(0, 4, 2, 6)  # type: ignore[assignment]
+_total_key: Callable[[UsageRow], TotalKey] = itemgetter(0, 4, 2, 6)
 _MAX_ITEMS = frozenset(code for code, item in ITEMS.items() if item.rule is DailyRule.MAX)
 
 
@@ -443,7 +445,7 @@ class DayTotals:
             if key not in totals:
                 totals[key] = [0, 0]
                 self.created.add(key)
-                self._tiers.setdefault(key[:3], []).append(key)  # type: ignore[index]
+                self._tiers.setdefault(key[:3], []).append(key)
             elif new == total[0] and not companion:
                 continue  # a max-type item below the day's maximum so far
             totals[key][0], totals[key][1] = new, total[1] + companion
@@ -468,7 +470,7 @@ class DayTotals:
         # (workspace, day, item) → its tiers' keys, for the quotas (which count all tiers)
         self._tiers: dict[tuple[str, date, str], list[TotalKey]] = {}
         for key in totals:
-            self._tiers.setdefault(key[:3], []).append(key)  # type: ignore[arg-type]
+            self._tiers.setdefault(key[:3], []).append(key)
 
     def used(self, workspace_id: str, day: date, item: str) -> Decimal:
         """The day's quantity of an item, all tiers, after the post-rules (what quotas read)."""
@@ -482,9 +484,9 @@ class DayTotals:
         if total is None:
             total = self.totals[key] = [0, 0]
             self.created.add(key)
-            self._tiers.setdefault(key[:3], []).append(key)  # type: ignore[arg-type]
+            self._tiers.setdefault(key[:3], []).append(key)
         if row.workspace_id in self.free:
-            decision = admit(FREE, "active", row.item,
+            decision = admit(FREE, ACTIVE, row.item,
                              self.used(row.workspace_id, row.day, row.item))
             if not decision.allowed:
                 if decision.reason == "not_in_plan":

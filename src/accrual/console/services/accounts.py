@@ -16,6 +16,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection, Engine, exists, func, insert, select
 from sqlalchemy.exc import IntegrityError
@@ -55,6 +56,32 @@ class Registration:
     billing_account_id: str
     workspace_id: str
     ingest_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class Workspace:
+    """A workspace as the console keeps it, with the arrears state the billing center sent."""
+
+    id: str
+    name: str
+    site: str
+    language: str
+    plan: str  # free | commercial
+    status: str  # active | locked | dissolved
+    billing_account_id: str | None
+    settlement_method: str | None
+    created_at: datetime
+    lock_state: str | None  # countdown | locked; None when not in arrears
+    lock_at: datetime | None
+    dissolved_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Membership:
+    """A workspace an account belongs to, with its role there."""
+
+    workspace: Workspace
+    role: str  # owner | admin | member
 
 
 @dataclass(frozen=True)
@@ -266,27 +293,32 @@ class Accounts:
             raise NotFound("workspace_not_found", f"no workspace {workspace_id} among yours")
         return role
 
-    def workspaces_of(self, account_id: str) -> list[dict[str, object]]:
+    def workspaces_of(self, account_id: str) -> list[Membership]:
         w, m = t.workspaces, t.members
         with self.engine.connect() as conn:
             rows = conn.execute(
-                select(w.c.id, w.c.name, w.c.plan, w.c.status, w.c.language,
-                       w.c.billing_account_id, w.c.settlement_method, w.c.created_at, m.c.role)
+                select(*_WORKSPACE_COLUMNS, m.c.role)
                 .join(m, m.c.workspace_id == w.c.id).where(m.c.account_id == account_id)
                 .order_by(w.c.created_at)).all()
-        return [
-            {"workspace_id": r.id, "name": r.name, "plan": r.plan, "status": r.status,
-             "language": r.language, "billing_account_id": r.billing_account_id,
-             "settlement_method": r.settlement_method, "role": r.role,
-             "created_at": r.created_at.isoformat()}
-            for r in rows
-        ]
+        return [Membership(_workspace(r), r.role) for r in rows]
 
-    def workspace(self, workspace_id: str) -> dict[str, object] | None:
+    def workspace(self, workspace_id: str) -> Workspace | None:
         with self.engine.connect() as conn:
-            row = conn.execute(select(t.workspaces).where(t.workspaces.c.id == workspace_id)).first()
-        return None if row is None else dict(row._mapping)
+            row = conn.execute(select(*_WORKSPACE_COLUMNS)
+                               .where(t.workspaces.c.id == workspace_id)).first()
+        return None if row is None else _workspace(row)
 
     def count_accounts(self) -> int:
         with self.engine.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(t.accounts)).scalar_one())
+
+
+_WORKSPACE_COLUMNS = tuple(t.workspaces.c[name] for name in (
+    "id", "name", "site", "language", "plan", "status", "billing_account_id",
+    "settlement_method", "created_at", "lock_state", "lock_at", "dissolved_at"))
+
+
+def _workspace(row: Any) -> Workspace:
+    return Workspace(row.id, row.name, row.site, row.language, row.plan, row.status,
+                     row.billing_account_id, row.settlement_method, row.created_at,
+                     row.lock_state, row.lock_at, row.dissolved_at)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
 from decimal import Decimal
 
 from sqlalchemy import Engine, select
@@ -12,11 +14,43 @@ from accrual.clock import Clock, day_bounds, site_day
 from accrual.console.adapters import tables as t
 from accrual.console.adapters.usage_stats import daily_quantities, per_item
 from accrual.console.config import ConsoleConfig
-from accrual.console.domain.plans import FREE_QUOTAS, NEVER_REFUSED, admit
+from accrual.console.domain.admission import admit, free_quota_exceeded
+from accrual.console.domain.plans import FREE, FREE_QUOTAS, NEVER_REFUSED
 from accrual.contract.errors import Invalid
-from accrual.money import format_decimal
 
 MAX_CHECKS = 1000
+UNKNOWN_WORKSPACE = "unknown_workspace"
+
+
+@dataclass(frozen=True, slots=True)
+class AdmissionAnswer:
+    """May ``workspace_id`` ingest ``item`` now; with a free-plan quota, how much of it is
+    used today and when it resets."""
+
+    workspace_id: str
+    item: str
+    allowed: bool
+    reason: str | None  # quota_exceeded | not_in_plan | locked | dissolved | unknown_workspace
+    used: Decimal | None = None
+    quota: int | None = None
+    resets_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaItem:
+    item: str
+    used: Decimal
+    quota: int | None  # None: not on the free plan, no quota applies
+    exceeded: bool
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaUsage:
+    workspace_id: str
+    plan: str | None
+    day: date
+    resets_at: datetime
+    items: tuple[QuotaItem, ...]
 
 
 class AdmissionService:
@@ -25,7 +59,7 @@ class AdmissionService:
         self.config = config
         self.clock = clock
 
-    def check(self, checks: Sequence[tuple[str, str]]) -> list[dict[str, object]]:
+    def check(self, checks: Sequence[tuple[str, str]]) -> list[AdmissionAnswer]:
         """Answer each (workspace_id, item); quotas reset at the site's midnight."""
         if len(checks) > MAX_CHECKS:
             raise Invalid("too_many_checks", f"ask about at most {MAX_CHECKS} pairs at once")
@@ -41,23 +75,24 @@ class AdmissionService:
                 select(t.workspaces.c.id, t.workspaces.c.plan, t.workspaces.c.status)
                 .where(t.workspaces.c.id.in_(workspaces)))}
             used = per_item(daily_quantities(conn, [today], [w for w in workspaces if w in rows]))
-        answers: list[dict[str, object]] = []
+        answers: list[AdmissionAnswer] = []
         for workspace_id, item in checks:
             row = rows.get(workspace_id)
             if row is None:
-                answers.append({"workspace_id": workspace_id, "item": item, "allowed": False,
-                                "reason": "unknown_workspace"})
+                answers.append(AdmissionAnswer(workspace_id, item, False, UNKNOWN_WORKSPACE))
                 continue
-            decision = admit(row.plan, row.status, item, used.get((workspace_id, today, item), Decimal(0)))
-            answer: dict[str, object] = {"workspace_id": workspace_id, "item": item,
-                                         "allowed": decision.allowed, "reason": decision.reason}
-            if decision.quota is not None:
-                answer.update(used=format_decimal(decision.used or Decimal(0)), quota=decision.quota,
-                              resets_at=reset_at.isoformat())
-            answers.append(answer)
+            decision = admit(row.plan, row.status, item,
+                             used.get((workspace_id, today, item), Decimal(0)))
+            if decision.quota is None:
+                answers.append(AdmissionAnswer(workspace_id, item, decision.allowed,
+                                               decision.reason))
+            else:
+                answers.append(AdmissionAnswer(
+                    workspace_id, item, decision.allowed, decision.reason,
+                    decision.used or Decimal(0), decision.quota, reset_at))
         return answers
 
-    def quota_usage(self, workspace_id: str) -> dict[str, object]:
+    def quota_usage(self, workspace_id: str) -> QuotaUsage:
         """Today's use against the free plan's quotas, for owners and admins."""
         now = self.clock.now()
         today = site_day(now, self.config.zone)
@@ -69,11 +104,6 @@ class AdmissionService:
         items = []
         for item, quota in FREE_QUOTAS.items():
             amount = used.get((workspace_id, today, item), Decimal(0))
-            items.append({"item": item, "used": format_decimal(amount),
-                          "quota": quota if plan == "free" else None,
-                          "exceeded": plan == "free"
-                          and ((quota == 0 and amount > 0) or amount >= quota > 0)})
-        return {"workspace_id": workspace_id, "plan": plan, "day": today.isoformat(),
-                "resets_at": reset_at.isoformat(), "items": items}
-
-
+            items.append(QuotaItem(item, amount, quota if plan == FREE else None,
+                                   free_quota_exceeded(plan, quota, amount)))
+        return QuotaUsage(workspace_id, plan, today, reset_at, tuple(items))

@@ -8,21 +8,34 @@ or when the threshold changes (decisions.md 20).
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import date
+from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy import Connection, Engine, delete, func, select, update
 
 from accrual.catalog import ITEMS
 from accrual.clock import Clock
 from accrual.console.adapters import tables as t
 from accrual.console.config import ConsoleConfig
-from accrual.console.emails import render
+from accrual.console.domain.alerts import AlertStep, alert_step
+from accrual.console.mail_texts import render
 from accrual.contract.errors import Forbidden, Invalid, NotFound
 from accrual.infra.db import in_transaction
 from accrual.infra.mail import Mailer, MailError
-from accrual.money import InvalidDecimal, format_minor, parse_amount
+from accrual.money import InvalidDecimal, format_minor, from_minor, parse_amount
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRule:
+    workspace_id: str
+    item: str
+    threshold: Decimal  # daily amount, in the site's currency
+    armed: bool
+    last_fired_day: date | None
 
 
 class Alerts:
@@ -42,7 +55,7 @@ class Alerts:
         if role not in ("owner", "admin"):
             raise Forbidden("owner_or_admin_only", "alerts are set by owners and admins")
 
-    def set(self, account_id: str, workspace_id: str, item: str, threshold: object) -> dict[str, object]:
+    def set(self, account_id: str, workspace_id: str, item: str, threshold: object) -> AlertRule:
         self._require_owner_or_admin(account_id, workspace_id)
         if item not in ITEMS:
             raise NotFound("unknown_item", f"unknown billing item {item!r}")
@@ -61,7 +74,7 @@ class Alerts:
                                            last_day=self._last_closed(conn)))
 
         in_transaction(self.engine, work)
-        return self._present_one(workspace_id, item)
+        return self._rule_of(workspace_id, item)
 
     def remove(self, account_id: str, workspace_id: str, item: str) -> None:
         self._require_owner_or_admin(account_id, workspace_id)
@@ -71,28 +84,28 @@ class Alerts:
         if not gone:
             raise NotFound("alert_not_found", f"no alert on {item}")
 
-    def list(self, account_id: str, workspace_id: str) -> list[dict[str, object]]:
+    def list(self, account_id: str, workspace_id: str) -> list[AlertRule]:
         self._require_owner_or_admin(account_id, workspace_id)
         with self.engine.connect() as conn:
             rows = conn.execute(select(t.alert_rules).where(
                 t.alert_rules.c.workspace_id == workspace_id).order_by(t.alert_rules.c.item)).all()
-        return [self._present(r) for r in rows]
+        return [self._rule(r) for r in rows]
 
-    def _present_one(self, workspace_id: str, item: str) -> dict[str, object]:
+    def _rule_of(self, workspace_id: str, item: str) -> AlertRule:
         with self.engine.connect() as conn:
             row = conn.execute(select(t.alert_rules).where(
                 t.alert_rules.c.workspace_id == workspace_id, t.alert_rules.c.item == item)).one()
-        return self._present(row)
+        return self._rule(row)
 
-    def _present(self, row) -> dict[str, object]:  # type: ignore[no-untyped-def]
-        return {"workspace_id": row.workspace_id, "item": row.item,
-                "threshold": format_minor(row.threshold_minor, self.config.currency),
-                "armed": row.armed,
-                "last_fired_day": row.last_fired_day.isoformat() if row.last_fired_day else None}
+    def _rule(self, row: Any) -> AlertRule:
+        return AlertRule(row.workspace_id, row.item,
+                         from_minor(row.threshold_minor, self.config.currency), row.armed,
+                         row.last_fired_day)
 
     @staticmethod
-    def _last_closed(conn) -> date | None:  # type: ignore[no-untyped-def]
-        return conn.execute(select(func.max(t.closed_days.c.day))).scalar()
+    def _last_closed(conn: Connection) -> date | None:
+        found: date | None = conn.execute(select(func.max(t.closed_days.c.day))).scalar()
+        return found
 
     def evaluate(self) -> int:
         """Evaluate every rule on the closed days it has not seen; returns mails sent."""
@@ -113,11 +126,11 @@ class Alerts:
                         d.c.day.in_(days)).group_by(d.c.day)).all())
             for day in days:
                 amount = int(amounts.get(day, 0))
-                if amount > rule.threshold_minor:
-                    if armed and self._mail(rule, day, amount):
-                        sent += 1
-                        armed, fired_on = False, day
-                else:
+                step = alert_step(armed, amount, rule.threshold_minor)
+                if step is AlertStep.FIRE and self._mail(rule, day, amount):
+                    sent += 1
+                    armed, fired_on = False, day
+                elif step is AlertStep.REARM:
                     armed = True
             with self.engine.begin() as conn:
                 # Only if the rule was not changed meanwhile (a change re-arms it).

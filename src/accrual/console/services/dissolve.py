@@ -8,6 +8,9 @@ details already produced stay: they are the account's bill.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+
 from sqlalchemy import Engine, delete, select, union, update
 
 from accrual.clock import Clock
@@ -23,14 +26,20 @@ from accrual.contract.messages import (
 from accrual.infra.outbox import enqueue
 
 
+@dataclass(frozen=True, slots=True)
+class Dissolved:
+    workspace_id: str
+    dissolved_at: datetime
+    deleted: dict[str, int]  # rows deleted per table of stored data
+
+
 class Dissolution:
     def __init__(self, engine: Engine, clock: Clock, day_close: DayClose) -> None:
         self.engine = engine
         self.clock = clock
         self.day_close = day_close
 
-    def dissolve(self, account_id: str, workspace_id: str, workspace_name: str
-                 ) -> dict[str, object]:
+    def dissolve(self, account_id: str, workspace_id: str, workspace_name: str) -> Dissolved:
         w, m = t.workspaces, t.members
         with self.engine.begin() as conn:
             query = (select(w.c.name, w.c.status, w.c.lock_state, m.c.role)
@@ -61,7 +70,7 @@ class Dissolution:
             # deletion commits: a close that read this usage would otherwise write its
             # statistics back, and a later re-rate would refund them.
             for day in sorted(days):
-                self.day_close._lock_day(conn, day)
+                self.day_close.lock_day(conn, day)
             deleted = {table.name: conn.execute(
                 delete(table).where(table.c.workspace_id == workspace_id)).rowcount
                 for table in (u, s, t.late_days, t.alert_rules)}
@@ -76,5 +85,4 @@ class Dissolution:
                 id=message_id(WORKSPACE_DISSOLVED, workspace_id), type=WORKSPACE_DISSOLVED,
                 aggregate_id=workspace_id, occurred_at=now,
                 payload=event.model_dump(mode="json"))], now)
-        return {"workspace_id": workspace_id, "status": "dissolved",
-                "dissolved_at": now.isoformat(), "deleted": deleted}
+        return Dissolved(workspace_id, now, deleted)

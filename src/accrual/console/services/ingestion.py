@@ -27,12 +27,13 @@ from sqlalchemy import Connection, Engine, bindparam, delete, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 
 from accrual.catalog import PriceBook
-from accrual.catalog.items import RETENTION_DEFAULTS, RETENTION_OPTIONS, DataType
+from accrual.catalog.items import DataType
 from accrual.clock import Clock
 from accrual.console.adapters import tables as t
 from accrual.console.config import ConsoleConfig
+from accrual.console.domain.admission import DISSOLVED, WORKSPACE_DISSOLVED, refuse_usage
 from accrual.console.domain.plans import FREE
-from accrual.console.domain.retention import FREE_RETENTION
+from accrual.console.domain.retention import record_retention
 from accrual.console.domain.usage import (
     DayTotals,
     RecordChecker,
@@ -136,17 +137,9 @@ class Ingestion:
 
             def resolve(workspace_id: str, data_type: DataType, at: datetime) -> int:
                 workspace = workspaces[workspace_id]
-                if workspace.plan == FREE or (workspace.commercial_since is not None
-                                              and at < workspace.commercial_since):
-                    # The free plan keeps every data type it offers for FREE_RETENTION days.
-                    return (FREE_RETENTION if FREE_RETENTION in RETENTION_OPTIONS[data_type]
-                            else RETENTION_DEFAULTS[data_type])
-                retention = RETENTION_DEFAULTS[data_type]
-                for effective_from, days in policies.get((workspace_id, data_type.value), ()):
-                    if effective_from > at:
-                        break
-                    retention = days
-                return retention
+                return record_retention(workspace.plan == FREE, workspace.commercial_since,
+                                        policies.get((workspace_id, data_type.value), ()),
+                                        data_type, at)
 
             check = RecordChecker(now=now, limits=self.limits, resolve_retention=resolve).check
             if conn.dialect.name == "postgresql":
@@ -200,7 +193,7 @@ class Ingestion:
                 plans = {}
                 for workspace_id, plan, status in cursor.fetchall():
                     plans[workspace_id] = plan
-                    if status == "dissolved":  # while this batch was being stored
+                    if status == DISSOLVED:  # while this batch was being stored
                         gone.add(workspace_id)
                 cursor.execute(_READ_TOTALS, (workspace_ids, days))
                 totals: dict[TotalKey, list[int]] = {
@@ -215,14 +208,15 @@ class Ingestion:
         counter = DayTotals(totals, self.limits, {i for i, plan in plans.items() if plan == FREE})
         refused: dict[int, Rejection] = {}
         if gone:
-            refused = {p: Rejection(positions[p], "workspace_dissolved",
-                                    "the workspace was dissolved")
+            refused = {p: Rejection(positions[p], WORKSPACE_DISSOLVED.code,
+                                    WORKSPACE_DISSOLVED.message)
                        for p in fresh if rows[p][0] in gone}
             fresh = [p for p in fresh if p not in refused]
         refused.update(counter.count(rows, fresh, positions))
         if counter.touched:
-            _write_totals(conn, sorted((*key, *totals[key]) for key in counter.touched),
-                          counter.created)
+            _write_totals(conn, sorted((w, d, i, r, totals[(w, d, i, r)][0],
+                                        totals[(w, d, i, r)][1])
+                                       for w, d, i, r in counter.touched), counter.created)
         return refused
 
     def _store_postgresql(self, conn: Connection, records: Sequence[object],
@@ -240,8 +234,8 @@ class Ingestion:
         driver = conn.connection.driver_connection
         assert driver is not None
         if _first_is_stored(conn, records, statuses):
-            batch = _check_all(records, statuses, check, result)
-            return batch, self._store_staged(conn, batch, now)
+            checked = _check_all(records, statuses, check, result)
+            return checked, self._store_staged(conn, checked, now)
         savepoint = conn.begin_nested()
         batch: _Batch | None = None
         try:
@@ -340,22 +334,10 @@ def _check_all(records: Sequence[object], statuses: dict[str, str], check: Check
     for index, raw in enumerate(records):
         if isinstance(raw, dict):
             workspace_id = raw.get("workspace_id")
-            status = statuses.get(workspace_id) if isinstance(workspace_id, str) else None
-            if status is None:
-                rejected.append(Rejection(
-                    index, "unknown_workspace",
-                    "unknown workspace, or not one this key may write to"))
-                continue
-            if status == "dissolved":
-                rejected.append(Rejection(
-                    index, "workspace_dissolved", "the workspace was dissolved"))
-                continue
-            if status == "locked":
-                rejected.append(Rejection(
-                    index, "workspace_locked",
-                    "the workspace is locked because its billing account is in arrears; "
-                    "top up the account or change the workspace's settlement method in the "
-                    "billing center, and it is unlocked at once"))
+            refusal = refuse_usage(statuses.get(workspace_id)
+                                   if isinstance(workspace_id, str) else None)
+            if refusal is not None:
+                rejected.append(Rejection(index, refusal.code, refusal.message))
                 continue
         checked = check(index, raw)
         if isinstance(checked, Rejection):
@@ -461,11 +443,11 @@ def _write_totals(conn: Connection, totals: list[tuple[str, date, str, int, int,
                                    binary=True)
         return
     d = t.usage_day_totals
-    statement = sqlite.insert(d)
-    statement = statement.on_conflict_do_update(
+    insert_ = sqlite.insert(d)
+    upsert = insert_.on_conflict_do_update(
         index_elements=[d.c.workspace_id, d.c.day, d.c.item, d.c.retention_days],
-        set_={"quantity": statement.excluded.quantity, "companion": statement.excluded.companion})
-    conn.execute(statement, [dict(zip(_TOTALS_COLUMNS, total, strict=True)) for total in totals])
+        set_={"quantity": insert_.excluded.quantity, "companion": insert_.excluded.companion})
+    conn.execute(upsert, [dict(zip(_TOTALS_COLUMNS, total, strict=True)) for total in totals])
 
 
 def _retract(conn: Connection, rows: list[UsageRow]) -> None:

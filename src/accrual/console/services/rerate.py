@@ -3,8 +3,11 @@ differences as adjustment details, with an audit record of who, when and why."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import date
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import Engine, func, insert, select
 
@@ -12,9 +15,26 @@ from accrual.clock import Clock
 from accrual.console.adapters import tables as t
 from accrual.console.services.day_close import DayClose
 from accrual.contract.errors import Invalid
-from accrual.money import format_minor
+from accrual.money import from_minor
 
 MAX_DAYS = 400
+
+
+@dataclass(frozen=True, slots=True)
+class RerateRecord:
+    """The audit record of one re-rate: who, why, what it changed."""
+
+    id: int
+    actor: str
+    reason: str
+    first_day: date
+    last_day: date
+    days: int  # closed days priced again
+    adjustments: int  # details it produced
+    amount: Decimal  # their sum, in the site's currency
+    price_book: str  # the price book's newest version when it ran
+    started_at: datetime
+    finished_at: datetime
 
 
 class Rerates:
@@ -25,7 +45,7 @@ class Rerates:
         self.currency = currency
 
     def run(self, first: date, last: date, *, reason: str, actor: str,
-            progress: Callable[[date, int], None] | None = None) -> dict[str, object]:
+            progress: Callable[[date, int], None] | None = None) -> RerateRecord:
         reason = reason.strip() if isinstance(reason, str) else ""
         if not 3 <= len(reason) <= 500:
             raise Invalid("reason_required", "say why (3 to 500 characters): it is audited")
@@ -57,18 +77,18 @@ class Rerates:
                       "started_at": started, "finished_at": self.clock.now()}
             rerate_id = conn.execute(insert(t.rerates).values(**record)
                                      .returning(t.rerates.c.id)).scalar_one()
-        return self._present({"id": rerate_id, **record})
+        return self._record({"id": rerate_id, **record})
 
-    def history(self, limit: int = 100) -> list[dict[str, object]]:
+    def history(self, limit: int = 100) -> list[RerateRecord]:
+        """The re-rates, newest first."""
         with self.engine.connect() as conn:
             rows = conn.execute(select(t.rerates).order_by(t.rerates.c.id.desc()).limit(limit))
-            return [self._present(dict(row._mapping)) for row in rows]
+            return [self._record(dict(row._mapping)) for row in rows]
 
-    def _present(self, row: dict[str, object]) -> dict[str, object]:
-        return {"id": row["id"], "actor": row["actor"], "reason": row["reason"],
-                "from": row["first_day"].isoformat(), "to": row["last_day"].isoformat(),  # type: ignore[union-attr]
-                "days": row["days"], "adjustments": row["adjustments"],
-                "amount": format_minor(int(row["amount_minor"]), self.currency),  # type: ignore[call-overload]
-                "price_book": row["price_book"],
-                "started_at": row["started_at"].isoformat(),  # type: ignore[union-attr]
-                "finished_at": row["finished_at"].isoformat()}  # type: ignore[union-attr]
+    def _record(self, row: Mapping[str, Any]) -> RerateRecord:
+        return RerateRecord(
+            id=row["id"], actor=row["actor"], reason=row["reason"], first_day=row["first_day"],
+            last_day=row["last_day"], days=row["days"], adjustments=row["adjustments"],
+            amount=from_minor(int(row["amount_minor"]), self.currency),
+            price_book=row["price_book"], started_at=row["started_at"],
+            finished_at=row["finished_at"])

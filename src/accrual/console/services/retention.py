@@ -2,20 +2,48 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+
 from sqlalchemy import Connection, Engine, delete, insert, select
 
 from accrual.catalog.items import RETENTION_OPTIONS, DataType
 from accrual.clock import Clock
 from accrual.console.adapters import tables as t
 from accrual.console.config import ConsoleConfig
+from accrual.console.domain.plans import FREE
 from accrual.console.domain.retention import (
     FREE_RETENTION,
+    ChangePlan,
     PolicyChange,
     check_option,
     in_force,
     plan_change,
 )
 from accrual.contract.errors import Forbidden, Invalid, NotFound
+
+
+@dataclass(frozen=True, slots=True)
+class PendingRetention:
+    retention_days: int
+    effective_from: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionPolicy:
+    """A data type's retention: in force now, the options, a change waiting for tomorrow."""
+
+    data_type: DataType
+    retention_days: int
+    options: tuple[int, ...]
+    pending: PendingRetention | None
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionChange:
+    data_type: DataType
+    retention_days: int
+    plan: ChangePlan  # from when it applies, and whether that is now or the next day
 
 
 class Retention:
@@ -31,7 +59,7 @@ class Retention:
                                                         r.c.data_type == data_type.value)
                                         .order_by(r.c.effective_from))]
 
-    def policies(self, workspace_id: str) -> list[dict[str, object]]:
+    def policies(self, workspace_id: str) -> list[RetentionPolicy]:
         now = self.clock.now()
         with self.engine.connect() as conn:
             plan = conn.execute(select(t.workspaces.c.plan)
@@ -40,17 +68,15 @@ class Retention:
             for data_type in DataType:
                 history = self._history(conn, workspace_id, data_type)
                 pending = [c for c in history if c.effective_from > now]
-                current = FREE_RETENTION if plan == "free" else in_force(history, data_type, now)
-                result.append({
-                    "data_type": data_type.value, "retention_days": current,
-                    "options": list(RETENTION_OPTIONS[data_type]),
-                    "pending": ({"retention_days": pending[-1].retention_days,
-                                 "effective_from": pending[-1].effective_from.isoformat()}
-                                if pending and plan != "free" else None)})
+                current = FREE_RETENTION if plan == FREE else in_force(history, data_type, now)
+                result.append(RetentionPolicy(
+                    data_type, current, tuple(RETENTION_OPTIONS[data_type]),
+                    PendingRetention(pending[-1].retention_days, pending[-1].effective_from)
+                    if pending and plan != FREE else None))
         return result
 
     def change(self, workspace_id: str, account_id: str, data_type: str,
-               retention_days: int) -> dict[str, object]:
+               retention_days: int) -> RetentionChange:
         try:
             kind = DataType(data_type)
         except ValueError:
@@ -83,5 +109,4 @@ class Retention:
                                           effective_from=plan.effective_from,
                                           retention_days=retention_days, changed_at=now,
                                           changed_by=account_id))
-        return {"data_type": kind.value, "retention_days": retention_days,
-                "effective_from": plan.effective_from.isoformat(), "applies": plan.applies}
+        return RetentionChange(kind, retention_days, plan)

@@ -1,5 +1,5 @@
 """The billing center's mail outbox: mails queued with the change that decided them,
-sent afterwards by :meth:`BillingMails.send_due`, retried with backoff.
+sent afterwards by :meth:`MailOutbox.send_due`, retried with backoff.
 
 A mail is queued in the transaction of its event, so nothing is mailed for a change
 that was rolled back; its ``dedup_key`` (one per event and recipient) makes queuing
@@ -19,7 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.elements import ColumnElement
 
 from accrual.billing.adapters import tables as t
-from accrual.billing.emails import render
+from accrual.billing.mail_texts import render
 from accrual.clock import Clock
 from accrual.infra.jobs import Job
 from accrual.infra.mail import Mailer, MailError
@@ -74,7 +74,7 @@ def _due(now: datetime) -> tuple[ColumnElement[bool], ...]:
     return (m.c.sent_at.is_(None), m.c.next_attempt_at <= now, m.c.attempts < MAX_ATTEMPTS)
 
 
-class BillingMails:
+class MailOutbox:
     def __init__(self, engine: Engine, clock: Clock, mailer: Mailer) -> None:
         self.engine = engine
         self.clock = clock

@@ -1,4 +1,5 @@
-"""The billing center's emails, in the workspace's language (English or Simplified Chinese)."""
+"""The texts of the billing center's mails: subject and body templates, in the workspace's
+language (English or Simplified Chinese). Queuing and sending are ``services.mail_outbox``."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The console's emails, in the workspace's language (English or Simplified Chinese)."""
+"""The texts of the console's e-mails, in the workspace's language (English or Simplified Chinese)."""
 
 from __future__ import annotations
 

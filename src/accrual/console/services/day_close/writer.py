@@ -7,10 +7,10 @@ import threading
 
 from sqlalchemy import Connection
 
-from accrual.console.services.day_close_rows import _Rows
+from accrual.console.services.day_close.rows import CloseRows
 
 
-class _Writer:
+class RowWriter:
     """Stores the rows of a close on its connection: on PostgreSQL from a thread of its own,
     one part at a time and in order, while the caller prices the next part (the caller
     does not use the connection meanwhile); elsewhere at once."""
@@ -18,18 +18,18 @@ class _Writer:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self.threaded = conn.dialect.name == "postgresql"
-        self.queue: queue.Queue[_Rows | None] = queue.Queue(maxsize=2)
+        self.queue: queue.Queue[CloseRows | None] = queue.Queue(maxsize=2)
         self.error: BaseException | None = None
         self.thread: threading.Thread | None = None
 
-    def __enter__(self) -> _Writer:
+    def __enter__(self) -> RowWriter:
         if self.threaded:
             self.thread = threading.Thread(target=self._run, name="day-close-writer",
                                            daemon=True)
             self.thread.start()
         return self
 
-    def put(self, rows: _Rows) -> None:
+    def put(self, rows: CloseRows) -> None:
         if self.error is not None:
             raise self.error
         if self.thread is None:

@@ -14,7 +14,7 @@ from sqlalchemy import Engine, insert, select, update
 
 from accrual.billing.adapters import tables as t
 from accrual.billing.config import BillingConfig
-from accrual.billing.emails import render
+from accrual.billing.mail_texts import render
 from accrual.billing.services.accounts import BillingAccounts
 from accrual.clock import Clock
 from accrual.contract.errors import Forbidden, Invalid, NotFound, Unavailable
@@ -36,7 +36,7 @@ def mask_email(email: str) -> str:
     return f"{name[:1]}***@{domain}"
 
 
-class Upgrades:
+class BindingCodes:
     def __init__(self, engine: Engine, config: BillingConfig, clock: Clock,
                  accounts: BillingAccounts, mailer: Mailer) -> None:
         self.engine = engine
@@ -129,7 +129,7 @@ class Upgrades:
                 **({"used_at": now} if right else {"attempts": row.attempts + 1})))
         if not right:
             raise Invalid("wrong_code", "the code is not right")
-        result = self.accounts.bind(workspace_id, account_id)
+        bound = self.accounts.bind(workspace_id, account_id)
         return BindingChanged(workspace_id=workspace_id, billing_account_id=account_id,
-                              settlement_method=str(result["settlement_method"]),
-                              effective_from=result["effective_from"])  # type: ignore[arg-type]
+                              settlement_method=bound.settlement_method,
+                              effective_from=bound.effective_from)

@@ -6,14 +6,14 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 
-from sqlalchemy import Connection, case, func, or_, select
+from sqlalchemy import Connection, case, func, or_, select, union
 
 from accrual.catalog import ITEMS
 from accrual.catalog.items import DailyRule
 from accrual.catalog.rules import POST_RULE_ITEMS, daily_quantity
 from accrual.console.adapters import tables as t
 from accrual.console.domain.rating import Billed, StatKey
-from accrual.console.services.day_close_texts import _detail_id
+from accrual.contract.messages import detail_id
 from accrual.infra.bulk import among
 
 _MAX_ITEMS = sorted(code for code, item in ITEMS.items() if item.rule is DailyRule.MAX)
@@ -70,5 +70,13 @@ def read_billed(conn: Connection, site: str, day: date, scope: list[str] | None
             found = billed[workspace_id] = {}
         found[StatKey(workspace_id, day, item, tier)] = Billed(
             Decimal(quantity), amount_minor, revision,
-            _detail_id(site, workspace_id, day, item, tier, revision))
+            detail_id(site, workspace_id, day, item, tier, revision))
     return billed
+
+
+def workspaces_of(conn: Connection, day: date) -> list[str]:
+    """Every workspace with usage or billed statistics on ``day``, sorted."""
+    u, s = t.usage_records, t.daily_statistics
+    query = union(select(u.c.workspace_id).where(u.c.day == day),
+                  select(s.c.workspace_id).where(s.c.day == day))
+    return sorted(conn.execute(query).scalars())

@@ -7,6 +7,8 @@ at once and cannot be undone (reference-billing.md §7.3).
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import Engine, select
 
@@ -15,13 +17,23 @@ from accrual.console.adapters import tables as t
 from accrual.console.config import ConsoleConfig
 from accrual.console.services.inbox import apply_binding
 from accrual.contract.errors import Conflict, Forbidden, Invalid, NotFound, Unavailable
-from accrual.contract.messages import BindingCodeConfirmation, BindingCodeRequest
+from accrual.contract.messages import BindingCodeConfirmation, BindingCodeRequest, BindingCodeSent
 from accrual.contract.ports import BillingCenterPort, PeerRefused, PeerUnavailable
 
 log = logging.getLogger(__name__)
 
 
-class UpgradeService:
+@dataclass(frozen=True, slots=True)
+class Upgraded:
+    """A workspace now on the commercial plan, bound to a billing account."""
+
+    workspace_id: str
+    billing_account_id: str
+    settlement_method: str
+    commercial_since: datetime
+
+
+class PlanUpgrades:
     def __init__(self, engine: Engine, config: ConsoleConfig, clock: Clock,
                  billing: BillingCenterPort) -> None:
         self.engine = engine
@@ -46,7 +58,8 @@ class UpgradeService:
             raise Forbidden("workspace_not_active", f"the workspace is {row.status}")
         return row
 
-    def request(self, account_id: str, workspace_id: str, username: str) -> dict[str, object]:
+    def request(self, account_id: str, workspace_id: str, username: str) -> BindingCodeSent:
+        """Mail a binding code to the owner of billing account ``username``."""
         ws = self._owned_free_workspace(account_id, workspace_id)
         try:
             sent = self.billing.request_binding_code(BindingCodeRequest(
@@ -58,9 +71,9 @@ class UpgradeService:
         except PeerUnavailable:
             raise Unavailable("billing_unavailable", "the billing center cannot be reached; "
                               "try again") from None
-        return {"sent_to": sent.sent_to, "expires_at": sent.expires_at.isoformat()}
+        return sent
 
-    def confirm(self, account_id: str, workspace_id: str, username: str, code: str) -> dict[str, object]:
+    def confirm(self, account_id: str, workspace_id: str, username: str, code: str) -> Upgraded:
         self._owned_free_workspace(account_id, workspace_id)
         try:
             change = self.billing.confirm_binding_code(BindingCodeConfirmation(
@@ -76,7 +89,4 @@ class UpgradeService:
         with self.engine.begin() as conn:
             apply_binding(conn, change, now)
         log.info("workspace %s upgraded: bound to %s", workspace_id, change.billing_account_id)
-        return {"workspace_id": workspace_id, "plan": "commercial",
-                "billing_account_id": change.billing_account_id,
-                "settlement_method": change.settlement_method,
-                "commercial_since": now.isoformat()}
+        return Upgraded(workspace_id, change.billing_account_id, change.settlement_method, now)

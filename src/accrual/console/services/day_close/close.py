@@ -4,11 +4,10 @@ Closing is a comparison of what the day's usage says with what was already
 billed for it, so closing the same day twice changes nothing, and late usage
 for a closed day produces exactly the adjustment detail that is missing.
 
-The steps live beside this module: ``day_close_reads`` (the day's statistics and
-what was billed), ``day_close_pricing`` (parts and remembered prices),
-``day_close_rows`` and ``day_close_texts`` (the rows, ids and envelopes written, by
-hand-rolled fast paths) and ``day_close_writer`` (storing a part while the next is
-priced).
+The steps live beside this module: ``statistics`` (the day's statistics and what was
+billed), ``rows`` (the rows and envelopes written) and ``writer`` (storing a part while
+the next is priced); pricing and cutting the day into parts are the domain's
+(``console.domain.rating``).
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import Connection, Engine, delete, func, insert, select, text, union
+from sqlalchemy import Connection, Engine, delete, func, insert, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 
@@ -27,11 +26,14 @@ from accrual.catalog import PriceBook
 from accrual.clock import Clock, site_day
 from accrual.console.adapters import tables as t
 from accrual.console.config import ConsoleConfig
-from accrual.console.domain.rating import plan_details
-from accrual.console.services.day_close_pricing import _parts, _Prices
-from accrual.console.services.day_close_reads import read_billed, read_statistics
-from accrual.console.services.day_close_rows import _Rows
-from accrual.console.services.day_close_writer import _Writer
+from accrual.console.domain.rating import RememberedPrices, plan_details, workspace_parts
+from accrual.console.services.day_close.rows import CloseRows
+from accrual.console.services.day_close.statistics import (
+    read_billed,
+    read_statistics,
+    workspaces_of,
+)
+from accrual.console.services.day_close.writer import RowWriter
 from accrual.contract.errors import Invalid
 from accrual.infra.bulk import among
 from accrual.infra.jobs import Job, backoff, describe
@@ -97,7 +99,7 @@ class DayClose:
         scope = None if workspaces is None else sorted(set(workspaces))
         failed: dict[str, BaseException] = {}
         with self.engine.begin() as conn:
-            self._lock_day(conn, day)
+            self.lock_day(conn, day)
             already = conn.execute(select(t.closed_days.c.day)
                                    .where(t.closed_days.c.day == day)).first() is not None
             if clear_late and scope:
@@ -121,11 +123,11 @@ class DayClose:
                     {"workspace_id": w, "day": day, "noted_at": now} for w in sorted(failed)])
             if not already:
                 conn.execute(insert(t.closed_days).values(day=day, closed_at=now))
-        for workspace_id, error in sorted(failed.items()):
+        for workspace_id, failure in sorted(failed.items()):
             unit = self._unit(workspace_id, day)
             previous = self.job.failure(unit)
             attempts = (previous.attempts if previous else 0) + 1
-            self.job.unit_failed(unit, error, attempts=attempts,
+            self.job.unit_failed(unit, failure, attempts=attempts,
                                  next_attempt_at=now + backoff(attempts, RETRY_BASE, RETRY_CAP))
         if self.job.failing and scope is not None:
             self.job.units_ok([self._unit(w, day) for w in scope if w not in failed])
@@ -148,13 +150,12 @@ class DayClose:
         charges = adjustments = 0
         statistics, accounts = read_statistics(conn, day, scope)
         billed = read_billed(conn, self.config.site, day, scope)
-        prices = _Prices(self.book)
+        prices = RememberedPrices(self.book)
         # Part by part, in workspace order (the order one plan over the whole day gives);
         # on PostgreSQL the writer stores a part while the next one is priced.
-        with _Writer(conn) as writer:
-            for statistics_part, billed_part in _parts(statistics, billed):
-                planned = plan_details(statistics_part, billed_part,
-                                       book=prices,  # type: ignore[arg-type]
+        with RowWriter(conn) as writer:
+            for statistics_part, billed_part in workspace_parts(statistics, billed):
+                planned = plan_details(statistics_part, billed_part, book=prices,
                                        currency=self.config.currency,
                                        site_group=self.config.site_group, reason=reason)
                 if not planned:
@@ -162,7 +163,7 @@ class DayClose:
                 part_charges = sum(1 for p in planned if p.kind == "charge")
                 charges += part_charges
                 adjustments += len(planned) - part_charges
-                rows = _Rows(self.config.site, self.config.currency, now, accounts)
+                rows = CloseRows(self.config.site, self.config.currency, now, accounts)
                 rows.add(planned)
                 writer.put(rows)
         return charges, adjustments
@@ -172,7 +173,7 @@ class DayClose:
                  ) -> tuple[int, int]:
         """Close the day again in halves, each in a SAVEPOINT, halving what fails, until
         the failing workspaces stand alone (in ``failed``); returns what the rest made."""
-        candidates = scope if scope is not None else self._workspaces_of(conn, day)
+        candidates = scope if scope is not None else workspaces_of(conn, day)
         totals = [0, 0]
 
         def attempt(part: list[str]) -> BaseException | None:
@@ -200,13 +201,6 @@ class DayClose:
         if candidates:
             halve(candidates, error)
         return totals[0], totals[1]
-
-    def _workspaces_of(self, conn: Connection, day: date) -> list[str]:
-        """Every workspace with usage or billed statistics on ``day``, sorted."""
-        u, s = t.usage_records, t.daily_statistics
-        query = union(select(u.c.workspace_id).where(u.c.day == day),
-                      select(s.c.workspace_id).where(s.c.day == day))
-        return sorted(conn.execute(query).scalars())
 
     def close_due_days(self) -> list[CloseResult]:
         """What the scheduler runs: every day up to the last closable one, then late usage."""
@@ -260,7 +254,8 @@ class DayClose:
 
     # -- steps ------------------------------------------------------------
 
-    def _lock_day(self, conn: Connection, day: date) -> None:
+    def lock_day(self, conn: Connection, day: date) -> None:
+        """Hold ``day`` against other closes until ``conn``'s transaction ends."""
         if conn.dialect.name == "postgresql":
             key = zlib.crc32(f"close-day/{self.config.site}/{day.isoformat()}".encode())
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
