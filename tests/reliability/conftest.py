@@ -19,6 +19,19 @@ from accrual.infra.db import RETRIES
 from tests.conftest import BACKEND
 
 
+@pytest.fixture(scope="session")
+def pg_database_settings() -> dict[str, str]:
+    """The server's own settings: the figures (R1, R2) measure durable commits, as the
+    reports before them did."""
+    return {}
+
+
+@pytest.fixture(scope="session")
+def password_hasher() -> None:
+    """Passwords at the production cost: R7 times the answers to registrations and logins."""
+    return None
+
+
 @pytest.fixture
 def pg_runtime(runtime: Runtime, pg_databases: tuple[str, str] | None) -> Iterator[Runtime]:
     """The test runtime, on PostgreSQL only; retry counts start from zero."""
@@ -31,7 +44,8 @@ def pg_runtime(runtime: Runtime, pg_databases: tuple[str, str] | None) -> Iterat
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if BACKEND == "postgresql":
         return
-    kept, dropped = [], []
+    kept: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
     for item in items:
         (dropped if "pg_runtime" in getattr(item, "fixturenames", ()) else kept).append(item)
     if dropped:

@@ -97,5 +97,9 @@ class BillingCenter:
 
     def migrate(self) -> None:
         upgrade(self.engine, MIGRATIONS, "alembic_version_billing")
+        self.open_own_accounts()
+
+    def open_own_accounts(self) -> None:
+        """The center's own ledger accounts in its currency (kept if already open)."""
         with self.engine.begin() as conn:
             ledger.open_accounts(conn, ledger.SYSTEM, self.config.currency)
