@@ -720,3 +720,20 @@ def test_nul_in_a_path_is_422(client: TestClient, tenant: dict[str, Any]) -> Non
                       422) == "invalid_request"
     assert error_code(client.get("/billing/v1/accounts/a%00b/overview", headers=OPERATOR),
                       422) == "invalid_request"
+
+
+def test_nul_in_a_registration_key_is_refused_and_stores_nothing(client: TestClient,
+                                                                 runtime: Runtime) -> None:
+    # PostgreSQL cannot store NUL: the key used to reach the database and answer 500.
+    before = row_counts(runtime)
+    body = {"registration_key": "k" * 15 + "\x00", "username": "nulkey", "password": "pw-123456",
+            "email": "nul@example.com", "language": "en"}
+    response = client.post("/billing/v1/internal/registrations", json=body, headers=OPERATOR)
+    assert error_code(response, 422, "body") == "invalid_request"
+    confirm = {"workspace_id": "w1", "site": "cn1", "workspace_name": "W",
+               "owner_email": "nul@example.com", "language": "en", "day": "2026-11-26"}
+    for method, path, payload in (("POST", "/billing/v1/internal/registrations/a%00b/confirm", confirm),
+                                  ("DELETE", "/billing/v1/internal/registrations/a%00b", None)):
+        answer = client.request(method, path, json=payload, headers=OPERATOR)
+        assert error_code(answer, 422, path) == "invalid_request", path
+    assert row_counts(runtime) == before

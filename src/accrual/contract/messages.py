@@ -47,6 +47,7 @@ Username = Annotated[str, AfterValidator(_plain), Field(min_length=1, max_length
 Email = Annotated[str, AfterValidator(_plain), Field(min_length=3, max_length=320)]
 Secret = Annotated[str, AfterValidator(_plain), Field(min_length=1, max_length=256)]
 WorkspaceName = Annotated[str, AfterValidator(_plain), Field(min_length=1, max_length=200)]
+RegistrationKey = Annotated[str, AfterValidator(_plain), Field(min_length=16, max_length=128)]
 
 # Message types.
 BILLING_DETAIL = "billing_detail"
@@ -278,7 +279,7 @@ class RegistrationRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    registration_key: str = Field(min_length=16, max_length=128)
+    registration_key: RegistrationKey
     username: Username
     password: Secret
     email: Email

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import Depends
+from typing import Annotated
+
+from fastapi import Depends, Path
 from pydantic import BaseModel
 
 from accrual.billing.api.deps import CenterDep, billing_router, require_operator
@@ -19,6 +21,9 @@ from accrual.contract.messages import (
 from accrual.infra.http import error_responses
 
 router = billing_router()
+
+# A registration key in a path: as long as the body's, and without NUL (no database stores it).
+KeyPath = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[^\x00]+$")]
 
 
 class InboxIn(BaseModel):
@@ -43,15 +48,15 @@ def internal_register(body: RegistrationRequest, center: CenterDep) -> Registrat
 
 
 @router.post("/internal/registrations/{key}/confirm", tags=["internal"],
-             dependencies=[Depends(require_operator)], responses=error_responses(401, 404))
-def internal_confirm(key: str, body: RegistrationConfirmation, center: CenterDep) -> dict[str, str]:
+             dependencies=[Depends(require_operator)], responses=error_responses(401, 404, 422))
+def internal_confirm(key: KeyPath, body: RegistrationConfirmation, center: CenterDep) -> dict[str, str]:
     """Activate a registration's account and bind its first workspace; repeatable."""
     return {"billing_account_id": center.accounts.confirm(key, body)}
 
 
 @router.delete("/internal/registrations/{key}", status_code=204, tags=["internal"],
-               dependencies=[Depends(require_operator)], responses=error_responses(401))
-def internal_cancel(key: str, center: CenterDep) -> None:
+               dependencies=[Depends(require_operator)], responses=error_responses(401, 422))
+def internal_cancel(key: KeyPath, center: CenterDep) -> None:
     """Drop a registration's account while it is still pending (the console failed)."""
     center.accounts.cancel(key)
 
