@@ -124,7 +124,12 @@ def parse_amount(value: object, currency: str) -> int:
 
 
 def format_decimal(value: Decimal) -> str:
-    """A quantity or unit price as a plain decimal string, no exponent."""
-    if value == value.to_integral_value():
-        return str(value.quantize(Decimal(1)))
-    return format(value.normalize(), "f")
+    """A quantity or unit price as a plain decimal string, no exponent; exact at any
+    length (the context's precision would round a long value)."""
+    _sign, digits, exponent = value.as_tuple()
+    with localcontext() as exact:
+        widest = len(digits) + (max(exponent, 0) if isinstance(exponent, int) else 0) + 1
+        exact.prec = max(exact.prec, widest)
+        if value == value.to_integral_value():
+            return str(value.quantize(Decimal(1)))
+        return format(value.normalize(), "f")

@@ -321,3 +321,12 @@ def test_parse_amount_on_any_decimal_text_refuses_or_is_exact(text: str) -> None
 ])
 def test_format_decimal_has_no_exponent_and_no_trailing_zeros(value: Decimal, text: str) -> None:
     assert format_decimal(value) == text
+
+
+def test_format_decimal_is_exact_past_the_context_precision() -> None:
+    # The default context keeps 28 digits; a formatted quantity keeps every one.
+    long = Decimal("123456789012345678901234567890.5")
+    assert format_decimal(long) == "123456789012345678901234567890.5"
+    assert format_decimal(Decimal("1234567890123456789012345678901234567890")) == \
+        "1234567890123456789012345678901234567890"
+    assert format_decimal(Decimal("1.2500E+31")) == "12500000000000000000000000000000"

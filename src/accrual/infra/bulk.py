@@ -75,7 +75,7 @@ def among(conn: Connection, column: ColumnElement[Any], values: Iterable[object]
           array_type: TypeEngine[Any] | None = None) -> ColumnElement[bool]:
     """``column IN (values)``; on PostgreSQL one array parameter instead of one per value
     (thousands of placeholders make the driver's query parsing the slow part)."""
-    values = sorted(set(values))  # type: ignore[type-var]
+    values = sorted(set(values))  # type: ignore[type-var]  # ids of one column: mutually comparable
     if conn.dialect.name == "postgresql":
         return column == any_(bindparam(None, values,
                                         type_=postgresql.ARRAY(array_type or String())))

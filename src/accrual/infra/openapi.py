@@ -102,4 +102,4 @@ def install(app: FastAPI) -> None:
             app.openapi_schema = complete(generate())
         return app.openapi_schema
 
-    app.openapi = openapi  # type: ignore[method-assign]
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented override

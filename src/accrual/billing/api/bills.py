@@ -26,10 +26,11 @@ from accrual.billing.exports import (
     to_xlsx,
     transaction_row,
 )
-from accrual.billing.queries import daily_bill
+from accrual.billing.services.daily_bills import DailyBill, daily_bill
 from accrual.billing.services.statements import parse_month
 from accrual.contract.errors import Invalid
 from accrual.infra.http import IsoDate, error_responses
+from accrual.money import format_decimal, format_minor
 
 router = billing_router()
 
@@ -78,7 +79,19 @@ def daily_bills(account_id: AccountDep, center: CenterDep,
     amount. A day outside 2000-01-01 to 2099-12-31 is 422 `date_out_of_range`."""
     center.accounts.account(account_id)
     check_day("date", day)
-    return daily_bill(center.engine, account_id, day, center.config.currency)
+    return daily_bill_json(daily_bill(center.engine, account_id, day, center.config.currency))
+
+
+def daily_bill_json(bill: DailyBill) -> dict[str, Any]:
+    """A daily bill as the API shows it: quantities and money as decimal strings."""
+    return {"account_id": bill.account_id, "date": bill.day.isoformat(), "currency": bill.currency,
+            "lines": [{"workspace_id": line.workspace_id, "site": line.site, "item": line.item,
+                       "retention_days": line.retention_days,
+                       "quantity": format_decimal(line.quantity), "unit_size": line.unit_size,
+                       "unit_price": line.unit_price, "details": line.details,
+                       "amount": format_minor(line.amount_minor, bill.currency)}
+                      for line in bill.lines],
+            "total": format_minor(bill.total_minor, bill.currency)}
 
 
 @router.get("/accounts/{account_id}/monthly-bills", tags=["billing: bills"],

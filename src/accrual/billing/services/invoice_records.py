@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, func, insert, select, update
+from sqlalchemy import Connection, Engine, Row, Table, func, insert, select, update
 
 from accrual.billing.adapters import tables as t
 from accrual.billing.services.account_profile import PHONE
@@ -46,7 +46,7 @@ def _text(value: object, code: str, what: str, low: int, high: int) -> str:
 def _optional(value: object) -> str | None:
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
-    return value  # type: ignore[return-value]
+    return value if isinstance(value, str) else str(value)
 
 
 def _email(value: object, required_for: str | None) -> str | None:
@@ -193,7 +193,7 @@ class InvoiceRecords:
                                  "electronic" if kind == ELECTRONIC_ORDINARY else None)
         return values
 
-    def profile_row(self, conn: Connection, account_id: str, profile_id: int):  # type: ignore[no-untyped-def]
+    def profile_row(self, conn: Connection, account_id: str, profile_id: int) -> Row[Any]:
         p = t.invoice_profiles
         row = conn.execute(select(p).where(p.c.id == profile_id, p.c.account_id == account_id,
                                            p.c.deleted_at.is_(None))).first()
@@ -202,7 +202,7 @@ class InvoiceRecords:
         return row
 
     @staticmethod
-    def matches_certification(row, account: dict[str, object]) -> bool:  # type: ignore[no-untyped-def]
+    def matches_certification(row: Row[Any], account: dict[str, object]) -> bool:
         certification = account["certification"]
         return isinstance(certification, dict) \
             and row.title == certification["enterprise_name"] \
@@ -280,7 +280,7 @@ class InvoiceRecords:
                 "postcode": None if postcode is None else postcode.strip(),
                 "email": _email(fields.get("email"), None)}
 
-    def address_row(self, conn: Connection, account_id: str, address_id: int):  # type: ignore[no-untyped-def]
+    def address_row(self, conn: Connection, account_id: str, address_id: int) -> Row[Any]:
         m = t.mailing_addresses
         row = conn.execute(select(m).where(m.c.id == address_id, m.c.account_id == account_id,
                                            m.c.deleted_at.is_(None))).first()

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, Row, insert, select, update
 
 from accrual.billing.adapters import tables as t
 from accrual.billing.config import BillingConfig
@@ -316,7 +316,7 @@ class Invoices:
     # -- presenting ----------------------------------------------------------
 
     @staticmethod
-    def _get_request(conn: Connection, request_id: int):  # type: ignore[no-untyped-def]
+    def _get_request(conn: Connection, request_id: int) -> Row[Any]:
         row = conn.execute(select(t.invoice_requests)
                            .where(t.invoice_requests.c.id == request_id)).first()
         if row is None:
@@ -353,5 +353,5 @@ _PROFILE_FIELDS = ("invoice_type", "title", "taxpayer_id", "registered_address",
 _ADDRESS_FIELDS = ("recipient", "phone", "address", "postcode", "email")
 
 
-def _snapshot(row, fields: Sequence[str]) -> dict[str, object]:  # type: ignore[no-untyped-def]
+def _snapshot(row: Row[Any], fields: Sequence[str]) -> dict[str, object]:
     return {name: getattr(row, name) for name in fields}

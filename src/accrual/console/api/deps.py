@@ -17,7 +17,8 @@ def console_router() -> APIRouter:
 
 
 def console_of(request: Request) -> Console:
-    return request.app.state.console  # type: ignore[no-any-return]
+    console: Console = request.app.state.console  # set by the app factory
+    return console
 
 
 ConsoleDep = Annotated[Console, Depends(console_of)]

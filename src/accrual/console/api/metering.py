@@ -249,10 +249,10 @@ def require_admission_caller(request: Request) -> str | None:
     token = bearer_token(request)
     if same_secret(token, request.app.state.admin_token):
         return None
-    workspace_id = console.accounts.workspace_for_ingest_key(token)
+    workspace_id: str | None = console.accounts.workspace_for_ingest_key(token)
     if workspace_id is None:
         raise Unauthorized("unauthorized", "send the workspace's ingest key or the operator token")
-    return workspace_id  # type: ignore[no-any-return]
+    return workspace_id
 
 
 @router.post("/admission", tags=["console: metering"], responses=error_responses(401, 403, 422))

@@ -13,7 +13,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, func, select, update
+from sqlalchemy import Connection, Engine, Row, delete, func, select, update
 
 from accrual.catalog import ITEMS
 from accrual.clock import Clock
@@ -66,7 +66,7 @@ class Alerts:
         a = t.alert_rules
         now = self.clock.now()
 
-        def work(conn):  # type: ignore[no-untyped-def]
+        def work(conn: Connection) -> None:
             conn.execute(delete(a).where(a.c.workspace_id == workspace_id, a.c.item == item))
             conn.execute(a.insert().values(workspace_id=workspace_id, item=item,
                                            threshold_minor=threshold_minor, armed=True,
@@ -140,7 +140,7 @@ class Alerts:
                         armed=armed, last_day=days[-1], last_fired_day=fired_on))
         return sent
 
-    def _mail(self, rule, day: date, amount_minor: int) -> bool:  # type: ignore[no-untyped-def]
+    def _mail(self, rule: Row[Any], day: date, amount_minor: int) -> bool:
         w, m, acc = t.workspaces, t.members, t.accounts
         with self.engine.connect() as conn:
             ws = conn.execute(select(w.c.name, w.c.language).where(w.c.id == rule.workspace_id)).one()

@@ -9,8 +9,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, Row, select
 
 from accrual.clock import Clock
 from accrual.console.adapters import tables as t
@@ -41,7 +42,7 @@ class PlanUpgrades:
         self.clock = clock
         self.billing = billing
 
-    def _owned_free_workspace(self, account_id: str, workspace_id: str):  # type: ignore[no-untyped-def]
+    def _owned_free_workspace(self, account_id: str, workspace_id: str) -> Row[*tuple[Any, ...]]:
         w, m, a = t.workspaces, t.members, t.accounts
         with self.engine.connect() as conn:
             row = conn.execute(
