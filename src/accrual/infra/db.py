@@ -76,7 +76,7 @@ def upgrade(engine: Engine, migrations_dir: Path, version_table: str) -> None:
             # A batch migration rebuilds a table (new table, copy, drop, rename); SQLite
             # lets it drop a table other rows refer to only with foreign keys off, which
             # it allows outside a transaction only. They are checked before the commit.
-            connection.connection.dbapi_connection.execute(  # type: ignore[union-attr]
+            connection.connection.dbapi_connection.execute(  # type: ignore[union-attr]  # open here
                 "PRAGMA foreign_keys=OFF")
         try:
             with connection.begin():
@@ -88,7 +88,7 @@ def upgrade(engine: Engine, migrations_dir: Path, version_table: str) -> None:
                         raise RuntimeError(f"migration left broken references: {broken[:5]}")
         finally:
             if sqlite:
-                connection.connection.dbapi_connection.execute(  # type: ignore[union-attr]
+                connection.connection.dbapi_connection.execute(  # type: ignore[union-attr]  # open here
                     "PRAGMA foreign_keys=ON")
 
 
