@@ -15,6 +15,7 @@ from pathlib import Path
 from fpdf import FPDF
 from openpyxl import Workbook
 
+from accrual.billing.services.accounts import BillingAccount
 from accrual.billing.services.statements import BillLine, MonthlyBill, Movement
 from accrual.money import format_minor
 
@@ -70,7 +71,8 @@ def to_xlsx(title: str, columns: Sequence[str], rows: Sequence[Row]) -> bytes:
     return buffer.getvalue()
 
 
-def statement_pdf(bill: MonthlyBill, lines: Sequence[BillLine], account: Row) -> bytes:
+def statement_pdf(bill: MonthlyBill, lines: Sequence[BillLine],
+                  account: BillingAccount) -> bytes:
     """A monthly statement: header, totals per workspace and item, then every line."""
     shown = bill_row(bill)
     pdf = FPDF(orientation="L", format="A4")
@@ -89,7 +91,7 @@ def statement_pdf(bill: MonthlyBill, lines: Sequence[BillLine], account: Row) ->
     pdf.set_font(family, size=16)
     pdf.cell(0, 10, text(f"Monthly statement {shown['month']}"), new_x="LMARGIN", new_y="NEXT")
     pdf.set_font(family, size=10)
-    for label, value in (("Account", f"{account['username']} ({account['account_id']})"),
+    for label, value in (("Account", f"{account.username} ({account.account_id})"),
                          ("Currency", shown["currency"]), ("Total", shown["total"]),
                          ("Lines", shown["lines"]), ("Generated", shown["generated_at"])):
         pdf.cell(0, 6, text(f"{label}: {value}"), new_x="LMARGIN", new_y="NEXT")

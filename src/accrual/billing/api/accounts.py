@@ -15,7 +15,7 @@ from accrual.billing.api.deps import (
     require_operator,
 )
 from accrual.billing.domain.bounds import USERNAME_PATTERN
-from accrual.billing.services.accounts import Bound
+from accrual.billing.services.accounts import BillingAccount, Bound, PaidWorkspace
 from accrual.contract.errors import NotFound
 from accrual.infra.http import Text, error_responses
 
@@ -59,8 +59,9 @@ def login(body: BillingSessionIn, center: CenterDep) -> BillingSessionOut:
             responses=error_responses(401, 403, 404))
 def get_account(account_id: AccountDep, center: CenterDep) -> dict[str, Any]:
     """The account: profile, certification and the workspaces it pays for today."""
-    return {**center.accounts.account(account_id),
-            "workspaces": center.accounts.workspaces_of(account_id)}
+    return {**account_json(center.accounts.account(account_id)),
+            "workspaces": [paid_workspace_json(workspace)
+                           for workspace in center.accounts.workspaces_of(account_id)]}
 
 
 @router.put("/admin/workspaces/{workspace_id}/binding", tags=["billing: operator"],
@@ -120,8 +121,8 @@ class WorkspaceConfirmIn(BaseModel):
               responses=error_responses(401, 403, 404, 422))
 def update_profile(account_id: AccountDep, body: ProfileIn, center: CenterDep) -> dict[str, Any]:
     """Contact name, phone and language of the account's mails. The username never changes."""
-    return center.profiles.update(account_id, contact_name=body.contact_name, phone=body.phone,
-                                  language=body.language)
+    return account_json(center.profiles.update(
+        account_id, contact_name=body.contact_name, phone=body.phone, language=body.language))
 
 
 @router.put("/accounts/{account_id}/certification", tags=["billing: accounts"],
@@ -129,7 +130,8 @@ def update_profile(account_id: AccountDep, body: ProfileIn, center: CenterDep) -
 def certify(account_id: AccountDep, body: CertificationIn, center: CenterDep) -> dict[str, Any]:
     """Enterprise certification (business-licence name and taxpayer id): needed for invoices
     and for moving workspaces between accounts. Set once."""
-    return center.certifications.certify(account_id, body.enterprise_name, body.taxpayer_id)
+    return account_json(center.certifications.certify(account_id, body.enterprise_name,
+                                                      body.taxpayer_id))
 
 
 @router.post("/accounts/{account_id}/workspaces/{workspace_id}/move", tags=["billing: accounts"],
@@ -143,6 +145,25 @@ def move_workspace(account_id: AccountDep, workspace_id: str, body: MoveIn,
         with contextlib.suppress(Exception):
             center.relay.drain()
     return bound_json(bound)
+
+
+def account_json(account: BillingAccount) -> dict[str, Any]:
+    """An account as the API answers it (its workspaces apart)."""
+    certification = account.certification
+    return {"account_id": account.account_id, "username": account.username,
+            "email": account.email, "currency": account.currency, "language": account.language,
+            "contact_name": account.contact_name, "phone": account.phone,
+            "certification": None if certification is None else {
+                "enterprise_name": certification.enterprise_name,
+                "taxpayer_id": certification.taxpayer_id,
+                "certified_at": certification.certified_at.isoformat()},
+            "created_at": account.created_at.isoformat()}
+
+
+def paid_workspace_json(workspace: PaidWorkspace) -> dict[str, Any]:
+    return {"workspace_id": workspace.workspace_id, "site": workspace.site,
+            "name": workspace.name, "settlement_method": workspace.settlement_method,
+            "bound_since": workspace.bound_since.isoformat()}
 
 
 def bound_json(bound: Bound) -> dict[str, Any]:

@@ -7,7 +7,7 @@ import re
 from sqlalchemy import Engine, update
 
 from accrual.billing.adapters import tables as t
-from accrual.billing.services.accounts import BillingAccounts
+from accrual.billing.services.accounts import BillingAccount, BillingAccounts
 from accrual.contract.errors import Invalid
 
 PHONE = re.compile(r"\+?[0-9][0-9 -]{4,30}")
@@ -20,7 +20,8 @@ class AccountProfiles:
         self.accounts = accounts
 
     def update(self, account_id: str, *, contact_name: str | None = None,
-               phone: str | None = None, language: str | None = None) -> dict[str, object]:
+               phone: str | None = None, language: str | None = None) -> BillingAccount:
+        """Change the given details (None leaves one as it is); the account as it now is."""
         values: dict[str, object] = {}
         if contact_name is not None:
             if not 1 <= len(contact_name.strip()) <= 100:

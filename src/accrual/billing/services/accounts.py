@@ -52,6 +52,52 @@ class Bound:
     changed: bool  # False when it already was so (nothing written)
 
 
+@dataclass(frozen=True)
+class Binding:
+    """Who pays for a workspace, and how, from a day on (a ``bindings`` row)."""
+
+    workspace_id: str
+    account_id: str
+    settlement_method: str
+    effective_from: date
+
+
+@dataclass(frozen=True)
+class Certification:
+    """The enterprise an account is certified as (``certification``)."""
+
+    enterprise_name: str
+    taxpayer_id: str
+    certified_at: datetime
+
+
+@dataclass(frozen=True)
+class BillingAccount:
+    """An active billing account's own details."""
+
+    account_id: str
+    username: str
+    email: str
+    currency: str
+    language: str
+    contact_name: str | None
+    phone: str | None
+    certification: Certification | None  # None until certified
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class PaidWorkspace:
+    """A workspace an account pays for today."""
+
+    workspace_id: str
+    # None when the workspace is not in ``workspaces`` (bound before it was known here).
+    site: str | None
+    name: str | None
+    settlement_method: str
+    bound_since: date  # the binding's effective day
+
+
 class BillingAccounts:
     def __init__(self, engine: Engine, config: BillingConfig, clock: Clock) -> None:
         self.engine = engine
@@ -164,20 +210,21 @@ class BillingAccounts:
             return None
         return str(row.account_id)
 
-    def account(self, account_id: str) -> dict[str, object]:
+    def account(self, account_id: str) -> BillingAccount:
+        """The active account ``account_id``; 404 ``account_not_found`` otherwise."""
         with self.engine.connect() as conn:
             row = conn.execute(select(t.accounts).where(t.accounts.c.id == account_id,
                                                         t.accounts.c.status == "active")).first()
         if row is None:
             raise NotFound("account_not_found", f"no billing account {account_id}")
-        return {"account_id": row.id, "username": row.username, "email": row.email,
-                "currency": row.currency, "language": row.language,
-                "contact_name": row.contact_name, "phone": row.phone,
-                "certification": ({"enterprise_name": row.enterprise_name,
-                                   "taxpayer_id": row.taxpayer_id,
-                                   "certified_at": row.certified_at.isoformat()}
-                                  if row.certified_at else None),
-                "created_at": row.created_at.isoformat()}
+        certification = (Certification(enterprise_name=row.enterprise_name,
+                                        taxpayer_id=row.taxpayer_id,
+                                        certified_at=row.certified_at)
+                         if row.certified_at else None)
+        return BillingAccount(
+            account_id=row.id, username=row.username, email=row.email, currency=row.currency,
+            language=row.language, contact_name=row.contact_name, phone=row.phone,
+            certification=certification, created_at=row.created_at)
 
     def find_by_username(self, username: str) -> str | None:
         with self.engine.connect() as conn:
@@ -231,33 +278,39 @@ class BillingAccounts:
         return Bound(workspace_id, account_id, settlement_method, effective, changed=True)
 
     @staticmethod
-    def _binding(conn: Connection, workspace_id: str, day: date):  # type: ignore[no-untyped-def]
+    def _binding(conn: Connection, workspace_id: str, day: date) -> Binding | None:
         """The binding in force on ``day``. A workspace's first binding also covers the
         days before it: a workspace bound at birth has no earlier payer, and the console
         never bills a free workspace's usage from before its upgrade."""
         b = t.bindings
-        in_force = conn.execute(
-            select(b).where(b.c.workspace_id == workspace_id, b.c.effective_from <= day)
+        columns = (b.c.workspace_id, b.c.account_id, b.c.settlement_method, b.c.effective_from)
+        row = conn.execute(
+            select(*columns).where(b.c.workspace_id == workspace_id, b.c.effective_from <= day)
             .order_by(b.c.effective_from.desc()).limit(1)).first()
-        if in_force is not None:
-            return in_force
-        return conn.execute(select(b).where(b.c.workspace_id == workspace_id)
-                            .order_by(b.c.effective_from).limit(1)).first()
+        if row is None:
+            row = conn.execute(select(*columns).where(b.c.workspace_id == workspace_id)
+                               .order_by(b.c.effective_from).limit(1)).first()
+        if row is None:
+            return None
+        return Binding(workspace_id=row.workspace_id, account_id=row.account_id,
+                       settlement_method=row.settlement_method,
+                       effective_from=row.effective_from)
 
-    def binding_in_force(self, conn: Connection, workspace_id: str, day: date):  # type: ignore[no-untyped-def]
-        """The ``bindings`` row in force on ``day`` (account, settlement method), or None."""
+    def binding_in_force(self, conn: Connection, workspace_id: str, day: date) -> Binding | None:
+        """The binding in force on ``day`` (account, settlement method), or None."""
         return self._binding(conn, workspace_id, day)
 
     def binding_for(self, conn: Connection, workspace_id: str, day: date) -> str | None:
         row = self._binding(conn, workspace_id, day)
         return None if row is None else str(row.account_id)
 
-    def workspaces_of(self, account_id: str) -> list[dict[str, object]]:
+    def workspaces_of(self, account_id: str) -> list[PaidWorkspace]:
+        """The workspaces ``account_id`` pays for today, by id; dissolved ones left out."""
         today = self.today()
         with self.engine.connect() as conn:
             ids = conn.execute(select(t.bindings.c.workspace_id).distinct()
                                .where(t.bindings.c.account_id == account_id)).scalars().all()
-            result = []
+            result: list[PaidWorkspace] = []
             for workspace_id in sorted(ids):
                 current = self._binding(conn, workspace_id, today)
                 if current is None or current.account_id != account_id:
@@ -266,8 +319,8 @@ class BillingAccounts:
                     t.workspaces.c.workspace_id == workspace_id)).first()
                 if ws is not None and ws.dissolved_at is not None:
                     continue  # its console dissolved it
-                result.append({"workspace_id": workspace_id, "site": ws.site if ws else None,
-                               "name": ws.name if ws else None,
-                               "settlement_method": current.settlement_method,
-                               "bound_since": current.effective_from.isoformat()})
+                result.append(PaidWorkspace(
+                    workspace_id=workspace_id, site=ws.site if ws else None,
+                    name=ws.name if ws else None, settlement_method=current.settlement_method,
+                    bound_since=current.effective_from))
         return result

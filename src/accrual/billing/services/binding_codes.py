@@ -81,7 +81,7 @@ class BindingCodes:
         if ws is None or payer not in (None, account_id):
             raise NotFound("workspace_not_found", f"workspace {workspace_id} is not known here")
         return self._issue(workspace_id, account_id, ws.owner_email, ws.language,
-                           username=str(account["username"]), workspace_name=ws.name, site=ws.site)
+                           username=account.username, workspace_name=ws.name, site=ws.site)
 
     def confirm_for_account(self, account_id: str, workspace_id: str, code: str) -> BindingChanged:
         self.accounts.account(account_id)

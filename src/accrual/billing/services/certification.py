@@ -8,7 +8,7 @@ import re
 from sqlalchemy import Engine, update
 
 from accrual.billing.adapters import tables as t
-from accrual.billing.services.accounts import BillingAccounts
+from accrual.billing.services.accounts import BillingAccount, BillingAccounts
 from accrual.clock import Clock
 from accrual.contract.errors import Conflict, Invalid
 
@@ -22,9 +22,10 @@ class Certifications:
         self.clock = clock
         self.accounts = accounts
 
-    def certify(self, account_id: str, enterprise_name: str, taxpayer_id: str) -> dict[str, object]:
+    def certify(self, account_id: str, enterprise_name: str, taxpayer_id: str) -> BillingAccount:
         """Record the enterprise certification. Once certified it is fixed: a change goes
-        through the operator (it decides which accounts may exchange workspaces)."""
+        through the operator (it decides which accounts may exchange workspaces). The account
+        as it now is."""
         name = enterprise_name.strip()
         taxpayer = taxpayer_id.strip().upper()
         if not 2 <= len(name) <= 200:
@@ -32,7 +33,7 @@ class Certifications:
         if not TAXPAYER_ID.fullmatch(taxpayer):
             raise Invalid("invalid_taxpayer_id", "the taxpayer id is 15 to 20 digits or capital letters")
         current = self.accounts.account(account_id)
-        if current["certification"] is not None:
+        if current.certification is not None:
             raise Conflict("already_certified", "the account is already certified")
         with self.engine.begin() as conn:
             conn.execute(update(t.accounts).where(t.accounts.c.id == account_id).values(

@@ -16,7 +16,7 @@ from sqlalchemy import Connection, Engine, Row, Table, func, insert, select, upd
 
 from accrual.billing.adapters import tables as t
 from accrual.billing.services.account_profile import PHONE
-from accrual.billing.services.accounts import BillingAccounts
+from accrual.billing.services.accounts import BillingAccount, BillingAccounts
 from accrual.billing.services.certification import TAXPAYER_ID
 from accrual.clock import Clock
 from accrual.contract.errors import Invalid, NotFound
@@ -202,13 +202,13 @@ class InvoiceRecords:
         return row
 
     @staticmethod
-    def matches_certification(row: Row[Any], account: dict[str, object]) -> bool:
-        certification = account["certification"]
-        return isinstance(certification, dict) \
-            and row.title == certification["enterprise_name"] \
-            and row.taxpayer_id == certification["taxpayer_id"]
+    def matches_certification(row: Row[Any], account: BillingAccount) -> bool:
+        certification = account.certification
+        return certification is not None \
+            and row.title == certification.enterprise_name \
+            and row.taxpayer_id == certification.taxpayer_id
 
-    def _profile(self, row: Any, account: dict[str, object]) -> InvoiceProfile:
+    def _profile(self, row: Any, account: BillingAccount) -> InvoiceProfile:
         return InvoiceProfile(
             id=row.id, invoice_type=row.invoice_type, title=row.title,
             taxpayer_id=row.taxpayer_id, registered_address=row.registered_address,

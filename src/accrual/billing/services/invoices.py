@@ -189,8 +189,7 @@ class Invoices:
             except InvalidDecimal as error:
                 raise Invalid("invalid_amount", f"amount {error.reason}") from None
         account = self.accounts.account(account_id)
-        certification = account["certification"]
-        if not isinstance(certification, dict):
+        if account.certification is None:
             raise Forbidden("invoice_needs_certification",
                             "invoices need the account's enterprise certification first")
         now = self.clock.now()
