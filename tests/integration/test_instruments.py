@@ -16,6 +16,12 @@ from sqlalchemy import func, select
 
 from accrual.app import Runtime, create_app
 from accrual.billing.adapters import tables as t
+from accrual.billing.api.instruments import (
+    card_issued_json,
+    card_json,
+    voucher_issued_json,
+    voucher_json,
+)
 from accrual.billing.api.wallet import overview_json
 from accrual.billing.exports import transaction_row
 from accrual.billing.services import ledger
@@ -59,18 +65,18 @@ def test_a_card_is_bought_from_cash_once_per_key(runtime: Runtime, ada: tuple[st
     _, account = ada
     instruments = runtime.billing.instruments
     runtime.billing.wallet.recharge(account, "350.00", "t-1")
-    card = instruments.buy_card(account, "300", "key-1")
+    card = card_issued_json(instruments.buy_card(account, "300", "key-1"))
     assert card["created"] and card["face_value"] == "300.00" and card["balance"] == "300.00"
     assert card["status"] == "active" and card["paid_with_cash"] == "300.00"
     assert card["bonus_voucher"] is None
-    again = instruments.buy_card(account, "300.00", "key-1")
+    again = card_issued_json(instruments.buy_card(account, "300.00", "key-1"))
     assert again["number"] == card["number"] and not again["created"]
     with pytest.raises(Conflict) as conflict:
         instruments.buy_card(account, "200", "key-1")
     assert conflict.value.code == "idempotency_conflict"
     assert overview(runtime, account) == {"currency": "CNY", "cash": "50.00", "vouchers": "0.00",
                                           "prepaid_cards": "300.00", "arrears": "0.00"}
-    assert [c["number"] for c in instruments.cards(account)] == [card["number"]]
+    assert [c.number for c in instruments.cards(account)] == [card["number"]]
     audit(runtime)
 
 
@@ -103,7 +109,7 @@ def test_too_little_cash_buys_nothing(runtime: Runtime, ada: tuple[str, str]) ->
     with pytest.raises(Conflict) as other:
         runtime.billing.instruments.buy_card(account, "200", "k")
     assert other.value.code == "idempotency_conflict"
-    assert runtime.billing.instruments.buy_card(account, "100", "k-2")["created"]
+    assert runtime.billing.instruments.buy_card(account, "100", "k-2").created
     audit(runtime)
 
 
@@ -114,8 +120,8 @@ def test_big_cash_purchases_bring_a_discount_voucher(runtime: Runtime, ada: tupl
                                                       face: str, bonus: str | None) -> None:
     _, account = ada
     runtime.billing.wallet.recharge(account, face, "t-1")
-    card = runtime.billing.instruments.buy_card(account, face, "k")
-    vouchers = runtime.billing.instruments.vouchers(account)
+    card = card_issued_json(runtime.billing.instruments.buy_card(account, face, "k"))
+    vouchers = [voucher_json(v) for v in runtime.billing.instruments.vouchers(account)]
     if bonus is None:
         assert card["bonus_voucher"] is None and vouchers == []
         return
@@ -129,7 +135,8 @@ def test_big_cash_purchases_bring_a_discount_voucher(runtime: Runtime, ada: tupl
 
 def test_a_partner_card_brings_no_bonus(runtime: Runtime, ada: tuple[str, str]) -> None:
     _, account = ada
-    card = runtime.billing.instruments.grant_card(account, "100000", "partner-1", validity_days=30)
+    card = card_issued_json(runtime.billing.instruments.grant_card(
+        account, "100000", "partner-1", validity_days=30))
     assert card["source"] == "partner" and card["paid_with_cash"] == "0.00"
     assert card["bonus_voucher"] is None and runtime.billing.instruments.vouchers(account) == []
     assert overview(runtime, account)["cash"] == "0.00"
@@ -140,11 +147,11 @@ def test_the_waterfall_spends_vouchers_then_cards_then_cash_then_owes(
     ws, account = ada
     billing = runtime.billing
     billing.wallet.recharge(account, "250", "t-1")
-    late = billing.instruments.buy_card(account, "100", "late")["number"]
+    late = billing.instruments.buy_card(account, "100", "late").card.number
     billing.instruments.grant_card(account, "100", "soon", validity_days=30)
-    soon = next(c["number"] for c in billing.instruments.cards(account) if c["source"] == "partner")
-    disc = billing.instruments.issue_voucher(account, "voucher_discount", "30", "d")["number"]
-    std = billing.instruments.issue_voucher(account, "voucher_standard", "20", "s")["number"]
+    soon = next(c.number for c in billing.instruments.cards(account) if c.source == "partner")
+    disc = billing.instruments.issue_voucher(account, "voucher_discount", "30", "d").voucher.number
+    std = billing.instruments.issue_voucher(account, "voucher_standard", "20", "s").voucher.number
     # Cash left: 150. Charges: 420 for logs, then 60 SMS.
     logs, sms = detail(ws, "420.00"), detail(ws, "60.00", item="sms")
     billing.inbox.deliver([logs, sms])
@@ -153,7 +160,7 @@ def test_the_waterfall_spends_vouchers_then_cards_then_cash_then_owes(
     assert spent(runtime, sms.id) == {"prepaid": 6000}
     assert overview(runtime, account) == {"currency": "CNY", "cash": "0.00", "vouchers": "0.00",
                                           "prepaid_cards": "0.00", "arrears": "80.00"}
-    assert {c["status"] for c in billing.instruments.cards(account)} == {"used_up"}
+    assert {card_json(c)["status"] for c in billing.instruments.cards(account)} == {"used_up"}
     audit(runtime)
 
 
@@ -161,7 +168,7 @@ def test_vouchers_never_pay_sms_or_synthetic_tests(runtime: Runtime,
                                                    ada: tuple[str, str]) -> None:
     ws, account = ada
     billing = runtime.billing
-    voucher = billing.instruments.issue_voucher(account, "voucher_standard", "1000", "v")["number"]
+    voucher = billing.instruments.issue_voucher(account, "voucher_standard", "1000", "v").voucher.number
     billing.wallet.recharge(account, "10", "t")
     sms = detail(ws, "3.00", item="sms")
     synthetic = detail(ws, "9.00", item="synthetic_test")
@@ -178,7 +185,7 @@ def test_expired_cards_pay_nothing_and_are_written_off(
         runtime: Runtime, clock: ManualClock, ada: tuple[str, str]) -> None:
     ws, account = ada
     billing = runtime.billing
-    card = billing.instruments.grant_card(account, "200", "p", validity_days=1)["number"]
+    card = billing.instruments.grant_card(account, "200", "p", validity_days=1).card.number
     billing.inbox.deliver([detail(ws, "50.00")])
     clock.advance(timedelta(days=1))
     late = detail(ws, "10.00", day=date(2026, 11, 26))
@@ -187,7 +194,7 @@ def test_expired_cards_pay_nothing_and_are_written_off(
     assert overview(runtime, account)["prepaid_cards"] == "0.00"
     assert billing.instruments.expire_due() == 1
     assert billing.instruments.expire_due() == 0
-    [shown] = billing.instruments.cards(account)
+    [shown] = [card_json(c) for c in billing.instruments.cards(account)]
     assert shown["status"] == "expired" and shown["balance"] == "0.00"
     with billing.engine.connect() as conn:
         write_off = conn.execute(
@@ -202,7 +209,7 @@ def test_a_correction_goes_back_the_way_it_was_paid(runtime: Runtime,
                                                     ada: tuple[str, str]) -> None:
     ws, account = ada
     billing = runtime.billing
-    voucher = billing.instruments.issue_voucher(account, "voucher_standard", "30", "v")["number"]
+    voucher = billing.instruments.issue_voucher(account, "voucher_standard", "30", "v").voucher.number
     billing.wallet.recharge(account, "50", "t")
     billing.inbox.deliver([detail(ws, "70.00")])  # voucher 30, cash 40
     fix = detail(ws, "-45.00", revision=1)
@@ -219,7 +226,7 @@ def test_what_goes_back_to_an_expired_voucher_is_written_off_and_counted_returne
     ws, account = ada
     billing = runtime.billing
     voucher = billing.instruments.issue_voucher(account, "voucher_standard", "100", "v",
-                                                validity_days=1)["number"]
+                                                validity_days=1).voucher.number
     billing.inbox.deliver([detail(ws, "100.00")])  # all from the voucher
     clock.advance(timedelta(days=2))
     assert billing.instruments.expire_due() == 1  # nothing left on it: a zero write-off
@@ -246,7 +253,7 @@ def test_what_goes_back_to_an_expired_voucher_is_written_off_and_counted_returne
 def test_a_correction_pays_arrears_first(runtime: Runtime, ada: tuple[str, str]) -> None:
     ws, account = ada
     billing = runtime.billing
-    voucher = billing.instruments.issue_voucher(account, "voucher_standard", "30", "v")["number"]
+    voucher = billing.instruments.issue_voucher(account, "voucher_standard", "30", "v").voucher.number
     billing.inbox.deliver([detail(ws, "50.00")])  # voucher 30, arrears 20
     billing.inbox.deliver([detail(ws, "-25.00", revision=1)])
     assert overview(runtime, account)["arrears"] == "0.00"
@@ -263,10 +270,10 @@ def test_activation_codes_are_single_use(runtime: Runtime, clock: ManualClock,
     instruments = runtime.billing.instruments
     made = instruments.create_codes("voucher_standard", "50", 2, validity_days=10,
                                     redeem_within_days=5)
-    first, second = made["codes"]
-    voucher = instruments.activate(ada, first.lower().replace("-", " "))
+    first, second = made.codes
+    voucher = voucher_issued_json(instruments.activate(ada, first.lower().replace("-", " ")))
     assert voucher["face_value"] == "50.00" and voucher["source"] == "code"
-    assert instruments.activate(ada, first)["number"] == voucher["number"]  # same account: same
+    assert instruments.activate(ada, first).voucher.number == voucher["number"]  # same account: same
     with pytest.raises(Conflict) as used:
         instruments.activate(bob, first)
     assert used.value.code == "code_already_used"
@@ -285,7 +292,7 @@ def test_statements_show_card_and_voucher_movements(runtime: Runtime,
     ws, account = ada
     billing = runtime.billing
     billing.wallet.recharge(account, "100", "t")
-    card = billing.instruments.buy_card(account, "100", "k")["number"]
+    card = billing.instruments.buy_card(account, "100", "k").card.number
     billing.inbox.deliver([detail(ws, "30.00")])
     moves = [transaction_row(m) for m in
              billing.statements.transactions(account, date(2026, 11, 1), date(2026, 11, 30))]
@@ -360,13 +367,14 @@ def test_every_instrument_mix_pays_sms_synthetic_and_the_rest_by_the_waterfall(
     billing = runtime.billing
     held: dict[str, str] = {}
     if "std" in mix:
-        held["std"] = billing.instruments.issue_voucher(account, "voucher_standard", "12", "s")["number"]
+        held["std"] = billing.instruments.issue_voucher(account, "voucher_standard", "12", "s").voucher.number
     if "disc" in mix:
-        held["disc"] = billing.instruments.issue_voucher(account, "voucher_discount", "12", "d")["number"]
+        held["disc"] = billing.instruments.issue_voucher(
+            account, "voucher_discount", "12", "d").voucher.number
     if "card" in mix:
-        held["card"] = billing.instruments.grant_card(account, "100", "c", validity_days=30)["number"]
+        held["card"] = billing.instruments.grant_card(account, "100", "c", validity_days=30).card.number
     if "expired" in mix:
-        held["expired"] = billing.instruments.grant_card(account, "100", "e", validity_days=1)["number"]
+        held["expired"] = billing.instruments.grant_card(account, "100", "e", validity_days=1).card.number
     if "cash" in mix:
         billing.wallet.recharge(account, "12", "t")
     clock.advance(timedelta(days=1, minutes=1))  # the "expired" card is past its end

@@ -80,8 +80,8 @@ def test_a_cloud_settled_day_spends_vouchers_and_cards_then_the_cloud_account(
     billing.wallet.recharge(account, "100", "t")
     billing.methods.link_cloud_account(account, "huawei", "hw-0042")
     billing.methods.change(account, ws, "huawei")
-    voucher = billing.instruments.issue_voucher(account, "voucher_standard", "10", "v")["number"]
-    card = billing.instruments.grant_card(account, "100", "c")["number"]
+    voucher = billing.instruments.issue_voucher(account, "voucher_standard", "10", "v").voucher.number
+    card = billing.instruments.grant_card(account, "100", "c").card.number
     today = detail(ws, "5.00")  # still the wallet's day: the voucher pays
     logs = detail(ws, "150.00", day=TOMORROW)
     sms = detail(ws, "3.00", day=TOMORROW, item="sms")

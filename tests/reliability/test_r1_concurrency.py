@@ -39,6 +39,7 @@ from sqlalchemy import select
 
 from accrual.app import Runtime
 from accrual.billing.adapters import tables as t
+from accrual.billing.api.instruments import card_issued_json, voucher_issued_json
 from accrual.billing.api.wallet import recharge_json
 from accrual.clock import ManualClock
 from accrual.contract.errors import Conflict
@@ -148,7 +149,7 @@ def test_r1_concurrent_movements_on_a_hot_account(pg_runtime: Runtime, clock: Ma
     accounts = [a for _, a in tenants]
     ops, code_count = plan(random.Random(run_seed), ops_wanted)
     codes = center.instruments.create_codes("voucher_standard", money(CODE_VOUCHER),
-                                            code_count, validity_days=30)["codes"]
+                                            code_count, validity_days=30).codes
     barriers = [threading.Barrier(RACERS, timeout=10) for _ in range(code_count)]
     messages: dict[str, Envelope] = {}
     for op in ops:
@@ -168,14 +169,16 @@ def test_r1_concurrent_movements_on_a_hot_account(pg_runtime: Runtime, clock: Ma
             return ("accepted" if answer["created"] else "error"), answer["entry_id"]
         if op.kind == "card":
             try:
-                card = instruments.buy_card(accounts[op.account], money(op.amount), op.key)
+                card = card_issued_json(instruments.buy_card(accounts[op.account],
+                                                             money(op.amount), op.key))
             except Conflict as refused:
                 if refused.code == "insufficient_balance":
                     return "insufficient_balance", refused.message
                 raise
             return ("accepted" if card["created"] else "error"), card
         try:
-            voucher = instruments.activate(accounts[op.account], codes[op.code])
+            voucher = voucher_issued_json(instruments.activate(accounts[op.account],
+                                                               codes[op.code]))
         except Conflict as used:
             if used.code == "code_already_used":
                 return "already_used", None

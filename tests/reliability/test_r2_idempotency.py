@@ -39,6 +39,7 @@ from sqlalchemy import func, select
 
 from accrual.app import Runtime
 from accrual.billing.adapters import tables as t
+from accrual.billing.api.instruments import card_issued_json, voucher_issued_json
 from accrual.billing.api.wallet import recharge_json
 from accrual.billing.payments.service import RechargeOrder
 from accrual.billing.services.instruments import Instruments
@@ -350,7 +351,8 @@ def test_r2_card_purchases_once_per_idempotency_key(pg_runtime: Runtime, clock: 
     instruments = runtime.billing.instruments
 
     def send(key: Key, copy: Copy) -> tuple[dict[str, Any], bool]:
-        card = instruments.buy_card(accounts[key.account], money(copy.amount), key.name)
+        card = card_issued_json(instruments.buy_card(accounts[key.account], money(copy.amount),
+                                                     key.name))
         return card, bool(card["created"])
 
     wall = race(keys, send)
@@ -397,10 +399,12 @@ def test_a_copy_that_finds_the_key_taken_late_makes_no_second_instrument(
     _, account = tenant(runtime, clock, "late-copy")
     runtime.billing.wallet.recharge(account, "1000", "funds")
     instruments = runtime.billing.instruments
-    send = {"buy_card": lambda: instruments.buy_card(account, "100", "same-key"),
-            "grant_card": lambda: instruments.grant_card(account, "100", "same-ref"),
-            "issue_voucher": lambda: instruments.issue_voucher(
-                account, "voucher_standard", "100", "same-ref")}[write]
+    send = {"buy_card": lambda: card_issued_json(
+                instruments.buy_card(account, "100", "same-key")),
+            "grant_card": lambda: card_issued_json(
+                instruments.grant_card(account, "100", "same-ref")),
+            "issue_voucher": lambda: voucher_issued_json(instruments.issue_voucher(
+                account, "voucher_standard", "100", "same-ref"))}[write]
     second_checked, first_done = threading.Event(), threading.Event()
     new_id = Instruments._new_id
 

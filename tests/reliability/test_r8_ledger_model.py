@@ -56,6 +56,7 @@ from sqlalchemy import func, select
 
 from accrual.app import Runtime
 from accrual.billing.adapters import tables as t
+from accrual.billing.api.instruments import card_issued_json, voucher_issued_json
 from accrual.billing.api.wallet import overview_json, recharge_json
 from accrual.clock import ManualClock
 from accrual.contract.errors import Conflict
@@ -337,7 +338,7 @@ class LedgerMachine(RuleBasedStateMachine):
             assert refused.value.code == "insufficient_balance"
             self.stats.refused_cards += 1
             return
-        card = self.center.instruments.buy_card(self.account, money(face), key)
+        card = card_issued_json(self.center.instruments.buy_card(self.account, money(face), key))
         assert card["created"] is True and card["face_value"] == money(face)
         assert card["balance"] == card["paid_with_cash"] == money(face)
         assert card["expires_at"] == (now + timedelta(days=CARD_DAYS)).isoformat()
@@ -359,8 +360,8 @@ class LedgerMachine(RuleBasedStateMachine):
     def issue_voucher(self, kind: str, amount: int, days: int) -> None:
         self._step("issue_voucher")
         now = self.clock.now()
-        voucher = self.center.instruments.issue_voucher(self.account, kind, money(amount),
-                                                        self._next("voucher"), validity_days=days)
+        voucher = voucher_issued_json(self.center.instruments.issue_voucher(
+            self.account, kind, money(amount), self._next("voucher"), validity_days=days))
         assert voucher["created"] is True and voucher["kind"] == kind
         self._hold(voucher, kind, amount, now + timedelta(days=days), now)
 
@@ -372,13 +373,13 @@ class LedgerMachine(RuleBasedStateMachine):
         self._step("activate_code")
         if again and self.codes:
             code, number = self.codes[amount % len(self.codes)]
-            repeated = self.center.instruments.activate(self.account, code)
+            repeated = voucher_issued_json(self.center.instruments.activate(self.account, code))
             assert repeated["created"] is False and repeated["number"] == number
             return
         now = self.clock.now()
         [code] = self.center.instruments.create_codes(kind, money(amount), 1,
-                                                      validity_days=days)["codes"]
-        voucher = self.center.instruments.activate(self.account, code)
+                                                      validity_days=days).codes
+        voucher = voucher_issued_json(self.center.instruments.activate(self.account, code))
         assert voucher["created"] is True and voucher["source"] == "code"
         self._hold(voucher, kind, amount, now + timedelta(days=days), now)
         self.codes.append((code, voucher["number"]))
@@ -412,7 +413,7 @@ class LedgerMachine(RuleBasedStateMachine):
                 self.center.instruments.buy_card(self.account, money(face + 100_00), key)
             assert conflict.value.code == "idempotency_conflict"
             return
-        card = self.center.instruments.buy_card(self.account, money(face), key)
+        card = card_issued_json(self.center.instruments.buy_card(self.account, money(face), key))
         assert card["created"] is False and card["number"] == number
         assert card["face_value"] == money(face)
 

@@ -15,9 +15,17 @@ from accrual.billing.api.deps import (
     idempotency_key_header,
     require_operator,
 )
+from accrual.billing.services.instruments import (
+    CARD,
+    Card,
+    CardIssued,
+    Voucher,
+    VoucherCodes,
+    VoucherIssued,
+)
 from accrual.contract.errors import Invalid
 from accrual.infra.http import Text, error_responses
-from accrual.money import InvalidDecimal
+from accrual.money import InvalidDecimal, format_minor
 
 router = billing_router()
 T = TypeVar("T")
@@ -131,10 +139,52 @@ def _amounts(call: Callable[[], T]) -> T:
         raise Invalid("invalid_amount", f"amount {error.reason}") from None
 
 
-def _replayed(result: dict[str, Any], response: Response) -> dict[str, Any]:
-    if not result.get("created", True):
+def card_json(card: Card) -> dict[str, Any]:
+    """A card as the API shows it: amounts as decimal strings, times in ISO 8601."""
+    currency = card.currency
+    return {"number": card.number, "kind": CARD, "source": card.source.value,
+            "face_value": format_minor(card.face_minor, currency),
+            "balance": format_minor(card.balance_minor, currency), "currency": currency,
+            "status": card.status.value, "valid_from": card.valid_from.isoformat(),
+            "expires_at": card.expires_at.isoformat(),
+            "expired_at": card.expired_at.isoformat() if card.expired_at else None,
+            "note": card.note, "purchased_at": card.purchased_at.isoformat(),
+            "paid_with_cash": format_minor(card.paid_cash_minor, currency),
+            "bonus_voucher": card.bonus_voucher}
+
+
+def voucher_json(voucher: Voucher) -> dict[str, Any]:
+    """A voucher as the API shows it: amounts as decimal strings, times in ISO 8601."""
+    currency = voucher.currency
+    return {"number": voucher.number, "kind": voucher.kind, "source": voucher.source.value,
+            "face_value": format_minor(voucher.face_minor, currency),
+            "balance": format_minor(voucher.balance_minor, currency), "currency": currency,
+            "status": voucher.status.value, "valid_from": voucher.valid_from.isoformat(),
+            "expires_at": voucher.expires_at.isoformat(),
+            "expired_at": voucher.expired_at.isoformat() if voucher.expired_at else None,
+            "note": voucher.note, "activated_at": voucher.activated_at.isoformat(),
+            "origin": voucher.origin}
+
+
+def card_issued_json(issued: CardIssued) -> dict[str, Any]:
+    return {**card_json(issued.card), "created": issued.created}
+
+
+def voucher_issued_json(issued: VoucherIssued) -> dict[str, Any]:
+    return {**voucher_json(issued.voucher), "created": issued.created}
+
+
+def codes_json(made: VoucherCodes) -> dict[str, Any]:
+    return {"kind": made.kind, "amount": format_minor(made.face_minor, made.currency),
+            "validity_days": made.validity_days, "redeem_by": made.redeem_by.isoformat(),
+            "codes": list(made.codes)}
+
+
+def _replayed(shown: dict[str, Any], response: Response) -> dict[str, Any]:
+    """A card or voucher answered again for its key or reference says so in a header."""
+    if not shown["created"]:
         response.headers["Idempotent-Replayed"] = "true"
-    return result
+    return shown
 
 
 @router.post("/accounts/{account_id}/cards", status_code=201, response_model=InstrumentOut,
@@ -149,8 +199,8 @@ def buy_card(account_id: AccountDep, body: CardPurchaseIn, center: CenterDep, re
     that refusal stays bound to the key (a retry with it is refused again: use a new key).
     The same `Idempotency-Key` returns the same card (`Idempotent-Replayed: true`); with another
     face value it is 409 `idempotency_conflict`."""
-    return _replayed(_amounts(lambda: center.instruments.buy_card(
-        account_id, body.face_value, idempotency_key)), response)
+    return _replayed(card_issued_json(_amounts(lambda: center.instruments.buy_card(
+        account_id, body.face_value, idempotency_key))), response)
 
 
 @router.get("/accounts/{account_id}/cards", response_model=list[InstrumentOut],
@@ -158,7 +208,7 @@ def buy_card(account_id: AccountDep, body: CardPurchaseIn, center: CenterDep, re
 def cards(account_id: AccountDep, center: CenterDep) -> list[dict[str, Any]]:
     """The account's prepaid cards, newest first: number, face value, balance, status (`active`,
     `used_up`, `expired`), validity, purchase time, and the bonus voucher it came with."""
-    return center.instruments.cards(account_id)
+    return [card_json(card) for card in center.instruments.cards(account_id)]
 
 
 @router.get("/accounts/{account_id}/vouchers", response_model=list[InstrumentOut],
@@ -167,7 +217,7 @@ def vouchers(account_id: AccountDep, center: CenterDep) -> list[dict[str, Any]]:
     """The account's vouchers, newest first: kind (`voucher_standard` pays first, then
     `voucher_discount`), face value, balance, status, activation time and validity. Vouchers
     never pay SMS or synthetic tests and are never invoiceable."""
-    return center.instruments.vouchers(account_id)
+    return [voucher_json(voucher) for voucher in center.instruments.vouchers(account_id)]
 
 
 @router.post("/accounts/{account_id}/vouchers/activate", status_code=201,
@@ -178,7 +228,8 @@ def activate_voucher(account_id: AccountDep, body: ActivateIn, center: CenterDep
     """Activate a voucher with a single-use code. Unknown code: 404 `unknown_code`; used by
     another account: 409 `code_already_used`; past its date: 409 `code_expired`. Activating it
     again on the same account returns the same voucher."""
-    return _replayed(center.instruments.activate(account_id, body.code), response)
+    return _replayed(voucher_issued_json(center.instruments.activate(account_id, body.code)),
+                     response)
 
 
 @router.post("/admin/accounts/{account_id}/cards", status_code=201, response_model=InstrumentOut,
@@ -188,8 +239,8 @@ def grant_card(account_id: str, body: CardGrantIn, center: CenterDep,
                response: Response) -> dict[str, Any]:
     """Put a card paid outside the center (a partner's sale) on an account; one per reference
     (another face value or validity with it is 409 `idempotency_conflict`)."""
-    return _replayed(_amounts(lambda: center.instruments.grant_card(
-        account_id, body.face_value, body.reference, body.validity_days, body.note)), response)
+    return _replayed(card_issued_json(_amounts(lambda: center.instruments.grant_card(
+        account_id, body.face_value, body.reference, body.validity_days, body.note))), response)
 
 
 @router.post("/admin/accounts/{account_id}/vouchers", status_code=201,
@@ -199,8 +250,8 @@ def issue_voucher(account_id: str, body: VoucherIssueIn, center: CenterDep,
                   response: Response) -> dict[str, Any]:
     """Give an account a voucher; one per reference (409 `idempotency_conflict` when the
     reference is reused with other terms)."""
-    return _replayed(_amounts(lambda: center.instruments.issue_voucher(
-        account_id, body.kind, body.amount, body.reference, body.validity_days, body.note)),
+    return _replayed(voucher_issued_json(_amounts(lambda: center.instruments.issue_voucher(
+        account_id, body.kind, body.amount, body.reference, body.validity_days, body.note))),
         response)
 
 
@@ -209,6 +260,6 @@ def issue_voucher(account_id: str, body: VoucherIssueIn, center: CenterDep,
              responses=error_responses(401, 422))
 def create_codes(body: CodesIn, center: CenterDep) -> dict[str, Any]:
     """Make single-use activation codes for vouchers; the codes are answered once."""
-    return _amounts(lambda: center.instruments.create_codes(
+    return codes_json(_amounts(lambda: center.instruments.create_codes(
         body.kind, body.amount, body.count, body.validity_days, body.redeem_within_days,
-        body.note))
+        body.note)))

@@ -11,6 +11,7 @@ are never refunded or turned back into cash; vouchers are never invoiced.
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
@@ -27,7 +28,6 @@ from accrual.billing.services.accounts import BillingAccounts
 from accrual.clock import Clock
 from accrual.contract.errors import Conflict, NotFound
 from accrual.infra.db import in_transaction
-from accrual.money import format_minor
 
 CARD = rules.CARD
 VOUCHER_KINDS = rules.VOUCHER_KINDS
@@ -42,6 +42,72 @@ VOUCHER_GRANT = "voucher_grant"
 WRITE_OFF = "write_off"
 
 
+@dataclass(frozen=True)
+class Card:
+    """A prepaid card as it stands now; amounts in minor units of ``currency``."""
+
+    number: str
+    source: rules.Source  # PURCHASE (from cash) or PARTNER (paid outside)
+    face_minor: int
+    balance_minor: int  # what is left on it
+    currency: str
+    status: rules.Status
+    valid_from: datetime
+    expires_at: datetime
+    expired_at: datetime | None  # when the rest was written off
+    note: str | None
+    purchased_at: datetime
+    paid_cash_minor: int  # what the cash balance paid (0 for a partner's card)
+    bonus_voucher: str | None  # the discount voucher the purchase brought
+
+
+@dataclass(frozen=True)
+class Voucher:
+    """A voucher as it stands now; amounts in minor units of ``currency``."""
+
+    number: str
+    kind: str  # one of VOUCHER_KINDS
+    source: rules.Source  # OPERATOR, BONUS or CODE
+    face_minor: int
+    balance_minor: int  # what is left on it
+    currency: str
+    status: rules.Status
+    valid_from: datetime
+    expires_at: datetime
+    expired_at: datetime | None  # when the rest was written off
+    note: str | None
+    activated_at: datetime
+    origin: str | None  # the card a bonus came with, or the activation code's id
+
+
+@dataclass(frozen=True)
+class CardIssued:
+    """A card a purchase or grant answers."""
+
+    card: Card
+    created: bool  # False: an earlier request with the same key or reference made it
+
+
+@dataclass(frozen=True)
+class VoucherIssued:
+    """A voucher an issue or an activation answers."""
+
+    voucher: Voucher
+    created: bool  # False: made before, by the same reference or the same code
+
+
+@dataclass(frozen=True)
+class VoucherCodes:
+    """Activation codes just made; the only time the codes themselves are seen."""
+
+    kind: str  # the vouchers' kind, one of VOUCHER_KINDS
+    face_minor: int
+    currency: str
+    validity_days: int  # each voucher's validity from its activation
+    redeem_by: datetime
+    codes: tuple[str, ...]  # as people type them, in groups of four
+
+
 class Instruments:
     def __init__(self, engine: Engine, config: BillingConfig, clock: Clock,
                  accounts: BillingAccounts) -> None:
@@ -53,7 +119,7 @@ class Instruments:
     # -- prepaid cards -----------------------------------------------------------
 
     def buy_card(self, account_id: str, face_value: object, idempotency_key: str
-                 ) -> dict[str, Any]:
+                 ) -> CardIssued:
         """A card bought from the cash balance; with a discount voucher on big purchases.
 
         The same key returns the same card; the same key with another face value is a
@@ -68,13 +134,13 @@ class Instruments:
 
         digest = ledger.digest(face)
 
-        def work(conn: Connection) -> dict[str, Any]:
+        def work(conn: Connection) -> CardIssued:
             # The account's lock first: a concurrent copy of this request then sees the
             # key taken here, instead of making a second card.
             ledger.balances(conn, account_id, lock=True)
             existing = self._posted(conn, key, digest)
             if existing is not None:
-                return {**self._shown(conn, existing), "created": False}
+                return CardIssued(self._shown_card(conn, existing), created=False)
             _refused_before(conn, key, digest)
             now = self.clock.now()
             card_id = self._new_id(conn, "PC")
@@ -95,7 +161,7 @@ class Instruments:
                 self._grant_voucher(conn, account_id, waterfall.DISCOUNT_VOUCHER, bonus,
                                     f"{key}/bonus", BONUS, card_id, now,
                                     now + self.config.voucher_validity, "bonus for card " + card_id)
-            return {**self._shown(conn, card_id), "created": True}
+            return CardIssued(self._shown_card(conn, card_id), created=True)
 
         try:
             return in_transaction(self.engine, work)
@@ -107,7 +173,7 @@ class Instruments:
             raise
 
     def grant_card(self, account_id: str, face_value: object, reference: str,
-                   validity_days: int | None = None, note: str | None = None) -> dict[str, Any]:
+                   validity_days: int | None = None, note: str | None = None) -> CardIssued:
         """A card paid outside the center (a partner's sale), put on an account by the
         operator. It is not invoiced here (no cash paid) and brings no bonus voucher."""
         face = self._face_value(face_value)
@@ -116,12 +182,12 @@ class Instruments:
         self.accounts.account(account_id)
         key = f"card-grant/{account_id}/{reference}"
 
-        def work(conn: Connection) -> dict[str, Any]:
+        def work(conn: Connection) -> CardIssued:
             ledger.balances(conn, account_id, lock=True)  # see buy_card
             digest = ledger.digest(face, validity)
             existing = self._posted(conn, key, digest)
             if existing is not None:
-                return {**self._shown(conn, existing), "created": False}
+                return CardIssued(self._shown_card(conn, existing), created=False)
             now = self.clock.now()
             card_id = self._new_id(conn, "PC")
             ledger.open_instrument_account(conn, card_id, CARD, self.config.currency)
@@ -132,20 +198,21 @@ class Instruments:
             assert posted.created, key
             self._insert(conn, card_id, account_id, CARD, PARTNER, face, 0, now, now + validity,
                          posted.entry_id, None, note)
-            return {**self._shown(conn, card_id), "created": True}
+            return CardIssued(self._shown_card(conn, card_id), created=True)
 
         return in_transaction(self.engine, work)
 
-    def cards(self, account_id: str) -> list[dict[str, Any]]:
+    def cards(self, account_id: str) -> list[Card]:
+        """The account's cards, newest first."""
         self.accounts.account(account_id)
         with self.engine.connect() as conn:
-            return [self._present(conn, row) for row in self._rows(conn, account_id, (CARD,))]
+            return [self._card(conn, row) for row in self._rows(conn, account_id, (CARD,))]
 
     # -- vouchers ----------------------------------------------------------------
 
     def issue_voucher(self, account_id: str, kind: str, amount: object, reference: str,
                       validity_days: int | None = None, note: str | None = None
-                      ) -> dict[str, Any]:
+                      ) -> VoucherIssued:
         """A voucher put on an account by the operator; one per reference."""
         rules.check_voucher_kind(kind)
         face = bounds.movement_minor(amount, self.config.currency)
@@ -154,7 +221,7 @@ class Instruments:
         self.accounts.account(account_id)
         key = f"voucher/{account_id}/{reference}"
 
-        def work(conn: Connection) -> dict[str, Any]:
+        def work(conn: Connection) -> VoucherIssued:
             ledger.balances(conn, account_id, lock=True)  # see buy_card
             digest = ledger.digest(kind, face, validity)
             existing = self._posted(conn, key, digest)
@@ -165,13 +232,13 @@ class Instruments:
                 created = True
             else:
                 created = False
-            return {**self._shown(conn, existing), "created": created}
+            return VoucherIssued(self._shown_voucher(conn, existing), created)
 
         return in_transaction(self.engine, work)
 
     def create_codes(self, kind: str, amount: object, count: int,
                      validity_days: int | None = None, redeem_within_days: int = 90,
-                     note: str | None = None) -> dict[str, Any]:
+                     note: str | None = None) -> VoucherCodes:
         """Single-use activation codes for vouchers. The codes are shown once, here; only
         their hashes are kept."""
         rules.check_voucher_kind(kind)
@@ -190,18 +257,18 @@ class Instruments:
                  "created_at": now, "note": note} for code in codes])
 
         in_transaction(self.engine, work)
-        return {"kind": kind, "amount": format_minor(face, self.config.currency),
-                "validity_days": validity.days, "redeem_by": (now + redeem_within).isoformat(),
-                "codes": [rules.show_code(code) for code in codes]}
+        return VoucherCodes(kind=kind, face_minor=face, currency=self.config.currency,
+                            validity_days=validity.days, redeem_by=now + redeem_within,
+                            codes=tuple(rules.show_code(code) for code in codes))
 
-    def activate(self, account_id: str, code: object) -> dict[str, Any]:
+    def activate(self, account_id: str, code: object) -> VoucherIssued:
         """Redeem an activation code onto this account: a voucher. Each code once; the same
         account activating it again gets the same voucher back."""
         normal = rules.normalise_code(code)
         self.accounts.account(account_id)
         c = t.voucher_codes
 
-        def work(conn: Connection) -> dict[str, Any]:
+        def work(conn: Connection) -> VoucherIssued:
             query = select(c).where(c.c.code_hash == rules.code_hash(normal))
             if conn.dialect.name == "postgresql":
                 # Concurrent activations of one code queue here; the later ones then see it
@@ -217,7 +284,7 @@ class Instruments:
                 redeemed_by=row.redeemed_by, voucher_id=row.instrument_id),
                 account_id, self.config.currency, now)
             if made_before is not None:
-                return {**self._shown(conn, made_before), "created": False}
+                return VoucherIssued(self._shown_voucher(conn, made_before), created=False)
             voucher_id = self._grant_voucher(
                 conn, account_id, row.kind, int(row.face_minor), f"code/{row.id}", CODE, row.id,
                 now, now + timedelta(days=row.validity_days), row.note)
@@ -227,15 +294,15 @@ class Instruments:
                                          instrument_id=voucher_id)).rowcount
             if taken != 1:
                 raise Conflict("code_already_used", "this activation code was already used")
-            return {**self._shown(conn, voucher_id), "created": True}
+            return VoucherIssued(self._shown_voucher(conn, voucher_id), created=True)
 
         return in_transaction(self.engine, work)
 
-    def vouchers(self, account_id: str) -> list[dict[str, Any]]:
+    def vouchers(self, account_id: str) -> list[Voucher]:
+        """The account's vouchers, newest first."""
         self.accounts.account(account_id)
         with self.engine.connect() as conn:
-            return [self._present(conn, row)
-                    for row in self._rows(conn, account_id, VOUCHER_KINDS)]
+            return [self._voucher(row) for row in self._rows(conn, account_id, VOUCHER_KINDS)]
 
     # -- expiry ------------------------------------------------------------------
 
@@ -328,35 +395,40 @@ class Instruments:
             .where(i.c.account_id == account_id, i.c.kind.in_(kinds))
             .order_by(i.c.created_at.desc(), i.c.id)).all())
 
-    def _shown(self, conn: Connection, instrument_id: str) -> dict[str, Any]:
+    @staticmethod
+    def _row(conn: Connection, instrument_id: str) -> Any:
         i, a = t.instruments, t.ledger_accounts
-        row = conn.execute(select(i, a.c.balance_minor).join(a, a.c.owner == i.c.id)
-                           .where(i.c.id == instrument_id)).one()
-        return self._present(conn, row)
+        return conn.execute(select(i, a.c.balance_minor).join(a, a.c.owner == i.c.id)
+                            .where(i.c.id == instrument_id)).one()
 
-    def _present(self, conn: Connection, row: Any) -> dict[str, Any]:
-        currency = row.currency
-        status = rules.status_at(written_off=row.status != ledger.ACTIVE,
-                                 expires_at=row.expires_at,
-                                 balance_minor=int(row.balance_minor), now=self.clock.now())
-        shown: dict[str, Any] = {
-            "number": row.id, "kind": row.kind, "source": row.source,
-            "face_value": format_minor(row.face_minor, currency),
-            "balance": format_minor(int(row.balance_minor), currency), "currency": currency,
-            "status": status.value, "valid_from": row.valid_from.isoformat(),
-            "expires_at": row.expires_at.isoformat(),
-            "expired_at": row.expired_at.isoformat() if row.expired_at else None,
-            "note": row.note}
-        if row.kind == CARD:
-            shown["purchased_at"] = row.created_at.isoformat()
-            shown["paid_with_cash"] = format_minor(row.paid_cash_minor, currency)
-            bonus = conn.execute(select(t.instruments.c.id).where(
-                t.instruments.c.origin == row.id, t.instruments.c.source == BONUS)).scalar()
-            shown["bonus_voucher"] = bonus
-        else:
-            shown["activated_at"] = row.created_at.isoformat()
-            shown["origin"] = row.origin
-        return shown
+    def _shown_card(self, conn: Connection, card_id: str) -> Card:
+        return self._card(conn, self._row(conn, card_id))
+
+    def _shown_voucher(self, conn: Connection, voucher_id: str) -> Voucher:
+        return self._voucher(self._row(conn, voucher_id))
+
+    def _status(self, row: Any) -> rules.Status:
+        return rules.status_at(written_off=row.status != ledger.ACTIVE,
+                               expires_at=row.expires_at,
+                               balance_minor=int(row.balance_minor), now=self.clock.now())
+
+    def _card(self, conn: Connection, row: Any) -> Card:
+        bonus = conn.execute(select(t.instruments.c.id).where(
+            t.instruments.c.origin == row.id, t.instruments.c.source == BONUS)).scalar()
+        return Card(
+            number=row.id, source=rules.Source(row.source), face_minor=int(row.face_minor),
+            balance_minor=int(row.balance_minor), currency=row.currency,
+            status=self._status(row), valid_from=row.valid_from, expires_at=row.expires_at,
+            expired_at=row.expired_at, note=row.note, purchased_at=row.created_at,
+            paid_cash_minor=int(row.paid_cash_minor), bonus_voucher=bonus)
+
+    def _voucher(self, row: Any) -> Voucher:
+        return Voucher(
+            number=row.id, kind=row.kind, source=rules.Source(row.source),
+            face_minor=int(row.face_minor), balance_minor=int(row.balance_minor),
+            currency=row.currency, status=self._status(row), valid_from=row.valid_from,
+            expires_at=row.expires_at, expired_at=row.expired_at, note=row.note,
+            activated_at=row.created_at, origin=row.origin)
 
 
 def _refused_before(conn: Connection, key: str, digest: str) -> None:
