@@ -8,12 +8,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from accrual.billing.domain.arrears import owed_minor
 from accrual.billing.domain.settlement import (
     BANK_CLEARING,
     CASH,
     PREPAID,
     REVENUE,
-    arrears,
     charge,
     recharge,
     refund,
@@ -78,7 +78,7 @@ def test_amounts_must_be_positive(rule, amount: int) -> None:  # type: ignore[no
 
 @pytest.mark.parametrize("prepaid, owed", [(-340, 340), (0, 0), (120, 0), (-1, 1)])
 def test_arrears(prepaid: int, owed: int) -> None:
-    assert arrears(prepaid) == owed
+    assert owed_minor(prepaid) == owed
 
 
 @given(st.integers(min_value=1, max_value=10**12), st.integers(min_value=-(10**12), max_value=10**12))
@@ -117,7 +117,7 @@ def test_money_is_conserved_over_any_sequence(ops: list[tuple[str, int]]) -> Non
         assert balances[CASH] >= 0
         assert balances[PREPAID] <= 0
         assert balances[CASH] == 0 or balances[PREPAID] == 0
-        assert arrears(balances[PREPAID]) == -balances[PREPAID]
+        assert owed_minor(balances[PREPAID]) == -balances[PREPAID]
 
     assert balances[CASH] + balances[PREPAID] == (
         totals["recharge"] - totals["charge"] + totals["refund"])
@@ -132,5 +132,5 @@ def test_a_top_up_after_a_charge_pays_the_arrears_first(charged: int, paid: int)
     balances.update(charge(charged, balances[CASH]))
     assert balances[PREPAID] == -charged
     balances.update(recharge(paid, balances[PREPAID]))
-    assert arrears(balances[PREPAID]) == max(charged - paid, 0)
+    assert owed_minor(balances[PREPAID]) == max(charged - paid, 0)
     assert balances[CASH] == max(paid - charged, 0)

@@ -59,7 +59,7 @@ def refund(amount_minor: int, prepaid_minor: int,
     """A negative correction: pay down arrears first, then back to what paid the
     corrected detail (:func:`waterfall.give_back`); with nothing known, to cash (to the
     cloud account for a cloud-settled line, which never pays arrears)."""
-    splits = waterfall.give_back(amount_minor, 0 if cloud else arrears(prepaid_minor),
+    splits = waterfall.give_back(amount_minor, 0 if cloud else owed_minor(prepaid_minor),
                                  paid or {},
                                  rest=waterfall.CLOUD if cloud else waterfall.CASH)
     postings: Postings = {REVENUE: -amount_minor}
@@ -89,6 +89,3 @@ def write_off(instrument_id: str, balance_minor: int) -> Postings:
     assert balance_minor > 0
     return _balanced({instrument_id: -balance_minor, BREAKAGE: balance_minor})
 
-
-# What a prepaid balance owes (the arrears rule's measure).
-arrears = owed_minor

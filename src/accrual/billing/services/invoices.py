@@ -37,6 +37,7 @@ from sqlalchemy import Connection, Engine, Row, insert, select, update
 from accrual.billing.adapters import tables as t
 from accrual.billing.config import BillingConfig
 from accrual.billing.domain import invoicing, settlement
+from accrual.billing.domain.arrears import owed_minor
 from accrual.billing.domain.invoicing import BillParts
 from accrual.billing.services import ledger
 from accrual.billing.services.accounts import BillingAccounts
@@ -198,7 +199,7 @@ class Invoices:
             # Under the account's ledger lock (PostgreSQL; SQLite writes one at a time):
             # two requests never both take the same invoiceable amount.
             balances = ledger.balances(conn, account_id, lock=True)
-            owed = settlement.arrears(balances.get(settlement.PREPAID, 0))
+            owed = owed_minor(balances.get(settlement.PREPAID, 0))
             if owed:
                 raise Forbidden("account_in_arrears",
                                 f"the account owes {format_minor(owed, currency)}; settle the "

@@ -8,6 +8,7 @@ from sqlalchemy import Connection, Engine
 
 from accrual.billing.config import BillingConfig
 from accrual.billing.domain import bounds, settlement, waterfall
+from accrual.billing.domain.arrears import owed_minor
 from accrual.billing.services import ledger
 from accrual.billing.services.accounts import BillingAccounts
 from accrual.billing.services.movements import Movements
@@ -83,4 +84,4 @@ class Wallet:
             else:
                 vouchers += instrument.balance_minor
         return Overview(self.config.currency, balances.get(settlement.CASH, 0), vouchers, cards,
-                        settlement.arrears(balances.get(settlement.PREPAID, 0)))
+                        owed_minor(balances.get(settlement.PREPAID, 0)))

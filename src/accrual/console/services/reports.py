@@ -74,8 +74,6 @@ class Consumption:
     daily: tuple[DayAmount, ...]
 
 
-_PERCENT = Decimal("0.01")
-
 
 def consumption(engine: Engine, workspace_id: str, start: date, end: date, currency: str
                 ) -> Consumption:
