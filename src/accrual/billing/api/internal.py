@@ -22,8 +22,9 @@ from accrual.infra.http import error_responses
 
 router = billing_router()
 
-# A registration key in a path: as long as the body's, and without NUL (no database stores it).
-KeyPath = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[^\x00]+$")]
+# A registration key in a path, bounded as the body's (NUL is refused for every path
+# parameter by the router's plain_path_params).
+KeyPath = Annotated[str, Path(min_length=1, max_length=128)]
 
 
 class InboxIn(BaseModel):
