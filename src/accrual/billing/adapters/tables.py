@@ -65,6 +65,10 @@ workspaces = Table(
     Column("created_at", UtcDateTime(), nullable=False),
     # Set when its console dissolved it: no longer among the workspaces an account pays for.
     Column("dissolved_at", UtcDateTime()),
+    # The marketplace it was activated from (aws, ...); NULL when activated on the website.
+    # A workspace activated from a marketplace settles only through that vendor
+    # (reference-billing.md §1.6 rule 9) unless its subscription was cancelled.
+    Column("activated_via", String(16)),
 )
 
 # The source of truth for who pays for a workspace on a given day
@@ -75,6 +79,8 @@ bindings = Table(
     Column("workspace_id", String(32), nullable=False),
     Column("account_id", String(32), ForeignKey("billing_accounts.id"), nullable=False),
     Column("settlement_method", String(32), nullable=False),
+    # The cloud account that pays what vouchers and cards leave, for a cloud method.
+    Column("cloud_account_id", String(32)),
     Column("effective_from", Date, nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
     UniqueConstraint("workspace_id", "effective_from", name="uq_bindings_workspace_day"),
@@ -170,7 +176,14 @@ charges = Table(
     # How it was settled (NULL when unrouted): billing_center, or a cloud marketplace
     # whose account takes what vouchers and cards leave (``cloud_receivable``).
     Column("settlement_method", String(32)),
+    # For a cloud method: the cloud account of the binding in force, what this line left
+    # to it (signed minor units: a correction gives back), and the marketplace charge
+    # that took that amount into a report (NULL until the reporter's next cut).
+    Column("cloud_account_id", String(32)),
+    Column("cloud_minor", BigInteger),
+    Column("marketplace_charge_id", Integer),
     Index("ix_charges_account_day", "account_id", "day"),
+    Index("ix_charges_cloud_uncut", "cloud_account_id", "marketplace_charge_id"),
     Index("ix_charges_unbilled", "account_id", "bill_id"),
 )
 
@@ -393,7 +406,8 @@ lock_states = Table(
     Column("workspace_id", String(32), primary_key=True),
     Column("version", BigInteger, nullable=False),
     Column("state", String(16), nullable=False),  # countdown | locked | clear
-    Column("case_id", Integer, ForeignKey("arrears_cases.id"), nullable=False),
+    # The arrears case that set the state; NULL for a marketplace cancellation's lock.
+    Column("case_id", Integer, ForeignKey("arrears_cases.id")),
     Column("lock_at", UtcDateTime()),
     Column("updated_at", UtcDateTime(), nullable=False),
     Index("ix_workspace_lock_states_case", "case_id"),
@@ -409,9 +423,17 @@ cloud_accounts = Table(
            index=True),
     Column("vendor", String(16), nullable=False),  # aws | aliyun | huawei | azure
     Column("external_id", String(128), nullable=False),  # the vendor's customer/account id
-    Column("status", String(16), nullable=False),  # active | cancelled
+    # pending (resolved, not yet confirmed by the vendor) | active | unsubscribing (the
+    # vendor's final-usage window) | cancelled | failed
+    Column("status", String(16), nullable=False),
     Column("linked_at", UtcDateTime(), nullable=False),
     Column("cancelled_at", UtcDateTime()),
+    # What the vendor names the subscription by (AWS: ProductCode, LicenseArn and the
+    # legacy CustomerIdentifier); NULL for links made by the operator.
+    Column("product_code", String(255)),
+    Column("license_ref", String(2048)),
+    Column("customer_ref", String(255)),
+    Column("unsubscribing_at", UtcDateTime()),  # when the final-usage window opened
     Index("ix_cloud_accounts_vendor_external", "vendor", "external_id"),
 )
 
@@ -438,4 +460,81 @@ refused_requests = Table(
     Column("code", String(64), nullable=False),
     Column("message", String(500), nullable=False),
     Column("refused_at", UtcDateTime(), nullable=False),
+)
+
+
+# -- cloud marketplaces (reference-billing.md §6, decisions.md 13, 23) ---------
+
+# A buyer sent by a marketplace, resolved and waiting to register or sign in; its id
+# travels with the buyer's browser through the activation pages and calls.
+marketplace_activations = Table(
+    "marketplace_activations", metadata,
+    Column("id", String(40), primary_key=True),
+    Column("vendor", String(16), nullable=False),
+    Column("cloud_account_id", String(32), ForeignKey("cloud_accounts.id"), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("expires_at", UtcDateTime(), nullable=False),
+    Column("account_id", String(32)),  # the billing account that took it
+    Column("completed_at", UtcDateTime()),
+)
+
+# One report to a marketplace: the whole units of the listing's money dimension that
+# one cloud account owes for one period (decisions.md 23). Sent exactly once: the
+# state is persisted before and after each send; a resend is byte-identical.
+marketplace_charges = Table(
+    "marketplace_charges", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("cloud_account_id", String(32), ForeignKey("cloud_accounts.id"), nullable=False),
+    Column("vendor", String(16), nullable=False),
+    Column("dimension", String(255), nullable=False),
+    Column("period_start", UtcDateTime(), nullable=False),
+    Column("quantity", BigInteger, nullable=False),  # whole units, never negative
+    Column("amount_minor", BigInteger, nullable=False),  # quantity × the unit
+    # pending | sent | accepted | duplicate | refused
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UtcDateTime(), nullable=False),
+    Column("deadline_at", UtcDateTime(), nullable=False),  # the vendor's lateness limit
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("sent_at", UtcDateTime()),
+    Column("settled_at", UtcDateTime()),
+    Column("record_id", String(255)),  # the vendor's id of the accepted record
+    Column("last_error", String(500)),
+    Column("alerted_at", UtcDateTime()),
+    UniqueConstraint("cloud_account_id", "dimension", "period_start",
+                     name="uq_marketplace_charges_period"),
+    Index("ix_marketplace_charges_due", "status", "next_attempt_at"),
+)
+
+# What each cloud account owes below one unit, or has been given back beyond what it
+# was charged: carried into its next report, never sent as a negative quantity.
+marketplace_carry = Table(
+    "marketplace_carry", metadata,
+    Column("cloud_account_id", String(32), ForeignKey("cloud_accounts.id"), primary_key=True),
+    Column("carried_minor", BigInteger, nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+)
+
+# Every vendor notification accepted, by the vendor's message id: a replay changes nothing.
+marketplace_notifications = Table(
+    "marketplace_notifications", metadata,
+    Column("message_id", String(128), primary_key=True),
+    Column("vendor", String(16), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("external_id", String(255), nullable=False),
+    Column("sent_at", UtcDateTime(), nullable=False),
+    Column("received_at", UtcDateTime(), nullable=False),
+    Column("outcome", String(200), nullable=False),
+)
+
+# Workspaces locked because the cloud account that paid for them was cancelled
+# (decisions.md 13); unlocked by re-subscribing, another cloud account or the wallet.
+cloud_locks = Table(
+    "cloud_locks", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("workspace_id", String(32), nullable=False, index=True),
+    Column("cloud_account_id", String(32), ForeignKey("cloud_accounts.id"), nullable=False),
+    Column("locked_at", UtcDateTime(), nullable=False),
+    Column("unlocked_at", UtcDateTime()),
+    Column("unlock_reason", String(32)),
 )
