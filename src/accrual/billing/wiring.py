@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 
 from accrual.billing.adapters import tables
 from accrual.billing.config import BillingConfig
+from accrual.billing.marketplaces import Marketplaces
 from accrual.billing.payments.gateway import PaymentGateway
 from accrual.billing.payments.service import Payments
 from accrual.billing.services import ledger
@@ -43,8 +44,11 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 class BillingCenter:
     def __init__(self, engine: Engine, config: BillingConfig, clock: Clock,
                  mailer: Mailer | None = None,
-                 payment_gateway: PaymentGateway | None = None) -> None:
+                 payment_gateway: PaymentGateway | None = None,
+                 marketplaces: Marketplaces | None = None) -> None:
         self.engine = engine
+        # The marketplace adapters this center settles through (configuration).
+        self.marketplaces = marketplaces or Marketplaces()
         self.config = config
         self.clock = clock
         self.mailer = mailer or LogMailer()
