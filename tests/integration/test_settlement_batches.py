@@ -157,9 +157,9 @@ def test_binding_history_is_read_as_binding_for_reads_it(
         for w, d in sorted(wanted):
             row = runtime.billing.accounts.binding_in_force(conn, w, d)
             assert found.get((w, d)) == (None if row is None else
-                                         (row.account_id, row.settlement_method)), (w, d)
+                                         (row.account_id, row.settlement_method, None)), (w, d)
     # The first binding covers the days before it.
-    assert found[(ws, DAY - timedelta(days=5))] == (first_account, "billing_center")
+    assert found[(ws, DAY - timedelta(days=5))] == (first_account, "billing_center", None)
 
 
 def test_a_detail_that_cannot_be_applied_fails_alone(

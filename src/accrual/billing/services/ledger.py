@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -35,6 +35,8 @@ ACTIVE = "active"
 class Posted:
     entry_id: int
     created: bool  # False when the key had already been posted with the same request
+    # The postings this call computed and wrote (by postings key); empty when not created.
+    postings: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -151,7 +153,7 @@ def post_many(conn: Connection, entries: Sequence[Entry], now: datetime, *,
     postings and the balance changes are then written in a few multi-row statements.
     ``instruments_of_line`` (instrument id → billing account) names cards and vouchers,
     written off or not, that entries may move besides the active ones. Answers a
-    ``Posted`` per entry, in order.
+    ``Posted`` per entry, in order, with the postings it wrote for it.
 
     Services move money that can change what an account owes through
     ``services.movements.Movements``, which applies the arrears rule after this.
@@ -168,7 +170,8 @@ def post_many(conn: Connection, entries: Sequence[Entry], now: datetime, *,
     batch = _Batch(books)
     slots = [batch.add(conn, entry, known) for entry in entries]
     ids = batch.write(conn, now)
-    return [Posted(ids[-1 - slot] if slot < 0 else slot, created)
+    return [Posted(ids[-1 - slot] if slot < 0 else slot, created,
+                   batch.computed[-1 - slot] if created else {})
             for slot, created in slots]
 
 
@@ -239,6 +242,7 @@ class _Batch:
         self.entries: list[tuple[str, str, str | None, str, str]] = []  # kind, owner, ref, key, digest
         self.postings: list[tuple[int, int, int]] = []  # (slot, ledger account id, amount)
         self.deltas: dict[int, int] = {}  # ledger account id → change of its cached balance
+        self.computed: list[settlement.Postings] = []  # the postings of each entry, by slot
 
     def add(self, conn: Connection, entry: Entry, known: dict[str, tuple[int, str]]
             ) -> tuple[int, bool]:
@@ -260,6 +264,7 @@ class _Batch:
         known[entry.key] = (-1 - slot, entry.request_digest)
         self.entries.append((entry.kind, owner, entry.reference, entry.key,
                              entry.request_digest))
+        self.computed.append(postings)
         for key, amount in postings.items():
             self.postings.append((slot, ids[key], amount))
             if key in cached:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, select
+from sqlalchemy import Connection, Engine, insert, select, update
 
 from accrual.billing.adapters import tables as t
 from accrual.billing.config import BillingConfig
@@ -115,6 +115,7 @@ class SettlementMethods:
             tomorrow = rules.effective_from(today)
             current = self.accounts.binding_in_force(conn, workspace_id, today)
             upcoming = self.accounts.binding_in_force(conn, workspace_id, tomorrow)
+            linked = self._linked(conn, account_id, chosen) if rules.is_cloud(chosen) else None
             month_start, _ = rules.month_of(today)
             first, _ = day_bounds(month_start, self.config.zone)
             changes = t.settlement_changes
@@ -125,14 +126,19 @@ class SettlementMethods:
                 # A workspace bound today is bound tomorrow (a binding only ever moves).
                 upcoming=rules.Binding(upcoming.account_id, upcoming.settlement_method)
                 if upcoming is not None else rules.Binding("", ""),
-                cloud_account_linked=rules.is_cloud(chosen)
-                and self._linked(conn, account_id, chosen),
+                cloud_account_linked=linked is not None,
                 changed_this_month=conn.execute(select(changes.c.requested_at).where(
                     changes.c.workspace_id == workspace_id, changes.c.requested_at >= first)
                     .limit(1)).first() is not None)
             assert upcoming is not None  # checked above: bound today, so bound tomorrow
             now = self.clock.now()
             bound = self.accounts.bind_in(conn, workspace_id, account_id, chosen)
+            if linked is not None:
+                # What vouchers and cards leave is billed to this cloud account (settling).
+                b = t.bindings
+                conn.execute(update(b).where(b.c.workspace_id == workspace_id,
+                                             b.c.effective_from == bound.effective_from)
+                             .values(cloud_account_id=linked))
             conn.execute(insert(changes).values(
                 workspace_id=workspace_id, account_id=account_id,
                 from_method=upcoming.settlement_method, to_method=chosen,
@@ -146,11 +152,12 @@ class SettlementMethods:
         return in_transaction(self.engine, work)
 
     @staticmethod
-    def _linked(conn: Connection, account_id: str, vendor: str) -> bool:
+    def _linked(conn: Connection, account_id: str, vendor: str) -> str | None:
+        """The account's active cloud account of ``vendor`` linked first, if any."""
         c = t.cloud_accounts
         return conn.execute(select(c.c.id).where(
             c.c.account_id == account_id, c.c.vendor == vendor, c.c.status == ACTIVE)
-            .limit(1)).first() is not None
+            .order_by(c.c.linked_at, c.c.id).limit(1)).scalar()
 
 
 def _cloud_account(row: Any) -> CloudAccount:

@@ -5,6 +5,15 @@ prepaid cards by expiry, cash, then the negative prepaid balance. A negative
 correction pays arrears first and then goes back to what paid its line
 (``settlement.refund``). Details are settled in message order, many in one
 transaction, with set-based reads and writes; every split is a posting.
+
+A workspace bound by a cloud marketplace method is settled through the cloud
+(what vouchers and cards leave goes to ``settlement.CLOUD_RECEIVABLE``) only
+while the binding's cloud account can still be billed (``BILLABLE_CLOUD``);
+without one, or once it is cancelled or failed, the billing account's wallet
+pays, as for ``billing_center``, so that no money is left to a dead
+subscription. The charge line records the method really used, and for the
+cloud its cloud account and what the line left to it (``cloud_minor``), which
+the marketplace reporter cuts into reports.
 """
 
 from __future__ import annotations
@@ -13,6 +22,7 @@ import logging
 from bisect import bisect_right
 from collections.abc import Sequence
 from datetime import date, datetime
+from typing import NamedTuple
 
 from sqlalchemy import Connection, select
 
@@ -34,7 +44,11 @@ WRITE_OFF = "write_off"  # the journal entry kind of instrument balances written
 _CHARGE_COLUMNS = ("detail_id", "account_id", "console_account_id", "workspace_id", "site", "day",
                    "item", "retention_days", "kind", "revision", "quantity", "unit_size",
                    "unit_price", "amount_minor", "currency", "status", "entry_id", "received_at",
-                   "adjusts", "settlement_method")
+                   "adjusts", "settlement_method", "cloud_account_id", "cloud_minor")
+# Cloud accounts that still take what a cloud-settled day leaves (cloud_accounts.status):
+# a pending one is reported once confirmed, an unsubscribing one in its final hour.
+BILLABLE_CLOUD = ("active", "pending", "unsubscribing")
+WALLET = "billing_center"  # the settlement method of the wallet
 
 
 def settle(conn: Connection, messages: Sequence[Envelope], currency: str,
@@ -62,12 +76,21 @@ def settle(conn: Connection, messages: Sequence[Envelope], currency: str,
                              amount_minor, detail.currency, what=f"billing detail {detail.id}")
         amounts.append(amount_minor)
     payers = bindings_in_force(conn, {(d.workspace_id, d.day) for d in details})
+    billable = _billable_cloud_accounts(conn, {p.cloud_account_id for p in payers.values()
+                                               if p.cloud_account_id is not None})
     routed_to: list[str | None] = []
     methods: list[str | None] = []
+    clouds: list[str | None] = []  # the cloud account that takes what the wallet leaves
     to_post: list[int] = []
     for i, detail in enumerate(details):
-        account_id, method = payers.get((detail.workspace_id, detail.day), (None, None))
+        payer = payers.get((detail.workspace_id, detail.day))
+        account_id = payer.account_id if payer is not None else None
+        method = payer.settlement_method if payer is not None else None
+        cloud_account = payer.cloud_account_id if payer is not None else None
+        if method in settlement.CLOUD_METHODS and cloud_account not in billable:
+            method, cloud_account = WALLET, None
         methods.append(method)
+        clouds.append(cloud_account if method in settlement.CLOUD_METHODS else None)
         if account_id is not None and detail.billing_account_id not in (None, account_id):
             # decisions.md 12: our binding table decides; the mismatch is only logged.
             log.warning("detail %s: console named account %s, binding says %s", detail.id,
@@ -79,13 +102,15 @@ def settle(conn: Connection, messages: Sequence[Envelope], currency: str,
         elif not routed:
             log.warning("detail %s for workspace %s on %s has no binding: left unrouted",
                         detail.id, detail.workspace_id, detail.day)
-    cloud = {i for i in to_post if methods[i] in settlement.CLOUD_METHODS}
+    cloud = {i for i in to_post if clouds[i] is not None}
     entries = _post_entries(conn, details, amounts, routed_to, to_post, cloud, now)
     insert_rows(conn, t.charges, _CHARGE_COLUMNS, (
         (d.id, routed_to[i], d.billing_account_id, d.workspace_id, d.site, d.day, d.item,
          d.retention_days, d.kind, d.revision, d.quantity, d.unit_size, d.unit_price,
          amounts[i], d.currency, "settled" if routed_to[i] is not None else "unrouted",
-         entries.get(i), now, d.adjusts, methods[i] if routed_to[i] is not None else None)
+         entries[i][0] if i in entries else None, now, d.adjusts,
+         methods[i] if routed_to[i] is not None else None,
+         *((clouds[i], entries[i][1]) if i in cloud else (None, None)))
         for i, d in enumerate(details)))
     insert_rows(conn, t.inbox, ("message_id", "type", "applied_at"),
                 ((m.id, m.type, now) for m in fresh))
@@ -94,10 +119,11 @@ def settle(conn: Connection, messages: Sequence[Envelope], currency: str,
 
 def _post_entries(conn: Connection, details: list[BillingDetail], amounts: list[int],
                   owners: list[str | None], to_post: list[int], cloud: set[int], now: datetime
-                  ) -> dict[int, int]:
+                  ) -> dict[int, tuple[int, int]]:
     """One journal entry for each detail in ``to_post``, in order, by ``ledger.post_many``:
     the journal entry id of each (an existing one when its key was posted before with the
-    same amount)."""
+    same amount) and what it left to the cloud account (the negated posting on the cloud
+    receivable, whose balance goes below zero as the vendor is to bill more)."""
     if not to_post:
         return {}
     # What paid each line that a correction in this batch corrects, net, by ledger account;
@@ -110,7 +136,8 @@ def _post_entries(conn: Connection, details: list[BillingDetail], amounts: list[
                for i in to_post if (owner := owners[i]) is not None]
     posted = ledger.post_many(conn, entries, now, with_instruments=True,
                               instruments_of_line=instruments_of_line)
-    return {i: p.entry_id for i, p in zip(to_post, posted, strict=True)}
+    return {i: (p.entry_id, -p.postings.get(settlement.CLOUD_RECEIVABLE, 0))
+            for i, p in zip(to_post, posted, strict=True)}
 
 
 def _entry(detail: BillingDetail, amount: int, owner: str, cloud: bool, now: datetime,
@@ -193,24 +220,42 @@ def _paid_by_line(conn: Connection, lines: set[LineKey]
     return found
 
 
+class Payer(NamedTuple):
+    """Who pays a workspace's day, and how (its binding in force that day)."""
+
+    account_id: str
+    settlement_method: str
+    cloud_account_id: str | None  # the binding's cloud account, for a cloud method
+
+
 def bindings_in_force(conn: Connection, wanted: set[tuple[str, date]]
-                      ) -> dict[tuple[str, date], tuple[str, str]]:
+                      ) -> dict[tuple[str, date], Payer]:
     """``BillingAccounts.binding_in_force`` for many (workspace, day) pairs in one query:
-    (account, settlement method) of the binding with the latest effective_from <= day,
-    else of the workspace's first binding."""
+    (account, settlement method, cloud account) of the binding with the latest
+    effective_from <= day, else of the workspace's first binding."""
     b = t.bindings
-    history: dict[str, list[tuple[date, str, str]]] = {}
-    for workspace_id, effective_from, account_id, method in conn.execute(
-            select(b.c.workspace_id, b.c.effective_from, b.c.account_id, b.c.settlement_method)
+    history: dict[str, list[tuple[date, Payer]]] = {}
+    for workspace_id, effective_from, account_id, method, cloud_account_id in conn.execute(
+            select(b.c.workspace_id, b.c.effective_from, b.c.account_id, b.c.settlement_method,
+                   b.c.cloud_account_id)
             .where(among(conn, b.c.workspace_id, {w for w, _ in wanted}))
             .order_by(b.c.workspace_id, b.c.effective_from)):
-        history.setdefault(workspace_id, []).append((effective_from, str(account_id), method))
-    found: dict[tuple[str, date], tuple[str, str]] = {}
+        history.setdefault(workspace_id, []).append(
+            (effective_from, Payer(str(account_id), method, cloud_account_id)))
+    found: dict[tuple[str, date], Payer] = {}
     for workspace_id, day in wanted:
         rows = history.get(workspace_id)
         if not rows:
             continue
         position = bisect_right(rows, day, key=lambda r: r[0])
-        _, account_id, method = rows[position - 1] if position else rows[0]
-        found[(workspace_id, day)] = (account_id, method)
+        found[(workspace_id, day)] = (rows[position - 1] if position else rows[0])[1]
     return found
+
+
+def _billable_cloud_accounts(conn: Connection, ids: set[str]) -> set[str]:
+    """Those of these cloud accounts that exist and may still be billed."""
+    if not ids:
+        return set()
+    c = t.cloud_accounts
+    return set(conn.execute(select(c.c.id).where(among(conn, c.c.id, ids),
+                                                 c.c.status.in_(BILLABLE_CLOUD))).scalars())
