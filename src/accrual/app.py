@@ -207,7 +207,8 @@ class Runtime:
                 for job in (console.day_close.job, console.relay.job, console.inbox.job)]
 
     def billing_jobs(self) -> list[Job]:
-        jobs = [self.billing.inbox.job, self.billing.arrears.job, self.billing.mails.job]
+        jobs = [self.billing.inbox.job, self.billing.arrears.job, self.billing.mails.job,
+                self.billing.marketplace_reporter.job]
         if self.billing.relay is not None:
             jobs.append(self.billing.relay.job)
         return jobs

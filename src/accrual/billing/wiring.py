@@ -24,6 +24,7 @@ from accrual.billing.services.instruments import Instruments
 from accrual.billing.services.invoice_records import InvoiceRecords
 from accrual.billing.services.invoices import Invoices
 from accrual.billing.services.mail_outbox import MailOutbox
+from accrual.billing.services.marketplace_reporter import MarketplaceReporter
 from accrual.billing.services.methods import SettlementMethods
 from accrual.billing.services.movements import Movements
 from accrual.billing.services.statements import Statements
@@ -71,6 +72,9 @@ class BillingCenter:
         self.invoices = Invoices(engine, config, clock, self.accounts, self.invoice_records)
         self.payments = Payments(engine, config, clock, self.accounts, payment_gateway,
                                  self.movements)
+        # Reports what cloud-settled days leave to the marketplaces (decisions.md 23).
+        self.marketplace_reporter = MarketplaceReporter(engine, config, clock,
+                                                        self.marketplaces, self.movements)
         self.relay: Relay | None = None
         self.consoles: dict[str, ConsolePort] = {}
 

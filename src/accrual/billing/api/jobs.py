@@ -16,11 +16,13 @@ router = billing_router()
             responses=error_responses(401))
 def jobs(center: CenterDep) -> dict[str, Any]:
     """Each job of the billing center (`billing inbox`, `billing relay`, `arrears tick`,
-    `billing mails`): its last run and last success, failures counted per failure code,
-    and the units (messages, accounts, mails) failing now with their error and next
-    attempt; then the relay's backlog with the messages that failed (from the outbox
-    rows) and the mail backlog. `/healthz` is `degraded` while any job here is."""
-    listed = [center.inbox.job, center.arrears.job, center.mails.job]
+    `billing mails`, `marketplace reporter`): its last run and last success, failures
+    counted per failure code, and the units (messages, accounts, mails, marketplace
+    charges) failing now with their error and next attempt; then the relay's backlog with
+    the messages that failed (from the outbox rows) and the mail backlog. `/healthz` is
+    `degraded` while any job here is."""
+    listed = [center.inbox.job, center.arrears.job, center.mails.job,
+              center.marketplace_reporter.job]
     relay: dict[str, Any] | None = None
     if center.relay is not None:
         listed.append(center.relay.job)

@@ -89,3 +89,13 @@ def write_off(instrument_id: str, balance_minor: int) -> Postings:
     assert balance_minor > 0
     return _balanced({instrument_id: -balance_minor, BREAKAGE: balance_minor})
 
+
+
+def cloud_to_wallet(amount_minor: int, cash_minor: int) -> Postings:
+    """What a marketplace will not bill (a refused report) leaves the cloud receivable and
+    is owed through the wallet: paid from cash, the rest from the prepaid balance (which
+    may go negative: arrears)."""
+    assert amount_minor > 0
+    from_cash = min(amount_minor, max(cash_minor, 0))
+    return _balanced({CLOUD_RECEIVABLE: amount_minor, CASH: -from_cash,
+                      PREPAID: -(amount_minor - from_cash)})
