@@ -302,7 +302,24 @@ class MarketplaceReporter:
                 continue
             if not failed:
                 self.job.unit_ok(unit)
+        self._clear_idle_units()
         return tally.counts["sent"] - before
+
+    def _clear_idle_units(self) -> None:
+        """A vendor's product that failed and has nothing left to send (its charges were
+        answered or refused past their window) is no longer failing."""
+        sending = [u for u in self.job.failing if not u.startswith(("cloud_account/", "charge/"))]
+        if not sending:
+            return
+        mc, ca = t.marketplace_charges, t.cloud_accounts
+        with self.engine.connect() as conn:
+            busy = {f"{vendor}/{product or '-'}" for vendor, product in conn.execute(
+                select(mc.c.vendor, ca.c.product_code).distinct()
+                .join(ca, ca.c.id == mc.c.cloud_account_id)
+                .where(mc.c.status.in_(UNANSWERED)))}
+        for unit in sending:
+            if unit not in busy:
+                self.job.unit_ok(unit)
 
     def _send_group(self, market: Marketplace, ids: list[int], unit: str,
                     tally: _Tally) -> bool:
