@@ -112,7 +112,7 @@ class InProcessConsole:
 
 class Scheduler:
     """Runs the periodic work: relays both ways, day close after midnight + grace,
-    reaping of unconfirmed registrations. ``tick`` is what tests call."""
+    reaping of unconfirmed registrations, the marketplace charge reporter. ``tick`` is what tests call."""
 
     def __init__(self, runtime: Runtime, interval_s: float) -> None:
         self.runtime = runtime
@@ -144,6 +144,8 @@ class Scheduler:
                    self._job("monthly bills")),
                   ("instrument expiry", rt.billing.instruments.expire_due,
                    self._job("instrument expiry")),
+                  ("marketplace reporter", rt.billing.marketplace_reporter.run,
+                   rt.billing.marketplace_reporter.job),
                   ("billing mails", rt.billing.mails.send_due, rt.billing.mails.job)]
         for name, step, job in steps:
             try:
