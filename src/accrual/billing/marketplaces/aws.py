@@ -126,7 +126,7 @@ class AwsMarketplace:
         self.limits = ReportLimits(batch_size=25, max_request_bytes=1024 * 1024,
                                    period=timedelta(hours=1), lateness=listing.lateness,
                                    min_quantity=0, max_quantity=2**31 - 1)
-        config = Config(retries={"mode": "standard", "max_attempts": 1},
+        config = Config(retries={"mode": "standard", "total_max_attempts": 1},
                         connect_timeout=listing.connect_timeout_s,
                         read_timeout=listing.read_timeout_s)
         session = boto3.session.Session(aws_access_key_id=listing.access_key_id,

@@ -289,9 +289,9 @@ class AwsSandbox:
 
     def records_view(self, product_code: str | None = None) -> dict[str, Any]:
         with self.state.lock:
-            records = sorted((r for r in self.state.records.values()
-                              if product_code is None or r.product_code == product_code),
-                             key=lambda r: (r.accepted_at, r.record_id))
+            # In the order they were accepted.
+            records = [r for r in self.state.records.values()
+                       if product_code is None or r.product_code == product_code]
             counts: dict[str, int] = {}
             for record in records:
                 hour = record.timestamp.replace(minute=0, second=0, microsecond=0)
