@@ -1,7 +1,7 @@
 """The AWS Marketplace emulator served over real HTTP for the contract tests, with a
 small seller-side receiver for its notifications and fulfillment POSTs.
 
-One server per module (starting uvicorn and loading boto3's models cost more than a
+One server per run (starting uvicorn and loading boto3's models cost more than a
 test); every test starts from a reset emulator, its default config and the clock at
 ``T0``.
 """
@@ -110,7 +110,7 @@ def clients_for(endpoint: str, *, validate: bool = True,
             session.client("marketplace-entitlement", endpoint_url=endpoint, config=config))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def served() -> Iterator[tuple[AwsSandbox, ManualClock, Receiver, str]]:
     clock = ManualClock(T0)
     receiver = Receiver()
@@ -121,7 +121,7 @@ def served() -> Iterator[tuple[AwsSandbox, ManualClock, Receiver, str]]:
         yield sandbox, clock, receiver, receiver_url
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def clients(served: tuple[AwsSandbox, ManualClock, Receiver, str]) -> tuple[Any, ...]:
     endpoint = served[0].endpoint_url
     return (*clients_for(endpoint), *clients_for(endpoint, validate=False))

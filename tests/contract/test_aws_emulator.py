@@ -577,7 +577,8 @@ def test_post_fulfillment_sends_the_buyer_form_to_the_fulfillment_url(aws: Aws) 
 
 def test_meter_usage_one_record_per_hour(aws: Aws, buyer: dict[str, Any]) -> None:
     # MeterUsage is called with the buyer's credentials: the access key names the account.
-    client, _ = clients_for(aws.endpoint, access_key=buyer["customer_aws_account_id"])
+    client, other = clients_for(aws.endpoint, access_key=buyer["customer_aws_account_id"])
+    other.close()
     first = client.meter_usage(ProductCode=PRODUCT, Timestamp=T0, UsageDimension=DIMENSION,
                                UsageQuantity=2)
     again = client.meter_usage(ProductCode=PRODUCT, Timestamp=T0, UsageDimension=DIMENSION,
@@ -586,3 +587,4 @@ def test_meter_usage_one_record_per_hour(aws: Aws, buyer: dict[str, Any]) -> Non
     code = error_of(client.meter_usage, ProductCode=PRODUCT, Timestamp=T0,
                     UsageDimension=DIMENSION, UsageQuantity=3)
     assert code[0] == "DuplicateRequestException"
+    client.close()

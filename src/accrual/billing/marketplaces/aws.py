@@ -136,8 +136,16 @@ class AwsMarketplace:
                                        config=config)
         self.entitlements = session.client("marketplace-entitlement",
                                            endpoint_url=listing.endpoint_url, config=config)
+        self._owns_http = http is None
         self.http = http or httpx.Client(timeout=listing.read_timeout_s, follow_redirects=False)
         self._certs = _CertCache()
+
+    def close(self) -> None:
+        """Release the clients' connections."""
+        self.metering.close()
+        self.entitlements.close()
+        if self._owns_http:
+            self.http.close()
 
     # --- buyers -----------------------------------------------------------------
 
