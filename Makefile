@@ -31,7 +31,7 @@ lint: $(STAMP)
 # The functional tests on two workers (each its own SQLite files or PostgreSQL
 # databases); the reliability tests alone afterwards, so that their figures (ops/s,
 # latencies) are not measured against the rest of the suite.
-FUNCTIONAL := tests/unit tests/integration tests/e2e
+FUNCTIONAL := tests/unit tests/integration tests/e2e tests/contract
 WORKERS ?= 2
 
 test-sqlite: $(STAMP)

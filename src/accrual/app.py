@@ -53,6 +53,7 @@ from accrual.infra.http import (
 )
 from accrual.infra.jobs import Job
 from accrual.infra.mail import Mailer
+from accrual.sandbox.aws import AwsSandbox, aws_router
 from accrual.settings import Settings
 
 log = logging.getLogger("accrual")
@@ -194,6 +195,8 @@ class Runtime:
     scheduler: Scheduler = field(init=False)
     # Every console site feeding this billing center; `console` is the one served here.
     sites: dict[str, Console] = field(default_factory=dict)
+    # The AWS Marketplace emulator served under /sandbox/aws, when configured.
+    aws_sandbox: AwsSandbox | None = None
 
     def attach_site(self, config: ConsoleConfig, db_url: str) -> Console:
         """Another console site feeding the same billing center (its own database)."""
@@ -289,6 +292,8 @@ def build(settings: Settings, *, clock: Clock | None = None,
     billing.connect_console(settings.site, InProcessConsole(console))
     runtime = Runtime(settings, console, billing, admin_token, generated,
                       sites={settings.site: console})
+    if settings.aws_marketplace == "sandbox":
+        runtime.aws_sandbox = AwsSandbox(clock, f"http://{settings.host}:{settings.port}")
     runtime.scheduler = Scheduler(runtime, settings.scheduler_interval_seconds)
     runtime.app = create_app(runtime)
     return runtime
@@ -334,6 +339,9 @@ def create_app(runtime: Runtime) -> FastAPI:
         # The sandbox's pay page; its notifies reach the center in this process.
         sender = in_process_sender(partial(notify_answer, runtime.billing.payments))
         app.include_router(gateway.router(sender))
+    if runtime.aws_sandbox is not None:
+        # The emulator speaks AWS's protocol, not Accrual's API: kept out of the schema.
+        app.include_router(aws_router(runtime.aws_sandbox), include_in_schema=False)
 
     @app.get("/healthz", tags=["operations"], response_model=Health,
              responses=error_responses(503))

@@ -108,5 +108,40 @@ def prices(currency: str | None = None, site_group: str | None = None) -> None:
     out.print(table)
 
 
+sandbox_app = typer.Typer(help="Local emulators of the cloud marketplaces.", no_args_is_help=True)
+app.add_typer(sandbox_app, name="sandbox")
+
+
+@sandbox_app.command("aws")
+def sandbox_aws(
+    host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8100,
+    window_hours: Annotated[int, typer.Option(help="Metering time window: 6 or 24")] = 6,
+    token_ttl_seconds: Annotated[int, typer.Option(help="Registration token lifetime")] = 3600,
+    dedupe: Annotated[str, typer.Option(help="DuplicateRecord key: hour or exact")] = "hour",
+    max_allocations: Annotated[int, typer.Option(help="Allocations per record: 500 or 2500")] = 500,
+) -> None:
+    """Serve the AWS Marketplace emulator alone (boto3 endpoint: <base>/sandbox/aws)."""
+    from datetime import timedelta
+
+    import uvicorn
+
+    from accrual.clock import SystemClock
+    from accrual.sandbox.aws import AwsSandbox, SandboxConfig, create_app
+
+    if window_hours not in (6, 24) or dedupe not in ("hour", "exact") or max_allocations not in (
+            500, 2500) or not 1 <= token_ttl_seconds <= 7 * 86400:
+        raise typer.BadParameter("window 6|24, dedupe hour|exact, allocations 500|2500, "
+                                 "token TTL 1 s to 7 days")
+    config = SandboxConfig(window=timedelta(hours=window_hours),
+                           token_ttl=timedelta(seconds=token_ttl_seconds),
+                           dedupe="hour" if dedupe == "hour" else "exact",
+                           max_allocations=max_allocations)
+    sandbox = AwsSandbox(SystemClock(), f"http://{host}:{port}", config=config)
+    out.print(f"[bold]AWS Marketplace sandbox[/bold]  boto3 endpoint_url {sandbox.endpoint_url}")
+    out.print(f"  control API {sandbox.endpoint_url}/control   docs http://{host}:{port}/docs")
+    uvicorn.run(create_app(sandbox), host=host, port=port, log_level="info")
+
+
 if __name__ == "__main__":
     app()

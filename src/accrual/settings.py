@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     # Online recharge: "sandbox" mounts the sandbox gateway under /sandbox/pay; "off" has none.
     payment_gateway: Literal["sandbox", "off"] = "sandbox"
     payment_secret: str | None = None  # signs gateway notifies; generated when unset
+    # "sandbox" mounts the AWS Marketplace emulator under /sandbox/aws; "off" has none.
+    aws_marketplace: Literal["sandbox", "off"] = "sandbox"
 
     def mailer(self) -> Mailer:
         if not self.smtp_host:

@@ -107,6 +107,9 @@ class Notification:
     customer: str  # as the vendor names the buyer in it (AWS: customer-identifier)
     product_code: str
     sent_at: datetime
+    # The buyer's cloud account when the vendor names it too (AWS: an account id, which
+    # a listing without CustomerIdentifier matches its buyers by).
+    account_id: str | None = None
 
 
 class MarketplaceError(Exception):

@@ -1,0 +1,76 @@
+"""The emulator served over HTTP: a router to mount in another app, or an app of its own.
+
+Under the prefix (``/sandbox/aws`` by default):
+
+* ``POST`` (the prefix itself, or with a trailing ``/``): the AWS JSON 1.1 services;
+  boto3 takes ``endpoint_url=<base>/sandbox/aws``, any region, any credentials;
+* ``GET /sns/cert.pem``: the certificate notifications are signed under;
+* ``GET /sns/unsubscribe``: the envelopes' UnsubscribeURL (answers, changes nothing);
+* ``/control/...``: :mod:`accrual.sandbox.aws.control`.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from accrual.sandbox.aws import sns
+from accrual.sandbox.aws.control import control_router
+from accrual.sandbox.aws.emulator import AwsSandbox
+from accrual.sandbox.aws.protocol import MAX_BODY_BYTES, AwsError, handle
+
+
+async def _read_bounded(request: Request) -> bytes | None:
+    """The body, or None once it passes the bound (nothing more is read)."""
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def aws_router(sandbox: AwsSandbox) -> APIRouter:
+    """Every route of the emulator under ``sandbox.prefix``."""
+    router = APIRouter(prefix=sandbox.prefix, tags=["sandbox"])
+
+    async def service(request: Request) -> Response:
+        headers = {name.lower(): value for name, value in request.headers.items()}
+        body = await _read_bounded(request)
+        if body is None:
+            def too_large(*_args: object) -> dict[str, object]:
+                raise AwsError("ValidationException", "Request is too large")
+            status, content, out = handle({headers.get("x-amz-target", ""): too_large},
+                                          headers, b"{}")
+        else:
+            status, content, out = await run_in_threadpool(sandbox.handle, headers, body)
+        return Response(content, status_code=status, headers=out)
+
+    for path in ("", "/"):
+        router.add_api_route(path, service, methods=["POST"],
+                             summary="AWS Marketplace metering and entitlement services")
+
+    @router.get(sns.CERT_PATH)
+    def cert() -> Response:
+        """The certificate the emulator's SNS notifications are signed under."""
+        return Response(sandbox.signer.cert_pem(), media_type="application/x-pem-file")
+
+    @router.get(sns.UNSUBSCRIBE_PATH)
+    def unsubscribe_url() -> Response:
+        """The envelopes' UnsubscribeURL: acknowledged, nothing changes."""
+        return Response("<UnsubscribeResponse/>", media_type="text/xml")
+
+    router.include_router(control_router(sandbox))
+    return router
+
+
+def create_app(sandbox: AwsSandbox) -> FastAPI:
+    """The emulator alone (``accrual sandbox aws``)."""
+    app = FastAPI(title="Accrual AWS Marketplace sandbox",
+                  description="A faithful local AWS Marketplace: metering, entitlements, "
+                              f"SNS notifications. boto3 endpoint: `{sandbox.endpoint_url}`.")
+    app.state.aws_sandbox = sandbox
+    app.include_router(aws_router(sandbox))
+    return app
