@@ -22,6 +22,9 @@ from accrual import __version__
 from accrual.billing.api import routers as billing_routers
 from accrual.billing.api.payments import notify_answer
 from accrual.billing.config import BillingConfig
+from accrual.billing.domain.marketplace import Marketplace
+from accrual.billing.marketplaces import Marketplaces
+from accrual.billing.marketplaces.aws import AwsListing, AwsMarketplace
 from accrual.billing.payments.sandbox import SandboxGateway, in_process_sender
 from accrual.billing.wiring import BillingCenter
 from accrual.catalog import ITEMS, PriceBook, load_price_book
@@ -57,6 +60,10 @@ from accrual.sandbox.aws import AwsSandbox, aws_router
 from accrual.settings import Settings
 
 log = logging.getLogger("accrual")
+
+# Where AWS sends the buyer's browser and its notifications (the billing API's routes).
+AWS_FULFILLMENT_PATH = "/billing/v1/marketplaces/aws/fulfillment"
+AWS_NOTIFICATIONS_PATH = "/billing/v1/marketplaces/aws/notifications"
 
 
 def _copy(messages: Sequence[Envelope]) -> list[Envelope]:
@@ -278,7 +285,8 @@ def build(settings: Settings, *, clock: Clock | None = None,
     mailer = mailer or settings.mailer()
     billing = BillingCenter(make_engine(settings.billing_url()),
                             BillingConfig(currency=settings.currency, zone=settings.billing_zone()),
-                            clock, mailer, payment_gateway=_payment_gateway(settings, clock))
+                            clock, mailer, payment_gateway=_payment_gateway(settings, clock),
+                            marketplaces=Marketplaces(_marketplaces(settings, clock)))
     console_config = ConsoleConfig(
         site=settings.site, site_group=settings.site_group, zone=settings.site_zone(),
         currency=settings.currency,
@@ -293,10 +301,34 @@ def build(settings: Settings, *, clock: Clock | None = None,
     runtime = Runtime(settings, console, billing, admin_token, generated,
                       sites={settings.site: console})
     if settings.aws_marketplace == "sandbox":
-        runtime.aws_sandbox = AwsSandbox(clock, f"http://{settings.host}:{settings.port}")
+        runtime.aws_sandbox = AwsSandbox(clock, settings.base_url())
+        # The listing the center sells, as a seller creates it in the Marketplace portal.
+        runtime.aws_sandbox.create_product(
+            settings.aws_product_code, [settings.aws_dimension],
+            legacy=settings.aws_legacy_identifiers,
+            fulfillment_url=f"{settings.base_url()}{AWS_FULFILLMENT_PATH}",
+            notification_url=f"{settings.base_url()}{AWS_NOTIFICATIONS_PATH}")
     runtime.scheduler = Scheduler(runtime, settings.scheduler_interval_seconds)
     runtime.app = create_app(runtime)
     return runtime
+
+
+def _marketplaces(settings: Settings, clock: Clock) -> list[Marketplace]:
+    """The marketplace adapters configured for this center (the same adapter talks to
+    the vendor or to its emulator; only the endpoint and the trusted certificates differ)."""
+    if settings.aws_marketplace == "off":
+        return []
+    sandbox = settings.aws_marketplace == "sandbox"
+    endpoint = f"{settings.base_url()}/sandbox/aws" if sandbox else settings.aws_endpoint_url
+    return [AwsMarketplace(AwsListing(
+        product_code=settings.aws_product_code, dimension=settings.aws_dimension,
+        region=settings.aws_region, endpoint_url=endpoint,
+        access_key_id="sandbox" if sandbox else settings.aws_access_key_id,
+        secret_access_key="sandbox" if sandbox else settings.aws_secret_access_key,
+        lateness=timedelta(hours=settings.aws_metering_window_hours),
+        legacy_identifiers=settings.aws_legacy_identifiers,
+        # The emulator signs its notifications with a certificate it serves itself.
+        trusted_cert_prefixes=(f"{endpoint}/",) if sandbox else ()), clock)]
 
 
 def _payment_gateway(settings: Settings, clock: Clock) -> SandboxGateway | None:

@@ -49,8 +49,20 @@ class Settings(BaseSettings):
     # Online recharge: "sandbox" mounts the sandbox gateway under /sandbox/pay; "off" has none.
     payment_gateway: Literal["sandbox", "off"] = "sandbox"
     payment_secret: str | None = None  # signs gateway notifies; generated when unset
-    # "sandbox" mounts the AWS Marketplace emulator under /sandbox/aws; "off" has none.
-    aws_marketplace: Literal["sandbox", "off"] = "sandbox"
+    # Where people and marketplaces reach this server (fulfillment and notification URLs,
+    # the sandboxes' links); default http://<host>:<port>.
+    public_url: str | None = None
+    # AWS Marketplace: "sandbox" settles through the emulator mounted under /sandbox/aws
+    # (its listing created at start); "aws" through AWS itself; "off": no AWS settlement.
+    aws_marketplace: Literal["sandbox", "aws", "off"] = "sandbox"
+    aws_product_code: str = Field("accrual-saas", pattern=r"^[-a-zA-Z0-9/=:_.@]{1,255}$")
+    aws_dimension: str = Field("usage_minor", min_length=1, max_length=255)
+    aws_region: str = "us-east-1"
+    aws_endpoint_url: str | None = None  # "aws": the real endpoints of the region when unset
+    aws_access_key_id: str | None = None  # "aws": boto3's credential chain when unset
+    aws_secret_access_key: str | None = None
+    aws_metering_window_hours: int = Field(6, ge=1, le=24)  # AWS's lateness limit
+    aws_legacy_identifiers: bool = False  # meter by CustomerIdentifier (older listings)
 
     def mailer(self) -> Mailer:
         if not self.smtp_host:
@@ -64,6 +76,12 @@ class Settings(BaseSettings):
 
     def billing_zone(self) -> ZoneInfo:
         return ZoneInfo(self.billing_timezone or ("Asia/Shanghai" if self.currency == "CNY" else "UTC"))
+
+    def base_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        return f"http://{host}:{self.port}"
 
     def console_url(self) -> str:
         return self.console_db_url or f"sqlite:///{self.data_dir / 'console.sqlite3'}"

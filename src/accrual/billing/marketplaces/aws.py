@@ -126,24 +126,45 @@ class AwsMarketplace:
         self.limits = ReportLimits(batch_size=25, max_request_bytes=1024 * 1024,
                                    period=timedelta(hours=1), lateness=listing.lateness,
                                    min_quantity=0, max_quantity=2**31 - 1)
-        config = Config(retries={"mode": "standard", "total_max_attempts": 1},
-                        connect_timeout=listing.connect_timeout_s,
-                        read_timeout=listing.read_timeout_s)
-        session = boto3.session.Session(aws_access_key_id=listing.access_key_id,
-                                        aws_secret_access_key=listing.secret_access_key,
-                                        region_name=listing.region)
-        self.metering = session.client("meteringmarketplace", endpoint_url=listing.endpoint_url,
-                                       config=config)
-        self.entitlements = session.client("marketplace-entitlement",
-                                           endpoint_url=listing.endpoint_url, config=config)
+        self._clients: tuple[Any, Any] | None = None
+        self._clients_lock = threading.Lock()
         self._owns_http = http is None
         self.http = http or httpx.Client(timeout=listing.read_timeout_s, follow_redirects=False)
         self._certs = _CertCache()
 
+    def _boto_clients(self) -> tuple[Any, Any]:
+        """(metering, entitlement) clients, made on first use: loading botocore's models
+        costs about a tenth of a second, which a center that never meets a buyer skips."""
+        with self._clients_lock:
+            if self._clients is None:
+                listing = self.listing
+                # Our reporter owns retries: botocore sends each call exactly once.
+                config = Config(retries={"mode": "standard", "total_max_attempts": 1},
+                                connect_timeout=listing.connect_timeout_s,
+                                read_timeout=listing.read_timeout_s)
+                session = boto3.session.Session(aws_access_key_id=listing.access_key_id,
+                                                aws_secret_access_key=listing.secret_access_key,
+                                                region_name=listing.region)
+                self._clients = (
+                    session.client("meteringmarketplace", endpoint_url=listing.endpoint_url,
+                                   config=config),
+                    session.client("marketplace-entitlement",
+                                   endpoint_url=listing.endpoint_url, config=config))
+            return self._clients
+
+    @property
+    def metering(self) -> Any:
+        return self._boto_clients()[0]
+
+    @property
+    def entitlements(self) -> Any:
+        return self._boto_clients()[1]
+
     def close(self) -> None:
         """Release the clients' connections."""
-        self.metering.close()
-        self.entitlements.close()
+        if self._clients is not None:
+            for client in self._clients:
+                client.close()
         if self._owns_http:
             self.http.close()
 
