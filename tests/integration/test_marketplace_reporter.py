@@ -415,16 +415,64 @@ def test_final_usage_within_the_hour_after_unsubscribing_and_pending_accounts_wa
                                              external_id="3")
     runtime.billing.inbox.deliver([detail(w, "1.00") for w in (leaving, gone, waiting)])
     outcome = reporter.run()
-    assert (outcome.cut, outcome.accepted) == (1, 1)
-    assert [c.cloud_account_id for c in charges(runtime)] == [leaving_cloud]
-    assert lines(runtime)[detail(gone, "1.00").id].marketplace_charge_id is None
+    assert (outcome.cut, outcome.accepted, outcome.refused) == (1, 1, 1)
+    # The account past its final hour is billed nothing more: its line is closed into a
+    # refused charge, never sent, whose money the wallet pays.
+    sent, closing = sorted(charges(runtime), key=lambda c: c.status)
+    assert (sent.cloud_account_id, sent.status) == (leaving_cloud, "accepted")
+    assert (closing.cloud_account_id, closing.status, closing.amount_minor, closing.attempts) \
+        == (gone_cloud, "refused", 100, 0)
+    assert lines(runtime)[detail(gone, "1.00").id].marketplace_charge_id == closing.id
+    assert [r.buyer.account_id for call in aws.calls for r in call] == ["1"]
     # Confirmed by the vendor: the pending account's lines are reported next run.
     with runtime.billing.engine.begin() as conn:
         conn.execute(update(t.cloud_accounts).where(t.cloud_accounts.c.id == waiting_cloud)
                      .values(status="active"))
     assert reporter.run().cut == 1
-    assert [c.cloud_account_id for c in charges(runtime)] == [leaving_cloud, waiting_cloud]
-    assert gone_cloud not in {c.cloud_account_id for c in charges(runtime)}
+    assert [c.cloud_account_id for c in charges(runtime) if c.status == "accepted"] \
+        == [leaving_cloud, waiting_cloud]
+    audit(runtime)
+
+
+def test_an_ended_subscription_leaves_nothing_on_the_cloud_receivable(
+        runtime: Runtime, clock: ManualClock, aws: FakeVendor, reporter: MarketplaceReporter,
+        cheap_passwords: None) -> None:
+    ws, account, cloud_id = cloud_tenant(runtime, clock, "ada")
+    runtime.billing.wallet.recharge(account, "0.50", "t-1")
+    runtime.billing.inbox.deliver([detail(ws, "1.50")])
+    assert reporter.run().accepted == 1  # 1 unit sent, 50 carried
+    runtime.billing.inbox.deliver([detail(ws, "0.20", item="trace")])
+    # The unit the vendor accepted (it pays it), the carry and the unreported line.
+    assert cloud_receivable(runtime) == 100 + 50 + 20
+    with runtime.billing.engine.begin() as conn:
+        conn.execute(update(t.cloud_accounts).where(t.cloud_accounts.c.id == cloud_id)
+                     .values(status="cancelled", cancelled_at=clock.now()))
+    clock.advance(timedelta(minutes=5))
+    outcome = reporter.run()
+    assert (outcome.cut, outcome.sent, outcome.refused) == (0, 0, 1)
+    assert cloud_receivable(runtime) == 100 and carry(runtime, cloud_id) == 0
+    # 0.70 from the wallet: the 0.50 of cash, then 0.20 of arrears.
+    assert (overview(runtime, account)["cash"], overview(runtime, account)["arrears"]) \
+        == ("0.00", "0.20")
+    assert reporter.run().refused == 0  # closed once
+    audit(runtime)
+
+
+def test_an_ended_subscription_given_back_more_than_it_was_charged_credits_the_wallet(
+        runtime: Runtime, clock: ManualClock, aws: FakeVendor, reporter: MarketplaceReporter,
+        cheap_passwords: None) -> None:
+    ws, account, cloud_id = cloud_tenant(runtime, clock, "ada")
+    runtime.billing.inbox.deliver([detail(ws, "2.00")])
+    assert reporter.run().accepted == 1  # 2 units billed by the vendor
+    runtime.billing.inbox.deliver([detail(ws, "-1.50", revision=1)])
+    assert cloud_receivable(runtime) == 200 - 150
+    with runtime.billing.engine.begin() as conn:
+        conn.execute(update(t.cloud_accounts).where(t.cloud_accounts.c.id == cloud_id)
+                     .values(status="failed"))
+    assert reporter.run().refused == 1
+    assert cloud_receivable(runtime) == 200  # what the vendor billed stays its to pay
+    assert overview(runtime, account)["cash"] == "1.50"
+    audit(runtime)
 
 
 def test_a_failing_vendor_does_not_stop_another(

@@ -99,3 +99,12 @@ def cloud_to_wallet(amount_minor: int, cash_minor: int) -> Postings:
     from_cash = min(amount_minor, max(cash_minor, 0))
     return _balanced({CLOUD_RECEIVABLE: amount_minor, CASH: -from_cash,
                       PREPAID: -(amount_minor - from_cash)})
+
+
+def wallet_from_cloud(amount_minor: int, prepaid_minor: int) -> Postings:
+    """What corrections gave back to a cloud account that can no longer be billed (its
+    subscription ended) goes to the wallet instead: arrears first, then cash."""
+    assert amount_minor > 0
+    to_arrears = min(amount_minor, owed_minor(prepaid_minor))
+    return _balanced({CLOUD_RECEIVABLE: -amount_minor, PREPAID: to_arrears,
+                      CASH: amount_minor - to_arrears})

@@ -42,6 +42,15 @@ receivable: a charge that was sent before and reaches its deadline without an an
 that rules acceptance out (a lost answer, a timeout) may have been billed by the
 vendor, so charging the wallet could bill it twice; it is refused with a reason that
 says so and logged at ERROR, for the operator to reconcile with the vendor.
+
+A cloud account whose subscription ended (``cancelled``, ``failed``, or unsubscribing
+past its final-usage hour) can be billed nothing more. Its lines not yet reported and
+its carry are closed at the next run (:meth:`MarketplaceReporter.close_ended`) into
+one ``refused`` charge, never sent, whose whole amount (sub-unit leftovers included)
+goes to the wallet the same way; a net amount given back (corrections beyond what
+was charged) goes to the wallet as a credit, arrears first. So nothing stays on the
+cloud receivable for an account the vendor no longer bills, except the unknown
+outcomes above.
 """
 
 from __future__ import annotations
@@ -97,6 +106,9 @@ UNKNOWN_OUTCOME = ("; sent before without an answer that rules out the vendor bi
                    "left on the cloud receivable to reconcile")
 ENTRY_KIND = "marketplace_refused"  # the journal entry that moves a refused charge's money
 CHARGES_LIMIT = 500  # charges listed at most
+ENDED_STATUSES = ("cancelled", "failed")  # the vendor bills nothing more
+ENDED = "the subscription ended before this was reported: moved to the wallet"
+ENDED_DIMENSION = "(ended)"  # the closing charge's: never a vendor's dimension
 
 
 @dataclass(frozen=True)
@@ -184,8 +196,10 @@ class MarketplaceReporter:
         self.job = Job("marketplace reporter", clock)
 
     def run(self) -> RunOutcome:
-        """Cut, send, watch deadlines (the scheduler runs it inside ``job.run()``)."""
+        """Cut, send, watch deadlines, close ended subscriptions (the scheduler runs it
+        inside ``job.run()``)."""
         tally = _Tally()
+        self.close_ended(tally)
         self.cut(tally)
         self.send(tally)
         self.watch_deadlines(tally)
@@ -262,6 +276,72 @@ class MarketplaceReporter:
                  charge_id, cloud_account_id, piece.quantity, market.dimension,
                  start.isoformat(), piece.carry_minor)
         return charge_id
+
+    # -- ended subscriptions -------------------------------------------------------
+
+    def close_ended(self, tally: _Tally | None = None) -> int:
+        """Close what ended cloud accounts still hold unreported into the wallet; the number
+        of cloud accounts closed."""
+        tally = tally or _Tally()
+        now = self.clock.now()
+        c, ca, carry = t.charges, t.cloud_accounts, t.marketplace_carry
+        ended = or_(ca.c.status.in_(ENDED_STATUSES),
+                    and_(ca.c.status == "unsubscribing", ca.c.unsubscribing_at.is_not(None),
+                         ca.c.unsubscribing_at <= now - FINAL_USAGE))
+        holding = or_(ca.c.id.in_(select(c.c.cloud_account_id).where(
+            c.c.cloud_account_id.is_not(None), c.c.marketplace_charge_id.is_(None))),
+            ca.c.id.in_(select(carry.c.cloud_account_id).where(carry.c.carried_minor != 0)))
+        with self.engine.connect() as conn:
+            accounts = conn.execute(select(ca.c.id, ca.c.vendor).where(ended, holding)
+                                    .order_by(ca.c.id)).all()
+        closed = 0
+        for account in accounts:
+            unit = f"cloud_account/{account.id}"
+            try:
+                closed += in_transaction(self.engine, partial(
+                    self._close_one, cloud_account_id=account.id, vendor=account.vendor,
+                    now=now))
+            except Exception as error:  # noqa: BLE001 (this cloud account only; next run)
+                log.error("marketplace reporter: closing %s failed: %s", unit, error)
+                self.job.unit_failed(unit, error)
+                continue
+            self.job.unit_ok(unit)
+        tally.counts["refused"] += closed
+        return closed
+
+    def _close_one(self, conn: Connection, *, cloud_account_id: str, vendor: str,
+                   now: datetime) -> int:
+        mc, c, carry, ca = (t.marketplace_charges, t.charges, t.marketplace_carry,
+                            t.cloud_accounts)
+        lines = conn.execute(select(c.c.detail_id, c.c.cloud_minor).where(
+            c.c.cloud_account_id == cloud_account_id,
+            c.c.marketplace_charge_id.is_(None))).all()
+        carried = int(conn.execute(select(carry.c.carried_minor).where(
+            carry.c.cloud_account_id == cloud_account_id)).scalar() or 0)
+        total = carried + sum(int(r.cloud_minor or 0) for r in lines)
+        market = self.marketplaces.by_vendor.get(vendor)
+        unit_minor = market.unit_minor if market is not None else 1
+        # A charge row of its own (never sent) records where the amount went, under a
+        # dimension of its own: apart from every report the vendor was sent.
+        charge_id: int = conn.execute(insert(mc).values(
+            cloud_account_id=cloud_account_id, vendor=vendor, dimension=ENDED_DIMENSION,
+            period_start=now, quantity=max(total, 0) // unit_minor,
+            amount_minor=total, status=REFUSED, attempts=0, next_attempt_at=now,
+            deadline_at=now, created_at=now, settled_at=now, last_error=ENDED)
+            .returning(mc.c.id)).scalar_one()
+        marked = conn.execute(update(c).where(
+            among(conn, c.c.detail_id, [r.detail_id for r in lines]),
+            c.c.marketplace_charge_id.is_(None)).values(marketplace_charge_id=charge_id)).rowcount
+        if marked != len(lines):  # a cut took some meanwhile: this one rolls back
+            raise RuntimeError(f"cloud account {cloud_account_id}: lines cut concurrently")
+        conn.execute(update(carry).where(carry.c.cloud_account_id == cloud_account_id)
+                     .values(carried_minor=0, updated_at=now))
+        owner = conn.execute(select(ca.c.account_id).where(ca.c.id == cloud_account_id)).scalar()
+        if owner is not None and total != 0:
+            self.movements.post_many(conn, [_wallet_entry(str(owner), charge_id, total)], now)
+        log.warning("marketplace reporter: %s ended; %s minor unit(s) unreported moved to "
+                    "its wallet (charge %s)", cloud_account_id, total, charge_id)
+        return 1
 
     # -- send --------------------------------------------------------------------
 
@@ -583,7 +663,12 @@ class MarketplaceReporter:
 
 
 def _wallet_entry(owner: str, charge_id: int, amount_minor: int) -> ledger.Entry:
+    """The wallet pays what a cloud account will not be billed (a positive amount), or
+    gets back what corrections gave it beyond its charges (a negative one)."""
     def compute(held: ledger.Holdings) -> settlement.Postings:
+        if amount_minor < 0:
+            return settlement.wallet_from_cloud(-amount_minor,
+                                                held.balances.get(settlement.PREPAID, 0))
         return settlement.cloud_to_wallet(amount_minor, held.balances.get(settlement.CASH, 0))
 
     return ledger.Entry(owner, f"marketplace/{charge_id}", ledger.digest(amount_minor),
