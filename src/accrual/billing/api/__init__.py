@@ -10,6 +10,7 @@ from accrual.billing.api import (
     internal,
     invoices,
     jobs,
+    marketplaces,
     methods,
     payments,
     wallet,
@@ -23,6 +24,7 @@ routers.append(instruments.router)
 routers.append(arrears.router)
 routers.append(methods.router)
 routers.append(jobs.router)
+routers.append(marketplaces.router)
 
 
 def _document_malformed_bodies() -> None:
