@@ -105,7 +105,7 @@ class NotificationOut(BaseModel):
     responses={303: {"description": "To the activation page (its id in the path)"},
                201: {"model": ActivationOut,
                      "description": "With `Accept: application/json`: the activation"},
-               **error_responses(400, 409, 415, 422, 503)},
+               **error_responses(400, 404, 409, 413, 415, 422, 503)},
     openapi_extra={"requestBody": {"required": True, "content": {
         "application/x-www-form-urlencoded": {
             "schema": {"type": "object", "required": [TOKEN_FIELD], "properties": {
@@ -118,7 +118,7 @@ async def fulfillment(vendor: VendorPath, request: Request, center: CenterDep) -
     activation valid for an hour is recorded; the browser is sent on (303) to the
     activation page. A token the vendor refuses (unknown, used, expired) is 422 with the
     vendor's code; a vendor that cannot answer is 503 `marketplace_unavailable`; neither
-    records anything. 422 `invalid_vendor` for a vendor this center does not offer, 503
+    records anything. 422 `invalid_vendor` for a vendor this center does not offer, 404
     `marketplace_not_configured` for one it has no listing of."""
     if request.headers.get("content-type", "").split(";")[0].strip().lower() \
             != "application/x-www-form-urlencoded":
@@ -175,7 +175,7 @@ def bind_workspaces(activation_id: ActivationPath, body: WorkspacesIn, account_i
 
 @router.post(
     "/marketplaces/{vendor}/notifications", response_model=NotificationOut,
-    tags=["billing: marketplaces"], responses=error_responses(403, 413, 422, 503),
+    tags=["billing: marketplaces"], responses=error_responses(400, 403, 404, 413, 415, 422, 503),
     openapi_extra={"requestBody": {"required": True, "content": {
         "application/json": {"schema": {"type": "object"}, "example": {
             "Type": "Notification", "MessageId": "8c2e5a7b-0f1d-4e3a-9b6c-2d4f6a8b0c1e",
@@ -189,7 +189,9 @@ async def notifications(vendor: VendorPath, request: Request,
     vendor's (forged, stale, malformed) is 403 with the adapter's code and changes
     nothing; one seen before answers `outcome: duplicate` and changes nothing. Effects:
     see the lifecycle (a cancellation locks the workspaces settled through it, or for
-    Alibaba Cloud moves them to the billing center)."""
+    Alibaba Cloud moves them to the billing center). 404 `marketplace_not_configured` for
+    a vendor this center has no listing of; 503 `marketplace_unavailable` when the proof
+    cannot be checked now (the vendor sends it again)."""
     body = await request.body()
     outcome = await run_in_threadpool(center.lifecycle.notify, vendor, dict(request.headers),
                                       body)

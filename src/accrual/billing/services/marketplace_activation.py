@@ -63,7 +63,7 @@ from accrual.billing.services import activation_records
 from accrual.billing.services.accounts import BillingAccounts
 from accrual.billing.services.methods import MethodChange, SettlementMethods
 from accrual.clock import Clock
-from accrual.contract.errors import Conflict, Invalid, Unavailable
+from accrual.contract.errors import Conflict, Invalid, NotFound, Unavailable
 from accrual.infra.db import in_transaction
 
 log = logging.getLogger(__name__)
@@ -117,6 +117,10 @@ class MarketplaceActivations:
         refuses (unknown, used, expired) is 422 with the vendor's code; a vendor that
         cannot answer now is 503 ``marketplace_unavailable``; neither stores anything."""
         vendor = rules.check_vendor(vendor, self.config.currency)
+        if vendor not in self.marketplaces:
+            # This center sells no listing there: nothing to come from (not a passing fault).
+            raise NotFound("marketplace_not_configured",
+                           f"this billing center has no {vendor} marketplace listing")
         adapter = self.marketplaces.get(vendor)
         if not isinstance(token, str) or not 1 <= len(token) <= MAX_TOKEN:
             raise Invalid("invalid_token",

@@ -55,7 +55,7 @@ from accrual.billing.services import cloud_locks
 from accrual.billing.services import mail_outbox as mails
 from accrual.billing.services.accounts import BillingAccounts
 from accrual.clock import Clock
-from accrual.contract.errors import Forbidden, Invalid, Unavailable
+from accrual.contract.errors import Forbidden, Invalid, NotFound, Unavailable
 from accrual.infra.db import in_transaction
 
 log = logging.getLogger(__name__)
@@ -90,6 +90,10 @@ class MarketplaceLifecycle:
 
     def notify(self, vendor: str, headers: Mapping[str, str], body: bytes) -> NotificationOutcome:
         vendor = rules.check_vendor(vendor, self.config.currency)
+        if vendor not in self.marketplaces:
+            # This center sells no listing there: nothing to come from (not a passing fault).
+            raise NotFound("marketplace_not_configured",
+                           f"this billing center has no {vendor} marketplace listing")
         adapter = self.marketplaces.get(vendor)
         if len(body) > MAX_NOTIFICATION_BYTES:
             raise Invalid("notification_too_large",
