@@ -144,6 +144,36 @@ TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
                 "费用中心账号 {{ username }} 的欠费已结清，结算期倒计时已停止，"
                 "工作空间不会被锁定。\n")),
     },
+    "cloud_locked": {
+        "en": ("Workspace {{ workspace_name }} is locked: its {{ vendor }} subscription ended",
+               ("Hello,\n\n"
+                "The {{ vendor }} marketplace subscription (cloud account {{ cloud_account }}) "
+                "that paid for the workspace “{{ workspace_name }}” has ended, so the workspace "
+                "is locked: new data is refused; the data already stored is kept.\n\n"
+                "To unlock it at once, subscribe again in the marketplace, or change its "
+                "settlement method in the billing center (another cloud account, or the "
+                "billing center account).\n")),
+        "zh": ("工作空间 {{ workspace_name }} 已锁定：{{ vendor }} 订阅已结束",
+               ("您好：\n\n"
+                "为工作空间“{{ workspace_name }}”付费的 {{ vendor }} 云市场订阅"
+                "（云账号 {{ cloud_account }}）已结束，工作空间已被锁定：新数据将被拒收，"
+                "已存储的数据会保留。\n\n"
+                "在云市场重新订阅，或在费用中心变更其结算方式（其他云账号或费用中心账号）后，"
+                "工作空间立即解锁。\n")),
+    },
+    "cloud_switched": {
+        "en": ("Workspace {{ workspace_name }} now settles by the billing center account",
+               ("Hello,\n\n"
+                "The {{ vendor }} marketplace subscription (cloud account {{ cloud_account }}) "
+                "that paid for the workspace “{{ workspace_name }}” has ended. From "
+                "{{ effective_from }} its bills are paid from the billing center account "
+                "{{ username }}; top it up to keep the workspace running.\n")),
+        "zh": ("工作空间 {{ workspace_name }} 已改为费用中心账号结算",
+               ("您好：\n\n"
+                "为工作空间“{{ workspace_name }}”付费的 {{ vendor }} 云市场订阅"
+                "（云账号 {{ cloud_account }}）已结束。自 {{ effective_from }} 起，"
+                "其账单由费用中心账号 {{ username }} 支付；请及时充值以保证工作空间正常使用。\n")),
+    },
 }
 
 

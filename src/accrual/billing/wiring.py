@@ -24,6 +24,8 @@ from accrual.billing.services.instruments import Instruments
 from accrual.billing.services.invoice_records import InvoiceRecords
 from accrual.billing.services.invoices import Invoices
 from accrual.billing.services.mail_outbox import MailOutbox
+from accrual.billing.services.marketplace_activation import MarketplaceActivations
+from accrual.billing.services.marketplace_lifecycle import MarketplaceLifecycle
 from accrual.billing.services.marketplace_reporter import MarketplaceReporter
 from accrual.billing.services.methods import SettlementMethods
 from accrual.billing.services.movements import Movements
@@ -64,6 +66,10 @@ class BillingCenter:
         self.binding_codes = BindingCodes(engine, config, clock, self.accounts, self.mailer)
         self.instruments = Instruments(engine, config, clock, self.accounts)
         self.methods = SettlementMethods(engine, config, clock, self.accounts, self.arrears)
+        self.activations = MarketplaceActivations(engine, config, clock, self.accounts,
+                                                  self.methods, self.marketplaces)
+        self.lifecycle = MarketplaceLifecycle(engine, config, clock, self.accounts,
+                                              self.marketplaces)
         self.statements = Statements(engine, config, clock)
         self.profiles = AccountProfiles(engine, self.accounts)
         self.certifications = Certifications(engine, clock, self.accounts)

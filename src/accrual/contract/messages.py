@@ -48,6 +48,8 @@ Email = Annotated[str, AfterValidator(_plain), Field(min_length=3, max_length=32
 Secret = Annotated[str, AfterValidator(_plain), Field(min_length=1, max_length=256)]
 WorkspaceName = Annotated[str, AfterValidator(_plain), Field(min_length=1, max_length=200)]
 RegistrationKey = Annotated[str, AfterValidator(_plain), Field(min_length=16, max_length=128)]
+# A marketplace activation's id (``act_`` and 32 hex digits today).
+ActivationId = Annotated[str, AfterValidator(_plain), Field(min_length=1, max_length=40)]
 
 # Message types.
 BILLING_DETAIL = "billing_detail"
@@ -147,7 +149,8 @@ class BindingChanged(BaseModel):
 
 
 class WorkspaceLock(BaseModel):
-    """Billing → console: a workspace's arrears state (reference-billing.md §5).
+    """Billing → console: a workspace's arrears state (reference-billing.md §5), or its
+    lock after its marketplace subscription was cancelled (§5.4).
 
     ``countdown``: its account is in arrears and it will be locked at ``lock_at``
     unless paid; ``locked``: new data is refused; ``clear``: no arrears any more.
@@ -160,7 +163,8 @@ class WorkspaceLock(BaseModel):
 
     workspace_id: str
     state: Literal["countdown", "locked", "clear"]
-    reason: Literal["arrears"] = "arrears"
+    # ``marketplace``: the cloud subscription that settled it was cancelled.
+    reason: Literal["arrears", "marketplace"] = "arrears"
     lock_at: datetime | None = None  # when the countdown ends (countdown and locked)
     billing_account_id: str | None = None
 
@@ -284,6 +288,9 @@ class RegistrationRequest(BaseModel):
     password: Secret
     email: Email
     language: Short
+    # A buyer sent by a cloud marketplace: the first workspace settles through that
+    # subscription. Optional, so a console that does not know it still speaks this.
+    activation_id: ActivationId | None = None
 
 
 class RegistrationConfirmation(BaseModel):

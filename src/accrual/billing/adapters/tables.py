@@ -419,8 +419,8 @@ lock_states = Table(
 cloud_accounts = Table(
     "cloud_accounts", metadata,
     Column("id", String(32), primary_key=True),
-    Column("account_id", String(32), ForeignKey("billing_accounts.id"), nullable=False,
-           index=True),
+    # NULL while a buyer sent by a marketplace has not registered or signed in yet.
+    Column("account_id", String(32), ForeignKey("billing_accounts.id"), index=True),
     Column("vendor", String(16), nullable=False),  # aws | aliyun | huawei | azure
     Column("external_id", String(128), nullable=False),  # the vendor's customer/account id
     # pending (resolved, not yet confirmed by the vendor) | active | unsubscribing (the

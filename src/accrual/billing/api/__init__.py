@@ -11,6 +11,7 @@ from accrual.billing.api import (
     invoices,
     jobs,
     marketplace_reporter,
+    marketplaces,
     methods,
     payments,
     wallet,
@@ -25,6 +26,7 @@ routers.append(arrears.router)
 routers.append(methods.router)
 routers.append(jobs.router)
 routers.append(marketplace_reporter.router)
+routers.append(marketplaces.router)
 
 
 def _document_malformed_bodies() -> None:

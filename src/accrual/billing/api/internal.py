@@ -42,9 +42,13 @@ def inbox(body: InboxIn, center: CenterDep) -> dict[str, list[str]]:
 
 
 @router.post("/internal/registrations", response_model=RegistrationResult, tags=["internal"],
-             dependencies=[Depends(require_operator)], responses=error_responses(401, 409))
+             dependencies=[Depends(require_operator)], responses=error_responses(401, 404, 409))
 def internal_register(body: RegistrationRequest, center: CenterDep) -> RegistrationResult:
-    """Create (or find again, by registration key) the pending account of a registration."""
+    """Create (or find again, by registration key) the pending account of a registration.
+    With `activation_id`, reserve that marketplace activation for it (its confirmation
+    binds the first workspace through it): 404 `activation_not_found`, 409
+    `activation_expired`, `activation_used`, `cloud_account_taken`, `subscription_ended`,
+    and nothing is created."""
     return center.accounts.register(body)
 
 

@@ -33,16 +33,23 @@ class CloudAccountOut(BaseModel):
     id: str
     vendor: str
     cloud_account_id: str
-    status: Literal["active", "cancelled"]
+    status: Literal["pending", "active", "unsubscribing", "cancelled", "failed"]
     linked_at: str
     cancelled_at: str | None
 
 
 class MethodIn(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True,
-                              json_schema_extra={"examples": [{"settlement_method": "aws"}]})
+                              json_schema_extra={"examples": [
+                                  {"settlement_method": "aws"},
+                                  {"settlement_method": "aws",
+                                   "cloud_account_id": "ca_5f0c2b7d9e1a3c4b5d6e7f80"}]})
 
     settlement_method: Method
+    cloud_account_id: str | None = Field(
+        default=None, min_length=1, max_length=32,
+        description="Which of the account's cloud accounts of that vendor (its `id`); "
+                    "by default the only active one")
 
 
 class MethodOut(BaseModel):
@@ -57,7 +64,8 @@ class MethodOut(BaseModel):
     from_method: str
     effective_from: str = Field(description="The next billing day: today settles as it began")
     changed: bool
-    unlocked: bool = Field(description="A workspace locked for arrears that this change "
+    unlocked: bool = Field(description="A workspace locked (for arrears, or because its "
+                                       "marketplace subscription ended) that this change "
                                        "unlocked at once")
 
 
@@ -95,8 +103,14 @@ def change_method(account_id: AccountDep, workspace_id: str, body: MethodIn,
     `cloud_account_required`). Once per calendar month (409 `settlement_change_limit`,
     naming the first day it is possible again); the method already in force from tomorrow is
     409 `settlement_unchanged`. Moving a workspace locked for arrears to a marketplace unlocks
-    it at once."""
-    change = center.methods.change(account_id, workspace_id, body.settlement_method)
+    it at once. A marketplace with several active cloud accounts needs `cloud_account_id`
+    (409 `cloud_account_ambiguous`; 404 `cloud_account_not_found`). A workspace activated
+    from a marketplace settles only through that vendor (409 `channel_restricted`) until
+    its subscription ends. A workspace locked because its subscription ended is unlocked
+    at once by re-subscribing, another cloud account or the billing center, even if it
+    changed this month already."""
+    change = center.methods.change(account_id, workspace_id, body.settlement_method,
+                                   body.cloud_account_id)
     return {**bound_json(change.bound), "from_method": change.from_method,
             "unlocked": change.unlocked}
 

@@ -11,7 +11,7 @@ from sqlalchemy import Connection, Engine, delete, insert, select, update
 
 from accrual.billing.adapters import tables as t
 from accrual.billing.config import BillingConfig
-from accrual.billing.services import ledger
+from accrual.billing.services import activation_records, ledger
 from accrual.clock import Clock, site_day
 from accrual.contract.errors import Conflict, Invalid, NotFound, Unauthorized
 from accrual.contract.messages import (
@@ -60,6 +60,7 @@ class Binding:
     account_id: str
     settlement_method: str
     effective_from: date
+    cloud_account_id: str | None = None  # which cloud account, for a marketplace method
 
 
 @dataclass(frozen=True)
@@ -111,7 +112,11 @@ class BillingAccounts:
 
     def register(self, request: RegistrationRequest) -> RegistrationResult:
         username = folded(request.username)
-        request_digest = ledger.digest(username, folded(request.email))
+        # A marketplace activation is part of what was asked (the same key with another
+        # activation is another request); without one the digest is as it always was.
+        request_digest = ledger.digest(username, folded(request.email)) \
+            if request.activation_id is None \
+            else ledger.digest(username, folded(request.email), request.activation_id)
 
         def work(conn: Connection) -> RegistrationResult:
             by_key = conn.execute(select(t.accounts).where(
@@ -132,6 +137,11 @@ class BillingAccounts:
                 currency=self.config.currency, status="pending",
                 registration_key=request.registration_key, registration_digest=request_digest,
                 created_at=self.clock.now()))
+            if request.activation_id is not None:
+                # Refused here (nothing stays created) when it is unknown, expired, used
+                # or its cloud account belongs to another billing account.
+                activation_records.reserve(conn, request.activation_id, account_id,
+                                           self.clock.now())
             return RegistrationResult(billing_account_id=account_id, status="pending")
 
         return in_transaction(self.engine, work)
@@ -158,22 +168,63 @@ class BillingAccounts:
         bound = conn.execute(select(t.bindings.c.id).where(
             t.bindings.c.workspace_id == confirmation.workspace_id)).first()
         if bound is None:
+            method, cloud_account_id = self._activated(conn, row.id, confirmation, now)
             conn.execute(insert(t.bindings).values(
                 workspace_id=confirmation.workspace_id, account_id=row.id,
-                settlement_method="billing_center", effective_from=confirmation.day,
-                created_at=now))
+                settlement_method=method, cloud_account_id=cloud_account_id,
+                effective_from=confirmation.day, created_at=now))
         return str(row.id)
 
+    def _activated(self, conn: Connection, account_id: str,
+                   confirmation: RegistrationConfirmation, now: datetime
+                   ) -> tuple[str, str | None]:
+        """How the first workspace settles: through the marketplace activation the
+        registration reserved (its cloud account now this account's, the workspace
+        activated from that vendor, its console told), else the billing center."""
+        activation = activation_records.reserved_for(conn, account_id)
+        if activation is None:
+            return "billing_center", None
+        activation = activation_records.load(conn, activation.id)
+        try:
+            cloud = activation_records.take(conn, activation, account_id, now)
+        except Conflict as refusal:
+            # The vendor ended it, or the buyer took it elsewhere, in the seconds since
+            # the registration reserved it: the registration still completes.
+            log.warning("registration of %s: activation %s not taken (%s); the workspace "
+                        "settles by the billing center", account_id, activation.id,
+                        refusal.code)
+            return "billing_center", None
+        conn.execute(update(t.workspaces)
+                     .where(t.workspaces.c.workspace_id == confirmation.workspace_id)
+                     .values(activated_via=cloud.vendor))
+        change = BindingChanged(workspace_id=confirmation.workspace_id,
+                                billing_account_id=account_id, settlement_method=cloud.vendor,
+                                effective_from=confirmation.day)
+        enqueue(conn, t.outbox, [Envelope(
+            id=message_id(BINDING_CHANGED, confirmation.workspace_id, confirmation.day,
+                          account_id, cloud.vendor),
+            type=BINDING_CHANGED, aggregate_id=confirmation.workspace_id, occurred_at=now,
+            site=confirmation.site, payload=change.model_dump(mode="json"))], now)
+        return str(cloud.vendor), str(cloud.id)
+
     def cancel(self, registration_key: str) -> None:
+        a = t.accounts
         with self.engine.begin() as conn:
-            conn.execute(delete(t.accounts).where(t.accounts.c.registration_key == registration_key,
-                                                  t.accounts.c.status == "pending"))
+            dropped = conn.execute(select(a.c.id).where(a.c.registration_key == registration_key,
+                                                        a.c.status == "pending")).scalars().all()
+            activation_records.release(conn, dropped)
+            conn.execute(delete(a).where(a.c.registration_key == registration_key,
+                                         a.c.status == "pending"))
 
     def reap_pending(self) -> int:
         cutoff = self.clock.now() - self.config.pending_registration_ttl
+        a = t.accounts
         with self.engine.begin() as conn:
-            return conn.execute(delete(t.accounts).where(
-                t.accounts.c.status == "pending", t.accounts.c.created_at < cutoff)).rowcount
+            dropped = conn.execute(select(a.c.id).where(
+                a.c.status == "pending", a.c.created_at < cutoff)).scalars().all()
+            activation_records.release(conn, dropped)
+            return conn.execute(delete(a).where(
+                a.c.status == "pending", a.c.created_at < cutoff)).rowcount
 
     def remember_workspace_in(self, conn: Connection, workspace_id: str, site: str, name: str,
                             owner_email: str, language: str, now: datetime) -> None:
@@ -244,8 +295,9 @@ class BillingAccounts:
             conn, workspace_id, account_id, settlement_method))
 
     def bind_in(self, conn: Connection, workspace_id: str, account_id: str,
-                settlement_method: str) -> Bound:
-        """:meth:`bind` inside the caller's transaction."""
+                settlement_method: str, cloud_account_id: str | None = None) -> Bound:
+        """:meth:`bind` inside the caller's transaction; ``cloud_account_id``: which cloud
+        account settles, for a marketplace method."""
         if conn.execute(select(t.workspaces.c.workspace_id)
                         .where(t.workspaces.c.workspace_id == workspace_id)).first() is None:
             raise NotFound("workspace_not_found",
@@ -256,7 +308,8 @@ class BillingAccounts:
         today = self.today()
         current = self._binding(conn, workspace_id, today)
         if current is not None and current.account_id == account_id \
-                and current.settlement_method == settlement_method:
+                and current.settlement_method == settlement_method \
+                and current.cloud_account_id == cloud_account_id:
             return Bound(workspace_id, account_id, settlement_method, current.effective_from,
                          changed=False)
         effective = today if current is None else today + timedelta(days=1)
@@ -265,7 +318,8 @@ class BillingAccounts:
                                               t.bindings.c.effective_from == effective))
         conn.execute(insert(t.bindings).values(
             workspace_id=workspace_id, account_id=account_id,
-            settlement_method=settlement_method, effective_from=effective, created_at=now))
+            settlement_method=settlement_method, cloud_account_id=cloud_account_id,
+            effective_from=effective, created_at=now))
         change = BindingChanged(workspace_id=workspace_id, billing_account_id=account_id,
                                 settlement_method=settlement_method, effective_from=effective)
         site = conn.execute(select(t.workspaces.c.site)
@@ -283,7 +337,8 @@ class BillingAccounts:
         days before it: a workspace bound at birth has no earlier payer, and the console
         never bills a free workspace's usage from before its upgrade."""
         b = t.bindings
-        columns = (b.c.workspace_id, b.c.account_id, b.c.settlement_method, b.c.effective_from)
+        columns = (b.c.workspace_id, b.c.account_id, b.c.settlement_method, b.c.effective_from,
+                   b.c.cloud_account_id)
         row = conn.execute(
             select(*columns).where(b.c.workspace_id == workspace_id, b.c.effective_from <= day)
             .order_by(b.c.effective_from.desc()).limit(1)).first()
@@ -294,7 +349,7 @@ class BillingAccounts:
             return None
         return Binding(workspace_id=row.workspace_id, account_id=row.account_id,
                        settlement_method=row.settlement_method,
-                       effective_from=row.effective_from)
+                       effective_from=row.effective_from, cloud_account_id=row.cloud_account_id)
 
     def binding_in_force(self, conn: Connection, workspace_id: str, day: date) -> Binding | None:
         """The binding in force on ``day`` (account, settlement method), or None."""

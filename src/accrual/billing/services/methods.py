@@ -21,7 +21,9 @@ from sqlalchemy import Connection, Engine, insert, select, update
 from accrual.billing.adapters import tables as t
 from accrual.billing.config import BillingConfig
 from accrual.billing.domain import methods as rules
-from accrual.billing.services.accounts import BillingAccounts, Bound
+from accrual.billing.domain.subscriptions import ended
+from accrual.billing.services import cloud_locks
+from accrual.billing.services.accounts import BillingAccounts, Binding, Bound
 from accrual.billing.services.arrears import Arrears
 from accrual.clock import Clock, day_bounds
 from accrual.contract.errors import Conflict
@@ -41,7 +43,7 @@ class CloudAccount:
     id: str
     vendor: str
     external_id: str
-    status: str  # ACTIVE or CANCELLED
+    status: str  # see domain.subscriptions.CloudStatus
     linked_at: datetime
     cancelled_at: datetime | None
 
@@ -83,6 +85,11 @@ class SettlementMethods:
         def work(conn: Connection) -> tuple[CloudAccount, bool]:
             row = conn.execute(select(c).where(c.c.vendor == vendor, c.c.external_id == external_id,
                                                c.c.status == ACTIVE)).first()
+            if row is not None and row.account_id is None:
+                # Resolved from the marketplace and not taken yet: the operator links it.
+                conn.execute(update(c).where(c.c.id == row.id)
+                             .values(account_id=account_id, linked_at=self.clock.now()))
+                return _cloud_account(conn.execute(select(c).where(c.c.id == row.id)).one()), True
             if row is not None:
                 if row.account_id != account_id:
                     raise Conflict("cloud_account_taken",
@@ -105,59 +112,93 @@ class SettlementMethods:
 
     # -- changing the method -----------------------------------------------------
 
-    def change(self, account_id: str, workspace_id: str, method: object) -> MethodChange:
-        """Settle ``workspace_id`` by ``method`` from the next billing day on."""
+    def change(self, account_id: str, workspace_id: str, method: object,
+               cloud_account_id: str | None = None) -> MethodChange:
+        """Settle ``workspace_id`` by ``method`` from the next billing day on; for a
+        marketplace, through ``cloud_account_id`` (one of the account's active cloud
+        accounts of that vendor; by default the only one)."""
         chosen = rules.check_method(method, self.config.currency)
         self.accounts.account(account_id)
+        return in_transaction(self.engine, lambda conn: self.change_in(
+            conn, account_id, workspace_id, chosen, cloud_account_id, reason="method_changed"))
 
-        def work(conn: Connection) -> MethodChange:
-            today = self.accounts.today()
-            tomorrow = rules.effective_from(today)
-            current = self.accounts.binding_in_force(conn, workspace_id, today)
-            upcoming = self.accounts.binding_in_force(conn, workspace_id, tomorrow)
-            linked = self._linked(conn, account_id, chosen) if rules.is_cloud(chosen) else None
-            month_start, _ = rules.month_of(today)
-            first, _ = day_bounds(month_start, self.config.zone)
-            changes = t.settlement_changes
-            rules.check_change(
-                account_id=account_id, workspace_id=workspace_id, method=chosen, today=today,
-                current=None if current is None else rules.Binding(
-                    current.account_id, current.settlement_method),
-                # A workspace bound today is bound tomorrow (a binding only ever moves).
-                upcoming=rules.Binding(upcoming.account_id, upcoming.settlement_method)
-                if upcoming is not None else rules.Binding("", ""),
-                cloud_account_linked=linked is not None,
-                changed_this_month=conn.execute(select(changes.c.requested_at).where(
-                    changes.c.workspace_id == workspace_id, changes.c.requested_at >= first)
-                    .limit(1)).first() is not None)
-            assert upcoming is not None  # checked above: bound today, so bound tomorrow
-            now = self.clock.now()
-            bound = self.accounts.bind_in(conn, workspace_id, account_id, chosen)
-            if linked is not None:
-                # What vouchers and cards leave is billed to this cloud account (settling).
-                b = t.bindings
-                conn.execute(update(b).where(b.c.workspace_id == workspace_id,
-                                             b.c.effective_from == bound.effective_from)
-                             .values(cloud_account_id=linked))
-            conn.execute(insert(changes).values(
-                workspace_id=workspace_id, account_id=account_id,
-                from_method=upcoming.settlement_method, to_method=chosen,
-                effective_from=tomorrow, requested_at=now))
-            unlocked = False
-            if rules.is_cloud(chosen):
-                # Nothing more is owed through the wallet for it: its lock ends now.
-                unlocked = self.arrears.release_workspace(conn, workspace_id, "method_changed")
-            return MethodChange(bound, upcoming.settlement_method, unlocked)
+    def change_in(self, conn: Connection, account_id: str, workspace_id: str, chosen: str,
+                  cloud_account_id: str | None, *, reason: str) -> MethodChange:
+        """:meth:`change` in the caller's transaction, ``chosen`` checked already.
 
-        return in_transaction(self.engine, work)
+        A workspace locked because its subscription was cancelled is unlocked at once by
+        any change that gives it a live way to pay (``reason`` says which route: a new
+        activation, another cloud account, the billing center); the once-a-month limit
+        never keeps it locked."""
+        today = self.accounts.today()
+        tomorrow = rules.effective_from(today)
+        current = self.accounts.binding_in_force(conn, workspace_id, today)
+        upcoming = self.accounts.binding_in_force(conn, workspace_id, tomorrow)
+        month_start, _ = rules.month_of(today)
+        first, _ = day_bounds(month_start, self.config.zone)
+        changes = t.settlement_changes
+        picked = None
+        if rules.is_cloud(chosen):
+            candidates = self._active_ids(conn, account_id, chosen)
+            if candidates or cloud_account_id is not None:
+                picked = rules.pick_cloud_account(chosen, candidates, cloud_account_id)
+        locked = cloud_locks.is_locked(conn, workspace_id)
+        rules.check_change(
+            account_id=account_id, workspace_id=workspace_id, method=chosen, today=today,
+            current=None if current is None else _rule_binding(current),
+            # A workspace bound today is bound tomorrow (a binding only ever moves).
+            upcoming=_rule_binding(upcoming) if upcoming is not None
+            else rules.Binding("", ""),
+            cloud_account_linked=picked is not None, cloud_account_id=picked,
+            changed_this_month=conn.execute(select(changes.c.requested_at).where(
+                changes.c.workspace_id == workspace_id, changes.c.requested_at >= first)
+                .limit(1)).first() is not None,
+            currency=self.config.currency, activated_via=self._activated_via(conn, workspace_id),
+            released=locked or self._released(conn, upcoming), locked_by_cloud=locked)
+        assert upcoming is not None  # checked above: bound today, so bound tomorrow
+        now = self.clock.now()
+        bound = self.accounts.bind_in(conn, workspace_id, account_id, chosen, picked)
+        conn.execute(insert(changes).values(
+            workspace_id=workspace_id, account_id=account_id,
+            from_method=upcoming.settlement_method, to_method=chosen,
+            effective_from=tomorrow, requested_at=now))
+        unlocked = False
+        if rules.is_cloud(chosen):
+            # Nothing more is owed through the wallet for it: its lock ends now.
+            unlocked = self.arrears.release_workspace(conn, workspace_id, "method_changed")
+        if locked:
+            route = reason if reason != "method_changed" else \
+                ("billing_center" if chosen == BILLING_CENTER else "cloud_account")
+            unlocked = cloud_locks.unlock(conn, workspace_id, route, account_id, now) \
+                or unlocked
+        return MethodChange(bound, upcoming.settlement_method, unlocked)
 
     @staticmethod
-    def _linked(conn: Connection, account_id: str, vendor: str) -> str | None:
-        """The account's active cloud account of ``vendor`` linked first, if any."""
+    def _active_ids(conn: Connection, account_id: str, vendor: str) -> list[str]:
         c = t.cloud_accounts
-        return conn.execute(select(c.c.id).where(
+        return list(conn.execute(select(c.c.id).where(
             c.c.account_id == account_id, c.c.vendor == vendor, c.c.status == ACTIVE)
-            .order_by(c.c.linked_at, c.c.id).limit(1)).scalar()
+            .order_by(c.c.linked_at, c.c.id)).scalars())
+
+    @staticmethod
+    def _activated_via(conn: Connection, workspace_id: str) -> str | None:
+        return conn.execute(select(t.workspaces.c.activated_via).where(
+            t.workspaces.c.workspace_id == workspace_id)).scalar()
+
+    @staticmethod
+    def _released(conn: Connection, binding: Binding | None) -> bool:
+        """Whether the subscription the workspace settles through has ended (rule 7's
+        exception): its cloud account is cancelled or never started."""
+        if binding is None or binding.cloud_account_id is None:
+            return False
+        status = conn.execute(select(t.cloud_accounts.c.status).where(
+            t.cloud_accounts.c.id == binding.cloud_account_id)).scalar()
+        return status is not None and ended(status)
+
+
+def _rule_binding(binding: Binding) -> rules.Binding:
+    return rules.Binding(binding.account_id, binding.settlement_method,
+                         binding.cloud_account_id)
 
 
 def _cloud_account(row: Any) -> CloudAccount:

@@ -16,13 +16,20 @@ router = console_router()
 class RegistrationIn(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
         "email": "ada@example.com", "password": "correct horse battery",
-        "username": "ada", "workspace_name": "Ada's team", "language": "en"}]})
+        "username": "ada", "workspace_name": "Ada's team", "language": "en"},
+        {"email": "ada@example.com", "password": "correct horse battery",
+         "username": "ada", "workspace_name": "Ada's team", "language": "en",
+         "activation_id": "act_9b1f0c2d3e4a5b6c7d8e9f0a1b2c3d4e"}]})
 
     email: Text = Field(max_length=320)
     password: Text = Field(max_length=256)
     username: Text = Field(max_length=64)
     workspace_name: Name = Field(max_length=200)
     language: Text = "en"
+    activation_id: Text | None = Field(
+        default=None, max_length=40,
+        description="A cloud marketplace's activation (the billing center's `act_…` id): "
+                    "the first workspace settles through that subscription")
 
 
 class RegistrationOut(BaseModel):
@@ -80,12 +87,18 @@ class DissolveOut(BaseModel):
 
 
 @router.post("/registrations", status_code=201, response_model=RegistrationOut,
-             responses=error_responses(409, 422, 503), tags=["console: accounts"])
+             responses=error_responses(404, 409, 422, 503), tags=["console: accounts"])
 def register(body: RegistrationIn, console: ConsoleDep) -> RegistrationOut:
     """Create a console account, its billing account and a first commercial workspace, bound
-    together: all three or none. Retrying the same request after a failure is safe."""
+    together: all three or none. Retrying the same request after a failure is safe.
+
+    With `activation_id` (a buyer sent by a cloud marketplace) the workspace settles
+    through that subscription and only through that vendor. Refused before anything is
+    created: 404 `activation_not_found`, 409 `activation_expired`, `activation_used`,
+    `cloud_account_taken` (the subscription belongs to another billing account: sign in
+    to it and claim the activation there)."""
     result = console.accounts.register(body.email, body.password, body.username,
-                                       body.workspace_name, body.language)
+                                       body.workspace_name, body.language, body.activation_id)
     console.nudge_relay()
     return RegistrationOut(**result.__dict__)
 

@@ -48,6 +48,12 @@ log = logging.getLogger(__name__)
 EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s.]{1,63}$")
 USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{2,63}$")
 LANGUAGES = ("en", "zh")
+# The billing center's refusals of a registration that are about the state of things
+# (409), not the request's form (422).
+REFUSED_AS_CONFLICT = frozenset({"username_taken", "activation_used", "activation_expired",
+                                 "cloud_account_taken", "subscription_ended",
+                                 "idempotency_conflict"})
+MAX_ACTIVATION_ID = 40
 
 
 @dataclass(frozen=True)
@@ -145,7 +151,10 @@ class Accounts:
     # -- registration ---------------------------------------------------
 
     def register(self, email: str, password: str, username: str, workspace_name: str,
-                 language: str) -> Registration:
+                 language: str, activation_id: str | None = None) -> Registration:
+        """``activation_id``: a buyer sent by a cloud marketplace (the billing center's
+        activation); the first workspace then settles through that subscription. The
+        billing center refuses an unknown, expired or used one before anything is made."""
         given_email, email = email, normal_email(email)
         # Lower-casing can lengthen text ("İ" → "i̇"): check the length afterwards.
         if len(email) > 320 or not EMAIL.fullmatch(email) or not _visible(email):
@@ -157,6 +166,10 @@ class Accounts:
         _check_password(password)
         workspace_name = _check_name(workspace_name)
         _check_language(language)
+        if activation_id is not None and (not isinstance(activation_id, str) or not
+                                          1 <= len(activation_id) <= MAX_ACTIVATION_ID):
+            raise Invalid("invalid_activation",
+                          f"activation_id is 1 to {MAX_ACTIVATION_ID} characters")
         with self.engine.connect() as conn:
             if conn.execute(select(exists().where(
                     t.accounts.c.email.in_(sorted({email, legacy_email(given_email)}))))).scalar():
@@ -167,9 +180,10 @@ class Accounts:
         try:
             result = self.billing.register_account(RegistrationRequest(
                 registration_key=key, username=username, password=password, email=email,
-                language=language))
+                language=language, activation_id=activation_id))
         except PeerRefused as refusal:
-            kind = Conflict if refusal.code == "username_taken" else Invalid
+            kind = NotFound if refusal.code == "activation_not_found" \
+                else Conflict if refusal.code in REFUSED_AS_CONFLICT else Invalid
             raise kind(refusal.code, refusal.message) from None
         except PeerUnavailable as error:
             log.warning("registration of %s: billing center unavailable: %s", email, error)
