@@ -15,12 +15,21 @@ import uvicorn
 _START_TIMEOUT_S = 10.0
 
 
+def free_port() -> int:
+    """A port nothing listens on now (for an app that must know its URL before it is
+    served: bind it with :func:`serve`)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 @contextmanager
-def serve(app: Any) -> Iterator[str]:
-    """The app served at the yielded base URL (``http://127.0.0.1:<port>``)."""
+def serve(app: Any, port: int = 0) -> Iterator[str]:
+    """The app served at the yielded base URL (``http://127.0.0.1:<port>``), on ``port``
+    (0: a free one)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock.bind(("127.0.0.1", port))
     port = sock.getsockname()[1]
     config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False)
     server = uvicorn.Server(config)

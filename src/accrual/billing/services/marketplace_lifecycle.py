@@ -160,8 +160,11 @@ class MarketplaceLifecycle:
         in its final window for an ``unsubscribe-success``, else the newest live one,
         else the newest."""
         c = t.cloud_accounts
+        # Listings past AWS's Concurrent Agreements never learn a CustomerIdentifier: the
+        # buyer's account id, when the notification names it, matches instead.
+        accounts = sorted({note.customer, note.account_id} - {None})
         query = select(c).where(c.c.vendor == note.vendor, or_(
-            c.c.external_id == note.customer, c.c.customer_ref == note.customer)) \
+            c.c.external_id.in_(accounts), c.c.customer_ref == note.customer)) \
             .order_by(c.c.linked_at, c.c.id)
         if lock and conn.dialect.name == "postgresql":
             query = query.with_for_update()
