@@ -14,7 +14,9 @@ to the billing center unlocks it.
 
 from __future__ import annotations
 
+import html
 import json
+import re
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -267,3 +269,23 @@ def test_unsubscribing_reports_within_the_hour_then_locks_and_the_billing_center
     assert moved["unlocked"] is True
     runtime.scheduler.tick()
     send(http, ada, "a4", 1, "2026-11-27")
+
+
+def test_a_person_subscribes_on_the_sandbox_listing_page_and_lands_on_the_activation(
+        live: tuple[Runtime, httpx.Client], clock: ManualClock) -> None:
+    _, http = live
+    clock.set(START)
+    listing = http.get(f"/sandbox/aws/marketplace/{PRODUCT}")
+    assert listing.status_code == 200 and "Subscribe" in listing.text
+    setup = http.post(f"/sandbox/aws/marketplace/{PRODUCT}/subscribe")
+    assert setup.status_code == 200, setup.text
+    # The page's form, as the browser submits it.
+    action = re.search(r'<form id="setup" method="post" action="([^"]+)"', setup.text)
+    token = re.search(r'name="x-amzn-marketplace-token" value="([^"]+)"', setup.text)
+    assert action and token
+    assert action[1] == str(http.base_url.join("/billing/v1/marketplaces/aws/fulfillment"))
+    landed = http.post(action[1], data={"x-amzn-marketplace-token": html.unescape(token[1])},
+                       follow_redirects=True)
+    assert landed.status_code == 200, landed.text
+    assert (landed.json()["vendor"], landed.json()["state"]) == ("aws", "open")
+    assert http.get("/sandbox/aws/marketplace/nope").status_code == 404
