@@ -162,7 +162,7 @@ class MarketplaceLifecycle:
         c = t.cloud_accounts
         # Listings past AWS's Concurrent Agreements never learn a CustomerIdentifier: the
         # buyer's account id, when the notification names it, matches instead.
-        accounts = sorted({note.customer, note.account_id} - {None})
+        accounts = sorted({name for name in (note.customer, note.account_id) if name})
         query = select(c).where(c.c.vendor == note.vendor, or_(
             c.c.external_id.in_(accounts), c.c.customer_ref == note.customer)) \
             .order_by(c.c.linked_at, c.c.id)
