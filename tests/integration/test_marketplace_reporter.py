@@ -387,16 +387,25 @@ def test_a_charge_past_the_vendors_window_is_refused_unsent_and_alerted_before(
     [charge] = charges(runtime)
     assert charge.status == "refused" and charge.last_error.startswith("past the vendor's window")
     assert overview(runtime, account)["arrears"] == "0.00"
-    # One never sent goes to the wallet.
+    # One never sent (the reporter was down past the window) is cut again into a later
+    # period: the vendor bills it once, the wallet nothing.
     aws.script = []
     runtime.billing.inbox.deliver([detail(ws, "2.00", day=day(1))])
     reporter.cut()
     clock.advance(timedelta(hours=7))
-    assert reporter.run().refused == 1
+    outcome = reporter.run()
+    assert (outcome.refused, outcome.cut, outcome.accepted) == (1, 0, 0)
     unsent = charges(runtime)[-1]
-    assert (unsent.status, unsent.last_error, unsent.attempts) \
-        == ("refused", "past the vendor's window", 0)
-    assert overview(runtime, account)["arrears"] == "2.00"
+    assert (unsent.status, unsent.attempts) == ("refused", 0)
+    assert unsent.last_error == "past the vendor's window; never sent: carried into the next cut"
+    assert carry(runtime, unsent.cloud_account_id) == unsent.amount_minor
+    outcome = reporter.run()
+    assert (outcome.cut, outcome.accepted) == (1, 1)
+    again = charges(runtime)[-1]
+    assert (again.quantity, again.status) == (unsent.quantity, "accepted")
+    assert again.period_start > unsent.period_start
+    assert carry(runtime, unsent.cloud_account_id) == 0
+    assert overview(runtime, account)["arrears"] == "0.00"
     # Nothing is left to send: the vendor's failure and the alert are over.
     assert reporter.job.failing == {} and not reporter.job.degraded
     audit(runtime)

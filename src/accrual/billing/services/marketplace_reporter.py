@@ -26,7 +26,10 @@ reporter``), each cloud account and each vendor's batch failing alone:
   buyer, dimension, period and quantity never change), so a vendor that deduplicates
   (AWS answers an identical record with the same record id) never bills it twice. A
   charge past the vendor's lateness limit is not sent: it is refused ("past the
-  vendor's window").
+  vendor's window"). If it was never sent, its amount is carried back and the next cut
+  reports it in a later period (our records are stamped with the period they are cut
+  in, not the usage day), so a reporter that was down past the window still bills
+  the vendor, once; one sent before stays on the receivable (below).
 * **watch**: a charge still unsent when little of its window is left (a third, or the
   configured margin) is logged at ERROR once (``alerted_at``) and kept as a failing
   unit of the job, so ``/healthz`` shows it degraded until it is answered.
@@ -102,6 +105,7 @@ FINAL_USAGE = timedelta(hours=1)  # the vendor's final-usage window (marketplace
 SENT_GRACE = timedelta(minutes=5)
 SEND_LIMIT = 1000  # charges sent per run
 PAST_WINDOW = "past the vendor's window"
+RECUT = "; never sent: carried into the next cut"
 UNKNOWN_OUTCOME = ("; sent before without an answer that rules out the vendor billing it: "
                    "left on the cloud receivable to reconcile")
 ENTRY_KIND = "marketplace_refused"  # the journal entry that moves a refused charge's money
@@ -208,17 +212,29 @@ class MarketplaceReporter:
     # -- cut ---------------------------------------------------------------------
 
     def cut(self, tally: _Tally | None = None) -> int:
-        """One charge per cloud account with lines not reported yet; the number made."""
+        """One charge per cloud account with lines not reported yet (or a carry of a unit
+        or more); the number made."""
         tally = tally or _Tally()
         now = self.clock.now()
         c, ca = t.charges, t.cloud_accounts
         with self.engine.connect() as conn:
-            accounts = conn.execute(
+            accounts: list[Any] = list(conn.execute(
                 select(ca.c.id, ca.c.vendor, ca.c.status, ca.c.unsubscribing_at)
                 .where(ca.c.status.in_(CUT_STATUSES), ca.c.id.in_(
                     select(c.c.cloud_account_id).where(c.c.cloud_account_id.is_not(None),
                                                        c.c.marketplace_charge_id.is_(None))))
-                .order_by(ca.c.id)).all()
+                .order_by(ca.c.id)))
+            # With no new lines, a carry of a unit or more (a charge never sent in its
+            # window, carried back) is cut too.
+            listed = {a.id for a in accounts}
+            accounts += [a for a in conn.execute(
+                select(ca.c.id, ca.c.vendor, ca.c.status, ca.c.unsubscribing_at,
+                       t.marketplace_carry.c.carried_minor)
+                .join(t.marketplace_carry, t.marketplace_carry.c.cloud_account_id == ca.c.id)
+                .where(ca.c.status.in_(CUT_STATUSES), t.marketplace_carry.c.carried_minor > 0)
+                .order_by(ca.c.id))
+                if a.id not in listed and a.vendor in self.marketplaces
+                and a.carried_minor >= self.marketplaces.get(a.vendor).unit_minor]
         made = 0
         for account in accounts:
             if account.status == "unsubscribing" and account.unsubscribing_at is not None \
@@ -519,12 +535,14 @@ class MarketplaceReporter:
         self._to_wallets(conn, given_back, now)
 
     def _refuse_unsent(self, charge_id: int, attempts: int, tally: _Tally) -> None:
-        """Refuse a charge past the vendor's window without sending it; its money goes to
-        the wallet unless an earlier send may have been billed."""
-        mc = t.marketplace_charges
+        """Refuse a charge past the vendor's window without sending it again. One never
+        sent is cut again: its amount joins the cloud account's carry, so the next cut
+        reports it in a later period (the vendor is billed; the wallet is not). One sent
+        before keeps its money on the cloud receivable (the vendor may hold it)."""
+        mc, carry = t.marketplace_charges, t.marketplace_carry
         unit = f"charge/{charge_id}"
         never_sent = attempts == 0
-        reason = PAST_WINDOW if never_sent else PAST_WINDOW + UNKNOWN_OUTCOME
+        reason = PAST_WINDOW + (RECUT if never_sent else UNKNOWN_OUTCOME)
 
         def work(conn: Connection) -> bool:
             now = self.clock.now()
@@ -533,7 +551,12 @@ class MarketplaceReporter:
                 mc.c.attempts == attempts).values(
                 status=REFUSED, settled_at=now, last_error=reason)).rowcount
             if changed and never_sent:
-                self._to_wallets(conn, [charge_id], now)
+                row = conn.execute(select(mc.c.cloud_account_id, mc.c.amount_minor)
+                                   .where(mc.c.id == charge_id)).one()
+                # The cut that made it wrote the carry row.
+                conn.execute(update(carry).where(carry.c.cloud_account_id == row.cloud_account_id)
+                             .values(carried_minor=carry.c.carried_minor + row.amount_minor,
+                                     updated_at=now))
             return bool(changed)
 
         try:
