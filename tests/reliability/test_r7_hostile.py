@@ -26,16 +26,20 @@ import os
 import re
 import time
 from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
 from accrual.app import Runtime
 from accrual.clock import ManualClock
-from tests.conftest import BACKEND
+from tests.conftest import BACKEND, make_runtime
 from tests.reliability import r7_corpus
 from tests.reliability.r7_support import Finding, make_tenant, run_schemathesis, status_counts
 from tests.reliability.support import latency_ms, record, scale, seed_from
+from tests.sandbox_server import free_port, serve
 
 VALIDATION_STATUSES = {400, 413, 415, 422}
 LIMIT_STATUSES = {413, 429}
@@ -106,7 +110,23 @@ def test_r7_openapi_document_is_valid_and_complete(runtime: Runtime) -> None:
     assert not problems, "\n".join(problems)
 
 
-def test_r7_schemathesis_every_operation(runtime: Runtime) -> None:
+@pytest.fixture
+def served_runtime(tmp_path: Path, pg_databases: tuple[str, str] | None,
+                   clock: ManualClock) -> Iterator[Runtime]:
+    """The runtime, its app also served on a real port: the fulfillment endpoint asks AWS
+    (the emulator the app mounts) through boto3, which needs a server to reach."""
+    port = free_port()
+    runtime = make_runtime(tmp_path, pg_databases, clock, public_url=f"http://127.0.0.1:{port}")
+    try:
+        with serve(runtime.app, port=port):
+            yield runtime
+    finally:
+        runtime.console.engine.dispose()
+        runtime.billing.engine.dispose()
+
+
+def test_r7_schemathesis_every_operation(served_runtime: Runtime) -> None:
+    runtime = served_runtime
     # The runtime runs on the test clock (10:00 in Shanghai on 2026-11-26), like every test.
     seed = seed_from("ACCRUAL_R7_SEED")
     examples = _examples()
