@@ -256,7 +256,8 @@ def test_unsubscribing_reports_within_the_hour_then_locks_and_the_billing_center
     assert answer.status_code == 403, answer.text
     assert answer.json()["error"]["code"] == "bad_signature"
     replayed = http.post(url, content=success["body"], headers=success["headers"])
-    assert replayed.status_code == 200 and replayed.json()["outcome"] == "duplicate"
+    assert replayed.status_code == 409, replayed.text
+    assert replayed.json()["error"]["code"] == "notification_replayed"
     assert "workspace_locked" in http.post("/console/v1/usage", headers=bearer(
         ada["ingest_key"]), json={"records": [logs(ada["workspace_id"], "a3", 1,
                                                   "2026-11-27")]}).text

@@ -411,7 +411,7 @@ def test_forged_stale_and_replayed_notifications_change_nothing(
     assert first.json()["outcome"] == "applied"
     notify(client, clock, "m-4", "subscribe-success")  # late: an unsubscribing one stays
     replay = notify(client, clock, "m-3", "unsubscribe-pending")
-    assert replay.status_code == 200 and replay.json()["outcome"] == "duplicate"
+    assert replay.status_code == 409 and replay.json()["error"]["code"] == "notification_replayed"
     assert count(runtime, t.marketplace_notifications) == 2
     unknown = notify(client, clock, "m-5", "unsubscribe-success", customer="nobody")
     assert unknown.json()["outcome"] == "unknown_customer"

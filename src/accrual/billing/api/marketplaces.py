@@ -92,8 +92,8 @@ class NotificationOut(BaseModel):
     message_id: str
     vendor: str
     action: str
-    outcome: str = Field(description="applied | duplicate (seen before: nothing changed) | "
-                                     "unchanged | unknown_customer")
+    outcome: str = Field(description="applied | unchanged (nothing to change) | "
+                                     "unknown_customer (no such buyer here: recorded only)")
     cloud_account_id: str | None
     status: str | None
     locked: list[str]
@@ -175,7 +175,8 @@ def bind_workspaces(activation_id: ActivationPath, body: WorkspacesIn, account_i
 
 @router.post(
     "/marketplaces/{vendor}/notifications", response_model=NotificationOut,
-    tags=["billing: marketplaces"], responses=error_responses(400, 403, 404, 413, 415, 422, 503),
+    tags=["billing: marketplaces"],
+    responses=error_responses(400, 403, 404, 409, 413, 415, 422, 503),
     openapi_extra={"requestBody": {"required": True, "content": {
         "application/json": {"schema": {"type": "object"}, "example": {
             "Type": "Notification", "MessageId": "8c2e5a7b-0f1d-4e3a-9b6c-2d4f6a8b0c1e",
@@ -187,7 +188,8 @@ async def notifications(vendor: VendorPath, request: Request,
     """A vendor's notification about a subscription, as the vendor sends it (AWS: the SNS
     envelope). The vendor's proof is inside (signature, token): one not provably the
     vendor's (forged, stale, malformed) is 403 with the adapter's code and changes
-    nothing; one seen before answers `outcome: duplicate` and changes nothing. Effects:
+    nothing; one seen before (a replay) is 409 `notification_replayed` and changes
+    nothing; every refusal is logged. Effects:
     see the lifecycle (a cancellation locks the workspaces settled through it, or for
     Alibaba Cloud moves them to the billing center). 404 `marketplace_not_configured` for
     a vendor this center has no listing of; 503 `marketplace_unavailable` when the proof

@@ -55,7 +55,7 @@ from accrual.billing.services import cloud_locks
 from accrual.billing.services import mail_outbox as mails
 from accrual.billing.services.accounts import BillingAccounts
 from accrual.clock import Clock
-from accrual.contract.errors import Forbidden, Invalid, NotFound, Unavailable
+from accrual.contract.errors import Conflict, Forbidden, Invalid, NotFound, Unavailable
 from accrual.infra.db import in_transaction
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,6 @@ log = logging.getLogger(__name__)
 # SNS delivers at most 256 KiB of message in an envelope of a few KiB.
 MAX_NOTIFICATION_BYTES = 300 * 1024
 MAX_MESSAGE_ID, MAX_CUSTOMER = 128, 255
-DUPLICATE = "duplicate"
 
 
 @dataclass(frozen=True)
@@ -71,7 +70,7 @@ class NotificationOutcome:
     message_id: str
     vendor: str
     action: str
-    # applied | duplicate | unchanged (nothing to change) | unknown_customer
+    # applied | unchanged (nothing to change) | unknown_customer
     outcome: str
     cloud_account_id: str | None = None
     status: str | None = None  # the cloud account's status afterwards
@@ -117,7 +116,7 @@ class MarketplaceLifecycle:
             raise Forbidden("notification_invalid",
                             "the notification names another vendor or is malformed")
         if self._seen(note.message_id):
-            return NotificationOutcome(note.message_id, vendor, str(note.action), DUPLICATE)
+            raise _replayed(note)
         active = None
         if note.action is NotificationAction.ENTITLEMENT_UPDATED:
             # Read outside the transaction: a vendor call never holds database locks.
@@ -127,11 +126,11 @@ class MarketplaceLifecycle:
         except IntegrityError:
             # The same message delivered twice at once: the other delivery applied it.
             if self._seen(note.message_id):
-                return NotificationOutcome(note.message_id, vendor, str(note.action),
-                                           DUPLICATE)
+                raise _replayed(note) from None
             raise
 
     def _seen(self, message_id: str) -> bool:
+        """Whether a notification with this vendor message id was applied already."""
         n = t.marketplace_notifications
         with self.engine.connect() as conn:
             return conn.execute(select(n.c.message_id)
@@ -269,3 +268,13 @@ class MarketplaceLifecycle:
                                 "cloud_account": cloud.external_id, "username": username,
                                 "effective_from": effective},
                         dedup_key=f"cloud/{cloud.id}/{template}/{row.workspace_id}", now=now)
+
+
+def _replayed(note: Notification) -> Conflict:
+    """A notification applied before, sent again: a replay, or the vendor retrying a
+    delivery whose answer it lost. Nothing changes either way; a 4xx ends the vendor's
+    retries (SNS retries only 5xx and timeouts)."""
+    log.warning("%s notification %s (%s for %s) replayed: ignored", note.vendor,
+                note.message_id, note.action, note.customer)
+    return Conflict("notification_replayed",
+                    f"notification {note.message_id} was received before; nothing changed")
