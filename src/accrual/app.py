@@ -35,6 +35,9 @@ from accrual.console.config import ConsoleConfig
 from accrual.console.wiring import Console
 from accrual.contract.errors import ServiceError
 from accrual.contract.messages import (
+    ActivatedWorkspace,
+    ActivationCheck,
+    ActivationGrant,
     BindingChanged,
     BindingCodeConfirmation,
     BindingCodeRequest,
@@ -103,6 +106,18 @@ class InProcessBillingCenter:
     def confirm_binding_code(self, confirmation: BindingCodeConfirmation) -> BindingChanged:
         try:
             return self.center.binding_codes.confirm_code(confirmation.model_copy())
+        except ServiceError as error:
+            raise PeerRefused(error.code, error.message) from None
+
+    def check_activation(self, request: ActivationCheck) -> ActivationGrant:
+        try:
+            return self.center.activated_workspaces.check(request.model_copy())
+        except ServiceError as error:
+            raise PeerRefused(error.code, error.message) from None
+
+    def bind_activated_workspace(self, workspace: ActivatedWorkspace) -> BindingChanged:
+        try:
+            return self.center.activated_workspaces.bind(workspace.model_copy())
         except ServiceError as error:
             raise PeerRefused(error.code, error.message) from None
 

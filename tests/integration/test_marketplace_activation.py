@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from accrual.app import Runtime
 from accrual.billing.adapters import tables as t
@@ -27,6 +27,8 @@ from accrual.billing.domain.marketplace import (
     TokenRejected,
     Transient,
 )
+from accrual.billing.mail_texts import render
+from accrual.billing.services import cloud_locks
 from accrual.clock import ManualClock
 from accrual.contract.errors import Conflict
 from accrual.contract.messages import WORKSPACE_LOCK, Envelope
@@ -431,11 +433,25 @@ def cancelled(client: TestClient, clock: ManualClock, aws: FakeMarketplace,
     return reg["workspace_id"], reg["billing_account_id"], activation["cloud_account_id"]
 
 
+def unlock_mails(runtime: Runtime) -> list[tuple[str, str, dict[str, Any]]]:
+    """The queued ``cloud_unlocked`` mails: (recipient, language, values)."""
+    m = t.mail_outbox
+    with runtime.billing.engine.connect() as conn:
+        rows = conn.execute(select(m.c.recipient, m.c.language, m.c.values_json)
+                            .where(m.c.template == "cloud_unlocked").order_by(m.c.id)).all()
+    return [(r.recipient, r.language, json.loads(r.values_json)) for r in rows]
+
+
 def unlocked(runtime: Runtime, ws: str, reason: str) -> None:
     with runtime.billing.engine.connect() as conn:
         lock = conn.execute(select(t.cloud_locks).where(t.cloud_locks.c.workspace_id == ws)).one()
     assert lock.unlocked_at is not None and lock.unlock_reason == reason
     assert lock_messages(runtime, ws)[-1][1] == "clear"
+    # Its owner is mailed once (the billing account's address is the same here).
+    [(recipient, language, values)] = unlock_mails(runtime)
+    assert (recipient, language) == ("ada@example.com", "en")
+    assert (values["route"], values["vendor"], values["cloud_account"],
+            values["still_locked"]) == (reason, "aws", ACCOUNT, False)
     runtime.billing_relay_drain()
     shown = runtime.console.accounts.workspace(ws)
     assert shown is not None and shown.status == "active"
@@ -508,3 +524,33 @@ def test_an_alibaba_cancellation_switches_to_the_billing_center(
     with runtime.billing.engine.connect() as conn:
         mails = conn.execute(select(t.mail_outbox.c.template)).scalars().all()
     assert "cloud_switched" in mails
+
+
+def test_an_unlock_mails_the_owner_and_the_billing_account_in_the_workspace_language(
+        runtime: Runtime, client: TestClient, clock: ManualClock, aws: FakeMarketplace) -> None:
+    ws, account, _ = cancelled(client, clock, aws, runtime)
+    assert unlock_mails(runtime) == []  # the lock mailed, not an unlock
+    with runtime.billing.engine.begin() as conn:
+        conn.execute(update(t.workspaces).where(t.workspaces.c.workspace_id == ws)
+                     .values(language="zh"))
+        conn.execute(update(t.accounts).where(t.accounts.c.id == account)
+                     .values(email="finance@example.com"))
+    assert runtime.billing.methods.change(account, ws, "billing_center").unlocked
+    mails = unlock_mails(runtime)
+    assert [(to, language) for to, language, _ in mails] == \
+        [("ada@example.com", "zh"), ("finance@example.com", "zh")]
+    values = mails[0][2]
+    assert (values["route"], values["username"], values["still_locked"]) == \
+        ("billing_center", "ada", False)
+    shown = render("cloud_unlocked", "zh", "ada@example.com", **values)
+    assert shown.subject == "工作空间 ada's team 已解锁"
+    assert "费用中心账号 ada 结算" in shown.body and ACCOUNT in shown.body
+    # One mail per unlock and recipient: nothing is locked now, nothing more is queued.
+    with runtime.billing.engine.begin() as conn:
+        assert not cloud_locks.unlock(conn, ws, "billing_center", account, clock.now())
+    assert len(unlock_mails(runtime)) == 2
+    runtime.billing.mails.send_due()
+    with runtime.billing.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(t.mail_outbox).where(
+            t.mail_outbox.c.template == "cloud_unlocked",
+            t.mail_outbox.c.sent_at.is_(None))).scalar_one() == 0

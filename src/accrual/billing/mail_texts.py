@@ -161,6 +161,43 @@ TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
                 "在云市场重新订阅，或在费用中心变更其结算方式（其他云账号或费用中心账号）后，"
                 "工作空间立即解锁。\n")),
     },
+    # Values: workspace_name, vendor, cloud_account (the ended subscription's), route
+    # (resubscribed | cloud_account | billing_center), username (the paying account),
+    # still_locked (an arrears case still holds it).
+    "cloud_unlocked": {
+        "en": (("{% if still_locked %}Workspace {{ workspace_name }}: the subscription lock is "
+                "lifted, the arrears lock remains{% else %}Workspace {{ workspace_name }} is "
+                "unlocked{% endif %}"),
+               ("Hello,\n\n"
+                "The workspace “{{ workspace_name }}” was locked because the {{ vendor }} "
+                "marketplace subscription (cloud account {{ cloud_account }}) that paid for "
+                "it ended. It now settles "
+                "{% if route == 'resubscribed' %}through a new {{ vendor }} subscription"
+                "{% elif route == 'cloud_account' %}through another cloud account"
+                "{% else %}by the billing center account {{ username }}{% endif %}, "
+                "so that lock is lifted.\n\n"
+                "{% if still_locked %}"
+                "It stays locked for now because the billing center account {{ username }} "
+                "is in arrears; it is unlocked as soon as the arrears are paid.\n"
+                "{% else %}"
+                "It accepts new data again.\n"
+                "{% endif %}")),
+        "zh": (("{% if still_locked %}工作空间 {{ workspace_name }} 的订阅锁定已解除，"
+                "欠费锁定仍在{% else %}工作空间 {{ workspace_name }} 已解锁{% endif %}"),
+               ("您好：\n\n"
+                "工作空间“{{ workspace_name }}”曾因为其付费的 {{ vendor }} 云市场订阅"
+                "（云账号 {{ cloud_account }}）结束而被锁定。现在它"
+                "{% if route == 'resubscribed' %}改由新的 {{ vendor }} 订阅结算"
+                "{% elif route == 'cloud_account' %}改由其他云账号结算"
+                "{% else %}改由费用中心账号 {{ username }} 结算{% endif %}，"
+                "该锁定已解除。\n\n"
+                "{% if still_locked %}"
+                "由于费用中心账号 {{ username }} 仍有欠费，工作空间暂时保持锁定，"
+                "结清欠费后立即解锁。\n"
+                "{% else %}"
+                "工作空间已恢复接收新数据。\n"
+                "{% endif %}")),
+    },
     "cloud_switched": {
         "en": ("Workspace {{ workspace_name }} now settles by the billing center account",
                ("Hello,\n\n"

@@ -16,6 +16,7 @@ from accrual.billing.payments.service import Payments
 from accrual.billing.services import ledger
 from accrual.billing.services.account_profile import AccountProfiles
 from accrual.billing.services.accounts import BillingAccounts
+from accrual.billing.services.activated_workspaces import ActivatedWorkspaces
 from accrual.billing.services.arrears import Arrears
 from accrual.billing.services.binding_codes import BindingCodes
 from accrual.billing.services.certification import Certifications
@@ -61,8 +62,10 @@ class BillingCenter:
         # Every movement that can change arrears posts through here (the rule follows).
         self.movements = Movements(self.arrears)
         self.wallet = Wallet(engine, config, clock, self.accounts, self.movements)
+        # New workspaces made on a console through a claimed marketplace activation.
+        self.activated_workspaces = ActivatedWorkspaces(engine, config, clock, self.accounts)
         self.inbox = BillingInbox(engine, config, clock, self.accounts, self.arrears,
-                                  self.movements)
+                                  self.movements, self.activated_workspaces)
         self.binding_codes = BindingCodes(engine, config, clock, self.accounts, self.mailer)
         self.instruments = Instruments(engine, config, clock, self.accounts)
         self.methods = SettlementMethods(engine, config, clock, self.accounts, self.arrears)

@@ -7,6 +7,9 @@ from collections.abc import Sequence
 import httpx
 
 from accrual.contract.messages import (
+    ActivatedWorkspace,
+    ActivationCheck,
+    ActivationGrant,
     BindingChanged,
     BindingCodeConfirmation,
     BindingCodeRequest,
@@ -73,6 +76,16 @@ class HttpBillingCenter(_HttpPeer):
     def confirm_binding_code(self, confirmation: BindingCodeConfirmation) -> BindingChanged:
         response = self._call("POST", "/billing/v1/internal/binding-codes/confirm",
                               confirmation.model_dump(mode="json"))
+        return BindingChanged.model_validate(response.json())
+
+    def check_activation(self, request: ActivationCheck) -> ActivationGrant:
+        response = self._call("POST", "/billing/v1/internal/activated-workspaces/check",
+                              request.model_dump(mode="json"))
+        return ActivationGrant.model_validate(response.json())
+
+    def bind_activated_workspace(self, workspace: ActivatedWorkspace) -> BindingChanged:
+        response = self._call("POST", "/billing/v1/internal/activated-workspaces",
+                              workspace.model_dump(mode="json"))
         return BindingChanged.model_validate(response.json())
 
 

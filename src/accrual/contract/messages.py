@@ -134,6 +134,10 @@ class WorkspaceCreated(BaseModel):
     billing_account_id: str | None = None
     registration_key: str | None = None
     day: date | None = None
+    # Set for a workspace made through a marketplace activation its billing account
+    # claimed: delivering this message binds it through that subscription if the direct
+    # call did not (``ActivatedWorkspace``). Optional, so older messages stay valid.
+    activation_id: str | None = None
 
 
 class BindingChanged(BaseModel):
@@ -307,6 +311,42 @@ class RegistrationConfirmation(BaseModel):
 class RegistrationResult(BaseModel):
     billing_account_id: str
     status: Literal["pending", "active"]
+
+
+class ActivationCheck(BaseModel):
+    """Console → billing: may a new workspace be made through this marketplace activation?
+    Nothing is stored; the answer says how the workspace will be bound."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    activation_id: ActivationId
+
+
+class ActivationGrant(BaseModel):
+    """Billing → console: the activation is claimed and usable until ``expires_at``; a
+    workspace made now is bound to ``billing_account_id`` and settles through the
+    vendor (``settlement_method``) by that cloud account."""
+
+    billing_account_id: str
+    settlement_method: str
+    cloud_account_id: str
+    expires_at: datetime
+
+
+class ActivatedWorkspace(BaseModel):
+    """Console → billing: bind this new workspace through the activation it was checked
+    with (made at ``created_at``, while the activation was valid); repeatable."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    activation_id: ActivationId
+    workspace_id: Id32
+    site: Id32
+    workspace_name: WorkspaceName
+    owner_email: Email
+    language: Short
+    day: date
+    created_at: AwareDatetime
 
 
 class BindingCodeRequest(BaseModel):

@@ -6,6 +6,9 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from accrual.contract.messages import (
+    ActivatedWorkspace,
+    ActivationCheck,
+    ActivationGrant,
     BindingChanged,
     BindingCodeConfirmation,
     BindingCodeRequest,
@@ -44,6 +47,16 @@ class BillingCenterPort(Protocol):
     def request_binding_code(self, request: BindingCodeRequest) -> BindingCodeSent: ...
 
     def confirm_binding_code(self, confirmation: BindingCodeConfirmation) -> BindingChanged: ...
+
+    def check_activation(self, request: ActivationCheck) -> ActivationGrant:
+        """Whether a new workspace may be made through a marketplace activation (stores
+        nothing); refused with ``activation_not_found``, ``activation_expired``,
+        ``activation_not_claimed``, ``activation_used`` or ``subscription_ended``."""
+        ...
+
+    def bind_activated_workspace(self, workspace: ActivatedWorkspace) -> BindingChanged:
+        """Bind a workspace made after :meth:`check_activation`; repeatable."""
+        ...
 
     def deliver(self, messages: Sequence[Envelope]) -> list[str]:
         """Apply messages; returns the ids now applied (new or earlier)."""

@@ -1,14 +1,18 @@
-"""Calls from console sites (service token): inbox, registrations, binding codes."""
+"""Calls from console sites (service token): inbox, registrations, binding codes, new
+workspaces through a marketplace activation."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 from fastapi import Depends, Path
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from accrual.billing.api.deps import CenterDep, billing_router, require_operator
 from accrual.contract.messages import (
+    ActivatedWorkspace,
+    ActivationCheck,
+    ActivationGrant,
     BindingChanged,
     BindingCodeConfirmation,
     BindingCodeRequest,
@@ -78,3 +82,52 @@ def internal_binding_code(body: BindingCodeRequest, center: CenterDep) -> Bindin
 def internal_binding_confirm(body: BindingCodeConfirmation, center: CenterDep) -> BindingChanged:
     """Check the code and bind the workspace (at once: it was free until now)."""
     return center.binding_codes.confirm_code(body)
+
+
+ACTIVATION_ID = "act_9b1f0c2d3e4a5b6c7d8e9f0a1b2c3d4e"
+
+
+class ActivationCheckIn(ActivationCheck):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "activation_id": ACTIVATION_ID}]})
+
+
+class ActivationGrantOut(ActivationGrant):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "billing_account_id": "<billing account id>", "settlement_method": "aws",
+        "cloud_account_id": "ca_5f0c2b7d9e1a3c4b5d6e7f80",
+        "expires_at": "2026-11-26T03:00:00+00:00"}]})
+
+
+class ActivatedWorkspaceIn(ActivatedWorkspace):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "activation_id": ACTIVATION_ID, "workspace_id": "<workspace id>",
+        "site": "cn1", "workspace_name": "Staging", "owner_email": "ada@example.com",
+        "language": "en", "day": "2026-11-26",
+        "created_at": "2026-11-26T02:10:00+00:00"}]})
+
+
+@router.post("/internal/activated-workspaces/check", response_model=ActivationGrantOut,
+             tags=["internal"], dependencies=[Depends(require_operator)],
+             responses=error_responses(401, 404, 409, 422))
+def internal_check_activation(body: ActivationCheckIn, center: CenterDep) -> ActivationGrant:
+    """Whether a console may make a new workspace through this marketplace activation,
+    and how it will be bound (the billing account that claimed it, the vendor, the cloud
+    account); stores nothing. A claimed activation makes any number of workspaces until
+    it expires. Refused: 404 `activation_not_found`; 409 `activation_expired`,
+    `activation_not_claimed` (no billing account claimed it: sign in to one and claim
+    it), `activation_used` (a registration holds it), `subscription_ended`."""
+    return center.activated_workspaces.check(body)
+
+
+@router.post("/internal/activated-workspaces", response_model=BindingChanged,
+             tags=["internal"], dependencies=[Depends(require_operator)],
+             responses=error_responses(401, 404, 409, 422))
+def internal_bind_activated(body: ActivatedWorkspaceIn, center: CenterDep) -> BindingChanged:
+    """Bind a workspace its console made after the check, from its first day: to the
+    billing account that claimed the activation, settling through the vendor by the
+    activation's cloud account, settling only through that vendor. Judged as at
+    `created_at`; repeatable (a bound workspace is answered with its binding). Should
+    the subscription have ended meanwhile it settles by the billing center. Refused as
+    the check is."""
+    return center.activated_workspaces.bind(body)

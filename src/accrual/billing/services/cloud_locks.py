@@ -6,7 +6,9 @@ A lock is a ``cloud_locks`` row and a ``workspace.lock`` message (reason
 ``workspace_lock_states``: the same counter the arrears cases use, so a console
 applies the two kinds of state in the order they were decided. Such a state has no
 arrears case (``case_id`` NULL): an arrears case never clears what it did not set.
-Re-subscribing, another cloud account or the billing center unlock at once.
+Re-subscribing, another cloud account or the billing center unlock at once; an unlock
+mails the workspace's owner and the paying billing account (``cloud_unlocked``, through
+the mail outbox, once per unlock and recipient).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from sqlalchemy import Connection, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from accrual.billing.adapters import tables as t
+from accrual.billing.services import mail_outbox as mails
 from accrual.contract.messages import WORKSPACE_LOCK, Envelope, WorkspaceLock, message_id
 from accrual.infra.outbox import enqueue
 
@@ -60,9 +63,12 @@ def unlock(conn: Connection, workspace_id: str, reason: str, account_id: str | N
     billing_center); its console is told ``clear`` unless an open arrears case still
     holds it locked, which then owns the state again. True if it was locked."""
     k = t.cloud_locks
-    if not conn.execute(update(k).where(k.c.workspace_id == workspace_id,
-                                        k.c.unlocked_at.is_(None))
-                        .values(unlocked_at=now, unlock_reason=reason)).rowcount:
+    held = conn.execute(select(k.c.id, k.c.cloud_account_id).where(
+        k.c.workspace_id == workspace_id, k.c.unlocked_at.is_(None))
+        .order_by(k.c.id)).all()
+    if not held or not conn.execute(update(k).where(
+            k.c.id.in_([row.id for row in held]), k.c.unlocked_at.is_(None))
+            .values(unlocked_at=now, unlock_reason=reason)).rowcount:
         return False
     locks, cases = t.arrears_locks, t.arrears_cases
     arrears = conn.execute(
@@ -74,9 +80,40 @@ def unlock(conn: Connection, workspace_id: str, reason: str, account_id: str | N
               reason="arrears")
     else:
         _tell(conn, workspace_id, CLEAR, None, None, now, account_id)
+    _mail_unlocked(conn, workspace_id, held[-1].id, held[-1].cloud_account_id, reason,
+                   account_id, still_locked=arrears is not None, now=now)
     log.info("workspace %s unlocked from its cancelled cloud subscription (%s)", workspace_id,
              reason)
     return True
+
+
+def _mail_unlocked(conn: Connection, workspace_id: str, lock_id: int, cloud_account_id: str,
+                   route: str, account_id: str | None, *, still_locked: bool,
+                   now: datetime) -> None:
+    """Tell the workspace's owner and the paying billing account, in the workspace's
+    language; keyed by the (newest) lock ended, so one mail per unlock and recipient."""
+    w, a, c = t.workspaces, t.accounts, t.cloud_accounts
+    ws = conn.execute(select(w.c.name, w.c.language, w.c.owner_email)
+                      .where(w.c.workspace_id == workspace_id)).first()
+    if ws is None:
+        log.error("workspace %s unlocked but not known here: nobody is mailed", workspace_id)
+        return
+    cloud = conn.execute(select(c.c.vendor, c.c.external_id)
+                         .where(c.c.id == cloud_account_id)).one()
+    payer = None if account_id is None else conn.execute(
+        select(a.c.username, a.c.email).where(a.c.id == account_id)).first()
+    recipients = [ws.owner_email]
+    if payer is not None and payer.email.casefold() != ws.owner_email.casefold():
+        recipients.append(payer.email)
+    values = {"workspace_name": ws.name, "vendor": cloud.vendor,
+              "cloud_account": cloud.external_id, "route": route,
+              "username": None if payer is None else payer.username,
+              "still_locked": still_locked}
+    for recipient in recipients:
+        mails.queue(conn, template="cloud_unlocked", language=ws.language,
+                    recipient=recipient, values=values,
+                    dedup_key=f"cloud-unlock/{lock_id}/{mails.recipient_key(recipient)}",
+                    now=now)
 
 
 def _tell(conn: Connection, workspace_id: str, state: str, case_id: int | None,

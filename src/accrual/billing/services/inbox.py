@@ -15,14 +15,16 @@ from sqlalchemy import Connection, Engine, insert, select, update
 from accrual.billing.adapters import tables as t
 from accrual.billing.config import BillingConfig
 from accrual.billing.services.accounts import BillingAccounts
+from accrual.billing.services.activated_workspaces import ActivatedWorkspaces
 from accrual.billing.services.arrears import Arrears
 from accrual.billing.services.movements import Movements
 from accrual.clock import Clock
-from accrual.contract.errors import NotFound
+from accrual.contract.errors import NotFound, ServiceError
 from accrual.contract.messages import (
     BILLING_DETAIL,
     WORKSPACE_CREATED,
     WORKSPACE_DISSOLVED,
+    ActivatedWorkspace,
     Envelope,
     RegistrationConfirmation,
     WorkspaceCreated,
@@ -40,11 +42,14 @@ SETTLE_BATCH = 1000
 
 class BillingInbox:
     def __init__(self, engine: Engine, config: BillingConfig, clock: Clock,
-                 accounts: BillingAccounts, arrears: Arrears, movements: Movements) -> None:
+                 accounts: BillingAccounts, arrears: Arrears, movements: Movements,
+                 activated_workspaces: ActivatedWorkspaces | None = None) -> None:
         self.engine = engine
         self.config = config
         self.clock = clock
         self.accounts = accounts
+        self.activated_workspaces = activated_workspaces or ActivatedWorkspaces(
+            engine, config, clock, accounts)
         self.arrears = arrears
         self.movements = movements
         # Messages from console sites that could not be applied (the inbox's failures).
@@ -158,5 +163,18 @@ class BillingInbox:
             except NotFound:
                 log.error("workspace %s: its registration expired before it was confirmed",
                           event.workspace_id)
+        if event.activation_id and event.day:
+            try:
+                # Idempotent too: the direct call may have bound it already.
+                self.activated_workspaces.bind_in(conn, ActivatedWorkspace(
+                    activation_id=event.activation_id, workspace_id=event.workspace_id,
+                    site=event.site, workspace_name=event.name, owner_email=event.owner_email,
+                    language=event.language, day=event.day, created_at=event.created_at))
+            except ServiceError as refusal:
+                # Its console checked the activation first: this is not a passing fault,
+                # and retrying the message would not change it.
+                log.error("workspace %s made through activation %s cannot be bound: %s (%s)",
+                          event.workspace_id, event.activation_id, refusal.code,
+                          refusal.message)
         self.accounts.remember_workspace_in(conn, event.workspace_id, event.site, event.name,
                                           event.owner_email, event.language, self.clock.now())

@@ -28,9 +28,19 @@ The flow, vendor-neutral (AWS names in brackets):
      ``POST /billing/v1/marketplaces/activations/{id}/workspaces``: each settles through
      the cloud account from the next billing day (decisions.md 11), with the
      once-a-month rule; a workspace locked because its earlier subscription ended is
-     unlocked at once. A *new* workspace for an existing console account is made with
-     the console's ``POST /console/v1/workspaces`` and bound to the billing account with
-     the upgrade (binding code), then bound here like any other.
+     unlocked at once (its owner and the account are mailed, ``cloud_locks``); or
+   - after claiming it, makes a **new workspace** for an existing console account:
+     ``POST /console/v1/workspaces`` with ``activation_id``
+     (``activated_workspaces``). The billing center checks the activation (it exists,
+     is claimed by a billing account and has not expired; an open one is 409
+     ``activation_not_claimed``: sign in and claim it first) and stores nothing; the
+     console commits the workspace as commercial, bound to that account, and has it
+     bound here from its first day with the vendor as its settlement method through
+     the activation's cloud account, activated from that vendor; if that call fails,
+     the workspace's ``workspace.created`` message binds it when delivered. Nothing is
+     made on either side when the check is refused or cannot be made (503). A claimed
+     activation makes any number of new workspaces until it expires: the id alone
+     (no billing sign-in) opens this door, so only for its hour.
 3. The cloud account stays one of the billing account's: more workspaces can settle
    through it with ``PUT …/workspaces/{id}/settlement-method`` (``cloud_account_id``).
 

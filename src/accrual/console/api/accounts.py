@@ -52,17 +52,32 @@ class TokenOut(BaseModel):
 
 
 class WorkspaceIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
-        "name": "Staging", "language": "en"}]})
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"name": "Staging", "language": "en"},
+        {"name": "Staging", "language": "en",
+         "activation_id": "act_9b1f0c2d3e4a5b6c7d8e9f0a1b2c3d4e"}]})
 
     name: Name = Field(max_length=200)
     language: Text = "en"
+    activation_id: Text | None = Field(
+        default=None, max_length=40,
+        description="A cloud marketplace's activation (the billing center's `act_…` id) "
+                    "that a billing account claimed: the workspace is commercial, bound to "
+                    "that account and settles through that subscription")
 
 
 class NewWorkspaceOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"workspace_id": "<workspace id>", "ingest_key": "ik_…", "plan": "free",
+         "billing_account_id": None, "settlement_method": None},
+        {"workspace_id": "<workspace id>", "ingest_key": "ik_…", "plan": "commercial",
+         "billing_account_id": "<billing account id>", "settlement_method": "aws"}]})
+
     workspace_id: str
     ingest_key: str
     plan: str
+    billing_account_id: str | None = None
+    settlement_method: str | None = None
 
 
 class DissolveIn(BaseModel):
@@ -123,13 +138,24 @@ def list_workspaces(console: ConsoleDep, account_id: AccountDep) -> dict[str, An
 
 
 @router.post("/workspaces", status_code=201, response_model=NewWorkspaceOut,
-             responses=error_responses(401, 422), tags=["console: workspaces"])
+             responses=error_responses(401, 404, 409, 422, 503), tags=["console: workspaces"])
 def create_workspace(body: WorkspaceIn, console: ConsoleDep, account_id: AccountDep) -> NewWorkspaceOut:
-    """A further workspace on the free plan; binding it to a billing account makes it commercial."""
-    created = console.accounts.create_workspace(account_id, body.name, body.language)
+    """A further workspace on the free plan; binding it to a billing account makes it commercial.
+
+    With `activation_id` (a buyer sent by a cloud marketplace, whose activation a billing
+    account claimed in the billing center) the workspace is made commercial, bound to
+    that billing account from its first day and settling through that vendor's
+    subscription, and only through that vendor; all or nothing. A claimed activation
+    makes any number of workspaces until it expires (an hour after the marketplace sent
+    the buyer). Refused before anything is created: 404 `activation_not_found`; 409
+    `activation_not_claimed` (sign in to a billing account and claim the activation
+    first), `activation_expired`, `activation_used` (a registration holds it),
+    `subscription_ended`; 422 `invalid_activation`; 503 `billing_unavailable` (the billing
+    center cannot be reached: nothing was created, retry the same request)."""
+    created = console.accounts.create_workspace(account_id, body.name, body.language,
+                                                body.activation_id)
     console.nudge_relay()
-    return NewWorkspaceOut(workspace_id=created.workspace_id, ingest_key=created.ingest_key,
-                           plan="free")
+    return NewWorkspaceOut(**created.__dict__)
 
 
 @router.get("/workspaces/{workspace_id}", tags=["console: workspaces"],

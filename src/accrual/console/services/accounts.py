@@ -6,6 +6,12 @@ its account and workspace together with a `workspace.created` message, and
 confirms the billing account. Any failure before the console commit leaves
 no console rows and a pending billing account that the same request reuses
 on retry (and that the billing center reaps if never confirmed).
+
+A further workspace made through a marketplace activation follows the same
+order: the billing center checks the activation (storing nothing), the console
+commits the commercial workspace with its `workspace.created` message (which
+names the activation), then asks the billing center to bind it; if that call
+fails, the message binds it when delivered.
 """
 
 from __future__ import annotations
@@ -24,9 +30,13 @@ from sqlalchemy.exc import IntegrityError
 from accrual.clock import Clock, site_day
 from accrual.console.adapters import tables as t
 from accrual.console.config import ConsoleConfig
+from accrual.console.services.inbox import apply_binding
 from accrual.contract.errors import Conflict, Invalid, NotFound, Unauthorized, Unavailable
 from accrual.contract.messages import (
     WORKSPACE_CREATED,
+    ActivatedWorkspace,
+    ActivationCheck,
+    ActivationGrant,
     Envelope,
     RegistrationConfirmation,
     RegistrationRequest,
@@ -51,8 +61,8 @@ LANGUAGES = ("en", "zh")
 # The billing center's refusals of a registration that are about the state of things
 # (409), not the request's form (422).
 REFUSED_AS_CONFLICT = frozenset({"username_taken", "activation_used", "activation_expired",
-                                 "cloud_account_taken", "subscription_ended",
-                                 "idempotency_conflict"})
+                                 "activation_not_claimed", "cloud_account_taken",
+                                 "subscription_ended", "idempotency_conflict"})
 MAX_ACTIVATION_ID = 40
 
 
@@ -94,6 +104,9 @@ class Membership:
 class NewWorkspace:
     workspace_id: str
     ingest_key: str
+    plan: str = "free"
+    billing_account_id: str | None = None
+    settlement_method: str | None = None
 
 
 def normal_email(email: object) -> str:
@@ -140,6 +153,20 @@ def _check_language(language: str) -> None:
         raise Invalid("invalid_language", "language must be 'en' or 'zh'")
 
 
+def _check_activation_id(activation_id: object) -> None:
+    if activation_id is not None and (not isinstance(activation_id, str) or not
+                                      1 <= len(activation_id) <= MAX_ACTIVATION_ID):
+        raise Invalid("invalid_activation",
+                      f"activation_id is 1 to {MAX_ACTIVATION_ID} characters")
+
+
+def _refusal(refusal: PeerRefused) -> Exception:
+    """The billing center's refusal as this console's own error."""
+    kind = NotFound if refusal.code == "activation_not_found" \
+        else Conflict if refusal.code in REFUSED_AS_CONFLICT else Invalid
+    return kind(refusal.code, refusal.message)
+
+
 class Accounts:
     def __init__(self, engine: Engine, config: ConsoleConfig, clock: Clock,
                  billing: BillingCenterPort) -> None:
@@ -166,10 +193,7 @@ class Accounts:
         _check_password(password)
         workspace_name = _check_name(workspace_name)
         _check_language(language)
-        if activation_id is not None and (not isinstance(activation_id, str) or not
-                                          1 <= len(activation_id) <= MAX_ACTIVATION_ID):
-            raise Invalid("invalid_activation",
-                          f"activation_id is 1 to {MAX_ACTIVATION_ID} characters")
+        _check_activation_id(activation_id)
         with self.engine.connect() as conn:
             if conn.execute(select(exists().where(
                     t.accounts.c.email.in_(sorted({email, legacy_email(given_email)}))))).scalar():
@@ -182,9 +206,7 @@ class Accounts:
                 registration_key=key, username=username, password=password, email=email,
                 language=language, activation_id=activation_id))
         except PeerRefused as refusal:
-            kind = NotFound if refusal.code == "activation_not_found" \
-                else Conflict if refusal.code in REFUSED_AS_CONFLICT else Invalid
-            raise kind(refusal.code, refusal.message) from None
+            raise _refusal(refusal) from None
         except PeerUnavailable as error:
             log.warning("registration of %s: billing center unavailable: %s", email, error)
             raise Unavailable("billing_unavailable",
@@ -228,11 +250,15 @@ class Accounts:
     def _insert_workspace(self, conn: Connection, workspace_id: str, name: str, language: str,
                           owner_id: str, ingest_key: str, now: datetime, *, plan: str,
                           billing_account_id: str | None, owner_email: str,
-                          registration_key: str | None = None) -> None:
+                          registration_key: str | None = None,
+                          settlement_method: str | None = None,
+                          activation_id: str | None = None) -> None:
+        if billing_account_id and settlement_method is None:
+            settlement_method = "billing_center"
         conn.execute(insert(t.workspaces).values(
             id=workspace_id, name=name, site=self.config.site, language=language, plan=plan,
             status="active", owner_account_id=owner_id, billing_account_id=billing_account_id,
-            settlement_method="billing_center" if billing_account_id else None, created_at=now))
+            settlement_method=settlement_method, created_at=now))
         conn.execute(insert(t.members).values(workspace_id=workspace_id, account_id=owner_id,
                                               role="owner"))
         conn.execute(insert(t.ingest_keys).values(key_hash=token_hash(ingest_key),
@@ -241,7 +267,8 @@ class Accounts:
                                  owner_email=owner_email, language=language, plan=plan,
                                  created_at=now, billing_account_id=billing_account_id,
                                  registration_key=registration_key,
-                                 day=site_day(now, self.config.zone))
+                                 day=site_day(now, self.config.zone),
+                                 activation_id=activation_id)
         enqueue(conn, t.outbox, [Envelope(
             id=message_id(WORKSPACE_CREATED, workspace_id), type=WORKSPACE_CREATED, aggregate_id=workspace_id,
             occurred_at=now, payload=event.model_dump(mode="json"))], now)
@@ -281,10 +308,16 @@ class Accounts:
 
     # -- workspaces -------------------------------------------------------
 
-    def create_workspace(self, account_id: str, name: str, language: str) -> NewWorkspace:
-        """A further workspace: free until a billing account is bound to it."""
+    def create_workspace(self, account_id: str, name: str, language: str,
+                         activation_id: str | None = None) -> NewWorkspace:
+        """A further workspace: free until a billing account is bound to it; or, with
+        ``activation_id`` (a marketplace activation a billing account claimed), commercial
+        and bound to that account from its first day, settling through the vendor."""
         name = _check_name(name)
         _check_language(language)
+        _check_activation_id(activation_id)
+        if activation_id is not None:
+            return self._create_activated(account_id, name, language, activation_id)
         now = self.clock.now()
         workspace_id, ingest_key = new_id(), new_token("ik")
         with self.engine.begin() as conn:
@@ -293,6 +326,49 @@ class Accounts:
             self._insert_workspace(conn, workspace_id, name, language, account_id, ingest_key,
                                    now, plan="free", billing_account_id=None, owner_email=email)
         return NewWorkspace(workspace_id, ingest_key)
+
+    def _create_activated(self, account_id: str, name: str, language: str,
+                          activation_id: str) -> NewWorkspace:
+        """All or nothing: refused or unreachable, the billing center leaves nothing made
+        on either side; once the workspace is committed here, binding it is repeatable
+        (the direct call, else its ``workspace.created`` message)."""
+        grant = self._check_activation(activation_id)
+        now = self.clock.now()
+        workspace_id, ingest_key = new_id(), new_token("ik")
+        with self.engine.begin() as conn:
+            email = conn.execute(select(t.accounts.c.email)
+                                 .where(t.accounts.c.id == account_id)).scalar_one()
+            self._insert_workspace(conn, workspace_id, name, language, account_id, ingest_key,
+                                   now, plan="commercial",
+                                   billing_account_id=grant.billing_account_id,
+                                   owner_email=email, settlement_method=grant.settlement_method,
+                                   activation_id=activation_id)
+        billing_account_id, method = grant.billing_account_id, grant.settlement_method
+        try:
+            change = self.billing.bind_activated_workspace(ActivatedWorkspace(
+                activation_id=activation_id, workspace_id=workspace_id, site=self.config.site,
+                workspace_name=name, owner_email=email, language=language,
+                day=site_day(now, self.config.zone), created_at=now))
+        except (PeerUnavailable, PeerRefused) as error:
+            log.warning("workspace %s: binding through activation %s deferred to the "
+                        "outbox: %s", workspace_id, activation_id, error)
+        else:
+            with self.engine.begin() as conn:
+                apply_binding(conn, change, self.clock.now())
+            billing_account_id, method = change.billing_account_id, change.settlement_method
+        return NewWorkspace(workspace_id, ingest_key, "commercial", billing_account_id, method)
+
+    def _check_activation(self, activation_id: str) -> ActivationGrant:
+        try:
+            return self.billing.check_activation(ActivationCheck(activation_id=activation_id))
+        except PeerRefused as refusal:
+            raise _refusal(refusal) from None
+        except PeerUnavailable as error:
+            log.warning("workspace through activation %s: billing center unavailable: %s",
+                        activation_id, error)
+            raise Unavailable("billing_unavailable",
+                              "the billing center cannot be reached; nothing was created, "
+                              "please retry the same request") from None
 
     def role_in(self, account_id: str, workspace_id: str) -> str | None:
         with self.engine.connect() as conn:
