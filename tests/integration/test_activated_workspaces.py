@@ -186,6 +186,20 @@ def test_an_unclaimed_activation_is_refused(runtime: Runtime, client: TestClient
     assert held.status_code == 409 and held.json()["error"]["code"] == "activation_used"
 
 
+def test_only_the_claiming_accounts_person_makes_workspaces_through_it(
+        runtime: Runtime, client: TestClient, aws: FakeMarketplace) -> None:
+    register(client, "ada")
+    register(client, "eve")
+    activation = claimed(client, aws)  # claimed by ada's billing account
+    before = made(runtime)
+    # Eve saw the activation id: she cannot bill ada's account for a workspace of hers.
+    refused = new_workspace(client, activation["id"], account="eve")
+    assert refused.status_code == 403, refused.text
+    assert refused.json()["error"]["code"] == "activation_not_yours"
+    assert made(runtime) == before
+    assert new_workspace(client, activation["id"]).status_code == 201
+
+
 def test_an_expired_or_unknown_activation_creates_nothing(
         runtime: Runtime, client: TestClient, clock: ManualClock, aws: FakeMarketplace) -> None:
     register(client, "ada")
@@ -272,7 +286,7 @@ def test_a_subscription_ended_since_the_check_binds_by_the_billing_center(
     account = register(client, "ada")["billing_account_id"]
     activation = claimed(client, aws)
     grant = runtime.billing.activated_workspaces.check(
-        ActivationCheck(activation_id=activation["id"]))
+        ActivationCheck(activation_id=activation["id"], email="ada@example.com"))
     assert (grant.billing_account_id, grant.settlement_method) == (account, "aws")
     with runtime.billing.engine.begin() as conn:
         conn.execute(t.cloud_accounts.update().values(status="cancelled"))
@@ -296,10 +310,11 @@ def test_the_console_reaches_the_check_and_the_binding_over_http(
     over_http = HttpBillingCenter(client, ADMIN)  # type: ignore[arg-type]
     open_one = activate(client, aws, "tok-1")
     with pytest.raises(PeerRefused) as refused:
-        over_http.check_activation(ActivationCheck(activation_id=open_one["id"]))
+        over_http.check_activation(ActivationCheck(activation_id=open_one["id"], email="ada@example.com"))
     assert refused.value.code == "activation_not_claimed"
     activation = claimed(client, aws, "tok-2")
-    grant = over_http.check_activation(ActivationCheck(activation_id=activation["id"]))
+    grant = over_http.check_activation(ActivationCheck(activation_id=activation["id"],
+                                                       email="ada@example.com"))
     assert (grant.billing_account_id, grant.settlement_method, grant.cloud_account_id) == \
         (account, "aws", activation["cloud_account_id"])
     workspace = ActivatedWorkspace(

@@ -320,6 +320,8 @@ class ActivationCheck(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     activation_id: ActivationId
+    # The console account asking: it must be the claiming billing account's address.
+    email: Email
 
 
 class ActivationGrant(BaseModel):

@@ -89,7 +89,7 @@ ACTIVATION_ID = "act_9b1f0c2d3e4a5b6c7d8e9f0a1b2c3d4e"
 
 class ActivationCheckIn(ActivationCheck):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
-        "activation_id": ACTIVATION_ID}]})
+        "activation_id": ACTIVATION_ID, "email": "ada@example.com"}]})
 
 
 class ActivationGrantOut(ActivationGrant):
@@ -109,12 +109,14 @@ class ActivatedWorkspaceIn(ActivatedWorkspace):
 
 @router.post("/internal/activated-workspaces/check", response_model=ActivationGrantOut,
              tags=["internal"], dependencies=[Depends(require_operator)],
-             responses=error_responses(401, 404, 409, 422))
+             responses=error_responses(401, 403, 404, 409, 422))
 def internal_check_activation(body: ActivationCheckIn, center: CenterDep) -> ActivationGrant:
     """Whether a console may make a new workspace through this marketplace activation,
     and how it will be bound (the billing account that claimed it, the vendor, the cloud
     account); stores nothing. A claimed activation makes any number of workspaces until
-    it expires. Refused: 404 `activation_not_found`; 409 `activation_expired`,
+    it expires, for the console account with the claiming billing account's e-mail (403
+    `activation_not_yours` otherwise). Refused: 404 `activation_not_found`; 409
+    `activation_expired`,
     `activation_not_claimed` (no billing account claimed it: sign in to one and claim
     it), `activation_used` (a registration holds it), `subscription_ended`."""
     return center.activated_workspaces.check(body)

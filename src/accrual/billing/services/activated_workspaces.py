@@ -29,7 +29,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, update
+from sqlalchemy import Connection, Engine, insert, select, update
 
 from accrual.billing.adapters import tables as t
 from accrual.billing.config import BillingConfig
@@ -37,7 +37,7 @@ from accrual.billing.domain import methods as rules
 from accrual.billing.services import activation_records
 from accrual.billing.services.accounts import BillingAccounts
 from accrual.clock import Clock
-from accrual.contract.errors import Conflict
+from accrual.contract.errors import Conflict, Forbidden
 from accrual.contract.messages import (
     BINDING_CHANGED,
     ActivatedWorkspace,
@@ -63,12 +63,22 @@ class ActivatedWorkspaces:
 
     def check(self, request: ActivationCheck) -> ActivationGrant:
         """How a workspace made now through this activation is bound; stores nothing.
-        Refused: 404 ``activation_not_found``; 409 ``activation_expired``,
+        Refused: 403 ``activation_not_yours`` (the console account's e-mail is not the
+        claiming billing account's); 404 ``activation_not_found``; 409 ``activation_expired``,
         ``activation_not_claimed`` (nobody claimed it yet), ``activation_used`` (a
         registration holds it), ``subscription_ended``."""
         with self.engine.connect() as conn:
             activation = activation_records.load(conn, request.activation_id)
             cloud = _usable(conn, activation, self.clock.now())
+            claimed_by = conn.execute(select(t.accounts.c.email).where(
+                t.accounts.c.id == activation.account_id)).scalar()
+        # The activation id alone would let anyone who saw it bill that account: only the
+        # claiming account's own person (same e-mail) makes workspaces through it.
+        if claimed_by is None or claimed_by.strip().lower() != request.email.strip().lower():
+            raise Forbidden("activation_not_yours",
+                            "this activation was claimed by a billing account with another "
+                            "e-mail address: sign in to the console with that address, or "
+                            "bind the workspace from the billing center")
         return ActivationGrant(billing_account_id=activation.account_id,
                                settlement_method=cloud.vendor, cloud_account_id=cloud.id,
                                expires_at=activation.expires_at)

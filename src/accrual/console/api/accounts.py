@@ -138,7 +138,8 @@ def list_workspaces(console: ConsoleDep, account_id: AccountDep) -> dict[str, An
 
 
 @router.post("/workspaces", status_code=201, response_model=NewWorkspaceOut,
-             responses=error_responses(401, 404, 409, 422, 503), tags=["console: workspaces"])
+             responses=error_responses(401, 403, 404, 409, 422, 503),
+             tags=["console: workspaces"])
 def create_workspace(body: WorkspaceIn, console: ConsoleDep, account_id: AccountDep) -> NewWorkspaceOut:
     """A further workspace on the free plan; binding it to a billing account makes it commercial.
 
@@ -147,7 +148,9 @@ def create_workspace(body: WorkspaceIn, console: ConsoleDep, account_id: Account
     that billing account from its first day and settling through that vendor's
     subscription, and only through that vendor; all or nothing. A claimed activation
     makes any number of workspaces until it expires (an hour after the marketplace sent
-    the buyer). Refused before anything is created: 404 `activation_not_found`; 409
+    the buyer), for a console account with the e-mail of the billing account that claimed
+    it. Refused before anything is created: 403 `activation_not_yours` (another e-mail);
+    404 `activation_not_found`; 409
     `activation_not_claimed` (sign in to a billing account and claim the activation
     first), `activation_expired`, `activation_used` (a registration holds it),
     `subscription_ended`; 422 `invalid_activation`; 503 `billing_unavailable` (the billing

@@ -31,7 +31,14 @@ from accrual.clock import Clock, site_day
 from accrual.console.adapters import tables as t
 from accrual.console.config import ConsoleConfig
 from accrual.console.services.inbox import apply_binding
-from accrual.contract.errors import Conflict, Invalid, NotFound, Unauthorized, Unavailable
+from accrual.contract.errors import (
+    Conflict,
+    Forbidden,
+    Invalid,
+    NotFound,
+    Unauthorized,
+    Unavailable,
+)
 from accrual.contract.messages import (
     WORKSPACE_CREATED,
     ActivatedWorkspace,
@@ -163,6 +170,7 @@ def _check_activation_id(activation_id: object) -> None:
 def _refusal(refusal: PeerRefused) -> Exception:
     """The billing center's refusal as this console's own error."""
     kind = NotFound if refusal.code == "activation_not_found" \
+        else Forbidden if refusal.code == "activation_not_yours" \
         else Conflict if refusal.code in REFUSED_AS_CONFLICT else Invalid
     return kind(refusal.code, refusal.message)
 
@@ -332,12 +340,13 @@ class Accounts:
         """All or nothing: refused or unreachable, the billing center leaves nothing made
         on either side; once the workspace is committed here, binding it is repeatable
         (the direct call, else its ``workspace.created`` message)."""
-        grant = self._check_activation(activation_id)
+        with self.engine.connect() as conn:
+            email = conn.execute(select(t.accounts.c.email)
+                                 .where(t.accounts.c.id == account_id)).scalar_one()
+        grant = self._check_activation(activation_id, email)
         now = self.clock.now()
         workspace_id, ingest_key = new_id(), new_token("ik")
         with self.engine.begin() as conn:
-            email = conn.execute(select(t.accounts.c.email)
-                                 .where(t.accounts.c.id == account_id)).scalar_one()
             self._insert_workspace(conn, workspace_id, name, language, account_id, ingest_key,
                                    now, plan="commercial",
                                    billing_account_id=grant.billing_account_id,
@@ -358,9 +367,10 @@ class Accounts:
             billing_account_id, method = change.billing_account_id, change.settlement_method
         return NewWorkspace(workspace_id, ingest_key, "commercial", billing_account_id, method)
 
-    def _check_activation(self, activation_id: str) -> ActivationGrant:
+    def _check_activation(self, activation_id: str, email: str) -> ActivationGrant:
         try:
-            return self.billing.check_activation(ActivationCheck(activation_id=activation_id))
+            return self.billing.check_activation(ActivationCheck(activation_id=activation_id,
+                                                                 email=email))
         except PeerRefused as refusal:
             raise _refusal(refusal) from None
         except PeerUnavailable as error:
