@@ -28,6 +28,7 @@ import json
 import logging
 import re
 import secrets
+import threading
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -77,12 +78,22 @@ class ControlError(Exception):
         self.message = message
 
 
-def http_send(url: str, headers: Mapping[str, str], body: bytes,
-              timeout: float) -> tuple[int, dict[str, str], bytes]:
-    response = httpx.post(url, headers=dict(headers), content=body, timeout=timeout,
-                          follow_redirects=False)
-    return (response.status_code, {k.lower(): v for k, v in response.headers.items()},
-            response.content[:MAX_ANSWER_BYTES])
+class HttpSender:
+    """POSTs over one kept-alive client (made on first use: a TLS context costs time)."""
+
+    def __init__(self) -> None:
+        self._client: httpx.Client | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self, url: str, headers: Mapping[str, str], body: bytes,
+                 timeout: float) -> tuple[int, dict[str, str], bytes]:
+        with self._lock:
+            if self._client is None:
+                self._client = httpx.Client(follow_redirects=False)
+            client = self._client
+        response = client.post(url, headers=dict(headers), content=body, timeout=timeout)
+        return (response.status_code, {k.lower(): v for k, v in response.headers.items()},
+                response.content[:MAX_ANSWER_BYTES])
 
 
 class HuaweiSandbox:
@@ -100,7 +111,7 @@ class HuaweiSandbox:
         self.prefix = prefix.rstrip("/")
         self.access_key = access_key
         self.secret_key = secret_key
-        self.send = sender or http_send
+        self.send = sender or HttpSender()
 
     @property
     def clock(self) -> Clock:
