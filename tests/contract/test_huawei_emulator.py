@@ -12,23 +12,23 @@ import hmac
 import json
 import secrets
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 
+from accrual.app import Runtime
 from accrual.billing.marketplaces.huawei import ActivityKind
-from tests.contract.conftest_huawei import (  # noqa: F401 - the fixtures
-    ACCESS_KEY,
-    PRODUCT,
-    SECRET_KEY,
-    SKU,
-    T0,
-    Huawei,
-    huawei,
-    huawei_served,
-)
+from accrual.clock import ManualClock
+from tests.conftest import make_runtime
+from tests.contract import conftest_huawei
+from tests.contract.conftest_huawei import ACCESS_KEY, PRODUCT, SECRET_KEY, SKU, T0, Huawei
 
+# The shared fixtures, bound by name here (pytest finds fixtures in a module's namespace).
+huawei_served = conftest_huawei.huawei_served
+huawei = conftest_huawei.huawei
 HOUR = timedelta(hours=1)
 
 
@@ -397,3 +397,43 @@ def test_the_control_api_refuses_what_it_cannot_do(huawei: Huawei) -> None:
     huawei.ctl("PUT", "/control/config", json={"hex_case": "mixed"}, expect=422)
     assert huawei.ctl("POST", "/control/reset") == {"reset": True}
     assert huawei.ctl("GET", "/control/products") == {"products": []}
+
+
+# --- mounted in the app, and alone ---------------------------------------------------------
+
+
+def test_the_app_mounts_the_emulator_out_of_the_schema(runtime: Runtime,
+                                                       client: TestClient) -> None:
+    assert runtime.huawei_sandbox is not None
+    assert runtime.huawei_sandbox.endpoint_url == "http://127.0.0.1:8000/sandbox/huawei"
+    created = client.post("/sandbox/huawei/control/products", json={
+        "product_id": "p1", "sku_code": "s1", "isv_url": "http://127.0.0.1:9/isv"})
+    assert created.status_code == 201, created.text
+    unsigned = client.post("/sandbox/huawei/api/mkp-openapi-public/global/v1/isv/usage-data",
+                           json={"usage_records": []})
+    assert unsigned.status_code == 401
+    paths = client.get("/openapi.json").json()["paths"]
+    assert not [path for path in paths if path.startswith("/sandbox/huawei")]
+
+
+def test_off_mounts_nothing(tmp_path: Path, pg_databases: tuple[str, str] | None,
+                            clock: ManualClock) -> None:
+    runtime = make_runtime(tmp_path, pg_databases, clock, huawei_marketplace="off")
+    try:
+        assert runtime.huawei_sandbox is None
+        with TestClient(runtime.app) as client:
+            assert client.post("/sandbox/huawei/control/reset").status_code == 404
+    finally:
+        runtime.console.engine.dispose()
+        runtime.billing.engine.dispose()
+
+
+def test_the_command_serves_the_emulator_alone_with_its_choices() -> None:
+    from typer.testing import CliRunner
+
+    from accrual.cli import app
+
+    runner = CliRunner()
+    shown = runner.invoke(app, ["sandbox", "huawei", "--help"])
+    assert shown.exit_code == 0 and "--hmac-key" in shown.output
+    assert runner.invoke(app, ["sandbox", "huawei", "--hex-case", "mixed"]).exit_code != 0

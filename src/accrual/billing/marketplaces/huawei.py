@@ -133,12 +133,13 @@ class Activity:
     instance_ids: tuple[str, ...] = ()  # queryInstance
     extra: tuple[tuple[str, str], ...] = ()  # other scalar fields, as sent
 
-    def buyer(self) -> Buyer:
-        """The buyer a newInstance names (the instance id is KooGallery's "licence")."""
-        if self.account_id is None or self.instance_id is None or self.product_id is None:
+    def buyer(self, instance_id: str) -> Buyer:
+        """The buyer a newInstance names, with the instance id answered to it (which the
+        usage push names the buyer by)."""
+        if self.account_id is None or self.product_id is None:
             raise ValueError("only a newInstance names the buyer")
         return Buyer(vendor=VENDOR, account_id=self.account_id, product_code=self.product_id,
-                     license_ref=self.instance_id)
+                     license_ref=instance_id)
 
 
 @dataclass(frozen=True)
