@@ -117,6 +117,7 @@ def test_the_timestamp_must_be_within_sixty_seconds(huawei: Huawei) -> None:
     (lambda q, b: (q, b + b"\n"), "bad_signature"),  # the raw body, byte for byte
     (lambda q, b: ({k: v for k, v in q.items() if k != "nonce"}, b), "malformed"),
     (lambda q, b: (dict(q, timestamp="1.5e12"), b), "malformed"),
+    (lambda q, b: (dict(q, timestamp="9" * 16), b), "stale"),
 ])
 def test_forged_and_malformed_activities_are_refused(huawei: Huawei, change: Any,
                                                      code: str) -> None:
@@ -126,7 +127,7 @@ def test_forged_and_malformed_activities_are_refused(huawei: Huawei, change: Any
         market.verify_activity("POST", "/isv/newInstance", query, {}, body, T0)
     assert refused.value.code == code
     answer = json.loads(market.refusal(refused.value).body)
-    assert answer["resultCode"] == ("000001" if code == "bad_signature" else "000002")
+    assert answer["resultCode"] == ("000002" if code == "malformed" else "000001")
 
 
 def test_a_nonce_is_taken_once(huawei: Huawei) -> None:

@@ -76,6 +76,7 @@ MAX_VALUE = Decimal(10) ** 12
 FOUR_PLACES = Decimal("0.0001")
 USAGE_TIME = "%Y%m%dT%H%M%SZ"
 ORDER_TIME = "%Y%m%d%H%M%S"
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 
 
@@ -251,11 +252,12 @@ class HuaweiMarketplace:
             raise NotificationRejected("malformed", "signature, timestamp and nonce are required")
         if not timestamp.isdigit() or len(timestamp) > 16:
             raise NotificationRejected("malformed", "timestamp must be Unix milliseconds")
-        sent_at = datetime.fromtimestamp(int(timestamp) // 1000, UTC) + timedelta(
-            milliseconds=int(timestamp) % 1000)
-        if abs(now - sent_at) > self.listing.tolerance:
-            raise NotificationRejected("stale", f"sent at {sent_at.isoformat()}, more than "
+        # Compared in whole milliseconds first: any digits are safe to compare.
+        now_ms = (now - EPOCH) // timedelta(milliseconds=1)
+        if abs(now_ms - int(timestamp)) > self.listing.tolerance // timedelta(milliseconds=1):
+            raise NotificationRejected("stale", f"timestamp {timestamp} is more than "
                                        f"{self.listing.tolerance.total_seconds():g} s from now")
+        sent_at = EPOCH + timedelta(milliseconds=int(timestamp))
         expected = activity_signature(self.listing, nonce, timestamp, body)
         if not hmac.compare_digest(expected.encode(), signature.lower().encode()):
             raise NotificationRejected("bad_signature", "the signature does not match")
@@ -372,8 +374,7 @@ class HuaweiMarketplace:
                 "metering_sn": report.key}
 
     def _usage_headers(self, body: bytes) -> dict[str, str]:
-        ts = str((self.clock.now() - datetime(1970, 1, 1, tzinfo=UTC))
-                 // timedelta(milliseconds=1))
+        ts = str((self.clock.now() - EPOCH) // timedelta(milliseconds=1))
         nonce = secrets.token_hex(16)
         return {"Content-Type": "application/json;charset=UTF-8", "ts": ts, "nonce": nonce,
                 "signature": usage_signature(self.listing.key(), ts, nonce, body)}
