@@ -143,5 +143,35 @@ def sandbox_aws(
     uvicorn.run(create_app(sandbox), host=host, port=port, log_level="info")
 
 
+@sandbox_app.command("huawei")
+def sandbox_huawei(
+    host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8101,
+    access_key: Annotated[str, typer.Option(help="The seller's access key")] = "sandbox-access-key",
+    secret_key: Annotated[str, typer.Option(help="The seller's secret key")] = "sandbox-secret-key",
+    hex_case: Annotated[str, typer.Option(help="Activity signature hex: lower or upper")] = "lower",
+    hmac_key: Annotated[str, typer.Option(help="HMAC key: access_key or secret_key")] = "access_key",
+    require_body_sign: Annotated[bool, typer.Option(help="Check the ISV's Body-Sign")] = True,
+) -> None:
+    """Serve the Huawei KooGallery emulator alone (usage push endpoint: <base>/sandbox/huawei)."""
+    import uvicorn
+
+    from accrual.clock import SystemClock
+    from accrual.sandbox.huawei import HuaweiSandbox, SandboxConfig, create_app
+
+    if hex_case not in ("lower", "upper") or hmac_key not in ("access_key", "secret_key") or not (
+            access_key and secret_key):
+        raise typer.BadParameter("hex case lower|upper, HMAC key access_key|secret_key, "
+                                 "non-empty keys")
+    config = SandboxConfig(hex_case="upper" if hex_case == "upper" else "lower",
+                           hmac_key="secret_key" if hmac_key == "secret_key" else "access_key",
+                           require_body_sign=require_body_sign)
+    sandbox = HuaweiSandbox(SystemClock(), f"http://{host}:{port}", access_key=access_key,
+                            secret_key=secret_key, config=config)
+    out.print(f"[bold]Huawei KooGallery sandbox[/bold]  endpoint {sandbox.endpoint_url}")
+    out.print(f"  control API {sandbox.endpoint_url}/control   docs http://{host}:{port}/docs")
+    uvicorn.run(create_app(sandbox), host=host, port=port, log_level="info")
+
+
 if __name__ == "__main__":
     app()

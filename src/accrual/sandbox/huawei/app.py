@@ -1,0 +1,56 @@
+"""The emulator served over HTTP: a router to mount in another app, or an app of its own.
+
+Under the prefix (``/sandbox/huawei`` by default):
+
+* ``POST /api/mkp-openapi-public/global/v1/isv/usage-data``: the usage push
+  (:mod:`accrual.sandbox.huawei.usage`); an adapter takes ``<base>/sandbox/huawei``
+  as its endpoint in place of ``https://mkt.myhuaweicloud.com``;
+* ``/control/...``: :mod:`accrual.sandbox.huawei.control`.
+
+The activities go the other way: the emulator POSTs them to each product's ISV URL.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from accrual.sandbox.huawei.control import control_router
+from accrual.sandbox.huawei.emulator import HuaweiSandbox
+from accrual.sandbox.huawei.usage import MAX_BODY_BYTES, USAGE_PATH
+
+
+def huawei_router(sandbox: HuaweiSandbox) -> APIRouter:
+    """Every route of the emulator under ``sandbox.prefix``."""
+    router = APIRouter(prefix=sandbox.prefix, tags=["sandbox"])
+
+    @router.post(USAGE_PATH)
+    async def usage_data(request: Request) -> JSONResponse:
+        """KooGallery's pay-per-use usage push."""
+        headers = {name.lower(): value for name, value in request.headers.items()}
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                # Over the bound: refused without reading the rest (recorded as empty).
+                status, answer = await run_in_threadpool(
+                    sandbox.handle_usage, headers, b"x" * (MAX_BODY_BYTES + 1))
+                return JSONResponse(answer, status_code=status)
+            chunks.append(chunk)
+        status, answer = await run_in_threadpool(sandbox.handle_usage, headers,
+                                                 b"".join(chunks))
+        return JSONResponse(answer, status_code=status)
+
+    router.include_router(control_router(sandbox))
+    return router
+
+
+def create_app(sandbox: HuaweiSandbox) -> FastAPI:
+    """The emulator alone (``accrual sandbox huawei``)."""
+    app = FastAPI(title="Accrual Huawei Cloud KooGallery sandbox",
+                  description="A faithful local KooGallery: V2 activities sent to the ISV, "
+                              f"the usage push at `{sandbox.endpoint_url}{USAGE_PATH}`.")
+    app.state.huawei_sandbox = sandbox
+    app.include_router(huawei_router(sandbox))
+    return app
