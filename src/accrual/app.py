@@ -59,6 +59,7 @@ from accrual.infra.http import (
 )
 from accrual.infra.jobs import Job
 from accrual.infra.mail import Mailer
+from accrual.sandbox.aliyun import CHINA, INTERNATIONAL, AliyunSandbox, aliyun_router
 from accrual.sandbox.aws import AwsSandbox, aws_router
 from accrual.settings import Settings
 
@@ -219,6 +220,9 @@ class Runtime:
     sites: dict[str, Console] = field(default_factory=dict)
     # The AWS Marketplace emulator served under /sandbox/aws, when configured.
     aws_sandbox: AwsSandbox | None = None
+    # The Alibaba Cloud Marketplace emulators under /sandbox/aliyun and /sandbox/aliyun-intl.
+    aliyun_sandbox: AliyunSandbox | None = None
+    aliyun_intl_sandbox: AliyunSandbox | None = None
 
     def attach_site(self, config: ConsoleConfig, db_url: str) -> Console:
         """Another console site feeding the same billing center (its own database)."""
@@ -323,6 +327,9 @@ def build(settings: Settings, *, clock: Clock | None = None,
             legacy=settings.aws_legacy_identifiers,
             fulfillment_url=f"{settings.base_url()}{AWS_FULFILLMENT_PATH}",
             notification_url=f"{settings.base_url()}{AWS_NOTIFICATIONS_PATH}")
+    if settings.aliyun_marketplace == "sandbox":
+        runtime.aliyun_sandbox = AliyunSandbox(clock, settings.base_url(), CHINA)
+        runtime.aliyun_intl_sandbox = AliyunSandbox(clock, settings.base_url(), INTERNATIONAL)
     runtime.scheduler = Scheduler(runtime, settings.scheduler_interval_seconds)
     runtime.app = create_app(runtime)
     return runtime
@@ -389,6 +396,9 @@ def create_app(runtime: Runtime) -> FastAPI:
     if runtime.aws_sandbox is not None:
         # The emulator speaks AWS's protocol, not Accrual's API: kept out of the schema.
         app.include_router(aws_router(runtime.aws_sandbox), include_in_schema=False)
+    for aliyun in (runtime.aliyun_sandbox, runtime.aliyun_intl_sandbox):
+        if aliyun is not None:
+            app.include_router(aliyun_router(aliyun), include_in_schema=False)
 
     @app.get("/healthz", tags=["operations"], response_model=Health,
              responses=error_responses(503))

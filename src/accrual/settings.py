@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     aws_secret_access_key: str | None = None
     aws_metering_window_hours: int = Field(6, ge=1, le=24)  # AWS's lateness limit
     aws_legacy_identifiers: bool = False  # meter by CustomerIdentifier (older listings)
+    # Alibaba Cloud Marketplace: "sandbox" mounts its emulators, China under /sandbox/aliyun
+    # and International under /sandbox/aliyun-intl; "off" mounts neither.
+    aliyun_marketplace: Literal["sandbox", "off"] = "sandbox"
 
     def mailer(self) -> Mailer:
         if not self.smtp_host:

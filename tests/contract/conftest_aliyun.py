@@ -2,7 +2,8 @@
 HTTP, with the ISV's side: a small receiver whose SPI endpoint verifies each call
 with the adapter (:meth:`AliyunMarketplace.verify_spi`) and answers with its builders.
 
-Test modules import the fixtures they use from here. One server per module; every
+Test modules import the two fixtures (``aliyun_fixture``, ``aliyun_served_fixture``,
+named ``aliyun`` and ``aliyun_served``) from here. One server per module; every
 test starts from reset emulators, their default configs, the clock at ``T0`` and a
 well-behaved ISV.
 """
@@ -174,8 +175,8 @@ class Aliyun:
         return AliyunMarketplace(listing, self.clock)
 
 
-@pytest.fixture(scope="module")
-def aliyun_served() -> Iterator[tuple[AliyunSandbox, AliyunSandbox, ManualClock, Isv]]:
+@pytest.fixture(scope="module", name="aliyun_served")
+def aliyun_served_fixture() -> Iterator[tuple[AliyunSandbox, AliyunSandbox, ManualClock, Isv]]:
     clock = ManualClock(T0)
     china = AliyunSandbox(clock, "http://127.0.0.1", CHINA)
     intl = AliyunSandbox(clock, "http://127.0.0.1", INTERNATIONAL)
@@ -186,8 +187,8 @@ def aliyun_served() -> Iterator[tuple[AliyunSandbox, AliyunSandbox, ManualClock,
         yield china, intl, clock, isv
 
 
-@pytest.fixture
-def aliyun(aliyun_served: tuple[AliyunSandbox, AliyunSandbox, ManualClock, Isv]
+@pytest.fixture(name="aliyun")
+def aliyun_fixture(aliyun_served: tuple[AliyunSandbox, AliyunSandbox, ManualClock, Isv]
            ) -> Iterator[Aliyun]:
     china, intl, clock, isv = aliyun_served
     for site in (china, intl):

@@ -10,6 +10,7 @@ import hmac
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -22,14 +23,18 @@ from alibabacloud_marketplaceintl20221230.client import Client as IntlClient
 from alibabacloud_tea_openapi.exceptions import ClientException
 from alibabacloud_tea_openapi.utils_models import Config
 from darabonba.runtime import ExtendsParameters, RuntimeOptions
+from fastapi.testclient import TestClient
 
+from accrual.app import Runtime
 from accrual.billing.marketplaces.aliyun import SpiKind
+from accrual.clock import ManualClock
+from tests.conftest import make_runtime
 from tests.contract.conftest_aliyun import (  # noqa: F401 - fixtures
     PRODUCT,
     T0,
     Aliyun,
-    aliyun,
-    aliyun_served,
+    aliyun_fixture,
+    aliyun_served_fixture,
 )
 
 HOUR = timedelta(hours=1)
@@ -449,3 +454,38 @@ def test_faults_and_profiles(aliyun: Aliyun) -> None:
     aliyun.clock.advance(timedelta(seconds=61))
     assert refused(aliyun, [record(instance)]) == "IncompleteSignature"
     assert push(aliyun, [record(instance)], signature="ACS3-HMAC-SHA256")["Success"]
+
+
+# --- mounted in the app, and alone -------------------------------------------------------
+
+
+def test_the_app_mounts_both_sites_out_of_the_schema(runtime: Runtime,
+                                                      client: TestClient) -> None:
+    assert runtime.aliyun_sandbox is not None and runtime.aliyun_intl_sandbox is not None
+    assert runtime.aliyun_sandbox.sdk_endpoint == "127.0.0.1:8000/sandbox/aliyun"
+    assert client.get("/sandbox/aliyun-intl/control/config").json()["currency"] == "USD"
+    unsigned = client.post("/sandbox/aliyun/", params={"Action": "PushMeteringData"})
+    assert unsigned.json()["Code"] == "IncompleteSignature"
+    paths = client.get("/openapi.json").json()["paths"]
+    assert not [path for path in paths if path.startswith("/sandbox/aliyun")]
+
+
+def test_off_mounts_neither(tmp_path: Path, pg_databases: tuple[str, str] | None,
+                            clock: ManualClock) -> None:
+    runtime = make_runtime(tmp_path, pg_databases, clock, aliyun_marketplace="off")
+    try:
+        assert runtime.aliyun_sandbox is None and runtime.aliyun_intl_sandbox is None
+        with TestClient(runtime.app) as client:
+            assert client.post("/sandbox/aliyun/control/reset").status_code == 404
+    finally:
+        runtime.console.engine.dispose()
+        runtime.billing.engine.dispose()
+
+
+def test_the_command_serves_both_sites_alone() -> None:
+    from typer.testing import CliRunner
+
+    from accrual.cli import app
+
+    shown = CliRunner().invoke(app, ["sandbox", "aliyun", "--help"])
+    assert shown.exit_code == 0 and "aliyun-intl" in shown.output
