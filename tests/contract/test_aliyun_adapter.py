@@ -195,6 +195,8 @@ def test_one_call_per_instance_a_minute_is_kept_without_calling(aliyun: Aliyun) 
     market = aliyun.adapter()
     assert market.report([usage("a", one)])[0].status == ReportStatus.ACCEPTED
     aliyun.clock.advance(timedelta(seconds=30))
+    # (Another charge of the same hour: the center's ledger, not the adapter, keeps
+    # each charge to one push.)
     held, sent = market.report([usage("b", one), usage("c", two)])
     assert (held.status, held.reason) == (ReportStatus.UNPROCESSED, "rate_limited")
     assert sent.status == ReportStatus.ACCEPTED

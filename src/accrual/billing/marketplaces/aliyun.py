@@ -290,7 +290,7 @@ class AliyunMarketplace:
             return self._client
 
     def close(self) -> None:
-        """Nothing to release: the SDK opens a connection per call."""
+        """Nothing to release: the SDK pools its connections process-wide, with no close."""
 
     # --- buyers: Alibaba sends them as SPI calls -------------------------------------
 
@@ -383,6 +383,9 @@ class AliyunMarketplace:
         results: dict[int, ReportResult] = {}
         sending: list[int] = []
         with self._lock:
+            # Only pushes within the window matter; older ones are forgotten.
+            for instance in [i for i, at in self._pushed_at.items() if at + RATE_WINDOW <= now]:
+                del self._pushed_at[instance]
             pushed_at = dict(self._pushed_at)
         for index, report in enumerate(reports):
             instance = str(report.buyer.license_ref)

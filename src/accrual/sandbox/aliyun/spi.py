@@ -31,8 +31,6 @@ from accrual.sandbox.aliyun.signing import spi_token
 
 MAX_ANSWER_CHARS = 64 * 1024
 CALL_TIMEOUT_S = 5.0
-ACTIONS = ("createInstance", "renewInstance", "upgradeInstance", "expiredInstance",
-           "releaseInstance", "verify")
 
 
 @dataclass(frozen=True)
