@@ -59,6 +59,7 @@ from accrual.infra.http import (
 )
 from accrual.infra.jobs import Job
 from accrual.infra.mail import Mailer
+from accrual.sandbox.aliyun import CHINA, INTERNATIONAL, AliyunSandbox, aliyun_router
 from accrual.sandbox.aws import AwsSandbox, aws_router
 from accrual.sandbox.huawei import HuaweiSandbox, huawei_router
 from accrual.settings import Settings
@@ -222,6 +223,9 @@ class Runtime:
     aws_sandbox: AwsSandbox | None = None
     # The Huawei KooGallery emulator served under /sandbox/huawei, when configured.
     huawei_sandbox: HuaweiSandbox | None = None
+    # The Alibaba Cloud Marketplace emulators under /sandbox/aliyun and /sandbox/aliyun-intl.
+    aliyun_sandbox: AliyunSandbox | None = None
+    aliyun_intl_sandbox: AliyunSandbox | None = None
 
     def attach_site(self, config: ConsoleConfig, db_url: str) -> Console:
         """Another console site feeding the same billing center (its own database)."""
@@ -328,6 +332,9 @@ def build(settings: Settings, *, clock: Clock | None = None,
             notification_url=f"{settings.base_url()}{AWS_NOTIFICATIONS_PATH}")
     if settings.huawei_marketplace == "sandbox":
         runtime.huawei_sandbox = HuaweiSandbox(clock, settings.base_url())
+    if settings.aliyun_marketplace == "sandbox":
+        runtime.aliyun_sandbox = AliyunSandbox(clock, settings.base_url(), CHINA)
+        runtime.aliyun_intl_sandbox = AliyunSandbox(clock, settings.base_url(), INTERNATIONAL)
     runtime.scheduler = Scheduler(runtime, settings.scheduler_interval_seconds)
     runtime.app = create_app(runtime)
     return runtime
@@ -396,6 +403,9 @@ def create_app(runtime: Runtime) -> FastAPI:
         app.include_router(aws_router(runtime.aws_sandbox), include_in_schema=False)
     if runtime.huawei_sandbox is not None:
         app.include_router(huawei_router(runtime.huawei_sandbox), include_in_schema=False)
+    for aliyun in (runtime.aliyun_sandbox, runtime.aliyun_intl_sandbox):
+        if aliyun is not None:
+            app.include_router(aliyun_router(aliyun), include_in_schema=False)
 
     @app.get("/healthz", tags=["operations"], response_model=Health,
              responses=error_responses(503))

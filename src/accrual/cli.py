@@ -173,5 +173,28 @@ def sandbox_huawei(
     uvicorn.run(create_app(sandbox), host=host, port=port, log_level="info")
 
 
+@sandbox_app.command("aliyun")
+def sandbox_aliyun(
+    host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8102,
+) -> None:
+    """Serve the Alibaba Cloud Marketplace emulators alone: China at <base>/sandbox/aliyun,
+    International at <base>/sandbox/aliyun-intl."""
+    import uvicorn
+
+    from accrual.clock import SystemClock
+    from accrual.sandbox.aliyun import CHINA, INTERNATIONAL, AliyunSandbox, create_app
+
+    base = f"http://{host}:{port}"
+    sites = [AliyunSandbox(SystemClock(), base, profile) for profile in (CHINA, INTERNATIONAL)]
+    out.print("[bold]Alibaba Cloud Marketplace sandbox[/bold]")
+    for site in sites:
+        out.print(f"  {site.profile.name}: SDK endpoint {site.sdk_endpoint} (protocol http), "
+                  f"AccessKeyId {site.config.access_key_id} secret "
+                  f"{site.config.access_key_secret}, control API "
+                  f"{site.endpoint_url}/control")
+    uvicorn.run(create_app(*sites), host=host, port=port, log_level="info")
+
+
 if __name__ == "__main__":
     app()

@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     aws_legacy_identifiers: bool = False  # meter by CustomerIdentifier (older listings)
     # Huawei Cloud KooGallery: "sandbox" mounts its emulator under /sandbox/huawei.
     huawei_marketplace: Literal["sandbox", "off"] = "sandbox"
+    # Alibaba Cloud Marketplace: "sandbox" mounts its emulators, China under /sandbox/aliyun
+    # and International under /sandbox/aliyun-intl; "off" mounts neither.
+    aliyun_marketplace: Literal["sandbox", "off"] = "sandbox"
 
     def mailer(self) -> Mailer:
         if not self.smtp_host:
