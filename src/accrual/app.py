@@ -60,6 +60,7 @@ from accrual.infra.http import (
 from accrual.infra.jobs import Job
 from accrual.infra.mail import Mailer
 from accrual.sandbox.aws import AwsSandbox, aws_router
+from accrual.sandbox.azure import AzureSandbox, azure_router
 from accrual.settings import Settings
 
 log = logging.getLogger("accrual")
@@ -219,6 +220,8 @@ class Runtime:
     sites: dict[str, Console] = field(default_factory=dict)
     # The AWS Marketplace emulator served under /sandbox/aws, when configured.
     aws_sandbox: AwsSandbox | None = None
+    # The Azure Marketplace emulator served under /sandbox/azure, when configured.
+    azure_sandbox: AzureSandbox | None = None
 
     def attach_site(self, config: ConsoleConfig, db_url: str) -> Console:
         """Another console site feeding the same billing center (its own database)."""
@@ -323,6 +326,8 @@ def build(settings: Settings, *, clock: Clock | None = None,
             legacy=settings.aws_legacy_identifiers,
             fulfillment_url=f"{settings.base_url()}{AWS_FULFILLMENT_PATH}",
             notification_url=f"{settings.base_url()}{AWS_NOTIFICATIONS_PATH}")
+    if settings.azure_marketplace == "sandbox":
+        runtime.azure_sandbox = AzureSandbox(clock, settings.base_url())
     runtime.scheduler = Scheduler(runtime, settings.scheduler_interval_seconds)
     runtime.app = create_app(runtime)
     return runtime
@@ -389,6 +394,8 @@ def create_app(runtime: Runtime) -> FastAPI:
     if runtime.aws_sandbox is not None:
         # The emulator speaks AWS's protocol, not Accrual's API: kept out of the schema.
         app.include_router(aws_router(runtime.aws_sandbox), include_in_schema=False)
+    if runtime.azure_sandbox is not None:
+        app.include_router(azure_router(runtime.azure_sandbox), include_in_schema=False)
 
     @app.get("/healthz", tags=["operations"], response_model=Health,
              responses=error_responses(503))

@@ -63,6 +63,8 @@ class Settings(BaseSettings):
     aws_secret_access_key: str | None = None
     aws_metering_window_hours: int = Field(6, ge=1, le=24)  # AWS's lateness limit
     aws_legacy_identifiers: bool = False  # meter by CustomerIdentifier (older listings)
+    # Azure Marketplace: "sandbox" mounts its emulator under /sandbox/azure; "off" has none.
+    azure_marketplace: Literal["sandbox", "off"] = "sandbox"
 
     def mailer(self) -> Mailer:
         if not self.smtp_host:
