@@ -56,6 +56,7 @@ from accrual.sandbox.azure.state import (
     SandboxConfig,
     SandboxState,
     Subscription,
+    iso,
     new_id,
     new_landing_token,
 )
@@ -179,6 +180,12 @@ class AzureSandbox:
             answer = self._dispatch(operation, app, headers, query, parsed, params)
         except ApiError as error:
             answer = Answer(error.status, error.body())
+        if flat and operation != "usageEvents":
+            with self.state.lock:
+                self.state.received.append({
+                    "at": iso(self.state.now()), "operation": operation,
+                    "request": body.decode("utf-8", "replace"), "status": answer.status,
+                    "answer": answer.body})
         answer.headers.update(ids)
         return answer
 
