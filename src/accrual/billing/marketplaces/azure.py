@@ -272,7 +272,7 @@ class AzureMarketplace:
         """The subscription a landing-page token names. Give the ``token`` query value
         decoded; a still percent-encoded one is decoded here, and spaces (a ``+`` that
         a form decoder turned into one) are put back, base64 having no spaces."""
-        token = token.strip()
+        token = token.strip("\t\r\n")
         if "%" in token:
             token = unquote(token)
         token = token.replace(" ", "+")
