@@ -61,6 +61,7 @@ from accrual.infra.jobs import Job
 from accrual.infra.mail import Mailer
 from accrual.sandbox.aliyun import CHINA, INTERNATIONAL, AliyunSandbox, aliyun_router
 from accrual.sandbox.aws import AwsSandbox, aws_router
+from accrual.sandbox.azure import AzureSandbox, azure_router
 from accrual.sandbox.huawei import HuaweiSandbox, huawei_router
 from accrual.settings import Settings
 
@@ -226,6 +227,8 @@ class Runtime:
     # The Alibaba Cloud Marketplace emulators under /sandbox/aliyun and /sandbox/aliyun-intl.
     aliyun_sandbox: AliyunSandbox | None = None
     aliyun_intl_sandbox: AliyunSandbox | None = None
+    # The Azure Marketplace emulator served under /sandbox/azure, when configured.
+    azure_sandbox: AzureSandbox | None = None
 
     def attach_site(self, config: ConsoleConfig, db_url: str) -> Console:
         """Another console site feeding the same billing center (its own database)."""
@@ -335,6 +338,8 @@ def build(settings: Settings, *, clock: Clock | None = None,
     if settings.aliyun_marketplace == "sandbox":
         runtime.aliyun_sandbox = AliyunSandbox(clock, settings.base_url(), CHINA)
         runtime.aliyun_intl_sandbox = AliyunSandbox(clock, settings.base_url(), INTERNATIONAL)
+    if settings.azure_marketplace == "sandbox":
+        runtime.azure_sandbox = AzureSandbox(clock, settings.base_url())
     runtime.scheduler = Scheduler(runtime, settings.scheduler_interval_seconds)
     runtime.app = create_app(runtime)
     return runtime
@@ -406,6 +411,8 @@ def create_app(runtime: Runtime) -> FastAPI:
     for aliyun in (runtime.aliyun_sandbox, runtime.aliyun_intl_sandbox):
         if aliyun is not None:
             app.include_router(aliyun_router(aliyun), include_in_schema=False)
+    if runtime.azure_sandbox is not None:
+        app.include_router(azure_router(runtime.azure_sandbox), include_in_schema=False)
 
     @app.get("/healthz", tags=["operations"], response_model=Health,
              responses=error_responses(503))

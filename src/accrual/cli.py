@@ -198,3 +198,34 @@ def sandbox_aliyun(
 
 if __name__ == "__main__":
     app()
+
+
+@sandbox_app.command("azure")
+def sandbox_azure(
+    host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8103,
+    dedupe: Annotated[str, typer.Option(
+        help="Duplicate key: resource_dimension, resource or resource_dimension_plan")
+    ] = "resource_dimension",
+    live_quirks: Annotated[bool, typer.Option(help="Answer as the live API was observed to, "
+                                                   "not as documented")] = False,
+) -> None:
+    """Serve the Azure Marketplace emulator alone (API and Entra under <base>/sandbox/azure)."""
+    import uvicorn
+
+    from accrual.clock import SystemClock
+    from accrual.sandbox.azure import AzureSandbox, SandboxConfig, create_app
+    from accrual.sandbox.azure.state import Dedupe
+
+    keys: dict[str, Dedupe] = {"resource_dimension": "resource_dimension",
+                               "resource": "resource",
+                               "resource_dimension_plan": "resource_dimension_plan"}
+    if dedupe not in keys:
+        raise typer.BadParameter("dedupe is resource_dimension, resource or "
+                                 "resource_dimension_plan")
+    config = SandboxConfig(dedupe=keys[dedupe], live_quirks=live_quirks)
+    sandbox = AzureSandbox(SystemClock(), f"http://{host}:{port}", config=config)
+    out.print(f"[bold]Azure Marketplace sandbox[/bold]  API {sandbox.endpoint_url}  "
+              f"Entra {sandbox.login_url}")
+    out.print(f"  control API {sandbox.endpoint_url}/control   docs http://{host}:{port}/docs")
+    uvicorn.run(create_app(sandbox), host=host, port=port, log_level="info")

@@ -68,6 +68,8 @@ class Settings(BaseSettings):
     # Alibaba Cloud Marketplace: "sandbox" mounts its emulators, China under /sandbox/aliyun
     # and International under /sandbox/aliyun-intl; "off" mounts neither.
     aliyun_marketplace: Literal["sandbox", "off"] = "sandbox"
+    # Azure Marketplace: "sandbox" mounts its emulator under /sandbox/azure; "off" has none.
+    azure_marketplace: Literal["sandbox", "off"] = "sandbox"
 
     def mailer(self) -> Mailer:
         if not self.smtp_host:
