@@ -44,21 +44,12 @@ from accrual.sandbox.aliyun.state import (
     SpiCall,
     spi_time,
 )
+from accrual.sandbox.control import ControlError as ControlError  # its control API raises it
 
 log = logging.getLogger(__name__)
 
 MAX_PRODUCT_CODE = 64
 MAX_TERM_DAYS = 3660
-
-
-class ControlError(Exception):
-    """A control request that cannot be done: its HTTP status and stable code."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
 
 
 class AliyunSandbox:

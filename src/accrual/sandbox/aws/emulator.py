@@ -53,6 +53,7 @@ from accrual.sandbox.aws.state import (
     new_account_id,
     new_license_id,
 )
+from accrual.sandbox.control import ControlError as ControlError  # its control API raises it
 
 log = logging.getLogger(__name__)
 
@@ -70,16 +71,6 @@ _NAME = re.compile(r"^[-a-zA-Z0-9/=:_.@]{1,255}$")
 Sender = Callable[[str, Mapping[str, str], bytes], int]
 # POST a form (url, headers, body) -> (status, Location header, body text)
 FormPoster = Callable[[str, Mapping[str, str], bytes], tuple[int, str | None, str]]
-
-
-class ControlError(Exception):
-    """A control request that cannot be done: its HTTP status and stable code."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
 
 
 def http_send(url: str, headers: Mapping[str, str], body: bytes) -> int:

@@ -60,6 +60,7 @@ from accrual.sandbox.azure.state import (
     new_id,
     new_landing_token,
 )
+from accrual.sandbox.control import ControlError as ControlError  # its control API raises it
 
 log = logging.getLogger(__name__)
 
@@ -73,16 +74,6 @@ _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4
 
 # POST (url, headers, body) -> the HTTP status answered
 Sender = Callable[[str, Mapping[str, str], bytes], int]
-
-
-class ControlError(Exception):
-    """A control request that cannot be done: its HTTP status and stable code."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
 
 
 def http_send(url: str, headers: Mapping[str, str], body: bytes) -> int:

@@ -38,6 +38,7 @@ from urllib.parse import urlencode
 import httpx
 
 from accrual.clock import Clock
+from accrual.sandbox.control import ControlError as ControlError  # its control API raises it
 from accrual.sandbox.huawei import usage
 from accrual.sandbox.huawei.signing import activity_signature, body_sign_problem
 from accrual.sandbox.huawei.state import (
@@ -66,16 +67,6 @@ _ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 
 # POST (url with query, headers, body, timeout s) -> (status, lower-case headers, body)
 Sender = Callable[[str, Mapping[str, str], bytes, float], tuple[int, dict[str, str], bytes]]
-
-
-class ControlError(Exception):
-    """A control request that cannot be done: its HTTP status and stable code."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
 
 
 class HttpSender:
