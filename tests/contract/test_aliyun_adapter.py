@@ -24,6 +24,7 @@ from accrual.billing.marketplaces.aliyun import (
     AliyunMarketplace,
     SpiKind,
     instance_id_for,
+    profile_for,
     spi_answer,
     spi_token,
 )
@@ -143,7 +144,12 @@ def test_what_alibaba_does_not_have_is_refused_clearly(aliyun: Aliyun) -> None:
 def test_limits_and_profiles(aliyun: Aliyun) -> None:
     china, intl = aliyun.adapter(), aliyun.adapter("international")
     assert (china.vendor, china.currency, intl.vendor, intl.currency) == (
-        "aliyun", "CNY", "aliyun-intl", "USD")
+        "aliyun", "CNY", "aliyun", "USD")
+    assert (profile_for("CNY"), profile_for("USD")) == ("china", "international")
+    with pytest.raises(ValueError):
+        profile_for("EUR")
+    # Alibaba keeps every push: the reporter must never resend one that may have arrived.
+    assert china.limits.resend_safe is False and intl.limits.resend_safe is False
     assert china.limits.batch_size == 100 and china.limits.period == HOUR
     assert china.limits.lateness == timedelta(hours=1, minutes=59)
     assert china.limits.min_quantity == 0
@@ -245,9 +251,18 @@ def test_whole_call_failures(aliyun: Aliyun) -> None:
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))
         port = closed.getsockname()[1]
-    with pytest.raises(Transient) as network:
+    # Nothing listens: the request never left, which proves Alibaba holds nothing.
+    with pytest.raises(Transient) as refused:
         aliyun.adapter(endpoint=f"127.0.0.1:{port}").report([usage("b", instance)])
-    assert network.value.code == "network"
+    assert refused.value.code == "not_sent"
+    # A server that takes the request and never answers: it may have kept it.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        with pytest.raises(Transient) as timeout:
+            aliyun.adapter(endpoint=f"127.0.0.1:{silent.getsockname()[1]}",
+                           read_timeout_s=0.5).report([usage("b", instance)])
+    assert timeout.value.code == "network"
     with pytest.raises(ValueError):
         market.report([usage(str(n), instance) for n in range(101)])
     assert isinstance(market, AliyunMarketplace)

@@ -1,6 +1,8 @@
 """The Alibaba Cloud Marketplace adapter, one class for both sites (marketplaces.md §2):
-a China listing (vendor ``aliyun``, CNY) or an International one (vendor
-``aliyun-intl``, USD), each with its own endpoint and keys.
+a China listing (CNY) or an International one (USD), each with its own endpoint and
+keys. Both are the settlement method (vendor) ``aliyun``: a billing center has one
+currency, so its currency picks the site (:func:`profile_for`), and a workspace
+settles "through Alibaba Cloud" whichever site sold it.
 
 * Usage (:meth:`AliyunMarketplace.report`) goes out through Alibaba's own SDKs:
   ``alibabacloud_market20151101`` (product Market, version 2015-11-01, action
@@ -13,6 +15,12 @@ a China listing (vendor ``aliyun``, CNY) or an International one (vendor
   default) the ``Authorization`` header over the canonical request and the body's
   hash. The SDKs stamp the call with the host's wall clock; the adapter hands them
   its injected clock's instant instead, so one clock governs a center and its tests.
+  Alibaba keeps every push, so ``limits.resend_safe`` is False: the reporter never
+  resends a push that may have arrived. A failed call tells it which: ``Transient``
+  code ``not_sent`` (no connection was made: refused, unresolvable host, connect
+  timeout), ``throttled`` and ``credentials_rejected`` (the server answered and kept
+  nothing) prove Alibaba holds nothing; ``network`` (a timeout or reset after the
+  request went out) and ``vendor_error`` (5xx) do not.
 * Each report is one record of one window (the listing's billing period) for one
   instance (the buyer's ``license_ref``), with the listing's metering Key and the
   quantity as an integer string. Alibaba deduplicates nothing: a window pushed twice
@@ -63,8 +71,11 @@ from accrual.billing.domain.marketplace import (
 )
 from accrual.clock import Clock
 
-VENDORS = {"china": "aliyun", "international": "aliyun-intl"}
+VENDOR = "aliyun"  # the settlement method, whichever site
+VENDORS = {"china": VENDOR, "international": VENDOR}
 CURRENCIES = {"china": "CNY", "international": "USD"}
+# What the marketplace calls on the ISV, under its public URL (createInstance, …, verify).
+SPI_PATH = "/billing/v1/marketplaces/aliyun/spi"
 HOSTS = {"china": "market.aliyuncs.com", "international": "market.ap-southeast-1.aliyuncs.com"}
 REGIONS = {"china": "cn-hangzhou", "international": "ap-southeast-1"}
 # Alibaba's business times (SPI expiredOn/timeStamp, billing days) are Beijing time.
@@ -88,6 +99,10 @@ _REFUSALS = {
     "InvalidInstanceId.NotFound": "unknown_instance",
     "InvalidParameter.ProductMismatch": "product_mismatch",
 }
+# urllib3's words for a request that never left: no connection was made (requests
+# makes one attempt; nothing is retried on another connection).
+_NOT_SENT = ("NewConnectionError", "ConnectTimeoutError", "NameResolutionError",
+             "Failed to establish a new connection", "Failed to resolve")
 # Refusals that a change on our side (keys, clock) cures: sent again later.
 _CREDENTIALS = {"InvalidAccessKeyId.NotFound", "InvalidAccessKeyId.Inactive",
                 "SignatureDoesNotMatch", "IncompleteSignature", "Forbidden.RAM",
@@ -117,6 +132,9 @@ class AliyunListing:
     verify_tolerance: timedelta = timedelta(minutes=5)  # a verify's timeStamp age
     connect_timeout_s: float = 3.0
     read_timeout_s: float = 10.0
+    # Where buyers and the marketplace reach the billing center (the SPI URL, the
+    # activation pages handed back in appInfo); None: relative links only.
+    public_url: str | None = None
 
     @property
     def vendor(self) -> str:
@@ -125,6 +143,9 @@ class AliyunListing:
     @property
     def currency(self) -> str:
         return CURRENCIES[self.profile]
+
+    def spi_url(self) -> str:
+        return (self.public_url or "").rstrip("/") + SPI_PATH
 
     def usage_api(self) -> str:
         return self.api or ("market" if self.profile == "china" else "marketplaceintl")
@@ -141,6 +162,14 @@ class AliyunListing:
         day = period_start.astimezone(BEIJING).replace(hour=0, minute=0, second=0,
                                                        microsecond=0)
         return (day + timedelta(days=1, hours=1, minutes=59)).astimezone(UTC)
+
+
+def profile_for(currency: str) -> Literal["china", "international"]:
+    """The site a billing center of this currency sells on: CNY China, USD International."""
+    for profile, code in CURRENCIES.items():
+        if code == currency:
+            return "china" if profile == "china" else "international"
+    raise ValueError(f"Alibaba Cloud Marketplace sells in CNY or USD, not {currency}")
 
 
 # --- SPI: the marketplace's calls to us -------------------------------------------------
@@ -261,7 +290,7 @@ class AliyunMarketplace:
         self.limits = ReportLimits(
             batch_size=BATCH_SIZE, max_request_bytes=MAX_REQUEST_BYTES, period=period,
             lateness=LATENESS[listing.billing],
-            min_quantity=0, max_quantity=MAX_QUANTITY)
+            min_quantity=0, max_quantity=MAX_QUANTITY, resend_safe=False)
         self._client: Any = None
         self._lock = threading.Lock()
         self._pushed_at: dict[str, datetime] = {}  # instance -> last accepted push
@@ -431,7 +460,10 @@ class AliyunMarketplace:
             raise _call_failed(str(error.code or ""), str(error.message or ""),
                                int(error.status_code or 0)) from None
         except TeaException as error:
-            raise Transient("network", str(error)[:500]) from None
+            text = _failure_text(error)
+            if any(words in text for words in _NOT_SENT):
+                raise Transient("not_sent", text[:500]) from None
+            raise Transient("network", text[:500]) from None
         body = answer.body.to_map() if answer.body is not None else {}
         if body.get("Success") is not True:
             raise _call_failed(str(body.get("Code") or "Unsuccessful"),
@@ -487,6 +519,15 @@ def _call_failed(code: str, message: str, status: int) -> Exception:
     if code.startswith(("InvalidParameter", "MissingParameter")):
         return Refused("invalid_parameter", text)
     return Refused("vendor_refused", text)
+
+
+def _failure_text(error: BaseException) -> str:
+    """What the SDK says of a failed call, with the transport's words it wraps."""
+    parts = [str(error)]
+    inner = getattr(error, "inner_exception", None)
+    if inner is not None:
+        parts.append(str(inner))
+    return " | ".join(parts)
 
 
 def _spi_params(query: str | Sequence[tuple[str, str]]) -> tuple[dict[str, str], list[str]]:
