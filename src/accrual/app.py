@@ -24,6 +24,12 @@ from accrual.billing.api.payments import notify_answer
 from accrual.billing.config import BillingConfig
 from accrual.billing.domain.marketplace import Marketplace
 from accrual.billing.marketplaces import Marketplaces
+from accrual.billing.marketplaces.aliyun import (
+    SPI_PATH,
+    AliyunListing,
+    AliyunMarketplace,
+    profile_for,
+)
 from accrual.billing.marketplaces.aws import AwsListing, AwsMarketplace
 from accrual.billing.payments.sandbox import SandboxGateway, in_process_sender
 from accrual.billing.wiring import BillingCenter
@@ -70,6 +76,8 @@ log = logging.getLogger("accrual")
 # Where AWS sends the buyer's browser and its notifications (the billing API's routes).
 AWS_FULFILLMENT_PATH = "/billing/v1/marketplaces/aws/fulfillment"
 AWS_NOTIFICATIONS_PATH = "/billing/v1/marketplaces/aws/notifications"
+# Where Alibaba Cloud Marketplace sends its SPI calls (createInstance, …, verify).
+ALIYUN_SPI_PATH = SPI_PATH
 
 
 def _copy(messages: Sequence[Envelope]) -> list[Envelope]:
@@ -336,8 +344,15 @@ def build(settings: Settings, *, clock: Clock | None = None,
     if settings.huawei_marketplace == "sandbox":
         runtime.huawei_sandbox = HuaweiSandbox(clock, settings.base_url())
     if settings.aliyun_marketplace == "sandbox":
+        # --- Alibaba Cloud Marketplace sandbox ---
         runtime.aliyun_sandbox = AliyunSandbox(clock, settings.base_url(), CHINA)
         runtime.aliyun_intl_sandbox = AliyunSandbox(clock, settings.base_url(), INTERNATIONAL)
+        # The listing, as the seller publishes it, on the site of the center's currency.
+        site = (runtime.aliyun_sandbox if _aliyun_profile(settings) == "china"
+                else runtime.aliyun_intl_sandbox)
+        site.create_product(settings.aliyun_product_code,
+                            f"{settings.base_url()}{ALIYUN_SPI_PATH}",
+                            settings.resolve_aliyun_spi_key(), billing=settings.aliyun_billing)
     if settings.azure_marketplace == "sandbox":
         runtime.azure_sandbox = AzureSandbox(clock, settings.base_url())
     runtime.scheduler = Scheduler(runtime, settings.scheduler_interval_seconds)
@@ -348,6 +363,13 @@ def build(settings: Settings, *, clock: Clock | None = None,
 def _marketplaces(settings: Settings, clock: Clock) -> list[Marketplace]:
     """The marketplace adapters configured for this center (the same adapter talks to
     the vendor or to its emulator; only the endpoint and the trusted certificates differ)."""
+    adapters: list[Marketplace] = []
+    adapters += _aws_marketplace(settings, clock)
+    adapters += _aliyun_marketplace(settings, clock)
+    return adapters
+
+
+def _aws_marketplace(settings: Settings, clock: Clock) -> list[Marketplace]:
     if settings.aws_marketplace == "off":
         return []
     sandbox = settings.aws_marketplace == "sandbox"
@@ -361,6 +383,38 @@ def _marketplaces(settings: Settings, clock: Clock) -> list[Marketplace]:
         legacy_identifiers=settings.aws_legacy_identifiers,
         # The emulator signs its notifications with a certificate it serves itself.
         trusted_cert_prefixes=(f"{endpoint}/",) if sandbox else ()), clock)]
+
+
+# --- Alibaba Cloud Marketplace wiring ------------------------------------------------
+
+
+def _aliyun_profile(settings: Settings) -> Literal["china", "international"]:
+    return profile_for(settings.currency)
+
+
+def _aliyun_marketplace(settings: Settings, clock: Clock) -> list[Marketplace]:
+    """Settlement method "aliyun": the site of the center's currency, through Alibaba's
+    SDKs to Alibaba or to the emulator mounted here (its keys, plain HTTP)."""
+    if settings.aliyun_marketplace == "off":
+        return []
+    profile = _aliyun_profile(settings)
+    if settings.aliyun_marketplace == "sandbox":
+        site = CHINA if profile == "china" else INTERNATIONAL
+        endpoint: str | None = f"{settings.base_url()}{site.prefix}".split("://", 1)[1]
+        key_id, secret = site.access_key_id, site.access_key_secret
+        protocol: Literal["https", "http"] = (
+            "https" if settings.base_url().startswith("https://") else "http")
+    else:
+        if not settings.aliyun_access_key_id or not settings.aliyun_access_key_secret:
+            raise ValueError("aliyun_marketplace=aliyun needs ACCRUAL_ALIYUN_ACCESS_KEY_ID "
+                             "and ACCRUAL_ALIYUN_ACCESS_KEY_SECRET")
+        endpoint, protocol = settings.aliyun_endpoint, "https"
+        key_id, secret = settings.aliyun_access_key_id, settings.aliyun_access_key_secret
+    return [AliyunMarketplace(AliyunListing(
+        profile=profile, product_code=settings.aliyun_product_code, access_key_id=key_id,
+        access_key_secret=secret, spi_key=settings.resolve_aliyun_spi_key(),
+        endpoint=endpoint, protocol=protocol, billing=settings.aliyun_billing,
+        public_url=settings.base_url()), clock)]
 
 
 def _payment_gateway(settings: Settings, clock: Clock) -> SandboxGateway | None:

@@ -65,9 +65,18 @@ class Settings(BaseSettings):
     aws_legacy_identifiers: bool = False  # meter by CustomerIdentifier (older listings)
     # Huawei Cloud KooGallery: "sandbox" mounts its emulator under /sandbox/huawei.
     huawei_marketplace: Literal["sandbox", "off"] = "sandbox"
-    # Alibaba Cloud Marketplace: "sandbox" mounts its emulators, China under /sandbox/aliyun
-    # and International under /sandbox/aliyun-intl; "off" mounts neither.
-    aliyun_marketplace: Literal["sandbox", "off"] = "sandbox"
+    # --- Alibaba Cloud Marketplace (settlement method "aliyun") -----------------------
+    # "sandbox" mounts its emulators (China under /sandbox/aliyun, International under
+    # /sandbox/aliyun-intl) and settles through the one of the center's currency (CNY:
+    # China, USD: International), its listing created at start; "aliyun" settles through
+    # Alibaba itself; "off": neither.
+    aliyun_marketplace: Literal["sandbox", "aliyun", "off"] = "sandbox"
+    aliyun_product_code: str = Field("cmapi00012345", pattern=r"^[-a-zA-Z0-9_.]{1,64}$")
+    aliyun_access_key_id: str | None = None  # "aliyun": required; sandbox: the emulator's
+    aliyun_access_key_secret: str | None = None
+    aliyun_spi_key: str | None = None  # the seller console's ISV key; sandbox: generated
+    aliyun_endpoint: str | None = None  # "aliyun": the site's OpenAPI host when unset
+    aliyun_billing: Literal["hourly", "daily"] = "hourly"  # the listing's billing period
     # Azure Marketplace: "sandbox" mounts its emulator under /sandbox/azure; "off" has none.
     azure_marketplace: Literal["sandbox", "off"] = "sandbox"
 
@@ -108,6 +117,22 @@ class Settings(BaseSettings):
         path.write_text(token + "\n")
         path.chmod(0o600)
         return token, True
+
+    def resolve_aliyun_spi_key(self) -> str:
+        """The ISV key SPI calls are signed with; in sandbox mode generated once (kept
+        under the data dir) when unset."""
+        if self.aliyun_spi_key:
+            return self.aliyun_spi_key
+        if self.aliyun_marketplace == "aliyun":
+            raise ValueError("ACCRUAL_ALIYUN_SPI_KEY is required with aliyun_marketplace=aliyun")
+        path = self.data_dir / "aliyun_spi_key"
+        if path.exists():
+            return path.read_text().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(24)
+        path.write_text(key + "\n")
+        path.chmod(0o600)
+        return key
 
     def resolve_payment_secret(self) -> str:
         """The secret that gateway notifies are signed with (kept under the data dir)."""
