@@ -491,6 +491,7 @@ def test_a_failing_vendor_does_not_stop_another(
         batch_size=1000, max_request_bytes=1_000_000, period=timedelta(days=1),
         lateness=timedelta(hours=25), min_quantity=1, max_quantity=10**9))
     runtime.billing.marketplaces.by_vendor["huawei"] = huawei
+    runtime.billing.marketplaces.by_vendor.pop("aliyun", None)  # a vendor with no listing here
     on_aws, _, _ = cloud_tenant(runtime, clock, "ada", external_id="1")
     on_huawei, _, _ = cloud_tenant(runtime, clock, "bob", vendor="huawei", external_id="2")
     unknown, _, aliyun_cloud = cloud_tenant(runtime, clock, "cyd", vendor="aliyun",
@@ -529,9 +530,9 @@ def test_the_operator_sees_the_backlog_and_the_charges(
     assert backlog.status_code == 200, backlog.text
     assert backlog.json() == {
         "pending": 1, "sent_unanswered": 0, "oldest_pending_age_s": 600, "near_deadline": 0,
-        "accepted": 0, "duplicate": 0, "refused": 0, "sends": 1, "retries": 0,
+        "accepted": 0, "duplicate": 0, "refused": 0, "unknown": 0, "sends": 1, "retries": 0,
         "by_vendor": {"aws": {"pending": 1, "sent": 0, "accepted": 0, "duplicate": 0,
-                              "refused": 0}}}
+                              "refused": 0, "unknown": 0}}}
     reporter.run()
     listed = client.get("/billing/v1/admin/marketplaces/charges", headers=operator,
                         params={"status": "accepted", "cloud_account_id": cloud_id, "limit": 5})

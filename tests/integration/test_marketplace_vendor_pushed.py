@@ -190,6 +190,7 @@ def test_a_plan_change_is_kept_for_vendors_that_meter_by_plan(
 def test_a_notification_of_an_unconfigured_vendor_or_malformed_is_refused(
         runtime: Runtime, huawei: FakeMarketplace) -> None:
     from accrual.contract.errors import Forbidden
+    runtime.billing.marketplaces.by_vendor.pop("aliyun", None)  # no listing there
     with pytest.raises(Forbidden):
         apply(runtime, "m-1", NotificationAction.SUSPEND, "inst-1", vendor="aliyun")
     with pytest.raises(Forbidden):

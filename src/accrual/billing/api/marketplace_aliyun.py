@@ -21,8 +21,8 @@ _PARAMETERS: list[dict[str, Any]] = [
     {"name": name, "in": "query", "required": name in ("action", "token"),
      "schema": {"type": "string"}, "description": text, "example": example}
     for name, text, example in (
-        ("action", "createInstance | renewInstance | upgradeInstance | expiredInstance | "
-                   "releaseInstance | verify", "createInstance"),
+        ("action", ("createInstance | renewInstance | upgradeInstance | expiredInstance | "
+                    "releaseInstance | verify"), "createInstance"),
         ("token", "MD5 over every other parameter, sorted, `&key=<ISV key>`",
          "5f2b9c1e0d3a4b6c7e8f9a0b1c2d3e4f"),
         ("aliUid", "The buyer's Alibaba Cloud account (createInstance)", "1234567890123456"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, Query
+from fastapi import Depends, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from accrual.billing.api.deps import CenterDep, billing_router, require_operator
@@ -14,7 +14,9 @@ from accrual.money import format_minor
 
 router = billing_router()
 
-_VENDOR_EXAMPLE: dict[str, Any] = {"pending": 2, "sent": 0, "accepted": 40, "duplicate": 0, "refused": 1}
+_VENDOR_EXAMPLE: dict[str, Any] = {"pending": 2, "sent": 0, "accepted": 40, "duplicate": 0,
+                                   "refused": 1, "unknown": 0}
+Status = Literal["pending", "sent", "accepted", "duplicate", "refused", "unknown"]
 _CHARGE_EXAMPLE: dict[str, Any] = {
     "id": 41, "cloud_account_id": "ca_5f0c2b7d9e1a3c4b5d6e7f80", "vendor": "aws",
     "dimension": "usage_cny_cents", "period_start": "2026-11-26T02:00:00+00:00",
@@ -32,13 +34,15 @@ class VendorBacklogOut(BaseModel):
     accepted: int
     duplicate: int
     refused: int
+    unknown: int = Field(description="Held: a vendor that keeps every push may have kept "
+                                     "them; resolve each with the vendor's bill")
 
 
 class BacklogOut(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "pending": 2, "sent_unanswered": 0, "oldest_pending_age_s": 840, "near_deadline": 0,
-        "accepted": 40, "duplicate": 0, "refused": 1, "sends": 45, "retries": 2,
-        "by_vendor": {"aws": _VENDOR_EXAMPLE}}]})
+        "accepted": 40, "duplicate": 0, "refused": 1, "unknown": 0, "sends": 45,
+        "retries": 2, "by_vendor": {"aws": _VENDOR_EXAMPLE}}]})
 
     pending: int = Field(description="Charges cut and waiting to be sent (again)")
     sent_unanswered: int = Field(description="Charges sent whose answer is not recorded yet")
@@ -49,6 +53,10 @@ class BacklogOut(BaseModel):
     accepted: int
     duplicate: int
     refused: int
+    unknown: int = Field(description="Charges sent to a vendor that keeps every push (Alibaba "
+                                     "Cloud) with no answer proving whether it kept them: never "
+                                     "sent again by themselves; `/health` is degraded until "
+                                     "each is resolved (`…/charges/{id}/resolution`)")
     sends: int = Field(description="Reports handed to vendors, resends included")
     retries: int = Field(description="Of those, the resends")
     by_vendor: dict[str, VendorBacklogOut]
@@ -65,7 +73,7 @@ class ChargeOut(BaseModel):
     quantity: int = Field(description="Whole units of the listing's money dimension")
     amount: str = Field(description="quantity × the unit, in the center's currency")
     currency: str
-    status: Literal["pending", "sent", "accepted", "duplicate", "refused"]
+    status: Status = Field(description="`unknown`: held until an operator resolves it")
     attempts: int
     next_attempt_at: str
     deadline_at: str = Field(description="After this the vendor refuses the report")
@@ -93,8 +101,7 @@ def reporter_backlog(center: CenterDep) -> dict[str, Any]:
             responses=error_responses(401, 422))
 def marketplace_charges(
         center: CenterDep,
-        status: Annotated[Literal["pending", "sent", "accepted", "duplicate", "refused"] | None,
-                          Query(description="Only charges in this state")] = None,
+        status: Annotated[Status | None, Query(description="Only charges in this state")] = None,
         cloud_account_id: Annotated[str | None, Query(
             min_length=1, max_length=32, description="Only this cloud account's charges")] = None,
         limit: Annotated[int, Query(ge=1, le=CHARGES_LIMIT,
@@ -107,15 +114,41 @@ def marketplace_charges(
         status=status, cloud_account_id=cloud_account_id, limit=limit)]
 
 
+class ResolutionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"examples": [
+        {"billed": True}, {"billed": False}]})
+
+    billed: bool = Field(description="Whether the vendor's bill (or console) shows this "
+                                     "charge's record: true, it counts as accepted; false, it "
+                                     "is sent again (or carried to the next cut when the "
+                                     "vendor's window has closed)")
+
+
+@router.post("/admin/marketplaces/charges/{charge_id}/resolution", response_model=ChargeOut,
+             tags=["billing: operator"], dependencies=[Depends(require_operator)],
+             responses=error_responses(401, 404, 409, 422))
+def resolve_charge(charge_id: Annotated[int, Path(ge=1, le=2**62, examples=[41])],
+                   body: ResolutionIn, center: CenterDep) -> dict[str, Any]:
+    """Resolve a charge held as `unknown` (sent to a vendor that keeps every push, with no
+    answer proving whether it was kept: a timeout, a reset after sending, a 5xx, a
+    reporter stopped between the call and its answer), from what the vendor billed.
+    `billed: true` → `accepted`; `billed: false` → `pending`, sent at the next run, while
+    the vendor's window is open, else `refused` and its amount carried into the next
+    cut. 404 `charge_not_found`; 409 `charge_not_unknown` for a charge in any other state
+    (nothing changes)."""
+    return charge_json(center.marketplace_reporter.resolve(charge_id, body.billed),
+                       center.config.currency)
+
+
 def backlog_json(backlog: Backlog) -> dict[str, Any]:
     return {"pending": backlog.pending, "sent_unanswered": backlog.sent_unanswered,
             "oldest_pending_age_s": backlog.oldest_pending_age_s,
             "near_deadline": backlog.near_deadline, "accepted": backlog.accepted,
             "duplicate": backlog.duplicate, "refused": backlog.refused,
-            "sends": backlog.sends, "retries": backlog.retries,
+            "unknown": backlog.unknown, "sends": backlog.sends, "retries": backlog.retries,
             "by_vendor": {vendor: {"pending": v.pending, "sent": v.sent,
                                    "accepted": v.accepted, "duplicate": v.duplicate,
-                                   "refused": v.refused}
+                                   "refused": v.refused, "unknown": v.unknown}
                           for vendor, v in backlog.by_vendor.items()}}
 
 

@@ -46,6 +46,41 @@ that rules acceptance out (a lost answer, a timeout) may have been billed by the
 vendor, so charging the wallet could bill it twice; it is refused with a reason that
 says so and logged at ERROR, for the operator to reconcile with the vendor.
 
+**Vendors that keep every push** (``ReportLimits.resend_safe`` False: Alibaba Cloud,
+which deduplicates nothing and offers no query we rely on) are never sent a charge
+that may have reached them already; the rules above change so:
+
+* A charge is sent again only when every earlier send is *proven* not to have been
+  kept: the adapter answered it ``unprocessed`` without a call (its own per-instance
+  rate limit, a period still open), or the whole call failed with a ``Transient``
+  whose code says the vendor holds nothing (:data:`NOT_RECEIVED`: ``not_sent``, no
+  connection was ever made; ``throttled``, the server answered that it throttled us;
+  ``credentials_rejected``, it refused our signature or keys) or a ``Refused``
+  answer. A ``_claim`` takes only ``pending`` charges, never stale ``sent`` ones.
+* Anything else leaves the outcome **unknown**: a timeout or a connection reset after
+  the request went out (``network``), a 5xx (``vendor_error``), any other exception
+  from the adapter, or a charge found ``sent`` past the grace without an answer (the
+  reporter died between the call and recording it). Such a charge becomes
+  ``unknown`` (:data:`UNKNOWN`), is logged at ERROR at once (``alerted_at``), counted
+  in the backlog (``unknown``) and listed by ``/admin/marketplaces/charges``, and
+  stays a failing unit (``charge/<id>``, code ``marketplace_outcome_unknown``) so
+  ``/healthz`` is degraded until an operator resolves it with the vendor's bill
+  (:meth:`MarketplaceReporter.resolve`, ``POST …/charges/{id}/resolution``):
+  ``billed: true`` → ``accepted``; ``billed: false`` → ``pending`` again, due at once,
+  if the vendor's window is still open, else ``refused`` and its amount carried into
+  the next cut (reported in a later period, as for a charge never sent). Its deadline
+  passing changes nothing by itself: only the operator knows whether it was billed.
+* A ``pending`` charge of such a vendor that reaches its deadline was never kept by
+  the vendor (the rules above), so it is carried into the next cut whatever its
+  attempts, instead of staying on the receivable as an unknown outcome.
+* Pacing: after the adapter's rate-limit refusal (``unprocessed``, reason
+  ``rate_limited``) or a throttled call, the next try is at least
+  :data:`RATE_LIMIT_PACE` (60 s, Alibaba's one push per instance a minute) away,
+  jitter on top, and never past the deadline.
+
+Vendors that deduplicate (AWS, ``resend_safe`` True) keep the rules above unchanged:
+an identical resend after the grace is what makes their reports exactly once.
+
 A cloud account whose subscription ended (``cancelled``, ``failed``, or unsubscribing
 past its final-usage hour) can be billed nothing more. Its lines not yet reported and
 its carry are closed at the next run (:meth:`MarketplaceReporter.close_ended`) into
@@ -87,7 +122,7 @@ from accrual.billing.marketplaces import Marketplaces
 from accrual.billing.services import ledger
 from accrual.billing.services.movements import Movements
 from accrual.clock import Clock
-from accrual.contract.errors import Invalid
+from accrual.contract.errors import Conflict, Invalid, NotFound
 from accrual.infra.bulk import among
 from accrual.infra.db import in_transaction
 from accrual.infra.jobs import ERROR_CHARS, Job
@@ -95,6 +130,16 @@ from accrual.infra.jobs import ERROR_CHARS, Job
 log = logging.getLogger(__name__)
 
 PENDING, SENT = ChargeStatus.PENDING.value, ChargeStatus.SENT.value
+# Sent to a vendor that keeps every push, with no answer proving whether it was kept:
+# never sent again automatically; an operator resolves it (resend_safe=False only).
+UNKNOWN = "unknown"
+STATUSES = (*(s.value for s in ChargeStatus), UNKNOWN)
+# Transient codes proving the vendor kept nothing of the call (sent again even to a
+# vendor that keeps every push): no connection made, throttled or refused keys.
+NOT_RECEIVED = frozenset({"not_sent", "throttled", "credentials_rejected"})
+RATE_LIMITED = "rate_limited"  # an adapter's unprocessed reason: its own rate limit
+RATE_LIMIT_PACE = timedelta(seconds=60)
+OUTCOME_UNKNOWN = "outcome unknown, not sent again: resolve it with the vendor's bill"
 ACCEPTED, DUPLICATE, REFUSED = (ChargeStatus.ACCEPTED.value, ChargeStatus.DUPLICATE.value,
                                 ChargeStatus.REFUSED.value)
 UNANSWERED = (PENDING, SENT)
@@ -126,6 +171,7 @@ class RunOutcome:
     refused: int = 0
     retried: int = 0  # put back to pending to be sent again
     alerted: int = 0  # charges newly alerted as near their deadline
+    unknown: int = 0  # charges held because the vendor may have kept them
 
 
 @dataclass(frozen=True)
@@ -135,6 +181,7 @@ class VendorBacklog:
     accepted: int
     duplicate: int
     refused: int
+    unknown: int = 0
 
 
 @dataclass(frozen=True)
@@ -151,6 +198,7 @@ class Backlog:
     sends: int  # reports handed to vendors, resends included
     retries: int  # of those, the resends
     by_vendor: dict[str, VendorBacklog] = field(default_factory=dict)
+    unknown: int = 0  # held: the vendor may have kept them (an operator resolves them)
 
 
 @dataclass(frozen=True)
@@ -373,13 +421,21 @@ class MarketplaceReporter:
         mc, ca = t.marketplace_charges, t.cloud_accounts
         with self.engine.connect() as conn:
             due = conn.execute(
-                select(mc.c.id, mc.c.vendor, mc.c.deadline_at, mc.c.attempts, ca.c.product_code)
+                select(mc.c.id, mc.c.vendor, mc.c.deadline_at, mc.c.attempts, mc.c.status,
+                       ca.c.product_code)
                 .join(ca, ca.c.id == mc.c.cloud_account_id).where(self._due(now))
                 .order_by(mc.c.deadline_at, mc.c.id).limit(SEND_LIMIT)).all()
         groups: dict[tuple[str, str], list[int]] = {}
         for row in due:
+            safe = self._resend_safe(row.vendor)
+            if not safe and row.status == SENT:
+                # Left sent without an answer: the vendor may hold it; never again by itself.
+                in_transaction(self.engine, lambda conn, row=row: self._hold(
+                    conn, [row.id], "left sent without a recorded answer (the reporter "
+                                    "stopped between the call and its answer)", tally))
+                continue
             if row.deadline_at <= now:
-                self._refuse_unsent(row.id, row.attempts, tally)
+                self._refuse_unsent(row.id, row.attempts, tally, carry=not safe)
                 continue
             groups.setdefault((row.vendor, row.product_code or ""), []).append(row.id)
         before = tally.counts["sent"]
@@ -400,6 +456,10 @@ class MarketplaceReporter:
                 self.job.unit_ok(unit)
         self._clear_idle_units()
         return tally.counts["sent"] - before
+
+    def _resend_safe(self, vendor: str) -> bool:
+        market = self.marketplaces.by_vendor.get(vendor)
+        return market is None or market.limits.resend_safe
 
     def _clear_idle_units(self) -> None:
         """A vendor's product that failed and has nothing left to send (its charges were
@@ -429,17 +489,25 @@ class MarketplaceReporter:
     def _send_batch(self, market: Marketplace, batch: list[UsageReport], unit: str,
                     tally: _Tally) -> bool:
         """Claim, send and record one batch; whether the vendor failed for a passing reason."""
-        claimed = in_transaction(self.engine, lambda conn: self._claim(conn, batch))
+        safe = market.limits.resend_safe
+        claimed = in_transaction(self.engine, lambda conn: self._claim(conn, batch, safe))
         sending = [r for r in batch if int(r.key) in claimed]
         if not sending:
             return False
         tally.counts["sent"] += len(sending)
+        ids = [int(r.key) for r in sending]
         try:
             results = market.report(sending)
         except Transient as error:
             throttled, why = error.throttled, str(error)
+            if not safe and not (throttled or error.code in NOT_RECEIVED):
+                # A timeout, a reset after sending, a 5xx: the vendor may have kept it.
+                in_transaction(self.engine, lambda conn: self._hold(conn, ids, why, tally))
+                self.job.unit_failed(unit, error, code="marketplace_outcome_unknown")
+                return True
+            pace = RATE_LIMIT_PACE if throttled and not safe else None
             retry_at = in_transaction(self.engine, lambda conn: self._back_off(
-                conn, [int(r.key) for r in sending], claimed, throttled, why, tally))
+                conn, ids, claimed, throttled, why, tally, at_least=pace))
             self.job.unit_failed(unit, error, next_attempt_at=retry_at)
             return True
         except Refused as error:
@@ -448,9 +516,18 @@ class MarketplaceReporter:
             in_transaction(self.engine, lambda conn: self._record(conn, refusals, claimed,
                                                                   tally))
             return False
+        except Exception as error:
+            if not safe:  # whatever happened, the call may have gone out
+                why = f"{type(error).__name__}: {error}"
+                in_transaction(self.engine, lambda conn: self._hold(conn, ids, why, tally))
+            raise
         keys = [r.key for r in sending]
         if sorted(r.key for r in results) != sorted(keys):
-            # An answer we cannot match: the charges stay sent and go again, identical.
+            # An answer we cannot match: the charges stay sent and go again, identical
+            # (held as unknown instead for a vendor that keeps every push).
+            if not safe:
+                in_transaction(self.engine, lambda conn: self._hold(
+                    conn, ids, "an answer that does not match the reports sent", tally))
             raise RuntimeError(f"{market.vendor} answered {len(results)} result(s) that do "
                                f"not match the {len(keys)} report(s) sent")
         in_transaction(self.engine, lambda conn: self._record(conn, results, claimed, tally))
@@ -472,13 +549,17 @@ class MarketplaceReporter:
                     dimension=r.dimension, period_start=r.period_start, quantity=int(r.quantity))
                 for r in rows]
 
-    def _claim(self, conn: Connection, batch: Sequence[UsageReport]) -> dict[int, int]:
+    def _claim(self, conn: Connection, batch: Sequence[UsageReport],
+               resend_safe: bool = True) -> dict[int, int]:
         """Mark the charges of ``batch`` still due as sent, before the call: their attempts
-        by id (a concurrent reporter's are skipped)."""
+        by id (a concurrent reporter's are skipped). For a vendor that keeps every push
+        only pending ones: a stale sent one may have reached it."""
         mc = t.marketplace_charges
         now = self.clock.now()
+        due = self._due(now) if resend_safe else and_(mc.c.status == PENDING,
+                                                       mc.c.next_attempt_at <= now)
         query = select(mc.c.id, mc.c.attempts).where(
-            among(conn, mc.c.id, [int(r.key) for r in batch], Integer()), self._due(now))
+            among(conn, mc.c.id, [int(r.key) for r in batch], Integer()), due)
         if conn.dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)
         claimed = {row.id: row.attempts + 1 for row in conn.execute(query)}
@@ -488,8 +569,10 @@ class MarketplaceReporter:
         return claimed
 
     def _back_off(self, conn: Connection, ids: list[int], attempts: dict[int, int],
-                  throttled: bool, error: str, tally: _Tally) -> datetime:
-        """Back to pending, each with its own jittered delay; the earliest next attempt."""
+                  throttled: bool, error: str, tally: _Tally, *,
+                  at_least: timedelta | None = None) -> datetime:
+        """Back to pending, each with its own jittered delay (``at_least`` after a rate
+        limit, but before the deadline); the earliest next attempt."""
         mc = t.marketplace_charges
         now = self.clock.now()
         deadlines = dict(conn.execute(select(mc.c.id, mc.c.deadline_at)
@@ -499,6 +582,8 @@ class MarketplaceReporter:
             delay = rules.retry_delay(attempts[charge_id], throttled=throttled,
                                       random=self.random)
             at = rules.next_attempt_at(now, delay, deadlines[charge_id])
+            if at_least is not None:
+                at = max(at, min(now + at_least + delay, deadlines[charge_id]))
             conn.execute(update(mc).where(mc.c.id == charge_id, mc.c.status == SENT).values(
                 status=PENDING, next_attempt_at=at, last_error=error[:ERROR_CHARS]))
             earliest = at if earliest is None else min(earliest, at)
@@ -512,10 +597,11 @@ class MarketplaceReporter:
         now = self.clock.now()
         given_back: list[int] = []
         unprocessed: list[int] = []
+        paced: list[int] = []  # refused by the adapter's own rate limit
         for result in results:
             charge_id = int(result.key)
             if result.status == ReportStatus.UNPROCESSED:
-                unprocessed.append(charge_id)
+                (paced if result.reason == RATE_LIMITED else unprocessed).append(charge_id)
                 continue
             status = {ReportStatus.ACCEPTED: ACCEPTED, ReportStatus.DUPLICATE: DUPLICATE,
                       ReportStatus.REFUSED: REFUSED}[result.status]
@@ -532,16 +618,84 @@ class MarketplaceReporter:
         if unprocessed:
             self._back_off(conn, unprocessed, attempts, False, "unprocessed by the vendor",
                            tally)
+        if paced:
+            self._back_off(conn, paced, attempts, False, "rate limited: one push per "
+                           f"instance every {RATE_LIMIT_PACE.seconds} s", tally,
+                           at_least=RATE_LIMIT_PACE)
         self._to_wallets(conn, given_back, now)
 
-    def _refuse_unsent(self, charge_id: int, attempts: int, tally: _Tally) -> None:
-        """Refuse a charge past the vendor's window without sending it again. One never
-        sent is cut again: its amount joins the cloud account's carry, so the next cut
-        reports it in a later period (the vendor is billed; the wallet is not). One sent
-        before keeps its money on the cloud receivable (the vendor may hold it)."""
+    def _hold(self, conn: Connection, ids: list[int], why: str, tally: _Tally) -> None:
+        """These sent charges may have been kept by a vendor that keeps every push: held
+        as unknown, alerted now, for an operator to resolve."""
+        mc = t.marketplace_charges
+        now = self.clock.now()
+        for charge_id in ids:
+            held = conn.execute(update(mc).where(mc.c.id == charge_id, mc.c.status == SENT)
+                                .values(status=UNKNOWN, alerted_at=now,
+                                        last_error=f"{OUTCOME_UNKNOWN}: {why}"[:ERROR_CHARS])
+                                ).rowcount
+            if held:
+                tally.counts["unknown"] += 1
+                log.error("marketplace reporter: charge %s sent, %s; %s", charge_id, why,
+                          OUTCOME_UNKNOWN)
+                self.job.unit_failed(f"charge/{charge_id}", f"charge {charge_id}: "
+                                     f"{OUTCOME_UNKNOWN}: {why}",
+                                     code="marketplace_outcome_unknown")
+
+    def resolve(self, charge_id: int, billed: bool) -> ChargeView:
+        """An operator's answer for a charge held as unknown, from the vendor's bill:
+        billed → accepted; not billed → pending again (due now) within the vendor's
+        window, else refused and carried into the next cut. 404 ``charge_not_found``,
+        409 ``charge_not_unknown`` for any other state (nothing changes)."""
         mc, carry = t.marketplace_charges, t.marketplace_carry
+
+        def work(conn: Connection) -> str:
+            now = self.clock.now()
+            query = select(mc).where(mc.c.id == charge_id)
+            if conn.dialect.name == "postgresql":
+                query = query.with_for_update()
+            row = conn.execute(query).first()
+            if row is None:
+                raise NotFound("charge_not_found", f"no marketplace charge {charge_id}")
+            if row.status != UNKNOWN:
+                raise Conflict("charge_not_unknown",
+                               f"charge {charge_id} is {row.status}; only a charge whose "
+                               "outcome is unknown is resolved")
+            if billed:
+                values: dict[str, Any] = {"status": ACCEPTED, "settled_at": now,
+                                          "last_error": "resolved by the operator: billed"}
+            elif now < row.deadline_at:
+                values = {"status": PENDING, "next_attempt_at": now,
+                          "last_error": "resolved by the operator: not billed; sent again"}
+            else:
+                values = {"status": REFUSED, "settled_at": now,
+                          "last_error": "resolved by the operator: not billed; "
+                                        + PAST_WINDOW + RECUT}
+                conn.execute(update(carry).where(carry.c.cloud_account_id == row.cloud_account_id)
+                             .values(carried_minor=carry.c.carried_minor + row.amount_minor,
+                                     updated_at=now))
+            conn.execute(update(mc).where(mc.c.id == charge_id, mc.c.status == UNKNOWN)
+                         .values(**values))
+            return str(values["status"])
+
+        status = in_transaction(self.engine, work)
+        log.warning("marketplace reporter: charge %s resolved by the operator (billed: %s): %s",
+                    charge_id, billed, status)
+        self.job.unit_ok(f"charge/{charge_id}")
+        [view] = self.charges(limit=1, charge_id=charge_id)
+        return view
+
+    def _refuse_unsent(self, charge_id: int, attempts: int, tally: _Tally, *,
+                       carry: bool = False) -> None:
+        """Refuse a charge past the vendor's window without sending it again. One never
+        sent (or, with ``carry``, never kept by a vendor that keeps every push) is cut
+        again: its amount joins the cloud account's carry, so the next cut reports it in
+        a later period (the vendor is billed; the wallet is not). One sent before keeps
+        its money on the cloud receivable (the vendor may hold it)."""
+        mc = t.marketplace_charges
+        carried = t.marketplace_carry
         unit = f"charge/{charge_id}"
-        never_sent = attempts == 0
+        never_sent = attempts == 0 or carry
         reason = PAST_WINDOW + (RECUT if never_sent else UNKNOWN_OUTCOME)
 
         def work(conn: Connection) -> bool:
@@ -554,8 +708,9 @@ class MarketplaceReporter:
                 row = conn.execute(select(mc.c.cloud_account_id, mc.c.amount_minor)
                                    .where(mc.c.id == charge_id)).one()
                 # The cut that made it wrote the carry row.
-                conn.execute(update(carry).where(carry.c.cloud_account_id == row.cloud_account_id)
-                             .values(carried_minor=carry.c.carried_minor + row.amount_minor,
+                conn.execute(update(carried)
+                             .where(carried.c.cloud_account_id == row.cloud_account_id)
+                             .values(carried_minor=carried.c.carried_minor + row.amount_minor,
                                      updated_at=now))
             return bool(changed)
 
@@ -595,10 +750,18 @@ class MarketplaceReporter:
                                        mc.c.period_start, mc.c.deadline_at, mc.c.alerted_at,
                                        mc.c.next_attempt_at, mc.c.status, mc.c.attempts,
                                        mc.c.last_error)
-                                .where(mc.c.status.in_(UNANSWERED))).all()
+                                .where(mc.c.status.in_((*UNANSWERED, UNKNOWN)))).all()
         near: set[str] = set()
         alerted = 0
         for row in rows:
+            if row.status == UNKNOWN:  # alerted when held; failing until resolved
+                unit = f"charge/{row.id}"
+                near.add(unit)
+                if unit not in self.job.failing:
+                    self.job.unit_failed(unit, f"{row.vendor} charge {row.id} of "
+                                         f"{row.cloud_account_id}: {row.last_error}",
+                                         code="marketplace_outcome_unknown")
+                continue
             if now < rules.alert_at(row.period_start, row.deadline_at, self.alert_margin):
                 continue
             unit = f"charge/{row.id}"
@@ -640,30 +803,32 @@ class MarketplaceReporter:
                 sends += int(attempts)
                 sent_once += int(tried)
             open_rows = conn.execute(select(mc.c.created_at, mc.c.period_start,
-                                            mc.c.deadline_at)
-                                     .where(mc.c.status.in_(UNANSWERED))).all()
+                                            mc.c.deadline_at, mc.c.status)
+                                     .where(mc.c.status.in_((*UNANSWERED, UNKNOWN)))).all()
         totals: Counter[str] = Counter()
         for counts in by_vendor.values():
             totals.update(counts)
+        # Held charges are open too (the oldest-age figure), but not near any deadline.
         oldest = min((r.created_at for r in open_rows), default=None)
         return Backlog(
             pending=totals[PENDING], sent_unanswered=totals[SENT],
             oldest_pending_age_s=(max(int((now - oldest).total_seconds()), 0)
                                   if oldest is not None else None),
-            near_deadline=sum(now >= rules.alert_at(r.period_start, r.deadline_at,
-                                                    self.alert_margin) for r in open_rows),
+            near_deadline=sum(r.status != UNKNOWN and now >= rules.alert_at(
+                r.period_start, r.deadline_at, self.alert_margin) for r in open_rows),
             accepted=totals[ACCEPTED], duplicate=totals[DUPLICATE], refused=totals[REFUSED],
             sends=sends, retries=sends - sent_once,
             by_vendor={vendor: VendorBacklog(counts[PENDING], counts[SENT], counts[ACCEPTED],
-                                             counts[DUPLICATE], counts[REFUSED])
-                       for vendor, counts in sorted(by_vendor.items())})
+                                             counts[DUPLICATE], counts[REFUSED],
+                                             counts[UNKNOWN])
+                       for vendor, counts in sorted(by_vendor.items())},
+            unknown=totals[UNKNOWN])
 
     def charges(self, *, status: str | None = None, cloud_account_id: str | None = None,
-                limit: int = 100) -> list[ChargeView]:
-        """Charges, newest first, optionally of one status or cloud account."""
-        if status is not None and status not in {s.value for s in ChargeStatus}:
-            raise Invalid("invalid_status", "status is one of pending, sent, accepted, "
-                                            "duplicate, refused")
+                limit: int = 100, charge_id: int | None = None) -> list[ChargeView]:
+        """Charges, newest first, optionally of one status, cloud account or id."""
+        if status is not None and status not in STATUSES:
+            raise Invalid("invalid_status", f"status is one of {', '.join(STATUSES)}")
         if cloud_account_id is not None and not 1 <= len(cloud_account_id) <= 32:
             raise Invalid("invalid_cloud_account_id", "a cloud account id has 1 to 32 characters")
         if not 1 <= limit <= CHARGES_LIMIT:
@@ -674,6 +839,8 @@ class MarketplaceReporter:
             query = query.where(mc.c.status == status)
         if cloud_account_id is not None:
             query = query.where(mc.c.cloud_account_id == cloud_account_id)
+        if charge_id is not None:
+            query = query.where(mc.c.id == charge_id)
         with self.engine.connect() as conn:
             return [ChargeView(
                 id=r.id, cloud_account_id=r.cloud_account_id, vendor=r.vendor,
