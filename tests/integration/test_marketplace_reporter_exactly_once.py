@@ -58,7 +58,7 @@ AFTER = {"timeout": Transient("network", "Read timed out"),
          "5xx": Transient("vendor_error", "InternalError")}
 
 
-class Killed(BaseException):  # noqa: N818 - it stands for the process dying
+class Killed(BaseException):
     """The reporter's process dying after the vendor kept the call: nothing of ours runs
     after it (no handler catches a BaseException), as with a real kill."""
 

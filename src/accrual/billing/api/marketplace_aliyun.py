@@ -14,6 +14,7 @@ from accrual.billing.api.deps import CenterDep, billing_router
 from accrual.billing.marketplaces.aliyun import SPI_PATH, VENDOR, AliyunMarketplace
 from accrual.billing.services.aliyun_spi import AliyunSpi
 from accrual.contract.errors import NotFound
+from accrual.infra.http import status_for
 
 router = billing_router()
 
@@ -36,16 +37,26 @@ _PARAMETERS: list[dict[str, Any]] = [
         ("isRefund", "releaseInstance: refunded", "false"),
         ("timeStamp", "verify: when Alibaba signed the login, Beijing time",
          "2026-11-26 18:30:00"))]
-_REFUSAL = {"success": False, "message": "not a call from Alibaba Cloud Marketplace: the token "
-                                         "does not match the parameters and the ISV key",
-            "error": {"code": "bad_token",
-                      "message": "not a call from Alibaba Cloud Marketplace: the token does "
-                                 "not match the parameters and the ISV key"}}
+_NOT_ALIBABA = ("not a call from Alibaba Cloud Marketplace: the token does not match the "
+                "parameters and the ISV key")
+_REFUSAL: dict[str, Any] = {"success": False, "message": _NOT_ALIBABA,
+                            "error": {"code": "bad_token", "message": _NOT_ALIBABA}}
+
+
+# The error envelope's ``error`` (``accrual.infra.http.ERROR_SCHEMA``), beside Alibaba's fields.
+_ERROR_OBJECT: dict[str, Any] = {"type": "object", "required": ["code", "message"],
+                                 "properties": {"code": {"type": "string"},
+                                                "message": {"type": "string"}}}
 
 
 def _refusal(description: str, code: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"example": {
-        **_REFUSAL, "error": {**_REFUSAL["error"], "code": code}}}}}
+    """Alibaba's failure (``success: false``) in our error envelope, with a stable code."""
+    schema = {"type": "object", "required": ["success", "message", "error"], "properties": {
+        "success": {"type": "boolean", "const": False}, "message": {"type": "string"},
+        "error": _ERROR_OBJECT}}
+    return {"description": description, "content": {"application/json": {
+        "schema": schema, "example": {**_REFUSAL, "error": {**_REFUSAL["error"],
+                                                            "code": code}}}}}
 
 
 @router.get(
@@ -60,7 +71,7 @@ def _refusal(description: str, code: str) -> dict[str, Any]:
                         "authUrl": "https://accrual.example.com" + SPI_PATH}}},
                 "lifecycle": {"value": {"success": True}}}}}},
         303: {"description": "verify: to the buyer's activation page"},
-        400: _refusal("`malformed` or `unknown_action`", "malformed"),
+        422: _refusal("`malformed` or `unknown_action`", "malformed"),
         403: _refusal("Not Alibaba's: `bad_token`, `missing_token`, `wrong_product`, `stale` "
                       "(a verify older than the tolerance)", "bad_token"),
         404: _refusal("`unknown_instance` (verify), `marketplace_not_configured`",
@@ -86,5 +97,6 @@ async def aliyun_spi(request: Request, center: CenterDep) -> Response:
     spi = AliyunSpi(center.engine, center.clock, adapter, center.activations, center.lifecycle)
     reply = await run_in_threadpool(spi.handle, request.method, request.url.query)
     if reply.location is not None:
-        return RedirectResponse(reply.location, status_code=reply.status)
-    return JSONResponse(reply.body, status_code=reply.status)
+        return RedirectResponse(reply.location, status_code=303)
+    status = status_for(reply.refused) if reply.refused is not None else 200
+    return JSONResponse(reply.body, status_code=status)

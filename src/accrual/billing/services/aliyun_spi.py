@@ -68,14 +68,7 @@ from accrual.billing.marketplaces.aliyun import (
 from accrual.billing.services.marketplace_activation import MarketplaceActivations
 from accrual.billing.services.marketplace_lifecycle import MarketplaceLifecycle
 from accrual.clock import Clock
-from accrual.contract.errors import (
-    Conflict,
-    Forbidden,
-    Invalid,
-    NotFound,
-    ServiceError,
-    Unavailable,
-)
+from accrual.contract.errors import Conflict, Forbidden, Invalid, NotFound, ServiceError
 
 log = logging.getLogger(__name__)
 
@@ -84,24 +77,24 @@ LIFECYCLE = {SpiKind.RENEW: NotificationAction.RENEW,
              SpiKind.UPGRADE: NotificationAction.PLAN_CHANGED,
              SpiKind.EXPIRE: NotificationAction.SUSPEND,
              SpiKind.RELEASE: NotificationAction.UNSUBSCRIBE_SUCCESS}
-# The adapter's refusals, by HTTP status: not Alibaba's (403), not a call we know (400).
-_STATUS = {"method_not_allowed": 405, "malformed": 400, "unknown_action": 400,
-           "missing_token": 403, "bad_token": 403, "wrong_product": 403, "stale": 403}
+# The adapter's refusals that mean "not a call we know"; the others, "not Alibaba's".
+_UNREADABLE = {"method_not_allowed", "malformed", "unknown_action"}
 
 
 @dataclass(frozen=True)
 class SpiReply:
-    """What to answer: a JSON body with a status, or a redirect (``verify``)."""
+    """What to answer: a JSON body (200), a redirect (``verify``, 303), or a refusal
+    (its kind gives the status; the body is Alibaba's failure and our error)."""
 
-    status: int
     body: dict[str, Any] | None = None
     location: str | None = None
+    refused: ServiceError | None = None
     applied: bool = False  # whether the call changed anything here
 
 
-def refusal(status: int, code: str, message: str) -> SpiReply:
-    return SpiReply(status, {**spi_failure(message), "error": {"code": code,
-                                                                "message": message}})
+def refusal(error: ServiceError) -> SpiReply:
+    return SpiReply({**spi_failure(error.message),
+                     "error": {"code": error.code, "message": error.message}}, refused=error)
 
 
 class AliyunSpi:
@@ -119,8 +112,9 @@ class AliyunSpi:
             event = self.adapter.verify_spi(method, SPI_PATH, query, now)
         except NotificationRejected as rejected:
             log.warning("aliyun SPI call refused (%s): %s", rejected.code, rejected.message)
-            return refusal(_STATUS.get(rejected.code, 403), rejected.code,
-                           f"not a call from Alibaba Cloud Marketplace: {rejected.message}")
+            kind = Invalid if rejected.code in _UNREADABLE else Forbidden
+            return refusal(kind(rejected.code, "not a call from Alibaba Cloud Marketplace: "
+                                               f"{rejected.message}"))
         try:
             if event.kind == SpiKind.CREATE:
                 return self._create(event)
@@ -130,7 +124,7 @@ class AliyunSpi:
         except ServiceError as error:
             log.warning("aliyun SPI %s for %s refused (%s): %s", event.action,
                         event.instance_id or event.order_biz_id, error.code, error.message)
-            return refusal(_status_of(error), error.code, error.message)
+            return refusal(error)
 
     # -- the calls ---------------------------------------------------------------
 
@@ -139,12 +133,12 @@ class AliyunSpi:
         cloud = self._cloud_account(instance)
         if cloud is not None and rule.ended(cloud.status):
             log.warning("aliyun createInstance for released instance %s refused", instance)
-            return refusal(409, "instance_released",
-                           f"instance {instance} was released; a purchase opens a new one")
+            return refusal(Conflict("instance_released", f"instance {instance} was released; "
+                                                         "a purchase opens a new one"))
         activation = self.activations.announce(self.adapter.buyer_for(event))
         log.info("aliyun createInstance: instance %s of %s → activation %s", instance,
                  event.account_id, activation.id)
-        return SpiReply(200, spi_answer(event, app_info=AppInfo(
+        return SpiReply(spi_answer(event, app_info=AppInfo(
             front_end_url=self._url(ACTIVATION_PATH.format(id=activation.id)),
             auth_url=self.adapter.listing.spi_url())), applied=True)
 
@@ -155,7 +149,7 @@ class AliyunSpi:
             vendor=VENDOR, action=LIFECYCLE[event.kind], customer=instance,
             product_code="", sent_at=self.clock.now(), license_ref=instance))
         log.info("aliyun %s for instance %s: %s", event.action, instance, outcome.outcome)
-        return SpiReply(200, spi_answer(event), applied=outcome.outcome == "applied")
+        return SpiReply(spi_answer(event), applied=outcome.outcome == "applied")
 
     def _login(self, event: SpiEvent, token: str) -> SpiReply:
         instance = str(event.instance_id)
@@ -168,18 +162,18 @@ class AliyunSpi:
                     outcome="login"))
         except IntegrityError:
             log.warning("aliyun verify for instance %s replayed: refused", instance)
-            return refusal(409, "spi_replayed", "this login was used already; log in from "
-                                                "the Alibaba Cloud console again")
+            return refusal(Conflict("spi_replayed", "this login was used already; log in "
+                                                    "from the Alibaba Cloud console again"))
         cloud = self._cloud_account(instance)
         if cloud is None:
-            return refusal(404, "unknown_instance", f"instance {instance} is not known here")
+            return refusal(NotFound("unknown_instance", f"instance {instance} is not known here"))
         if cloud.status != rule.CloudStatus.ACTIVE:
-            return refusal(409, "instance_not_active",
-                           f"instance {instance} is {cloud.status}; renew it to log in")
+            return refusal(Conflict("instance_not_active",
+                                    f"instance {instance} is {cloud.status}; renew it to log in"))
         activation = self.activations.announce(Buyer(
             vendor=VENDOR, account_id=cloud.external_id, product_code=cloud.product_code or "",
             license_ref=instance))
-        return SpiReply(303, location=self._url(ACTIVATION_PATH.format(id=activation.id)))
+        return SpiReply(location=self._url(ACTIVATION_PATH.format(id=activation.id)))
 
     # -- helpers -----------------------------------------------------------------
 
@@ -198,10 +192,3 @@ def _token(query: str) -> str:
     """The call's token (verified already): what tells two calls apart."""
     return dict(parse_qsl(query, keep_blank_values=True)).get("token", "").lower()
 
-
-def _status_of(error: ServiceError) -> int:
-    for kind, status in ((NotFound, 404), (Conflict, 409), (Forbidden, 403), (Invalid, 422),
-                         (Unavailable, 503)):
-        if isinstance(error, kind):
-            return status
-    return 400

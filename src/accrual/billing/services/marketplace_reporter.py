@@ -430,9 +430,9 @@ class MarketplaceReporter:
             safe = self._resend_safe(row.vendor)
             if not safe and row.status == SENT:
                 # Left sent without an answer: the vendor may hold it; never again by itself.
-                in_transaction(self.engine, lambda conn, row=row: self._hold(
-                    conn, [row.id], "left sent without a recorded answer (the reporter "
-                                    "stopped between the call and its answer)", tally))
+                in_transaction(self.engine, partial(
+                    self._hold, ids=[row.id], why="left sent without a recorded answer (the "
+                    "reporter stopped between the call and its answer)", tally=tally))
                 continue
             if row.deadline_at <= now:
                 self._refuse_unsent(row.id, row.attempts, tally, carry=not safe)
