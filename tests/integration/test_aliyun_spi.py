@@ -153,7 +153,7 @@ def test_a_usd_center_sells_on_the_international_site(
     try:
         adapter = runtime.billing.marketplaces.get("aliyun")
         assert (adapter.vendor, getattr(adapter, "currency", None)) == ("aliyun", "USD")
-        assert getattr(adapter, "listing").usage_api() == "marketplaceintl"
+        assert adapter.listing.usage_api() == "marketplaceintl"
         assert runtime.aliyun_intl_sandbox is not None and runtime.aliyun_sandbox is not None
         assert list(runtime.aliyun_intl_sandbox.state.products) == [PRODUCT]
         assert runtime.aliyun_sandbox.state.products == {}
