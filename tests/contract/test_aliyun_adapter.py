@@ -156,6 +156,13 @@ def test_limits_and_profiles(aliyun: Aliyun) -> None:
     daily = aliyun.adapter(billing="daily")
     assert daily.limits.period == timedelta(days=1)
     assert daily.limits.lateness == timedelta(days=1, hours=1, minutes=59)
+    # Periods as Alibaba bills them: the hour, or the Beijing day; start + lateness is
+    # then exactly Alibaba's deadline.
+    late = datetime(2026, 11, 26, 17, 30, tzinfo=UTC)  # 01:30 on the 27th in Beijing
+    assert china.period_start(late) == datetime(2026, 11, 26, 17, tzinfo=UTC)
+    beijing_day = daily.period_start(late)
+    assert beijing_day == datetime(2026, 11, 26, 16, tzinfo=UTC)
+    assert beijing_day + daily.limits.lateness == daily.listing.deadline(beijing_day)
     with pytest.raises(ValueError):
         aliyun.adapter(api="marketplaceintl")  # China meters through Market only
 

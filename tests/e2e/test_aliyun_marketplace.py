@@ -57,10 +57,11 @@ class Killed(BaseException):
 
 @contextlib.contextmanager
 def served(tmp_path: Path, pg: tuple[str, str] | None, clock: ManualClock, smtp_port: int,
-           currency: str) -> Iterator[tuple[Runtime, httpx.Client]]:
+           currency: str, billing: str = "hourly") -> Iterator[tuple[Runtime, httpx.Client]]:
     port = free_port()
     runtime = make_runtime(tmp_path, pg, clock, public_url=f"http://127.0.0.1:{port}",
-                           smtp_host="127.0.0.1", smtp_port=smtp_port, **CENTERS[currency])
+                           smtp_host="127.0.0.1", smtp_port=smtp_port, aliyun_billing=billing,
+                           **CENTERS[currency])
     runtime.billing.marketplace_reporter.random = lambda: 1.0  # the longest jittered delay
     try:
         with serve(runtime.app, port=port) as base, \
@@ -159,15 +160,19 @@ def cloud_of(runtime: Runtime, buyer: dict[str, Any]) -> str:
             c.c.license_ref == buyer["instance_id"])).scalar_one())
 
 
-@pytest.mark.parametrize("currency", ["CNY", "USD"])
+@pytest.mark.parametrize(("currency", "billing"),
+                         [("CNY", "hourly"), ("USD", "hourly"), ("CNY", "daily")])
 def test_a_buyer_from_purchase_to_a_charge_pushed_once_through_the_sdk(
         tmp_path: Path, pg_databases: tuple[str, str] | None, clock: ManualClock,
-        smtp_server: tuple[Inbox, int], currency: str) -> None:
+        smtp_server: tuple[Inbox, int], currency: str, billing: str) -> None:
     """China (CNY center, Market 2015-11-01) and International (USD center,
-    MarketplaceIntl 2022-12-30): the same path, each on its own site."""
+    MarketplaceIntl 2022-12-30): the same path, each on its own site; a daily listing
+    pushes the Beijing day once it is over."""
     control = CONTROL[currency]
     offset = "+08:00" if currency == "CNY" else "+00:00"
-    with served(tmp_path, pg_databases, clock, smtp_server[1], currency) as (runtime, http):
+    period = timedelta(hours=1) if billing == "hourly" else timedelta(days=1)
+    with served(tmp_path, pg_databases, clock, smtp_server[1], currency,
+                billing) as (runtime, http):
         clock.set(START)
         adapter = runtime.billing.marketplaces.get("aliyun")
         assert isinstance(adapter, AliyunMarketplace)
@@ -191,8 +196,11 @@ def test_a_buyer_from_purchase_to_a_charge_pushed_once_through_the_sdk(
         [charge] = charges(http)
         assert (charge["status"], charge["vendor"]) == ("pending", "aliyun")
         assert usage(http, control)["records"] == []
-        # The hour over, the reporter pushes it.
-        clock.set(datetime.fromisoformat(charge["period_start"]) + timedelta(hours=1, seconds=30))
+        # The period over, the reporter pushes it.
+        start = datetime.fromisoformat(charge["period_start"])
+        if billing == "daily":  # a Beijing day, the one the day close ran in
+            assert start == datetime(2026, 11, 27, tzinfo=SHANGHAI)
+        clock.set(start + period + timedelta(seconds=30))
         runtime.scheduler.tick()
         [charge] = charges(http)
         assert (charge["status"], charge["currency"]) == ("accepted", currency)

@@ -295,6 +295,15 @@ class AliyunMarketplace:
         self._lock = threading.Lock()
         self._pushed_at: dict[str, datetime] = {}  # instance -> last accepted push
 
+    def period_start(self, now: datetime) -> datetime:
+        """The start of the listing's billing period containing ``now``: the hour, or the
+        Beijing day (Alibaba's daily window and deadline are Beijing days), in UTC. The
+        charge reporter cuts one charge per cloud account and such period."""
+        if self.listing.billing == "hourly":
+            return now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+        day = now.astimezone(BEIJING).replace(hour=0, minute=0, second=0, microsecond=0)
+        return day.astimezone(UTC)
+
     def client(self) -> Any:
         """The vendor's SDK client, made on first use."""
         with self._lock:

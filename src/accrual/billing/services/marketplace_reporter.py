@@ -9,7 +9,9 @@ reporter``), each cloud account and each vendor's batch failing alone:
   (``marketplace_carry``) into one ``marketplace_charges`` row of whole units of the
   listing's money dimension for the current period (the hour or day the vendor
   reports by), in one transaction per cloud account that also marks the lines and
-  keeps the remainder. One charge per cloud account, dimension and period: lines
+  keeps the remainder (periods are UTC hours or days, or the adapter's own
+  ``period_start(now)`` when it has one: Alibaba's daily listings bill by
+  Beijing day). One charge per cloud account, dimension and period: lines
   settled after this period's cut wait for the next period. A total below one unit,
   or made negative by corrections, makes no charge: its lines stay unmarked and are
   summed again at the next cut, so the negative amount is carried until charges
@@ -305,7 +307,7 @@ class MarketplaceReporter:
     def _cut_one(self, conn: Connection, *, cloud_account_id: str, market: Marketplace,
                  now: datetime) -> int | None:
         mc, c, carry = t.marketplace_charges, t.charges, t.marketplace_carry
-        start = rules.period_start(now, market.limits.period)
+        start = _period_start(market, now)
         if conn.execute(select(mc.c.id).where(
                 mc.c.cloud_account_id == cloud_account_id, mc.c.dimension == market.dimension,
                 mc.c.period_start == start)).first() is not None:
@@ -850,6 +852,13 @@ class MarketplaceReporter:
                 created_at=r.created_at, sent_at=r.sent_at, settled_at=r.settled_at,
                 record_id=r.record_id, last_error=r.last_error, alerted_at=r.alerted_at)
                 for r in conn.execute(query)]
+
+
+def _period_start(market: Marketplace, now: datetime) -> datetime:
+    """The start of the vendor's period containing ``now``: UTC hours and days, unless the
+    adapter counts periods otherwise (Alibaba's daily listings bill by Beijing day)."""
+    own = getattr(market, "period_start", None)
+    return own(now) if callable(own) else rules.period_start(now, market.limits.period)
 
 
 def _wallet_entry(owner: str, charge_id: int, amount_minor: int) -> ledger.Entry:
