@@ -211,3 +211,14 @@ def test_a_protocol_message_the_adapter_answered_is_acknowledged_and_stores_noth
     assert (answer.json()["outcome"], answer.json()["action"]) == \
         ("acknowledged", "subscription_confirmed")
     assert count(runtime, t.marketplace_notifications) == 0
+
+
+def test_deliveries_of_one_purchase_at_once_make_one_cloud_account(
+        runtime: Runtime, huawei: FakeMarketplace) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(4) as pool:
+        made = list(pool.map(lambda _: runtime.billing.activations.announce(buyer("inst-1")),
+                             range(8)))
+    assert len({a.cloud_account_id for a in made}) == 1
+    assert count(runtime, t.cloud_accounts) == 1
+
