@@ -88,6 +88,16 @@ def test_a_locked_workspace_can_always_change() -> None:
     (A.UNSUBSCRIBE_SUCCESS, S.CANCELLED, None),
     (A.UNSUBSCRIBE_PENDING, S.FAILED, None),
     (A.ENTITLEMENT_UPDATED, S.ACTIVE, None),  # decided by after_entitlement
+    (A.SUSPEND, S.ACTIVE, Transition(S.SUSPENDED, False, suspends=True)),
+    (A.SUSPEND, S.SUSPENDED, None),
+    (A.SUSPEND, S.CANCELLED, None),
+    (A.REINSTATE, S.SUSPENDED, Transition(S.ACTIVE, False, resumes=True)),
+    (A.REINSTATE, S.ACTIVE, None),
+    (A.RENEW, S.SUSPENDED, Transition(S.ACTIVE, False, resumes=True)),
+    (A.RENEW, S.ACTIVE, None),
+    (A.UNSUBSCRIBE_SUCCESS, S.SUSPENDED, Transition(S.CANCELLED, True)),
+    (A.SUBSCRIBE_SUCCESS, S.SUSPENDED, Transition(S.ACTIVE, False, resumes=True)),
+    (A.PLAN_CHANGED, S.ACTIVE, None),  # the plan, not the status
 ])
 def test_notifications_move_the_status(action: A, status: S, expected: Transition | None) -> None:
     assert rule.after_notification(action, status) == expected
@@ -98,12 +108,16 @@ def test_entitlement_updates() -> None:
     assert rule.after_entitlement(S.PENDING, True) == Transition(S.ACTIVE, False)
     assert rule.after_entitlement(S.ACTIVE, True) is None
     assert rule.after_entitlement(S.CANCELLED, False) is None
+    assert rule.after_entitlement(S.SUSPENDED, True) == Transition(S.ACTIVE, False, resumes=True)
+    assert rule.after_entitlement(S.SUSPENDED, False) == Transition(S.CANCELLED, True)
 
 
 def test_what_a_cancellation_does_per_vendor() -> None:
-    # decisions.md 13: Alibaba switches to the billing center (and mails), the rest lock.
+    # decisions.md 13: Alibaba switches to the billing center (and mails), the rest lock;
+    # Huawei's then settle by the billing center (reference-billing.md §5.4).
     assert rule.on_cancellation("aliyun") is OnCancel.SWITCH_TO_BILLING_CENTER
-    for vendor in ("aws", "huawei", "azure", "someday"):
+    assert rule.on_cancellation("huawei") is OnCancel.LOCK_THEN_BILLING_CENTER
+    for vendor in ("aws", "azure", "someday"):
         assert rule.on_cancellation(vendor) is OnCancel.LOCK
 
 

@@ -150,19 +150,52 @@ TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
                 "The {{ vendor }} marketplace subscription (cloud account {{ cloud_account }}) "
                 "that paid for the workspace “{{ workspace_name }}” has ended, so the workspace "
                 "is locked: new data is refused; the data already stored is kept.\n\n"
+                "{% if then_billing_center %}"
+                "The subscription no longer settles it: from {{ effective_from }} it is "
+                "billed to the billing center account {{ username }}. To unlock it, top that "
+                "account up and confirm the billing center as its settlement method, choose "
+                "another cloud account, or subscribe again in the marketplace.\n"
+                "{% else %}"
                 "To unlock it at once, subscribe again in the marketplace, or change its "
                 "settlement method in the billing center (another cloud account, or the "
-                "billing center account).\n")),
+                "billing center account).\n"
+                "{% endif %}")),
         "zh": ("工作空间 {{ workspace_name }} 已锁定：{{ vendor }} 订阅已结束",
                ("您好：\n\n"
                 "为工作空间“{{ workspace_name }}”付费的 {{ vendor }} 云市场订阅"
                 "（云账号 {{ cloud_account }}）已结束，工作空间已被锁定：新数据将被拒收，"
                 "已存储的数据会保留。\n\n"
+                "{% if then_billing_center %}"
+                "该订阅不再为其结算：自 {{ effective_from }} 起由费用中心账号 {{ username }} "
+                "付费。为费用中心账号充值并确认以费用中心结算、选择其他云账号或在云市场重新订阅后，"
+                "工作空间即可解锁。\n"
+                "{% else %}"
                 "在云市场重新订阅，或在费用中心变更其结算方式（其他云账号或费用中心账号）后，"
-                "工作空间立即解锁。\n")),
+                "工作空间立即解锁。\n"
+                "{% endif %}")),
+    },
+    # Values: workspace_name, vendor, cloud_account.
+    "cloud_suspended": {
+        "en": (("Workspace {{ workspace_name }} is locked: its {{ vendor }} subscription is "
+                "suspended"),
+               ("Hello,\n\n"
+                "The {{ vendor }} marketplace subscription (cloud account {{ cloud_account }}) "
+                "that pays for the workspace “{{ workspace_name }}” was suspended by the "
+                "marketplace (expired or unpaid), so the workspace is locked: new data is "
+                "refused; the data already stored is kept.\n\n"
+                "It is unlocked as soon as the subscription is renewed or reinstated in the "
+                "marketplace, or when you change its settlement method in the billing center "
+                "(another cloud account, or the billing center account).\n")),
+        "zh": ("工作空间 {{ workspace_name }} 已锁定：{{ vendor }} 订阅已暂停",
+               ("您好：\n\n"
+                "为工作空间“{{ workspace_name }}”付费的 {{ vendor }} 云市场订阅"
+                "（云账号 {{ cloud_account }}）已被云市场暂停（到期或欠费），工作空间已被锁定："
+                "新数据将被拒收，已存储的数据会保留。\n\n"
+                "在云市场续费或恢复该订阅，或在费用中心变更其结算方式（其他云账号或费用中心账号）"
+                "后，工作空间立即解锁。\n")),
     },
     # Values: workspace_name, vendor, cloud_account (the ended subscription's), route
-    # (resubscribed | cloud_account | billing_center), username (the paying account),
+    # (reinstated | resubscribed | cloud_account | billing_center), username (the paying account),
     # still_locked (an arrears case still holds it).
     "cloud_unlocked": {
         "en": (("{% if still_locked %}Workspace {{ workspace_name }}: the subscription lock is "
@@ -171,8 +204,10 @@ TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
                ("Hello,\n\n"
                 "The workspace “{{ workspace_name }}” was locked because the {{ vendor }} "
                 "marketplace subscription (cloud account {{ cloud_account }}) that paid for "
-                "it ended. It now settles "
-                "{% if route == 'resubscribed' %}through a new {{ vendor }} subscription"
+                "it {% if route == 'reinstated' %}was suspended{% else %}ended{% endif %}. "
+                "It now settles "
+                "{% if route == 'reinstated' %}through that subscription again, back in force"
+                "{% elif route == 'resubscribed' %}through a new {{ vendor }} subscription"
                 "{% elif route == 'cloud_account' %}through another cloud account"
                 "{% else %}by the billing center account {{ username }}{% endif %}, "
                 "so that lock is lifted.\n\n"
@@ -186,8 +221,10 @@ TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
                 "欠费锁定仍在{% else %}工作空间 {{ workspace_name }} 已解锁{% endif %}"),
                ("您好：\n\n"
                 "工作空间“{{ workspace_name }}”曾因为其付费的 {{ vendor }} 云市场订阅"
-                "（云账号 {{ cloud_account }}）结束而被锁定。现在它"
-                "{% if route == 'resubscribed' %}改由新的 {{ vendor }} 订阅结算"
+                "（云账号 {{ cloud_account }}）"
+                "{% if route == 'reinstated' %}暂停{% else %}结束{% endif %}而被锁定。现在它"
+                "{% if route == 'reinstated' %}已恢复，继续由该订阅结算"
+                "{% elif route == 'resubscribed' %}改由新的 {{ vendor }} 订阅结算"
                 "{% elif route == 'cloud_account' %}改由其他云账号结算"
                 "{% else %}改由费用中心账号 {{ username }} 结算{% endif %}，"
                 "该锁定已解除。\n\n"

@@ -45,6 +45,12 @@ class NotificationAction(StrEnum):
     UNSUBSCRIBE_PENDING = "unsubscribe-pending"
     UNSUBSCRIBE_SUCCESS = "unsubscribe-success"
     ENTITLEMENT_UPDATED = "entitlement-updated"
+    # Vendors that push the subscription's life to us (Alibaba SPI, Huawei activities,
+    # Azure webhook) say more than AWS's four actions:
+    SUSPEND = "suspend"  # frozen or suspended (expired, unpaid): usage is not taken
+    REINSTATE = "reinstate"  # back in force after a suspension
+    RENEW = "renew"  # a new term; brings a suspended subscription back
+    PLAN_CHANGED = "plan-changed"  # another plan or SKU (Notification.license_ref when named)
 
 
 @dataclass(frozen=True)
@@ -95,6 +101,10 @@ class ReportLimits:
     lateness: timedelta  # after the period's start, a report is refused
     min_quantity: int  # AWS takes 0 (and asks for it hourly); others want > 0
     max_quantity: int
+    # Whether the vendor recognises an identical resend and bills it once (AWS by record,
+    # Huawei by metering_sn, Azure by resource, dimension and hour). Alibaba keeps every
+    # push: a resend whose first send may have arrived could bill twice.
+    resend_safe: bool = True
 
 
 @dataclass(frozen=True)
@@ -110,6 +120,9 @@ class Notification:
     # The buyer's cloud account when the vendor names it too (AWS: an account id, which
     # a listing without CustomerIdentifier matches its buyers by).
     account_id: str | None = None
+    # The instance (Alibaba, Huawei) the notification is about, or the new plan of a
+    # ``plan-changed`` (Azure), as stored in ``cloud_accounts.license_ref``.
+    license_ref: str | None = None
 
 
 class MarketplaceError(Exception):

@@ -26,9 +26,16 @@ class CloudStatus(StrEnum):
     PENDING = "pending"  # resolved, not yet confirmed by the vendor (unused for AWS)
     ACTIVE = "active"
     UNSUBSCRIBING = "unsubscribing"  # the vendor's final-usage window is open
+    # Frozen by the vendor (expired, unpaid): it takes no usage, so nothing is reported
+    # and the workspaces it settles are locked until it is reinstated or renewed.
+    SUSPENDED = "suspended"
     CANCELLED = "cancelled"
     FAILED = "failed"  # the subscription never started (subscribe-fail)
 
+
+# The vendors that name each purchase by an instance of their own: a buyer's account can
+# hold several, so a cloud account is the account *and* the instance (license_ref).
+INSTANCE_VENDORS = frozenset({"aliyun", "huawei"})
 
 # A subscription that has ended: it settles nothing more, and it releases the
 # workspaces activated from its vendor (reference-billing.md §1.6 rule 7).
@@ -44,13 +51,17 @@ class OnCancel(StrEnum):
 
     LOCK = "lock"  # locked at once; unlocked by re-subscribing or another method
     SWITCH_TO_BILLING_CENTER = "switch_to_billing_center"  # no lock; the owner is mailed
+    # Locked, and the cloud link removed: the binding moves to the billing center, so
+    # once unlocked the workspace settles there (reference-billing.md §5.4, Huawei).
+    LOCK_THEN_BILLING_CENTER = "lock_then_billing_center"
 
 
 # decisions.md 13: Alibaba Cloud switches to the billing center and mails the owner
-# (its vendor page's own rule); AWS and Huawei lock; Azure behaves like AWS.
+# (its vendor page's own rule); AWS and Huawei lock, Huawei then defaulting to the
+# billing center once unlocked; Azure behaves like AWS.
 ON_CANCEL: dict[str, OnCancel] = {
     "aws": OnCancel.LOCK,
-    "huawei": OnCancel.LOCK,
+    "huawei": OnCancel.LOCK_THEN_BILLING_CENTER,
     "azure": OnCancel.LOCK,
     "aliyun": OnCancel.SWITCH_TO_BILLING_CENTER,
 }
@@ -65,24 +76,33 @@ def on_cancellation(vendor: str) -> OnCancel:
 class Transition:
     status: CloudStatus
     ends: bool  # the subscription ended with this: apply :func:`on_cancellation`
+    suspends: bool = False  # lock the workspaces it settles (until it resumes)
+    resumes: bool = False  # lift the locks its suspension set
 
 
 def after_notification(action: NotificationAction, status: str) -> Transition | None:
     """The cloud account's new status after ``action``; None when it changes nothing
     (a late or repeated action: an ended subscription never comes back, a new
     activation makes a new cloud account). ``entitlement-updated`` is decided by
-    :func:`after_entitlement` once the entitlement is read again."""
+    :func:`after_entitlement` once the entitlement is read again; ``plan-changed``
+    changes the plan, not the status."""
     if ended(status):
         return None
+    suspended = status == CloudStatus.SUSPENDED
     if action is NotificationAction.SUBSCRIBE_SUCCESS:
-        return None if status == CloudStatus.ACTIVE else Transition(CloudStatus.ACTIVE, False)
+        return None if status == CloudStatus.ACTIVE else \
+            Transition(CloudStatus.ACTIVE, False, resumes=suspended)
     if action is NotificationAction.SUBSCRIBE_FAIL:
         return Transition(CloudStatus.FAILED, True)
     if action is NotificationAction.UNSUBSCRIBE_PENDING:
         return None if status == CloudStatus.UNSUBSCRIBING \
-            else Transition(CloudStatus.UNSUBSCRIBING, False)
+            else Transition(CloudStatus.UNSUBSCRIBING, False, resumes=suspended)
     if action is NotificationAction.UNSUBSCRIBE_SUCCESS:
         return Transition(CloudStatus.CANCELLED, True)
+    if action is NotificationAction.SUSPEND:
+        return None if suspended else Transition(CloudStatus.SUSPENDED, False, suspends=True)
+    if action in (NotificationAction.REINSTATE, NotificationAction.RENEW):
+        return Transition(CloudStatus.ACTIVE, False, resumes=True) if suspended else None
     return None
 
 
@@ -95,6 +115,8 @@ def after_entitlement(status: str, active: bool) -> Transition | None:
         return Transition(CloudStatus.CANCELLED, True)
     if status == CloudStatus.PENDING:
         return Transition(CloudStatus.ACTIVE, False)
+    if status == CloudStatus.SUSPENDED:
+        return Transition(CloudStatus.ACTIVE, False, resumes=True)
     return None
 
 

@@ -159,6 +159,19 @@ class MarketplaceActivations:
                            "cancelled); subscribe in the marketplace first")
         return in_transaction(self.engine, lambda conn: self._record(conn, buyer))
 
+    def announce(self, buyer: Buyer) -> Activation:
+        """A buyer the vendor sends us itself (Alibaba ``createInstance``, Huawei
+        ``newInstance``): record its cloud account and an activation, as :meth:`fulfil`
+        does after resolving a token. Repeatable, as those vendors retry: for the same
+        live purchase the same cloud account, and the same activation while it is open
+        (a new one once it expired or was used)."""
+        vendor = rules.check_vendor(buyer.vendor, self.config.currency)
+        if vendor not in self.marketplaces:
+            raise NotFound("marketplace_not_configured",
+                           f"this billing center has no {vendor} marketplace listing")
+        self._check_buyer(vendor, buyer)
+        return in_transaction(self.engine, lambda conn: self._record(conn, buyer, reuse=True))
+
     @staticmethod
     def _check_buyer(vendor: str, buyer: Buyer) -> None:
         """What the adapter answered fits what is stored (else the vendor misbehaved)."""
@@ -178,15 +191,18 @@ class MarketplaceActivations:
                               f"the {vendor} marketplace answered something unusable; "
                               "nothing was recorded")
 
-    def _record(self, conn: Connection, buyer: Buyer) -> Activation:
+    def _record(self, conn: Connection, buyer: Buyer, *, reuse: bool = False) -> Activation:
         c, a = t.cloud_accounts, t.marketplace_activations
         now = self.clock.now()
         # The buyer's live subscription if one is known (a buyer coming back through the
-        # marketplace); one that ended makes way for a new cloud account.
-        existing = conn.execute(select(c).where(
-            c.c.vendor == buyer.vendor, c.c.external_id == buyer.account_id,
-            c.c.status.in_((rule.CloudStatus.ACTIVE, rule.CloudStatus.PENDING)))
-            .order_by(c.c.linked_at.desc(), c.c.id).limit(1)).first()
+        # marketplace); one that ended makes way for a new cloud account. A vendor that
+        # names purchases by instance keeps one cloud account per instance.
+        same = [c.c.vendor == buyer.vendor, c.c.external_id == buyer.account_id,
+                c.c.status.in_((rule.CloudStatus.ACTIVE, rule.CloudStatus.PENDING))]
+        if buyer.vendor in rule.INSTANCE_VENDORS:
+            same.append(c.c.license_ref == buyer.license_ref)
+        existing = conn.execute(select(c).where(*same)
+                                .order_by(c.c.linked_at.desc(), c.c.id).limit(1)).first()
         names = {"product_code": buyer.product_code, "license_ref": buyer.license_ref,
                  "customer_ref": buyer.customer_id}
         if existing is None:
@@ -199,6 +215,14 @@ class MarketplaceActivations:
             cloud_id = existing.id
             conn.execute(update(c).where(c.c.id == cloud_id)
                          .values(status=rule.CloudStatus.ACTIVE, **names))
+        if reuse and existing is not None:
+            # A repeated announcement: the activation still waiting for its buyer.
+            waiting = conn.execute(select(a.c.id).where(
+                a.c.cloud_account_id == cloud_id, a.c.completed_at.is_(None),
+                a.c.account_id.is_(None), a.c.expires_at > now)
+                .order_by(a.c.created_at.desc()).limit(1)).scalar()
+            if waiting is not None:
+                return self._view(conn, activation_records.load(conn, waiting), now)
         activation_id = "act_" + secrets.token_hex(16)
         conn.execute(insert(a).values(id=activation_id, vendor=buyer.vendor,
                                       cloud_account_id=cloud_id, created_at=now,

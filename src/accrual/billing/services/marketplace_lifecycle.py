@@ -23,8 +23,24 @@ transaction records the message and applies it to the cloud account it names:
   - Alibaba Cloud: no lock; it settles by the billing center from the next billing
     day and its owner is mailed.
   A workspace that already leaves that cloud account tomorrow is left alone.
+  - Huawei: locked too, and the cloud link is removed: its binding moves to the
+    billing center from the next billing day, so once unlocked it settles there
+    (reference-billing.md §5.4).
 * ``entitlement-updated``: the entitlement is read again; one no longer active ends
   the subscription as above.
+* ``suspend`` (Alibaba expiredInstance, Huawei freeze, Azure Suspend): ``suspended``;
+  the vendor takes no usage, so the reporter cuts nothing (its lines wait) and the
+  workspaces it settles are locked (mail ``cloud_suspended``). ``reinstate`` or
+  ``renew`` bring it back ``active`` and lift those locks (``cloud_unlocked``, route
+  ``reinstated``); a renewal of an active subscription changes nothing.
+* ``plan-changed``: a vendor that meters against the plan (Azure) has the new plan
+  stored (``license_ref``) for the next reports; an instance vendor's changes nothing.
+
+Vendors that call us in their own protocol (Alibaba SPI, Huawei activities, Azure
+webhook) verify the call with their adapter and hand the result to
+:meth:`MarketplaceLifecycle.apply`, which answers a message id applied before as
+``duplicate`` (a vendor's retry) instead of refusing it. For Alibaba and Huawei the
+call names the purchase by its instance (``license_ref``), which is what matches.
 """
 
 from __future__ import annotations
@@ -62,7 +78,8 @@ log = logging.getLogger(__name__)
 
 # SNS delivers at most 256 KiB of message in an envelope of a few KiB.
 MAX_NOTIFICATION_BYTES = 300 * 1024
-MAX_MESSAGE_ID, MAX_CUSTOMER = 128, 255
+MAX_MESSAGE_ID, MAX_CUSTOMER, MAX_LICENSE_REF = 128, 255, 2048
+DUPLICATE = "duplicate"  # the outcome of a notification applied before
 
 
 @dataclass(frozen=True)
@@ -76,6 +93,7 @@ class NotificationOutcome:
     status: str | None = None  # the cloud account's status afterwards
     locked: tuple[str, ...] = field(default=())  # workspaces locked by it
     switched: tuple[str, ...] = field(default=())  # moved to the billing center by it
+    unlocked: tuple[str, ...] = field(default=())  # unlocked by it (reinstated)
 
 
 class MarketplaceLifecycle:
@@ -109,24 +127,40 @@ class MarketplaceLifecycle:
             log.warning("%s notification: cannot verify now: %s", vendor, error)
             raise Unavailable("marketplace_unavailable",
                               "the notification cannot be verified now; send it again") from None
-        if note.vendor != vendor or not 1 <= len(note.message_id) <= MAX_MESSAGE_ID \
-                or not 1 <= len(note.customer) <= MAX_CUSTOMER:
-            log.warning("%s notification rejected: unusable (vendor %s, id or customer "
-                        "length)", vendor, note.vendor)
+        if note.vendor != vendor:
+            log.warning("%s notification rejected: it names vendor %s", vendor, note.vendor)
+            raise Forbidden("notification_invalid",
+                            "the notification names another vendor or is malformed")
+        outcome = self.apply(note)
+        if outcome.outcome == DUPLICATE:
+            raise _replayed(note)
+        return outcome
+
+    def apply(self, note: Notification) -> NotificationOutcome:
+        """Apply a notification an adapter has verified (the vendors that call us with
+        their own protocol: Alibaba SPI, Huawei activities, Azure webhook). Idempotent by
+        ``message_id``: one applied before answers outcome ``duplicate`` and changes
+        nothing, so a vendor's retry of the same call is answered as the first was."""
+        if note.vendor not in self.marketplaces or not 1 <= len(note.message_id) <= MAX_MESSAGE_ID \
+                or not 1 <= len(note.customer) <= MAX_CUSTOMER \
+                or (note.license_ref is not None
+                    and not 1 <= len(note.license_ref) <= MAX_LICENSE_REF):
+            log.warning("%s notification rejected: unusable (vendor, id, customer or "
+                        "license length)", note.vendor)
             raise Forbidden("notification_invalid",
                             "the notification names another vendor or is malformed")
         if self._seen(note.message_id):
-            raise _replayed(note)
+            return _duplicate(note)
         active = None
         if note.action is NotificationAction.ENTITLEMENT_UPDATED:
             # Read outside the transaction: a vendor call never holds database locks.
-            active = self._entitlement_active(adapter, note)
+            active = self._entitlement_active(self.marketplaces.get(note.vendor), note)
         try:
             return in_transaction(self.engine, lambda conn: self._apply(conn, note, active))
         except IntegrityError:
             # The same message delivered twice at once: the other delivery applied it.
             if self._seen(note.message_id):
-                raise _replayed(note) from None
+                return _duplicate(note)
             raise
 
     def _seen(self, message_id: str) -> bool:
@@ -159,16 +193,23 @@ class MarketplaceLifecycle:
         in its final window for an ``unsubscribe-success``, else the newest live one,
         else the newest."""
         c = t.cloud_accounts
-        # Listings past AWS's Concurrent Agreements never learn a CustomerIdentifier: the
-        # buyer's account id, when the notification names it, matches instead.
-        accounts = sorted({name for name in (note.customer, note.account_id) if name})
-        query = select(c).where(c.c.vendor == note.vendor, or_(
-            c.c.external_id.in_(accounts), c.c.customer_ref == note.customer)) \
-            .order_by(c.c.linked_at, c.c.id)
+        if note.vendor in rule.INSTANCE_VENDORS and note.license_ref:
+            # The vendor names the purchase by its instance (a buyer may hold several);
+            # its later calls often carry nothing else.
+            query = select(c).where(c.c.vendor == note.vendor,
+                                    c.c.license_ref == note.license_ref)
+        else:
+            # Listings past AWS's Concurrent Agreements never learn a CustomerIdentifier:
+            # the buyer's account id, when the notification names it, matches instead.
+            accounts = sorted({name for name in (note.customer, note.account_id) if name})
+            query = select(c).where(c.c.vendor == note.vendor, or_(
+                c.c.external_id.in_(accounts), c.c.customer_ref == note.customer))
+        query = query.order_by(c.c.linked_at, c.c.id)
         if lock and conn.dialect.name == "postgresql":
             query = query.with_for_update()
-        rows = [r for r in conn.execute(query)
-                if r.product_code is None or r.product_code == note.product_code]
+        # A call without a product code (Alibaba's renewInstance, …) matches any.
+        rows = [r for r in conn.execute(query) if r.product_code is None
+                or not note.product_code or r.product_code == note.product_code]
         if not rows:
             return None
         live = [r for r in rows if not rule.ended(r.status)]
@@ -191,7 +232,9 @@ class MarketplaceLifecycle:
                 change = rule.after_notification(note.action, cloud.status)
             outcome = NotificationOutcome(note.message_id, note.vendor, str(note.action),
                                           "unchanged", cloud.id, cloud.status)
-            if change is not None:
+            if note.action is NotificationAction.PLAN_CHANGED:
+                outcome = self._replan(conn, note, cloud, outcome)
+            elif change is not None:
                 outcome = self._move(conn, note, cloud, change, now)
         else:
             log.warning("%s notification %s (%s) names no cloud account known here: %s",
@@ -218,23 +261,57 @@ class MarketplaceLifecycle:
         switched: list[str] = []
         if change.ends:
             settled = self._settled_through(conn, cloud.id)
-            if rule.on_cancellation(cloud.vendor) is rule.OnCancel.LOCK:
-                locked = cloud_locks.lock(conn, settled, cloud.id, cloud.account_id, now)
-                self._mail(conn, "cloud_locked", cloud, locked, now)
-            else:
-                b = t.bindings
-                for workspace_id in settled:
-                    # A change to it from tomorrow is undone; one in force today is
-                    # followed by the billing center from tomorrow.
-                    conn.execute(delete(b).where(b.c.workspace_id == workspace_id,
-                                                 b.c.cloud_account_id == cloud.id,
-                                                 b.c.effective_from > self.accounts.today()))
-                    self.accounts.bind_in(conn, workspace_id, cloud.account_id,
-                                          rules.BILLING_CENTER)
-                    switched.append(workspace_id)
+            then = rule.on_cancellation(cloud.vendor)
+            if then is not rule.OnCancel.LOCK:
+                switched = self._to_billing_center(conn, cloud, settled)
+            if then is rule.OnCancel.SWITCH_TO_BILLING_CENTER:
                 self._mail(conn, "cloud_switched", cloud, switched, now)
+            else:
+                locked = cloud_locks.lock(conn, settled, cloud.id, cloud.account_id, now)
+                self._mail(conn, "cloud_locked", cloud, locked, now, then_billing_center=(
+                    then is rule.OnCancel.LOCK_THEN_BILLING_CENTER))
+        elif change.suspends:
+            locked = cloud_locks.lock(conn, self._settled_through(conn, cloud.id), cloud.id,
+                                      cloud.account_id, now)
+            self._mail(conn, "cloud_suspended", cloud, locked, now)
+        elif change.resumes:
+            k = t.cloud_locks
+            for workspace_id in sorted(set(conn.execute(select(k.c.workspace_id).where(
+                    k.c.cloud_account_id == cloud.id, k.c.unlocked_at.is_(None))).scalars())):
+                if cloud_locks.unlock(conn, workspace_id, "reinstated", cloud.account_id, now):
+                    switched.append(workspace_id)  # reported as unlocked, below
+            return NotificationOutcome(note.message_id, note.vendor, str(note.action),
+                                       "applied", cloud.id, str(change.status),
+                                       unlocked=tuple(switched))
         return NotificationOutcome(note.message_id, note.vendor, str(note.action), "applied",
                                    cloud.id, str(change.status), tuple(locked), tuple(switched))
+
+    def _to_billing_center(self, conn: Connection, cloud: Any, settled: list[str]) -> list[str]:
+        """Settle these workspaces by the billing center from the next billing day: a
+        change to the cloud account from tomorrow is undone; one in force today is
+        followed by the billing center from tomorrow."""
+        b = t.bindings
+        for workspace_id in settled:
+            conn.execute(delete(b).where(b.c.workspace_id == workspace_id,
+                                         b.c.cloud_account_id == cloud.id,
+                                         b.c.effective_from > self.accounts.today()))
+            self.accounts.bind_in(conn, workspace_id, cloud.account_id, rules.BILLING_CENTER)
+        return list(settled)
+
+    @staticmethod
+    def _replan(conn: Connection, note: Notification, cloud: Any,
+                unchanged: NotificationOutcome) -> NotificationOutcome:
+        """Another plan: a vendor that reports usage against the plan (Azure) gets the new
+        one from the next report; an instance vendor's instance stays what it is."""
+        if rule.ended(cloud.status) or not note.license_ref \
+                or cloud.vendor in rule.INSTANCE_VENDORS or note.license_ref == cloud.license_ref:
+            return unchanged
+        c = t.cloud_accounts
+        conn.execute(update(c).where(c.c.id == cloud.id).values(license_ref=note.license_ref))
+        log.info("%s cloud account %s: plan %s → %s", cloud.vendor, cloud.id, cloud.license_ref,
+                 note.license_ref)
+        return NotificationOutcome(note.message_id, note.vendor, str(note.action), "applied",
+                                   cloud.id, cloud.status)
 
     def _settled_through(self, conn: Connection, cloud_account_id: str) -> list[str]:
         """The live workspaces whose newest binding settles through this cloud account
@@ -253,7 +330,7 @@ class MarketplaceLifecycle:
         return found
 
     def _mail(self, conn: Connection, template: str, cloud: Any, workspace_ids: list[str],
-              now: datetime) -> None:
+              now: datetime, *, then_billing_center: bool = False) -> None:
         """One mail to each workspace's owner, in its language."""
         if not workspace_ids or cloud.account_id is None:
             return
@@ -266,8 +343,15 @@ class MarketplaceLifecycle:
                         recipient=row.owner_email,
                         values={"workspace_name": row.name, "vendor": cloud.vendor,
                                 "cloud_account": cloud.external_id, "username": username,
-                                "effective_from": effective},
+                                "effective_from": effective,
+                                "then_billing_center": then_billing_center},
                         dedup_key=f"cloud/{cloud.id}/{template}/{row.workspace_id}", now=now)
+
+
+def _duplicate(note: Notification) -> NotificationOutcome:
+    log.info("%s notification %s (%s for %s) applied before: nothing changes", note.vendor,
+             note.message_id, note.action, note.customer)
+    return NotificationOutcome(note.message_id, note.vendor, str(note.action), DUPLICATE)
 
 
 def _replayed(note: Notification) -> Conflict:
