@@ -203,7 +203,9 @@ class HuaweiMarketplace:
         grace = timedelta(hours=2) if listing.billing == "hourly" else timedelta(hours=1)
         self.limits = ReportLimits(batch_size=MAX_RECORDS, max_request_bytes=MAX_REQUEST_BYTES,
                                    period=period, lateness=period + grace, min_quantity=1,
-                                   max_quantity=int(MAX_VALUE / listing.usage_unit) - 1)
+                                   max_quantity=int(MAX_VALUE / listing.usage_unit) - 1,
+                                   # KooGallery bills one metering_sn once: a resend is safe.
+                                   resend_safe=True)
         self._owns_http = http is None
         self._http = http
         self._http_lock = threading.Lock()
