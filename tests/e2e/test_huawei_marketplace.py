@@ -443,3 +443,45 @@ def test_a_released_workspace_is_unlocked_by_subscribing_again(
     runtime.scheduler.tick()
     accepted(http, ada, "a2", "2026-11-26")
 
+
+
+def test_a_released_workspace_is_unlocked_by_another_cloud_account(
+        live: tuple[Runtime, httpx.Client, Inbox], clock: ManualClock) -> None:
+    runtime, http, _ = live
+    clock.set(START)
+    ada = buy_and_register(http, "ada")
+    # A second instance the same account holds (claimed, settling nothing yet).
+    bought = ok(http.post(f"{CONTROL}/products/{PRODUCT}/orders",
+                          json={"customer_id": "hw-ada"}), 201)
+    activation_id = answer_of(bought["call"])["appInfo"]["frontEndUrl"].rsplit("/", 1)[1]
+    claimed = ok(http.post(f"/billing/v1/marketplaces/activations/{activation_id}/claim",
+                           headers=ada["billing"]))
+    ok(http.post(f"{CONTROL}/orders/{ada['order_id']}/release", json={}))
+    runtime.scheduler.tick()
+    refused_locked(http, ada, "a1", "2026-11-26")
+    # queryInstance tells KooGallery the first instance's state here.
+    ok(http.post(f"{CONTROL}/query", json={"order_ids": [ada["order_id"]]}))
+    assert "cancelled" in order_of(http, ada["order_id"])["app_info"]["memo"]
+    moved = ok(http.put(
+        f"/billing/v1/accounts/{ada['billing_account_id']}/workspaces/{ada['workspace_id']}"
+        "/settlement-method", headers=ada["billing"],
+        json={"settlement_method": "huawei", "cloud_account_id": claimed["cloud_account_id"]}))
+    assert (moved["settlement_method"], moved["changed"], moved["unlocked"]) \
+        == ("huawei", True, True)
+    runtime.scheduler.tick()
+    accepted(http, ada, "a2", "2026-11-26")
+
+
+def test_an_order_of_a_product_this_center_does_not_sell_is_refused(
+        live: tuple[Runtime, httpx.Client, Inbox], clock: ManualClock) -> None:
+    runtime, http, _ = live
+    clock.set(START)
+    base = str(http.base_url).rstrip("/")
+    ok(http.post(f"{CONTROL}/products", json={
+        "product_id": "OFFI-other", "sku_code": "other", "isv_url": base + ACTIVITIES,
+        "charging_mode": "ON_DEMAND"}), 201)
+    bought = ok(http.post(f"{CONTROL}/products/OFFI-other/orders", json={}), 201)
+    assert answer_of(bought["call"])["resultCode"] == "000002"
+    assert bought["order"]["instance_id"] is None
+    with runtime.billing.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(t.cloud_accounts)).scalar() == 0

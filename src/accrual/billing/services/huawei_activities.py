@@ -24,10 +24,10 @@ verifies the call with the adapter, the nonce taken in the center's database
   back (``UNSUBSCRIBE_RENEWAL_PERIOD``) changes nothing here: the subscription stays in
   force until KooGallery freezes or releases it.
 
-Refused calls change nothing and are logged: forged, stale or replayed ``000001``,
-malformed ``000002``; an instance we do not know ``000003``; a failure of ours
-``000005`` (KooGallery retries). KooGallery reads the result code, so every answer is
-HTTP 200.
+Refused calls change nothing and are logged: forged, stale or replayed ``000001``;
+malformed, or a newInstance of a product this center does not sell, ``000002``; an
+instance we do not know ``000003``; a failure of ours ``000005`` (KooGallery retries).
+KooGallery reads the result code, so every answer is HTTP 200.
 """
 
 from __future__ import annotations
@@ -148,6 +148,14 @@ class HuaweiActivities:
     def _dispatch(self, adapter: HuaweiMarketplace, activity: Activity,
                   base: str) -> Handled:
         if activity.kind is ActivityKind.CREATE:
+            if activity.product_id != adapter.listing.product_id:
+                # Its usage could never be pushed (one listing per center): refuse loudly.
+                log.error("huawei newInstance for product %s; this center sells %s",
+                          activity.product_id, adapter.listing.product_id)
+                return Handled(activity.activity, ResultCode.INVALID_PARAMETERS.value,
+                               "refused: unknown_product", adapter.respond(
+                                   ResultCode.INVALID_PARAMETERS,
+                                   f"product {activity.product_id} is not sold here"))
             instance_id = adapter.instance_id_for(activity)
             activation = self.activations.announce(activity.buyer(instance_id))
             answer = adapter.respond(ResultCode.SUCCESS, instanceId=instance_id,
