@@ -335,8 +335,9 @@ def build(settings: Settings, *, clock: Clock | None = None,
             fulfillment_url=f"{settings.base_url()}{AWS_FULFILLMENT_PATH}",
             notification_url=f"{settings.base_url()}{AWS_NOTIFICATIONS_PATH}")
     # --- Huawei KooGallery -------------------------------------------------------------
-    if settings.huawei_marketplace != "off":
-        # KooGallery is sent to the activation page at this server's public address.
+    if settings.huawei_marketplace != "off" and settings.public_url:
+        # Buyers are sent to the activation page at this address (else the one
+        # KooGallery called).
         runtime.billing.huawei_activities.public_url = settings.base_url()
     if settings.huawei_marketplace == "sandbox":
         runtime.huawei_sandbox = HuaweiSandbox(clock, settings.base_url(),
