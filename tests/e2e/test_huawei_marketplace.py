@@ -487,7 +487,7 @@ def test_an_order_of_a_product_this_center_does_not_sell_is_refused(
         assert conn.execute(select(func.count()).select_from(t.cloud_accounts)).scalar() == 0
 
 
-def test_usage_settled_while_frozen_is_never_pushed_and_not_lost(
+def test_usage_settled_while_frozen_waits_and_is_pushed_once_unfrozen(
         live: tuple[Runtime, httpx.Client, Inbox], clock: ManualClock) -> None:
     runtime, http, _ = live
     clock.set(START)
@@ -495,13 +495,20 @@ def test_usage_settled_while_frozen_is_never_pushed_and_not_lost(
     accepted(http, ada, "a1", "2026-11-26")  # 1.20
     ok(http.post(f"{CONTROL}/orders/{ada['order_id']}/freeze"))
     # The day closes while the instance is frozen: KooGallery takes no usage for it, so
-    # none is pushed; the settlement leaves it to the wallet (no cash: arrears).
+    # none is pushed; the day waits on the cloud receivable, not on the wallet.
     clock.set(datetime(2026, 11, 27, 0, 31, tzinfo=SHANGHAI))
-    runtime.scheduler.tick()
-    clock.set(datetime(2026, 11, 27, 1, 5, tzinfo=SHANGHAI))
-    ok(http.post(f"{CONTROL}/orders/{ada['order_id']}/unfreeze"))
     runtime.scheduler.tick()
     assert charges(http) == [] and usage(http)["pushes"] == []
     overview = ok(http.get(f"/billing/v1/accounts/{ada['billing_account_id']}/overview",
                            headers=ada["billing"]))
-    assert overview["arrears"] == "1.20"
+    assert overview["arrears"] == "0.00"
+    # Unfrozen: the next run reports it, once.
+    clock.set(datetime(2026, 11, 27, 1, 5, tzinfo=SHANGHAI))
+    ok(http.post(f"{CONTROL}/orders/{ada['order_id']}/unfreeze"))
+    runtime.scheduler.tick()
+    [charge] = charges(http)
+    assert (charge["quantity"], charge["status"]) == (120, "accepted")
+    assert len(usage(http)["pushes"]) == 1
+    overview = ok(http.get(f"/billing/v1/accounts/{ada['billing_account_id']}/overview",
+                           headers=ada["billing"]))
+    assert overview["arrears"] == "0.00"
