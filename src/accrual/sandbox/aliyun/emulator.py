@@ -45,6 +45,7 @@ from accrual.sandbox.aliyun.state import (
     spi_time,
 )
 from accrual.sandbox.control import ControlError as ControlError  # its control API raises it
+from accrual.sandbox.emulator import Emulator
 
 log = logging.getLogger(__name__)
 
@@ -52,33 +53,29 @@ MAX_PRODUCT_CODE = 64
 MAX_TERM_DAYS = 3660
 
 
-class AliyunSandbox:
-    """One emulated marketplace site; ``base_url`` is where the app serving it listens."""
+class AliyunSandbox(Emulator[SandboxState, SandboxConfig]):
+    """One emulated marketplace site; ``base_url`` is where the app serving it listens,
+    under its profile's prefix."""
 
     def __init__(self, clock: Clock, base_url: str, profile: Profile, *,
                  config: SandboxConfig | None = None, getter: spi.Getter | None = None) -> None:
         self.profile = profile
-        self.state = SandboxState(clock, config or SandboxConfig(
-            access_key_id=profile.access_key_id, access_key_secret=profile.access_key_secret))
-        self.base_url = base_url.rstrip("/")
+        super().__init__(SandboxState(clock, config or SandboxConfig(
+            access_key_id=profile.access_key_id, access_key_secret=profile.access_key_secret)),
+            base_url, profile.prefix)
         self.get = getter or spi.http_get
-
-    @property
-    def prefix(self) -> str:
-        return self.profile.prefix
-
-    @property
-    def config(self) -> SandboxConfig:
-        return self.state.config
-
-    @property
-    def endpoint_url(self) -> str:
-        return self.base_url + self.prefix
 
     @property
     def sdk_endpoint(self) -> str:
         """What the SDKs take as ``Config.endpoint`` (with ``protocol="http"``)."""
         return self.endpoint_url.split("://", 1)[1]
+
+    def describe(self) -> dict[str, Any]:
+        """The profile and the open choices in force."""
+        profile = self.profile
+        return {"profile": profile.name, "currency": profile.currency,
+                "stands_for": profile.host, "versions": list(profile.versions),
+                "sdk_endpoint": self.sdk_endpoint, **self.config.describe()}
 
     # --- the OpenAPI ----------------------------------------------------------------
 
@@ -236,6 +233,7 @@ class AliyunSandbox:
                     "ok": sum(1 for c in pending if c.outcome == "ok")}
 
     def inject(self, kind: FaultKind, calls: int = 1) -> None:
+        """The next ``calls`` OpenAPI calls fail as ``kind`` says."""
         if kind not in ("throttling", "internal_error", "unavailable"):
             raise ControlError(400, "unknown_fault",
                                "kind is throttling, internal_error or unavailable")
@@ -243,9 +241,6 @@ class AliyunSandbox:
             raise ControlError(400, "invalid_fault", "calls is 1..1000")
         with self.state.lock:
             self.state.faults.append(Fault(kind, calls))
-
-    def reset(self) -> None:
-        self.state.reset()
 
     # --- views ----------------------------------------------------------------------
 

@@ -54,6 +54,7 @@ from accrual.sandbox.aws.state import (
     new_license_id,
 )
 from accrual.sandbox.control import ControlError as ControlError  # its control API raises it
+from accrual.sandbox.emulator import Emulator
 
 log = logging.getLogger(__name__)
 
@@ -84,32 +85,18 @@ def http_post_form(url: str, headers: Mapping[str, str], body: bytes) -> tuple[i
     return response.status_code, response.headers.get("location"), response.text[:MAX_ANSWER_CHARS]
 
 
-class AwsSandbox:
+class AwsSandbox(Emulator[SandboxState, SandboxConfig]):
     """One emulated AWS Marketplace seller account; ``base_url`` is where it is served
-    (the SigningCertURL and UnsubscribeURL of its notifications point there)."""
+    (the SigningCertURL and UnsubscribeURL of its notifications point there), and its
+    ``endpoint_url`` what boto3 takes as ``endpoint_url``."""
 
     def __init__(self, clock: Clock, base_url: str, *, prefix: str = DEFAULT_PREFIX,
                  config: SandboxConfig | None = None, sender: Sender | None = None,
                  form_poster: FormPoster | None = None) -> None:
-        self.state = SandboxState(clock, config)
-        self.base_url = base_url.rstrip("/")
-        self.prefix = prefix.rstrip("/")
+        super().__init__(SandboxState(clock, config), base_url, prefix)
         self.signer = sns.Signer(clock.now())
         self.send = sender or http_send
         self.post_form = form_poster or http_post_form
-
-    @property
-    def clock(self) -> Clock:
-        return self.state.clock
-
-    @property
-    def config(self) -> SandboxConfig:
-        return self.state.config
-
-    @property
-    def endpoint_url(self) -> str:
-        """What boto3 takes as ``endpoint_url``."""
-        return self.base_url + self.prefix
 
     @property
     def cert_url(self) -> str:
@@ -272,9 +259,6 @@ class AwsSandbox:
                                    f"product {found.product_code} has no notification URL")
         self._deliver([found])
         return found.describe()
-
-    def reset(self) -> None:
-        self.state.reset()
 
     # --- views ------------------------------------------------------------------
 

@@ -9,13 +9,14 @@ order. Every time check reads the injected clock.
 from __future__ import annotations
 
 import secrets
-import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
 from accrual.clock import Clock
+from accrual.sandbox import faults
+from accrual.sandbox.emulator import EmulatorState
 
 HOUR = timedelta(hours=1)
 # AWS gives a buyer who unsubscribed one hour to receive their final usage (marketplaces.md §1.5).
@@ -179,14 +180,11 @@ class Delivery:
                 "attempts": self.attempts, "delivered": self.delivered}
 
 
-class SandboxState:
+class SandboxState(EmulatorState[SandboxConfig]):
     """All the emulator's data; hold ``lock`` while reading or changing it."""
 
     def __init__(self, clock: Clock, config: SandboxConfig | None = None) -> None:
-        self.clock = clock
-        self.config = config or SandboxConfig()
-        self.lock = threading.RLock()
-        self.reset()
+        super().__init__(clock, config or SandboxConfig())
 
     def reset(self) -> None:
         with self.lock:
@@ -196,9 +194,6 @@ class SandboxState:
             self.records: dict[tuple[str, str, str, datetime], MeteringRecord] = {}
             self.faults: dict[str, list[Fault]] = {}
             self.deliveries: list[Delivery] = []
-
-    def now(self) -> datetime:
-        return self.clock.now()
 
     # --- lookups -------------------------------------------------------------
 
@@ -218,13 +213,7 @@ class SandboxState:
 
     def take_fault(self, operation: str) -> Fault | None:
         """The fault injected for this call of ``operation``, used up by it."""
-        queue = self.faults.get(operation, [])
-        while queue and queue[0].calls <= 0:
-            queue.pop(0)
-        if not queue:
-            return None
-        queue[0].calls -= 1
-        return queue[0]
+        return faults.take(self.faults.get(operation, []))
 
 
 def new_account_id() -> str:

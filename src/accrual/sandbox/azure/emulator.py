@@ -61,6 +61,7 @@ from accrual.sandbox.azure.state import (
     new_landing_token,
 )
 from accrual.sandbox.control import ControlError as ControlError  # its control API raises it
+from accrual.sandbox.emulator import Emulator
 
 log = logging.getLogger(__name__)
 
@@ -81,29 +82,15 @@ def http_send(url: str, headers: Mapping[str, str], body: bytes) -> int:
                       follow_redirects=False).status_code
 
 
-class AzureSandbox:
-    """One emulated commercial marketplace with its Entra; served at ``base_url``."""
+class AzureSandbox(Emulator[SandboxState, SandboxConfig]):
+    """One emulated commercial marketplace with its Entra; served at ``base_url``, its
+    ``endpoint_url`` standing for ``https://marketplaceapi.microsoft.com``."""
 
     def __init__(self, clock: Clock, base_url: str, *, prefix: str = DEFAULT_PREFIX,
                  config: SandboxConfig | None = None, sender: Sender | None = None) -> None:
-        self.state = SandboxState(clock, config)
-        self.base_url = base_url.rstrip("/")
-        self.prefix = prefix.rstrip("/")
+        super().__init__(SandboxState(clock, config), base_url, prefix)
         self.issuer = Issuer()
         self.send = sender or http_send
-
-    @property
-    def clock(self) -> Clock:
-        return self.state.clock
-
-    @property
-    def config(self) -> SandboxConfig:
-        return self.state.config
-
-    @property
-    def endpoint_url(self) -> str:
-        """The marketplace API's base (``https://marketplaceapi.microsoft.com``)."""
-        return self.base_url + self.prefix
 
     @property
     def login_url(self) -> str:
@@ -437,6 +424,8 @@ class AzureSandbox:
                 "attempted": len(queued) + len(due), "delivered": delivered}
 
     def inject(self, operation: str, kind: FaultKind, *, calls: int = 1, events: int = 0) -> None:
+        """The next ``calls`` calls of ``operation`` fail as ``kind`` says (``event_error``:
+        ``events`` events of each batch answer Error)."""
         if operation not in FAULT_OPERATIONS:
             raise ControlError(400, "unknown_operation", f"operation is one of {FAULT_OPERATIONS}")
         if kind == "event_error" and (operation != "batchUsageEvent" or not 1 <= events <= 25):
@@ -475,9 +464,6 @@ class AzureSandbox:
             found.attempts.append({"at": self.state.now().isoformat(), "status": status,
                                    "error": error, "replay": True})
         return found.describe()
-
-    def reset(self) -> None:
-        self.state.reset()
 
     # --- views -----------------------------------------------------------------------
 

@@ -9,7 +9,6 @@ operation's whole read-check-write. Every time check reads the injected clock.
 from __future__ import annotations
 
 import secrets
-import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -17,6 +16,8 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from accrual.clock import Clock
+from accrual.sandbox import faults
+from accrual.sandbox.emulator import EmulatorState
 
 HOUR = timedelta(hours=1)
 API_VERSION = "2018-08-31"
@@ -273,14 +274,11 @@ class Fault:
     events: int = 0  # for "event_error": how many events of each batch answer Error
 
 
-class SandboxState:
+class SandboxState(EmulatorState[SandboxConfig]):
     """All the emulator's data; hold ``lock`` while reading or changing it."""
 
     def __init__(self, clock: Clock, config: SandboxConfig | None = None) -> None:
-        self.clock = clock
-        self.config = config or SandboxConfig()
-        self.lock = threading.RLock()
-        self.reset()
+        super().__init__(clock, config or SandboxConfig())
 
     def reset(self) -> None:
         with self.lock:
@@ -294,18 +292,9 @@ class SandboxState:
             self.deliveries: list[Delivery] = []
             self.faults: dict[str, list[Fault]] = {}
 
-    def now(self) -> datetime:
-        return self.clock.now()
-
     def take_fault(self, operation: str) -> Fault | None:
         """The fault injected for this call of ``operation``, used up by it."""
-        queue = self.faults.get(operation, [])
-        while queue and queue[0].calls <= 0:
-            queue.pop(0)
-        if not queue:
-            return None
-        queue[0].calls -= 1
-        return queue[0]
+        return faults.take(self.faults.get(operation, []))
 
 
 def new_id() -> str:

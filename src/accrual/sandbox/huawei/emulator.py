@@ -39,6 +39,7 @@ import httpx
 
 from accrual.clock import Clock
 from accrual.sandbox.control import ControlError as ControlError  # its control API raises it
+from accrual.sandbox.emulator import Emulator
 from accrual.sandbox.huawei import usage
 from accrual.sandbox.huawei.signing import activity_signature, body_sign_problem
 from accrual.sandbox.huawei.state import (
@@ -87,35 +88,21 @@ class HttpSender:
                 response.content[:MAX_ANSWER_BYTES])
 
 
-class HuaweiSandbox:
+class HuaweiSandbox(Emulator[SandboxState, SandboxConfig]):
     """One emulated KooGallery seller account with its access key (and, for the
     ``secret_key`` reading of the signature, its secret); ``base_url`` is where the
-    emulator is served."""
+    emulator is served, and its ``endpoint_url`` where the usage push goes: the
+    stand-in for ``https://mkt.myhuaweicloud.com``."""
 
     def __init__(self, clock: Clock, base_url: str, *, access_key: str = "sandbox-access-key",
                  secret_key: str = "sandbox-secret-key", prefix: str = DEFAULT_PREFIX,
                  config: SandboxConfig | None = None, sender: Sender | None = None) -> None:
         if not access_key or not secret_key:
             raise ValueError("the seller needs an access key and a secret key")
-        self.state = SandboxState(clock, config)
-        self.base_url = base_url.rstrip("/")
-        self.prefix = prefix.rstrip("/")
+        super().__init__(SandboxState(clock, config), base_url, prefix)
         self.access_key = access_key
         self.secret_key = secret_key
         self.send = sender or HttpSender()
-
-    @property
-    def clock(self) -> Clock:
-        return self.state.clock
-
-    @property
-    def config(self) -> SandboxConfig:
-        return self.state.config
-
-    @property
-    def endpoint_url(self) -> str:
-        """Where the usage push goes: the stand-in for ``https://mkt.myhuaweicloud.com``."""
-        return self.base_url + self.prefix
 
     @property
     def usage_key(self) -> str:
@@ -323,9 +310,6 @@ class HuaweiSandbox:
             raise ControlError(400, "invalid_fault", "kind internal_error|throttling, calls 1..1000")
         with self.state.lock:
             self.state.faults.append(Fault(kind, calls))
-
-    def reset(self) -> None:
-        self.state.reset()
 
     # --- views ------------------------------------------------------------------
 

@@ -8,12 +8,13 @@ check reads the injected clock.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from accrual.clock import Clock
+from accrual.sandbox import faults
+from accrual.sandbox.emulator import EmulatorState
 from accrual.sandbox.huawei.signing import HexCase, HmacKey
 
 HOUR = timedelta(hours=1)
@@ -174,14 +175,11 @@ class Fault:
     calls: int
 
 
-class SandboxState:
+class SandboxState(EmulatorState[SandboxConfig]):
     """All the emulator's data; hold ``lock`` while reading or changing it."""
 
     def __init__(self, clock: Clock, config: SandboxConfig | None = None) -> None:
-        self.clock = clock
-        self.config = config or SandboxConfig()
-        self.lock = threading.RLock()
-        self.reset()
+        super().__init__(clock, config or SandboxConfig())
 
     def reset(self) -> None:
         with self.lock:
@@ -194,9 +192,6 @@ class SandboxState:
             self.faults: list[Fault] = []
             self.sequence = 0
 
-    def now(self) -> datetime:
-        return self.clock.now()
-
     def next_number(self) -> int:
         self.sequence += 1
         return self.sequence
@@ -205,12 +200,7 @@ class SandboxState:
         return next((o for o in self.orders.values() if o.instance_id == instance_id), None)
 
     def take_fault(self) -> Fault | None:
-        while self.faults and self.faults[0].calls <= 0:
-            self.faults.pop(0)
-        if not self.faults:
-            return None
-        self.faults[0].calls -= 1
-        return self.faults[0]
+        return faults.take(self.faults)
 
 
 def millis(instant: datetime) -> int:
