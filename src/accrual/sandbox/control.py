@@ -30,6 +30,17 @@ class ControlError(Exception):
         self.message = message
 
 
+ItemT = TypeVar("ItemT")
+
+
+def known(items: Mapping[str, ItemT], key: str, kind: str) -> ItemT:
+    """The ``kind`` (product, order, ...) named ``key``: 404 ``unknown_<kind>`` if none."""
+    item = items.get(key)
+    if item is None:
+        raise ControlError(404, f"unknown_{kind}", f"no {kind} {key}")
+    return item
+
+
 class Body(BaseModel):
     """A control request's body: a field it does not know is refused, not ignored."""
 
@@ -130,7 +141,7 @@ def control_api(sandbox: Controlled, change: type[Body], fault: type[Body], *,
                          description=inspect.getdoc(sandbox.inject))
     router.add_api_route("/tick", tick, methods=["POST"], description=inspect.getdoc(sandbox.tick))
     router.add_api_route("/reset", reset, methods=["POST"],
-                         description=inspect.getdoc(sandbox.reset))
+                         description=inspect.getdoc(sandbox.state.reset))
     return router
 
 

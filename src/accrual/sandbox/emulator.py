@@ -35,7 +35,7 @@ class EmulatorState(Generic[ConfigT]):
         self.reset()
 
     def reset(self) -> None:
-        """Forget everything but the config (each emulator says what it holds)."""
+        """Forget everything but the config; each emulator's says what it holds."""
         raise NotImplementedError
 
     def now(self) -> datetime:

@@ -45,6 +45,8 @@ from accrual.sandbox.aliyun.state import (
     spi_time,
 )
 from accrual.sandbox.control import ControlError as ControlError  # its control API raises it
+from accrual.sandbox.control import known
+from accrual.sandbox.deliveries import attempt
 from accrual.sandbox.emulator import Emulator
 
 log = logging.getLogger(__name__)
@@ -279,15 +281,10 @@ class AliyunSandbox(Emulator[SandboxState, SandboxConfig]):
     # --- inside ---------------------------------------------------------------------
 
     def _product(self, code: str) -> Product:
-        product = self.state.products.get(code)
-        if product is None:
-            raise ControlError(404, "unknown_product", f"no product {code}")
-        return product
+        return known(self.state.products, code, "product")
 
     def _opened(self, order_biz_id: str, allowed: tuple[str, ...]) -> Instance:
-        instance = self.state.instances.get(order_biz_id)
-        if instance is None:
-            raise ControlError(404, "unknown_instance", f"no instance {order_biz_id}")
+        instance = known(self.state.instances, order_biz_id, "instance")
         if instance.status not in allowed or instance.instance_id is None:
             raise ControlError(409, "wrong_status",
                                f"instance {order_biz_id} is {instance.status}; this needs "
@@ -316,11 +313,7 @@ class AliyunSandbox(Emulator[SandboxState, SandboxConfig]):
 
     def _attempt(self, call: SpiCall) -> tuple[spi.Reply | None, str | None]:
         """One GET, outside the lock (the ISV may call back); recorded."""
-        try:
-            reply: spi.Reply | None = self.get(call.url)
-            error = None
-        except Exception as failure:  # noqa: BLE001 - any failure is recorded and retried
-            reply, error = None, f"{type(failure).__name__}: {failure}"
+        reply, error = attempt(lambda: self.get(call.url))
         with self.state.lock:
             call.attempts.append({"at": self.state.now().isoformat(),
                                   "status": reply.status if reply else None,

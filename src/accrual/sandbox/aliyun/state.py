@@ -214,6 +214,7 @@ class SandboxState(EmulatorState[SandboxConfig]):
     """All the emulator's data; hold ``lock`` while reading or changing it."""
 
     def reset(self) -> None:
+        """Forget products, instances, calls, pushes, nonces and faults."""
         with self.lock:
             self.products: dict[str, Product] = {}
             self.instances: dict[str, Instance] = {}  # by order_biz_id

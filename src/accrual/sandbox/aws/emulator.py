@@ -54,6 +54,8 @@ from accrual.sandbox.aws.state import (
     new_license_id,
 )
 from accrual.sandbox.control import ControlError as ControlError  # its control API raises it
+from accrual.sandbox.control import known
+from accrual.sandbox.deliveries import DELIVERY_TIMEOUT_S, Sender, http_send
 from accrual.sandbox.emulator import Emulator
 
 log = logging.getLogger(__name__)
@@ -61,22 +63,14 @@ log = logging.getLogger(__name__)
 DEFAULT_PREFIX = "/sandbox/aws"
 MAX_DIMENSIONS = 50
 MAX_ANSWER_CHARS = 64 * 1024
-DELIVERY_TIMEOUT_S = 5.0
 OPERATIONS = ("ResolveCustomer", "BatchMeterUsage", "MeterUsage", "GetEntitlements")
 _VALUE_TYPES: dict[str, tuple[type, ...]] = {
     "IntegerValue": (int,), "DoubleValue": (int, float), "BooleanValue": (bool,),
     "StringValue": (str,)}
 _NAME = re.compile(r"^[-a-zA-Z0-9/=:_.@]{1,255}$")
 
-# POST (url, headers, body) -> the HTTP status answered
-Sender = Callable[[str, Mapping[str, str], bytes], int]
 # POST a form (url, headers, body) -> (status, Location header, body text)
 FormPoster = Callable[[str, Mapping[str, str], bytes], tuple[int, str | None, str]]
-
-
-def http_send(url: str, headers: Mapping[str, str], body: bytes) -> int:
-    return httpx.post(url, headers=dict(headers), content=body, timeout=DELIVERY_TIMEOUT_S,
-                      follow_redirects=False).status_code
 
 
 def http_post_form(url: str, headers: Mapping[str, str], body: bytes) -> tuple[int, str | None, str]:
@@ -93,7 +87,7 @@ class AwsSandbox(Emulator[SandboxState, SandboxConfig]):
     def __init__(self, clock: Clock, base_url: str, *, prefix: str = DEFAULT_PREFIX,
                  config: SandboxConfig | None = None, sender: Sender | None = None,
                  form_poster: FormPoster | None = None) -> None:
-        super().__init__(SandboxState(clock, config), base_url, prefix)
+        super().__init__(SandboxState(clock, config or SandboxConfig()), base_url, prefix)
         self.signer = sns.Signer(clock.now())
         self.send = sender or http_send
         self.post_form = form_poster or http_post_form
@@ -282,16 +276,10 @@ class AwsSandbox(Emulator[SandboxState, SandboxConfig]):
     # --- inside -----------------------------------------------------------------
 
     def _product(self, code: str) -> Product:
-        product = self.state.products.get(code)
-        if product is None:
-            raise ControlError(404, "unknown_product", f"no product {code}")
-        return product
+        return known(self.state.products, code, "product")
 
     def _subscription(self, subscription_id: str) -> Subscription:
-        sub = self.state.subscriptions.get(subscription_id)
-        if sub is None:
-            raise ControlError(404, "unknown_subscription", f"no subscription {subscription_id}")
-        return sub
+        return known(self.state.subscriptions, subscription_id, "subscription")
 
     @staticmethod
     def _entitlements(product: Product,
@@ -349,15 +337,9 @@ class AwsSandbox(Emulator[SandboxState, SandboxConfig]):
         for delivery in deliveries:
             if not delivery.url:
                 continue
-            try:
-                status: int | None = self.send(delivery.url, delivery.headers, delivery.body)
-                error = None
-            except Exception as failure:  # noqa: BLE001 - any failure is recorded and retried
-                status, error = None, f"{type(failure).__name__}: {failure}"
-            ok = status is not None and 200 <= status < 300
+            status, error = delivery.post(self.send)
             with self.state.lock:
-                delivery.attempts.append({"at": self.state.now().isoformat(), "status": status,
-                                          "error": error})
+                ok = delivery.record(self.state.now(), status, error)
                 delivery.delivered = delivery.delivered or ok
             if not ok:
                 log.info("sandbox aws: notification %s to %s failed: %s", delivery.id,

@@ -14,8 +14,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
-from accrual.clock import Clock
-from accrual.sandbox import faults
+from accrual.sandbox import deliveries, faults
 from accrual.sandbox.emulator import EmulatorState
 
 HOUR = timedelta(hours=1)
@@ -157,20 +156,14 @@ class Fault:
     records: int = 0  # for "unprocessed": how many records of each call
 
 
-@dataclass
-class Delivery:
-    """One notification and every attempt to deliver it."""
+@dataclass(kw_only=True)
+class Delivery(deliveries.Delivery):
+    """One notification (an SNS HTTP delivery) and every attempt to deliver it."""
 
-    id: int
-    url: str
     action: str
     product_code: str
     subscription_id: str
     envelope: dict[str, Any]
-    body: bytes
-    headers: dict[str, str]
-    attempts: list[dict[str, Any]] = field(default_factory=list)
-    delivered: bool = False
 
     def describe(self) -> dict[str, Any]:
         return {"id": self.id, "url": self.url, "action": self.action,
@@ -183,10 +176,8 @@ class Delivery:
 class SandboxState(EmulatorState[SandboxConfig]):
     """All the emulator's data; hold ``lock`` while reading or changing it."""
 
-    def __init__(self, clock: Clock, config: SandboxConfig | None = None) -> None:
-        super().__init__(clock, config or SandboxConfig())
-
     def reset(self) -> None:
+        """Forget products, buyers, tokens, records, faults and notifications."""
         with self.lock:
             self.products: dict[str, Product] = {}
             self.subscriptions: dict[str, Subscription] = {}

@@ -31,12 +31,10 @@ import calendar
 import logging
 import re
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
-
-import httpx
 
 from accrual.clock import Clock
 from accrual.sandbox.azure import fulfillment, metering, wire
@@ -61,26 +59,18 @@ from accrual.sandbox.azure.state import (
     new_landing_token,
 )
 from accrual.sandbox.control import ControlError as ControlError  # its control API raises it
+from accrual.sandbox.control import known
+from accrual.sandbox.deliveries import Sender, attempt, http_send
 from accrual.sandbox.emulator import Emulator
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PREFIX = "/sandbox/azure"
-DELIVERY_TIMEOUT_S = 5.0
 MAX_PLANS = 50
 MAX_DIMENSIONS = 30
 _NAME = re.compile(r"^[A-Za-z0-9][-A-Za-z0-9_.]{0,49}$")
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
                    r"[0-9a-fA-F]{12}$")
-
-# POST (url, headers, body) -> the HTTP status answered
-Sender = Callable[[str, Mapping[str, str], bytes], int]
-
-
-def http_send(url: str, headers: Mapping[str, str], body: bytes) -> int:
-    return httpx.post(url, headers=dict(headers), content=body, timeout=DELIVERY_TIMEOUT_S,
-                      follow_redirects=False).status_code
-
 
 class AzureSandbox(Emulator[SandboxState, SandboxConfig]):
     """One emulated commercial marketplace with its Entra; served at ``base_url``, its
@@ -88,7 +78,7 @@ class AzureSandbox(Emulator[SandboxState, SandboxConfig]):
 
     def __init__(self, clock: Clock, base_url: str, *, prefix: str = DEFAULT_PREFIX,
                  config: SandboxConfig | None = None, sender: Sender | None = None) -> None:
-        super().__init__(SandboxState(clock, config), base_url, prefix)
+        super().__init__(SandboxState(clock, config or SandboxConfig()), base_url, prefix)
         self.issuer = Issuer()
         self.send = sender or http_send
 
@@ -235,12 +225,8 @@ class AzureSandbox(Emulator[SandboxState, SandboxConfig]):
         with self.state.lock:
             if offer_id in self.state.offers:
                 raise ControlError(409, "offer_exists", f"offer {offer_id} exists already")
-            if app_id is not None:
-                app = self.state.apps.get(app_id)
-                if app is None:
-                    raise ControlError(404, "unknown_app", f"no app {app_id}")
-            else:
-                app = self.register_app()
+            app = (known(self.state.apps, app_id, "app") if app_id is not None
+                   else self.register_app())
             offer = Offer(offer_id, publisher_id, app, {p.plan_id: p for p in made},
                           webhook_url, landing_url)
             self.state.offers[offer_id] = offer
@@ -378,9 +364,7 @@ class AzureSandbox(Emulator[SandboxState, SandboxConfig]):
         if status not in ("Succeeded", "Failed", "Conflict"):
             raise ControlError(400, "invalid_status", "status is Succeeded, Failed or Conflict")
         with self.state.lock:
-            operation = self.state.operations.get(operation_id)
-            if operation is None:
-                raise ControlError(404, "unknown_operation", f"no operation {operation_id}")
+            operation = known(self.state.operations, operation_id, "operation")
             if operation.source != "Partner" or operation.status != "InProgress":
                 raise ControlError(409, "not_pending", "only an InProgress publisher-initiated "
                                                        "operation completes here")
@@ -459,10 +443,9 @@ class AzureSandbox(Emulator[SandboxState, SandboxConfig]):
             if not found.url or not found.headers:
                 raise ControlError(409, "never_sent", "that call was never sent")
             headers, url = dict(found.headers), found.url
-        status, error = self._post(url, headers, found.body)
+        status, error = attempt(lambda: self.send(url, headers, found.body))
         with self.state.lock:
-            found.attempts.append({"at": self.state.now().isoformat(), "status": status,
-                                   "error": error, "replay": True})
+            found.record(self.state.now(), status, error, replay=True)
         return found.describe()
 
     # --- views -----------------------------------------------------------------------
@@ -484,16 +467,10 @@ class AzureSandbox(Emulator[SandboxState, SandboxConfig]):
     # --- inside ------------------------------------------------------------------------
 
     def _offer(self, offer_id: str) -> Offer:
-        offer = self.state.offers.get(offer_id)
-        if offer is None:
-            raise ControlError(404, "unknown_offer", f"no offer {offer_id}")
-        return offer
+        return known(self.state.offers, offer_id, "offer")
 
     def _subscription(self, subscription_id: str) -> Subscription:
-        sub = self.state.subscriptions.get(subscription_id)
-        if sub is None:
-            raise ControlError(404, "unknown_subscription", f"no subscription {subscription_id}")
-        return sub
+        return known(self.state.subscriptions, subscription_id, "subscription")
 
     def _subscribed(self, subscription_id: str) -> Subscription:
         sub = self._subscription(subscription_id)
@@ -572,13 +549,6 @@ class AzureSandbox(Emulator[SandboxState, SandboxConfig]):
             headers["Authorization"] = "Bearer " + self.issuer.mint(claims)
         return headers
 
-    def _post(self, url: str, headers: Mapping[str, str], body: bytes) -> tuple[int | None,
-                                                                                 str | None]:
-        try:
-            return self.send(url, headers, body), None
-        except Exception as failure:  # noqa: BLE001 - any failure is recorded and retried
-            return None, f"{type(failure).__name__}: {failure}"
-
     def _deliver(self, deliveries: list[Delivery]) -> int:
         """Try each call once, outside the lock (the publisher calls back while answering)."""
         delivered = 0
@@ -587,12 +557,10 @@ class AzureSandbox(Emulator[SandboxState, SandboxConfig]):
                 continue
             with self.state.lock:
                 delivery.headers = self._headers(delivery)
-            status, error = self._post(delivery.url, delivery.headers, delivery.body)
-            ok = status is not None and 200 <= status < 300
+            status, error = delivery.post(self.send)
             with self.state.lock:
                 now, config = self.state.now(), self.config
-                delivery.attempts.append({"at": now.isoformat(), "status": status,
-                                          "error": error})
+                ok = delivery.record(now, status, error)
                 operation = self.state.operations[delivery.operation_id]
                 waiting = operation.ackable and operation.status == "InProgress"
                 if ok:

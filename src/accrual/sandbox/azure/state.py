@@ -15,8 +15,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
-from accrual.clock import Clock
-from accrual.sandbox import faults
+from accrual.sandbox import deliveries, faults
 from accrual.sandbox.emulator import EmulatorState
 
 HOUR = timedelta(hours=1)
@@ -237,20 +236,14 @@ class UsageEvent:
                 "effectiveStartTime": iso(self.effective_start_time), "planId": self.plan_id}
 
 
-@dataclass
-class Delivery:
+@dataclass(kw_only=True)
+class Delivery(deliveries.Delivery):
     """One webhook call and every attempt to deliver it."""
 
-    id: int
-    url: str
     operation_id: str
     action: str
     payload: dict[str, Any]
-    body: bytes
     created: datetime
-    headers: dict[str, str] = field(default_factory=dict)  # as last sent
-    attempts: list[dict[str, Any]] = field(default_factory=list)
-    delivered: bool = False
     given_up: bool = False
     next_at: datetime | None = None
 
@@ -277,10 +270,8 @@ class Fault:
 class SandboxState(EmulatorState[SandboxConfig]):
     """All the emulator's data; hold ``lock`` while reading or changing it."""
 
-    def __init__(self, clock: Clock, config: SandboxConfig | None = None) -> None:
-        super().__init__(clock, config or SandboxConfig())
-
     def reset(self) -> None:
+        """Forget apps, offers, subscriptions, usage, operations, webhooks and faults."""
         with self.lock:
             self.apps: dict[str, App] = {}
             self.offers: dict[str, Offer] = {}

@@ -39,6 +39,8 @@ import httpx
 
 from accrual.clock import Clock
 from accrual.sandbox.control import ControlError as ControlError  # its control API raises it
+from accrual.sandbox.control import known
+from accrual.sandbox.deliveries import attempt
 from accrual.sandbox.emulator import Emulator
 from accrual.sandbox.huawei import usage
 from accrual.sandbox.huawei.signing import activity_signature, body_sign_problem
@@ -99,7 +101,7 @@ class HuaweiSandbox(Emulator[SandboxState, SandboxConfig]):
                  config: SandboxConfig | None = None, sender: Sender | None = None) -> None:
         if not access_key or not secret_key:
             raise ValueError("the seller needs an access key and a secret key")
-        super().__init__(SandboxState(clock, config), base_url, prefix)
+        super().__init__(SandboxState(clock, config or SandboxConfig()), base_url, prefix)
         self.access_key = access_key
         self.secret_key = secret_key
         self.send = sender or HttpSender()
@@ -330,16 +332,10 @@ class HuaweiSandbox(Emulator[SandboxState, SandboxConfig]):
     # --- inside -----------------------------------------------------------------
 
     def _product(self, product_id: str) -> Product:
-        product = self.state.products.get(product_id)
-        if product is None:
-            raise ControlError(404, "unknown_product", f"no product {product_id}")
-        return product
+        return known(self.state.products, product_id, "product")
 
     def _order(self, order_id: str) -> Order:
-        order = self.state.orders.get(order_id)
-        if order is None:
-            raise ControlError(404, "unknown_order", f"no order {order_id}")
-        return order
+        return known(self.state.orders, order_id, "order")
 
     def _ready(self, order_id: str, states: tuple[str, ...]) -> Order:
         order = self._order(order_id)
@@ -380,13 +376,9 @@ class HuaweiSandbox(Emulator[SandboxState, SandboxConfig]):
         """Send once, outside the lock (the ISV may call back), and record the outcome."""
         url = f"{call.url}?{urlencode(query)}"
         headers = {"Content-Type": "application/json;charset=UTF-8"}
-        try:
-            status, answer_headers, content = self.send(url, headers, raw,
-                                                        self.config.request_timeout_s)
-            error = None
-        except Exception as failure:  # noqa: BLE001 - any failure is recorded and retried
-            status, answer_headers, content = None, {}, b""
-            error = f"{type(failure).__name__}: {failure}"
+        timeout = self.config.request_timeout_s
+        answered, error = attempt(lambda: self.send(url, headers, raw, timeout))
+        status, answer_headers, content = answered or (None, {}, b"")
         answer = _parse(content) if status == 200 else None
         code = str(answer.get("resultCode")) if answer and "resultCode" in answer else None
         sign_problem = None

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from accrual.clock import Clock
 from accrual.sandbox import faults
 from accrual.sandbox.emulator import EmulatorState
 from accrual.sandbox.huawei.signing import HexCase, HmacKey
@@ -178,10 +177,8 @@ class Fault:
 class SandboxState(EmulatorState[SandboxConfig]):
     """All the emulator's data; hold ``lock`` while reading or changing it."""
 
-    def __init__(self, clock: Clock, config: SandboxConfig | None = None) -> None:
-        super().__init__(clock, config or SandboxConfig())
-
     def reset(self) -> None:
+        """Forget products, orders, calls, pushes and faults."""
         with self.lock:
             self.products: dict[str, Product] = {}
             self.orders: dict[str, Order] = {}
