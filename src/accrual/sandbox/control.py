@@ -9,7 +9,7 @@ Errors are ``{"error": {"code", "message"}}`` with the error's status.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, MutableMapping
 from datetime import timedelta
 from typing import Any, Protocol, TypeVar
 
@@ -39,6 +39,21 @@ def known(items: Mapping[str, ItemT], key: str, kind: str) -> ItemT:
     if item is None:
         raise ControlError(404, f"unknown_{kind}", f"no {kind} {key}")
     return item
+
+
+def add_new(items: MutableMapping[str, ItemT], key: str, item: ItemT, kind: str) -> ItemT:
+    """Keep a new ``kind`` under ``key`` (the caller holds the lock): 409
+    ``<kind>_exists`` if there is one already."""
+    if key in items:
+        raise ControlError(409, f"{kind}_exists", f"{kind} {key} exists already")
+    items[key] = item
+    return item
+
+
+def check_url(url: str | None) -> None:
+    """A URL the seller gives (None: none given) must be http(s)."""
+    if url is not None and not url.startswith(("http://", "https://")):
+        raise ControlError(400, "invalid_url", f"{url!r} is not an http(s) URL")
 
 
 class Body(BaseModel):

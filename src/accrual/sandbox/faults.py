@@ -7,16 +7,21 @@ a fault used up gives way to the next.
 
 from __future__ import annotations
 
-from typing import Protocol, TypeVar
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 MAX_CALLS = 1000  # the most calls one injected fault may cover
 
+KindT = TypeVar("KindT", bound=str)
 
-class Countdown(Protocol):
+
+@dataclass
+class Fault(Generic[KindT]):
+    kind: KindT  # each emulator names its own (throttling, internal_error, ...)
     calls: int  # how many of the next calls it still applies to
 
 
-FaultT = TypeVar("FaultT", bound=Countdown)
+FaultT = TypeVar("FaultT", bound=Fault[Any])
 
 
 def take(queue: list[FaultT]) -> FaultT | None:

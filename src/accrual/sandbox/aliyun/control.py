@@ -59,6 +59,7 @@ from pydantic import Field
 
 from accrual.sandbox.aliyun.emulator import AliyunSandbox
 from accrual.sandbox.control import Body, control_api, run, seconds
+from accrual.sandbox.faults import MAX_CALLS
 
 
 class ConfigChange(Body):
@@ -107,7 +108,7 @@ class ProbeIn(Body):
 
 class FaultIn(Body):
     kind: Literal["throttling", "internal_error", "unavailable"]
-    calls: int = Field(1, ge=1, le=1000)
+    calls: int = Field(1, ge=1, le=MAX_CALLS)
 
 
 def control_router(sandbox: AliyunSandbox) -> APIRouter:

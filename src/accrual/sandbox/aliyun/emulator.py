@@ -45,9 +45,10 @@ from accrual.sandbox.aliyun.state import (
     spi_time,
 )
 from accrual.sandbox.control import ControlError as ControlError  # its control API raises it
-from accrual.sandbox.control import known
+from accrual.sandbox.control import add_new, check_url, known
 from accrual.sandbox.deliveries import attempt
 from accrual.sandbox.emulator import Emulator
+from accrual.sandbox.faults import MAX_CALLS
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +95,7 @@ class AliyunSandbox(Emulator[SandboxState, SandboxConfig]):
         if not code or len(code) > MAX_PRODUCT_CODE or not code.isascii():
             raise ControlError(400, "invalid_product_code",
                                f"a product code is 1 to {MAX_PRODUCT_CODE} ASCII characters")
-        if not isv_url.startswith(("http://", "https://")):
-            raise ControlError(400, "invalid_url", f"{isv_url!r} is not an http(s) URL")
+        check_url(isv_url)
         if not 1 <= len(spi_key) <= 256:
             raise ControlError(400, "invalid_key", "the ISV key has 1 to 256 characters")
         chosen = dict(items) if items is not None else {"Frequency": ()}
@@ -104,10 +104,7 @@ class AliyunSandbox(Emulator[SandboxState, SandboxConfig]):
         product = Product(code, isv_url, spi_key, billing,
                           {key: tuple(values) for key, values in chosen.items()})
         with self.state.lock:
-            if code in self.state.products:
-                raise ControlError(409, "product_exists", f"product {code} exists already")
-            self.state.products[code] = product
-        return product
+            return add_new(self.state.products, code, product, "product")
 
     # --- the buyer's side -----------------------------------------------------------
 
@@ -239,7 +236,7 @@ class AliyunSandbox(Emulator[SandboxState, SandboxConfig]):
         if kind not in ("throttling", "internal_error", "unavailable"):
             raise ControlError(400, "unknown_fault",
                                "kind is throttling, internal_error or unavailable")
-        if not 1 <= calls <= 1000:
+        if not 1 <= calls <= MAX_CALLS:
             raise ControlError(400, "invalid_fault", "calls is 1..1000")
         with self.state.lock:
             self.state.faults.append(Fault(kind, calls))

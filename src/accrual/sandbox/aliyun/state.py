@@ -204,10 +204,7 @@ class Push:
 FaultKind = Literal["throttling", "internal_error", "unavailable"]
 
 
-@dataclass
-class Fault:
-    kind: FaultKind
-    calls: int
+Fault = faults.Fault[FaultKind]
 
 
 class SandboxState(EmulatorState[SandboxConfig]):

@@ -63,6 +63,7 @@ from pydantic import AwareDatetime, Field
 from accrual.sandbox.aws.emulator import AwsSandbox
 from accrual.sandbox.aws.state import HOUR, Product
 from accrual.sandbox.control import Body, control_api, run, seconds
+from accrual.sandbox.faults import MAX_CALLS
 
 
 class ConfigChange(Body):
@@ -106,7 +107,7 @@ class EntitlementChange(Body):
 class FaultIn(Body):
     operation: Literal["ResolveCustomer", "BatchMeterUsage", "MeterUsage", "GetEntitlements"]
     kind: Literal["throttling", "internal_error", "unprocessed", "empty_page"]
-    calls: int = Field(1, ge=1, le=1000)
+    calls: int = Field(1, ge=1, le=MAX_CALLS)
     records: int = Field(0, ge=0, le=25)
 
 

@@ -54,9 +54,10 @@ from accrual.sandbox.aws.state import (
     new_license_id,
 )
 from accrual.sandbox.control import ControlError as ControlError  # its control API raises it
-from accrual.sandbox.control import known
+from accrual.sandbox.control import add_new, check_url, known
 from accrual.sandbox.deliveries import DELIVERY_TIMEOUT_S, Sender, http_send
 from accrual.sandbox.emulator import Emulator
+from accrual.sandbox.faults import MAX_CALLS
 
 log = logging.getLogger(__name__)
 
@@ -127,15 +128,11 @@ class AwsSandbox(Emulator[SandboxState, SandboxConfig]):
             raise ControlError(400, "invalid_dimensions",
                                f"give 1 to {MAX_DIMENSIONS} dimension names of 1-255 characters")
         for url in (fulfillment_url, notification_url):
-            if url is not None and not url.startswith(("http://", "https://")):
-                raise ControlError(400, "invalid_url", f"{url!r} is not an http(s) URL")
+            check_url(url)
         product = Product(code, tuple(dict.fromkeys(dimensions)), legacy, fulfillment_url,
                           notification_url)
         with self.state.lock:
-            if code in self.state.products:
-                raise ControlError(409, "product_exists", f"product {code} exists already")
-            self.state.products[code] = product
-        return product
+            return add_new(self.state.products, code, product, "product")
 
     def subscribe(self, product_code: str, *, account_id: str | None = None,
                   offer_identifier: str | None = None, free_trial: bool = False,
@@ -236,7 +233,7 @@ class AwsSandbox(Emulator[SandboxState, SandboxConfig]):
             {"empty_page"} if operation == "GetEntitlements" else set())
         if kind not in allowed:
             raise ControlError(400, "unknown_fault", f"{operation} takes faults {sorted(allowed)}")
-        if not 1 <= calls <= 1000 or not 0 <= records <= 25 or (kind == "unprocessed"
+        if not 1 <= calls <= MAX_CALLS or not 0 <= records <= 25 or (kind == "unprocessed"
                                                                and records == 0):
             raise ControlError(400, "invalid_fault", "calls is 1..1000, records 1..25")
         with self.state.lock:

@@ -150,9 +150,7 @@ FaultKind = Literal["throttling", "internal_error", "unprocessed", "empty_page"]
 
 
 @dataclass
-class Fault:
-    kind: FaultKind
-    calls: int  # how many of the operation's next calls it applies to
+class Fault(faults.Fault[FaultKind]):
     records: int = 0  # for "unprocessed": how many records of each call
 
 

@@ -78,6 +78,7 @@ from accrual.sandbox.azure import wire
 from accrual.sandbox.azure.emulator import AzureSandbox
 from accrual.sandbox.azure.state import HOUR
 from accrual.sandbox.control import Body, control_api, seconds
+from accrual.sandbox.faults import MAX_CALLS
 
 
 class ConfigChange(Body):
@@ -142,7 +143,7 @@ class Completion(Body):
 class FaultIn(Body):
     operation: str = Field(max_length=50)
     kind: Literal["throttling", "internal_error", "event_error"]
-    calls: int = Field(1, ge=1, le=1000)
+    calls: int = Field(1, ge=1, le=MAX_CALLS)
     events: int = Field(0, ge=0, le=25)
 
 

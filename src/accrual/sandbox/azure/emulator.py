@@ -59,9 +59,10 @@ from accrual.sandbox.azure.state import (
     new_landing_token,
 )
 from accrual.sandbox.control import ControlError as ControlError  # its control API raises it
-from accrual.sandbox.control import known
+from accrual.sandbox.control import add_new, check_url, known
 from accrual.sandbox.deliveries import Sender, attempt, http_send
 from accrual.sandbox.emulator import Emulator
+from accrual.sandbox.faults import MAX_CALLS
 
 log = logging.getLogger(__name__)
 
@@ -202,10 +203,7 @@ class AzureSandbox(Emulator[SandboxState, SandboxConfig]):
         app = App(tenant_id or new_id(), client_id or new_id(),
                   client_secret or uuid.uuid4().hex + uuid.uuid4().hex)
         with self.state.lock:
-            if app.client_id in self.state.apps:
-                raise ControlError(409, "app_exists", f"app {app.client_id} exists already")
-            self.state.apps[app.client_id] = app
-        return app
+            return add_new(self.state.apps, app.client_id, app, "app")
 
     def create_offer(self, offer_id: str, plans: list[dict[str, Any]], *,
                      publisher_id: str = "accrual", app_id: str | None = None,
@@ -220,8 +218,7 @@ class AzureSandbox(Emulator[SandboxState, SandboxConfig]):
         if not 1 <= len(made) <= MAX_PLANS or len({p.plan_id for p in made}) != len(made):
             raise ControlError(400, "invalid_plans", f"give 1 to {MAX_PLANS} distinct plans")
         for url in (webhook_url, landing_url):
-            if url is not None and not url.startswith(("http://", "https://")):
-                raise ControlError(400, "invalid_url", f"{url!r} is not an http(s) URL")
+            check_url(url)
         with self.state.lock:
             if offer_id in self.state.offers:
                 raise ControlError(409, "offer_exists", f"offer {offer_id} exists already")
@@ -415,7 +412,7 @@ class AzureSandbox(Emulator[SandboxState, SandboxConfig]):
         if kind == "event_error" and (operation != "batchUsageEvent" or not 1 <= events <= 25):
             raise ControlError(400, "invalid_fault", "event_error is for batchUsageEvent, with "
                                                      "1 to 25 events")
-        if kind not in ("throttling", "internal_error", "event_error") or not 1 <= calls <= 1000:
+        if kind not in ("throttling", "internal_error", "event_error") or not 1 <= calls <= MAX_CALLS:
             raise ControlError(400, "invalid_fault", "kind throttling|internal_error|"
                                                      "event_error, calls 1..1000")
         with self.state.lock:

@@ -261,9 +261,7 @@ FAULT_OPERATIONS = ("token", "resolve", "activate", "get", "list", "update", "de
 
 
 @dataclass
-class Fault:
-    kind: FaultKind
-    calls: int  # how many of the operation's next calls it applies to
+class Fault(faults.Fault[FaultKind]):
     events: int = 0  # for "event_error": how many events of each batch answer Error
 
 

@@ -67,6 +67,7 @@ from fastapi import APIRouter
 from pydantic import AwareDatetime, Field
 
 from accrual.sandbox.control import Body, control_api, run, seconds
+from accrual.sandbox.faults import MAX_CALLS
 from accrual.sandbox.huawei.emulator import HuaweiSandbox
 
 
@@ -123,7 +124,7 @@ class ProbeIn(Body):
 
 class FaultIn(Body):
     kind: Literal["internal_error", "throttling"]
-    calls: int = Field(1, ge=1, le=1000)
+    calls: int = Field(1, ge=1, le=MAX_CALLS)
 
 
 def control_router(sandbox: HuaweiSandbox) -> APIRouter:

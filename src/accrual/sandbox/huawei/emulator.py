@@ -39,9 +39,10 @@ import httpx
 
 from accrual.clock import Clock
 from accrual.sandbox.control import ControlError as ControlError  # its control API raises it
-from accrual.sandbox.control import known
+from accrual.sandbox.control import add_new, known
 from accrual.sandbox.deliveries import attempt
 from accrual.sandbox.emulator import Emulator
+from accrual.sandbox.faults import MAX_CALLS
 from accrual.sandbox.huawei import usage
 from accrual.sandbox.huawei.signing import activity_signature, body_sign_problem
 from accrual.sandbox.huawei.state import (
@@ -133,10 +134,7 @@ class HuaweiSandbox(Emulator[SandboxState, SandboxConfig]):
         product = Product(product_id, sku_code, isv_url.rstrip("/"), charging_mode, billing,
                           package)
         with self.state.lock:
-            if product_id in self.state.products:
-                raise ControlError(409, "product_exists", f"product {product_id} exists already")
-            self.state.products[product_id] = product
-        return product
+            return add_new(self.state.products, product_id, product, "product")
 
     def buy(self, product_id: str, *, customer_id: str | None = None,
             customer_name: str = "sandbox buyer", trial: bool = False,
@@ -291,7 +289,8 @@ class HuaweiSandbox(Emulator[SandboxState, SandboxConfig]):
         return probe.describe()
 
     def tick(self) -> dict[str, Any]:
-        """Send every failed call whose retry is due; poll instances still provisioning."""
+        """Send every failed call whose retry is due; poll instances still provisioning;
+        validate the pending usage records."""
         with self.state.lock:
             now = self.state.now()
             due = [c for c in self.state.calls if c.outcome == "pending" and c.next_at
@@ -308,7 +307,7 @@ class HuaweiSandbox(Emulator[SandboxState, SandboxConfig]):
 
     def inject(self, kind: FaultKind, calls: int = 1) -> None:
         """The next ``calls`` usage pushes fail as ``kind`` says."""
-        if kind not in ("internal_error", "throttling") or not 1 <= calls <= 1000:
+        if kind not in ("internal_error", "throttling") or not 1 <= calls <= MAX_CALLS:
             raise ControlError(400, "invalid_fault", "kind internal_error|throttling, calls 1..1000")
         with self.state.lock:
             self.state.faults.append(Fault(kind, calls))

@@ -168,10 +168,7 @@ class UsageRecord:
 FaultKind = Literal["internal_error", "throttling"]
 
 
-@dataclass
-class Fault:
-    kind: FaultKind
-    calls: int
+Fault = faults.Fault[FaultKind]
 
 
 class SandboxState(EmulatorState[SandboxConfig]):
