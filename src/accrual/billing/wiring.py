@@ -20,6 +20,7 @@ from accrual.billing.services.activated_workspaces import ActivatedWorkspaces
 from accrual.billing.services.arrears import Arrears
 from accrual.billing.services.binding_codes import BindingCodes
 from accrual.billing.services.certification import Certifications
+from accrual.billing.services.huawei_activities import HuaweiActivities
 from accrual.billing.services.inbox import BillingInbox
 from accrual.billing.services.instruments import Instruments
 from accrual.billing.services.invoice_records import InvoiceRecords
@@ -30,6 +31,7 @@ from accrual.billing.services.marketplace_lifecycle import MarketplaceLifecycle
 from accrual.billing.services.marketplace_reporter import MarketplaceReporter
 from accrual.billing.services.methods import SettlementMethods
 from accrual.billing.services.movements import Movements
+from accrual.billing.services.nonce_store import DatabaseNonces
 from accrual.billing.services.statements import Statements
 from accrual.billing.services.wallet import Wallet
 from accrual.billing.services.workspace_moves import WorkspaceMoves
@@ -73,6 +75,10 @@ class BillingCenter:
                                                   self.methods, self.marketplaces)
         self.lifecycle = MarketplaceLifecycle(engine, config, clock, self.accounts,
                                               self.marketplaces)
+        # Huawei KooGallery's activities; their nonces are kept in this database.
+        self.huawei_activities = HuaweiActivities(engine, clock, self.marketplaces,
+                                                  self.activations, self.lifecycle,
+                                                  DatabaseNonces(engine))
         self.statements = Statements(engine, config, clock)
         self.profiles = AccountProfiles(engine, self.accounts)
         self.certifications = Certifications(engine, clock, self.accounts)
