@@ -138,8 +138,8 @@ def reporter(runtime: Runtime, aliyun: KeepingVendor) -> Iterator[MarketplaceRep
     backlog = found.backlog()
     FIGURES.update({"charges": len(charges(runtime)), "sends": backlog.sends,
                     "retries": backlog.retries, "accepted": backlog.accepted,
-                    "unknown_held": sum(1 for c in charges(runtime) if c.attempts
-                                        and c.last_error and "outcome unknown" in c.last_error),
+                    "unknown_held": sum(1 for c in charges(runtime) if c.status == "unknown"
+                                        or (c.last_error or "").startswith("resolved by")),
                     "vendor_pushes": sum(aliyun.pushes.values()),
                     "duplicates_created": aliyun.duplicates()})
     assert aliyun.duplicates() == 0  # every window pushed at most once
