@@ -54,14 +54,38 @@ ANSWER_EXAMPLES: dict[str, Any] = {
                            "retry of one taken before)",
                 "value": {"resultCode": "000000", "resultMsg": "success"}},
     "refused": {"summary": "Forged, stale or replayed: nothing changed",
-                "value": {"resultCode": "000001", "resultMsg": "this nonce was seen already"}},
+                "value": {"resultCode": "000001", "resultMsg": "this nonce was seen already",
+                          "error": {"code": "replayed",
+                                    "message": "this nonce was seen already"}}},
     "invalid": {"summary": "Malformed", "value": {
-        "resultCode": "000002", "resultMsg": "instanceId must be an id of 1 to 64 characters"}},
+        "resultCode": "000002", "resultMsg": "instanceId must be an id of 1 to 64 characters",
+        "error": {"code": "malformed",
+                  "message": "instanceId must be an id of 1 to 64 characters"}}},
     "unknown": {"summary": "An instance unknown here", "value": {
         "resultCode": "000003", "resultMsg": "instance hw0000 is unknown"}},
     "failed": {"summary": "A failure of ours: KooGallery sends it again",
                "value": {"resultCode": "000005", "resultMsg": "try again later"}}}
+# A call that is not KooGallery's or not well formed is refused by its HTTP status too
+# (KooGallery's own calls never are; its emulator takes 000001 or 401/403 alike), with
+# KooGallery's result code in the signed body. Every other answer is 200.
+REFUSAL_STATUS = {"000001": 401, "000002": 400}
+_ANSWER_SCHEMA = {"type": "object", "properties": {
+    "resultCode": {"type": "string"}, "resultMsg": {"type": "string"},
+    "instanceId": {"type": "string"}, "appInfo": {"type": "object"},
+    "info": {"type": "array", "items": {"type": "object"}}}}
+# A refusal also carries the house's error envelope.
+_REFUSAL_SCHEMA = {"type": "object", "required": ["resultCode", "resultMsg", "error"],
+                   "properties": {
+                       "resultCode": {"type": "string"}, "resultMsg": {"type": "string"},
+                       "error": {"type": "object", "required": ["code", "message"],
+                                 "properties": {"code": {"type": "string"},
+                                                "message": {"type": "string"}}}}}
+_BODY_SIGN = {"Body-Sign": {"description": 'sign_type="HMAC-SHA256", '
+                                           'signature="<base64 HMAC-SHA256 of the body>"',
+                            "schema": {"type": "string"}}}
 OPENAPI: dict[str, Any] = {
+    # Authenticated by KooGallery's signature in the query, not by a bearer token.
+    "security": [],
     "parameters": [{"name": name, "in": "query", "required": True, "description": text,
                     "schema": {"type": "string", "maxLength": 128}}
                    for name, text in SIGNATURE_QUERY.items()],
@@ -91,22 +115,30 @@ OPENAPI: dict[str, Any] = {
                 "activity": "releaseInstance", "instanceId": "hw5d41402abc4b2a76b9719d911017c5",
                 "orderId": "CS2611261030000001", "orderLineId": "CS2611261030000001-000001",
                 "testFlag": "0"}}}}}},
-    "responses": {"200": {
-        "description": "KooGallery's answer: `resultCode` (000000 success, 000001 "
-                       "authentication failed, 000002 invalid parameters, 000003 instance "
-                       "not found, 000005 internal error), signed in the `Body-Sign` header",
-        "headers": {"Body-Sign": {"description": 'sign_type="HMAC-SHA256", '
-                                                 'signature="<base64 HMAC-SHA256 of the body>"',
-                                  "schema": {"type": "string"}}},
-        "content": {"application/json": {"schema": {"type": "object", "properties": {
-            "resultCode": {"type": "string"}, "resultMsg": {"type": "string"},
-            "instanceId": {"type": "string"}, "appInfo": {"type": "object"},
-            "info": {"type": "array", "items": {"type": "object"}}}},
-            "examples": ANSWER_EXAMPLES}}}}}
+    "responses": {
+        "200": {"description": "KooGallery's answer: `resultCode` (000000 success, 000003 "
+                               "instance not found, 000005 internal error: KooGallery "
+                               "retries), signed in the `Body-Sign` header",
+                "headers": _BODY_SIGN,
+                "content": {"application/json": {"schema": _ANSWER_SCHEMA, "examples": {
+                    name: ANSWER_EXAMPLES[name]
+                    for name in ("newInstance", "queryInstance", "applied", "unknown",
+                                 "failed")}}}},
+        "400": {"description": "`resultCode` 000002: not a well-formed activity (or a "
+                               "product this center does not sell); nothing changed",
+                "headers": _BODY_SIGN,
+                "content": {"application/json": {"schema": _REFUSAL_SCHEMA, "examples": {
+                    "invalid": ANSWER_EXAMPLES["invalid"]}}}},
+        "401": {"description": "`resultCode` 000001: forged, stale or replayed; nothing "
+                               "changed",
+                "headers": _BODY_SIGN,
+                "content": {"application/json": {"schema": _REFUSAL_SCHEMA, "examples": {
+                    "refused": ANSWER_EXAMPLES["refused"]}}}}}}
 DESCRIPTION = """KooGallery calls this with each V2 activity of a product this center sells,
-signed in the query (`signature`, `timestamp` in ms, `nonce`). The answer is always HTTP 200
-with KooGallery's `resultCode` and a `Body-Sign` header (the KooGallery protocol: its
-errors are result codes, not this API's error envelope).
+signed in the query (`signature`, `timestamp` in ms, `nonce`). The answer carries
+KooGallery's `resultCode` and a `Body-Sign` header (the KooGallery protocol: its errors
+are result codes, not this API's error envelope): HTTP 200, except 401 for a call that is
+not provably KooGallery's and 400 for a malformed one.
 
 * `newInstance`: the buyer's cloud account and an activation: `instanceId` (the same for
   every resend of the order) and `appInfo.frontEndUrl`, the activation page where the
@@ -119,8 +151,8 @@ errors are result codes, not this API's error envelope).
   billing center as settlement method, another cloud account or a new subscription
   unlocks them. KooGallery's retry of an event is answered success and changes nothing.
 * Forged, stale (over 60 s) or replayed (nonce seen before, by any process, also after a
-  restart): `000001`, nothing changes; malformed `000002`; an unknown instance `000003`;
-  a failure of ours `000005` (KooGallery retries).
+  restart): 401 `000001`, nothing changes; malformed 400 `000002`; an unknown instance
+  `000003`; a failure of ours `000005` (KooGallery retries).
 
 404 `marketplace_not_configured` (the error envelope) when this center sells nothing on
 KooGallery."""
@@ -132,7 +164,8 @@ async def _handle(request: Request, center: CenterDep) -> Response:
         center.huawei_activities.handle, request.method, request.url.path,
         dict(request.query_params), dict(request.headers), body,
         base_url=str(request.base_url))
-    return Response(handled.response.body, status_code=200,
+    return Response(handled.response.body,
+                    status_code=REFUSAL_STATUS.get(handled.result_code, 200),
                     headers=dict(handled.response.headers))
 
 

@@ -98,6 +98,11 @@ class ResultCode(StrEnum):
     NO_RESOURCES = "000100"
 
 
+# KooGallery's refusals, with the house's error code when nothing more precise is known.
+_REFUSAL_CODES = {ResultCode.AUTH_FAILED: "activity_not_authentic",
+                  ResultCode.INVALID_PARAMETERS: "invalid_activity"}
+
+
 class ActivityKind(StrEnum):
     CREATE = "create"
     QUERY = "query"
@@ -310,11 +315,15 @@ class HuaweiMarketplace:
                           f"{activity.order_id}\n{second}".encode(), hashlib.sha256).hexdigest()
         return "hw" + digest[:30]
 
-    def respond(self, code: ResultCode, message: str = "success",
-                **fields: Any) -> ActivityResponse:
-        """An answer with ``resultCode``, ``resultMsg`` and ``fields``, signed."""
-        body = json.dumps({"resultCode": code.value, "resultMsg": message, **fields},
-                          ensure_ascii=False, separators=(",", ":")).encode()
+    def respond(self, code: ResultCode, message: str = "success", *,
+                error_code: str | None = None, **fields: Any) -> ActivityResponse:
+        """An answer with ``resultCode``, ``resultMsg`` and ``fields``, signed. A refusal
+        (000001, 000002: answered 401 and 400) also carries the house's error envelope
+        ``error: {code, message}``, so every 4xx of the API reads alike."""
+        answer: dict[str, Any] = {"resultCode": code.value, "resultMsg": message, **fields}
+        if code in _REFUSAL_CODES:
+            answer["error"] = {"code": error_code or _REFUSAL_CODES[code], "message": message}
+        body = json.dumps(answer, ensure_ascii=False, separators=(",", ":")).encode()
         return ActivityResponse(body, {"Content-Type": "application/json;charset=UTF-8",
                                        "Body-Sign": body_sign(self.listing.access_key, body)})
 
@@ -331,10 +340,10 @@ class HuaweiMarketplace:
     def refusal(self, error: NotificationRejected) -> ActivityResponse:
         """The answer to a request :meth:`verify_activity` refused."""
         if error.code in ("stale", "bad_signature", "replayed"):
-            return self.respond(ResultCode.AUTH_FAILED, error.message)
+            return self.respond(ResultCode.AUTH_FAILED, error.message, error_code=error.code)
         if error.code == "replay_cache_full":
             return self.respond(ResultCode.INTERNAL_ERROR, error.message)
-        return self.respond(ResultCode.INVALID_PARAMETERS, error.message)
+        return self.respond(ResultCode.INVALID_PARAMETERS, error.message, error_code=error.code)
 
     # --- usage ------------------------------------------------------------------------
 
