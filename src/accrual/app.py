@@ -25,6 +25,7 @@ from accrual.billing.config import BillingConfig
 from accrual.billing.domain.marketplace import Marketplace
 from accrual.billing.marketplaces import Marketplaces
 from accrual.billing.marketplaces.aws import AwsListing, AwsMarketplace
+from accrual.billing.marketplaces.azure import AzureListing, AzureMarketplace
 from accrual.billing.payments.sandbox import SandboxGateway, in_process_sender
 from accrual.billing.wiring import BillingCenter
 from accrual.catalog import ITEMS, PriceBook, load_price_book
@@ -70,6 +71,9 @@ log = logging.getLogger("accrual")
 # Where AWS sends the buyer's browser and its notifications (the billing API's routes).
 AWS_FULFILLMENT_PATH = "/billing/v1/marketplaces/aws/fulfillment"
 AWS_NOTIFICATIONS_PATH = "/billing/v1/marketplaces/aws/notifications"
+# Where Azure sends the buyer's browser (the offer's landing page) and its webhook calls.
+AZURE_LANDING_PATH = "/billing/v1/marketplaces/azure/landing"
+AZURE_WEBHOOK_PATH = "/billing/v1/marketplaces/azure/webhook"
 
 
 def _copy(messages: Sequence[Envelope]) -> list[Envelope]:
@@ -339,7 +343,7 @@ def build(settings: Settings, *, clock: Clock | None = None,
         runtime.aliyun_sandbox = AliyunSandbox(clock, settings.base_url(), CHINA)
         runtime.aliyun_intl_sandbox = AliyunSandbox(clock, settings.base_url(), INTERNATIONAL)
     if settings.azure_marketplace == "sandbox":
-        runtime.azure_sandbox = AzureSandbox(clock, settings.base_url())
+        runtime.azure_sandbox = _azure_sandbox(settings, clock, billing.marketplaces)
     runtime.scheduler = Scheduler(runtime, settings.scheduler_interval_seconds)
     runtime.app = create_app(runtime)
     return runtime
@@ -348,11 +352,17 @@ def build(settings: Settings, *, clock: Clock | None = None,
 def _marketplaces(settings: Settings, clock: Clock) -> list[Marketplace]:
     """The marketplace adapters configured for this center (the same adapter talks to
     the vendor or to its emulator; only the endpoint and the trusted certificates differ)."""
+    adapters: list[Marketplace] = []
+    # --- Azure (USD centers only) ---
+    azure = _azure_marketplace(settings, clock)
+    if azure is not None:
+        adapters.append(azure)
+    # --- end Azure ---
     if settings.aws_marketplace == "off":
-        return []
+        return adapters
     sandbox = settings.aws_marketplace == "sandbox"
     endpoint = f"{settings.base_url()}/sandbox/aws" if sandbox else settings.aws_endpoint_url
-    return [AwsMarketplace(AwsListing(
+    return [*adapters, AwsMarketplace(AwsListing(
         product_code=settings.aws_product_code, dimension=settings.aws_dimension,
         region=settings.aws_region, endpoint_url=endpoint,
         access_key_id="sandbox" if sandbox else settings.aws_access_key_id,
@@ -361,6 +371,52 @@ def _marketplaces(settings: Settings, clock: Clock) -> list[Marketplace]:
         legacy_identifiers=settings.aws_legacy_identifiers,
         # The emulator signs its notifications with a certificate it serves itself.
         trusted_cert_prefixes=(f"{endpoint}/",) if sandbox else ()), clock)]
+
+
+# --- Azure Marketplace -------------------------------------------------------------
+
+def _azure_marketplace(settings: Settings, clock: Clock) -> AzureMarketplace | None:
+    """The Azure adapter, in a USD center only (decisions.md 14); in another currency the
+    setting has no effect (logged once, at start)."""
+    if settings.azure_marketplace == "off":
+        return None
+    if settings.currency != "USD":
+        log.info("azure_marketplace=%s has no effect: Azure settles USD billing centers "
+                 "only, this one is %s", settings.azure_marketplace, settings.currency)
+        return None
+    if settings.azure_marketplace == "sandbox":
+        api_url = f"{settings.base_url()}/sandbox/azure"
+        login_url = f"{api_url}/login"
+    else:
+        api_url = settings.azure_api_url or "https://marketplaceapi.microsoft.com"
+        login_url = settings.azure_login_url or "https://login.microsoftonline.com"
+    return AzureMarketplace(AzureListing(
+        tenant_id=settings.azure_tenant_id, client_id=settings.azure_client_id,
+        client_secret=settings.resolve_azure_client_secret(), offer_id=settings.azure_offer_id,
+        publisher_id=settings.azure_publisher_id, api_url=api_url.rstrip("/"),
+        login_url=login_url.rstrip("/"), dimension=settings.azure_dimension), clock)
+
+
+def _azure_sandbox(settings: Settings, clock: Clock, marketplaces: Marketplaces) -> AzureSandbox:
+    """The emulator; when this center settles through it, with the publisher's app and
+    the offer as the publisher enters them in Partner Center (landing page and webhook
+    here)."""
+    sandbox = AzureSandbox(clock, settings.base_url())
+    if "azure" in marketplaces:
+        sandbox.register_app(tenant_id=settings.azure_tenant_id,
+                             client_id=settings.azure_client_id,
+                             client_secret=settings.resolve_azure_client_secret())
+        sandbox.create_offer(
+            settings.azure_offer_id,
+            [{"plan_id": plan, "dimensions": [settings.azure_dimension]}
+             for plan in settings.azure_plans()],
+            publisher_id=settings.azure_publisher_id or "accrual",
+            app_id=settings.azure_client_id,
+            landing_url=f"{settings.base_url()}{AZURE_LANDING_PATH}",
+            webhook_url=f"{settings.base_url()}{AZURE_WEBHOOK_PATH}")
+    return sandbox
+
+# --- end Azure Marketplace ---
 
 
 def _payment_gateway(settings: Settings, clock: Clock) -> SandboxGateway | None:
