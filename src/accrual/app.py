@@ -176,6 +176,8 @@ class Scheduler:
                    self._job("instrument expiry")),
                   ("marketplace reporter", rt.billing.marketplace_reporter.run,
                    rt.billing.marketplace_reporter.job),
+                  ("marketplace reconciliation", rt.billing.marketplace_reconciliation.run,
+                   rt.billing.marketplace_reconciliation.job),
                   ("billing mails", rt.billing.mails.send_due, rt.billing.mails.job)]
         for name, step, job in steps:
             try:
@@ -249,7 +251,8 @@ class Runtime:
 
     def billing_jobs(self) -> list[Job]:
         jobs = [self.billing.inbox.job, self.billing.arrears.job, self.billing.mails.job,
-                self.billing.marketplace_reporter.job]
+                self.billing.marketplace_reporter.job,
+                self.billing.marketplace_reconciliation.job]
         if self.billing.relay is not None:
             jobs.append(self.billing.relay.job)
         return jobs

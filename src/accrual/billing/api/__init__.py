@@ -10,6 +10,7 @@ from accrual.billing.api import (
     internal,
     invoices,
     jobs,
+    marketplace_azure,
     marketplace_reporter,
     marketplaces,
     methods,
@@ -27,6 +28,7 @@ routers.append(methods.router)
 routers.append(jobs.router)
 routers.append(marketplace_reporter.router)
 routers.append(marketplaces.router)
+routers.append(marketplace_azure.router)
 
 
 def _document_malformed_bodies() -> None:
