@@ -290,9 +290,6 @@ def test_each_hour_is_held_once_through_faults_a_killed_reporter_and_reconciliat
             figures_out["refused"]) == (4, 0, 0, 0)
     # Sends: 4 throttled + 4 failed + 4 (2 errors) + 2 killed + 1 resent.
     assert (figures_out["sends"], figures_out["retries"]) == (15, 11)
-    print(f"\nazure exactly-once: charges 4, sends {figures_out['sends']}, retries "
-          f"{figures_out['retries']}, reconciled {status['since_start']}, "
-          f"calls received {len(held['received'])}, double-held keys 0")
 
 
 def test_a_resend_after_a_lost_answer_and_an_unknown_outcome_past_the_window(
@@ -456,8 +453,7 @@ def test_webhooks_suspend_reinstate_change_plan_unsubscribe_and_forgeries(
     assert ok(again)["outcome"] == "duplicate"
     runtime.scheduler.tick()
     assert len(inbox.bodies_to(ada["email"])) == len(mails)
-    accepted_webhooks = [w for w in ok(http.get(f"{CONTROL}/webhooks"))["webhooks"]]
-    assert all(w["delivered"] for w in accepted_webhooks)
+    assert all(w["delivered"] for w in ok(http.get(f"{CONTROL}/webhooks"))["webhooks"])
 
 
 def test_a_cny_center_has_no_azure(tmp_path: Path, pg_databases: tuple[str, str] | None,
