@@ -79,7 +79,7 @@ def landing(token: Annotated[str, Query(min_length=1, max_length=MAX_TOKEN,
 
 @router.post(
     "/marketplaces/azure/webhook", response_model=WebhookOut, tags=["billing: marketplaces"],
-    responses=error_responses(403, 404, 503),
+    responses=error_responses(400, 403, 404, 413, 415, 422, 503),
     openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
         "schema": {"type": "object"}, "example": {
             "id": "5c3e2f1a-7b9d-4e8f-a0b1-c2d3e4f5a6b7",
@@ -89,10 +89,12 @@ def landing(token: Annotated[str, Query(min_length=1, max_length=MAX_TOKEN,
             "timeStamp": "2026-11-26T02:00:00.000Z", "action": "Suspend",
             "status": "Succeeded", "operationRequestSource": "Azure",
             "purchaseToken": None}}}}})
-async def webhook(request: Request, center: CenterDep) -> dict[str, Any]:
+async def webhook(request: Request, center: CenterDep) -> Any:
     """The offer's connection webhook, as Azure calls it with its bearer JWT
     (`Authorization`). One not provably Azure's (no token, forged, another tenant or
-    app, expired: a stale replay) is 403 with the reason's code and changes nothing;
+    app, expired: a stale replay) is 403 with the reason's code and changes nothing; a
+    call with a valid token whose body is not a webhook payload of this offer is 422
+    (`malformed`, `unknown_action`, `wrong_offer`); one not posted as JSON is 415;
     every call is confirmed with Get operation first (403 `operation_unconfirmed` for an
     operation Azure does not know). Effects: ChangePlan (the reports then carry the new
     plan), ChangeQuantity and Reinstate are answered Success; Suspend locks the
@@ -101,6 +103,10 @@ async def webhook(request: Request, center: CenterDep) -> dict[str, Any]:
     or a replay) answers 200 with outcome `duplicate` and changes nothing. 503
     `marketplace_unavailable` when it cannot be confirmed now (Azure calls again); 404
     `marketplace_not_configured` in a center without an Azure listing."""
+    if request.headers.get("content-type", "").split(";")[0].strip().lower() \
+            != "application/json":
+        return JSONResponse(status_code=415, content={"error": {
+            "code": "unsupported_media_type", "message": "post the call as application/json"}})
     body = await request.body()
     outcome = await run_in_threadpool(center.azure.webhook, dict(request.headers), body)
     return webhook_json(outcome)

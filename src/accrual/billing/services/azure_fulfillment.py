@@ -72,7 +72,7 @@ from accrual.billing.marketplaces.azure import AzureEvent, AzureMarketplace, Azu
 from accrual.billing.services.marketplace_activation import Activation, MarketplaceActivations
 from accrual.billing.services.marketplace_lifecycle import MarketplaceLifecycle
 from accrual.clock import Clock
-from accrual.contract.errors import Conflict, Forbidden, NotFound, Unavailable
+from accrual.contract.errors import Conflict, Forbidden, Invalid, NotFound, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +86,8 @@ _ACTIONS = {"Unsubscribe": NotificationAction.UNSUBSCRIBE_SUCCESS,
             "ChangePlan": NotificationAction.PLAN_CHANGED,
             "Renew": NotificationAction.RENEW}
 _ANSWERED = ("ChangePlan", "ChangeQuantity", "Reinstate")  # Azure waits for our PATCH
+# The adapter's refusals of a call whose token held but whose body is not a call of ours.
+_MALFORMED = frozenset({"malformed", "unknown_action", "wrong_offer"})
 
 
 @dataclass(frozen=True)
@@ -171,6 +173,9 @@ class AzureFulfillment:
             event = adapter.verify_webhook("POST", headers, body, self.clock.now())
         except NotificationRejected as rejected:
             log.warning("azure webhook rejected (%s): %s", rejected.code, rejected.message)
+            if rejected.code in _MALFORMED:
+                raise Invalid(rejected.code, f"not a webhook call of this offer: "
+                                             f"{rejected.message}") from None
             raise Forbidden(rejected.code, "not a call from the marketplace: "
                                            f"{rejected.message}") from None
         except Transient as error:
