@@ -473,3 +473,70 @@ def test_a_cny_center_has_no_azure(tmp_path: Path, pg_databases: tuple[str, str]
     finally:
         runtime.console.engine.dispose()
         runtime.billing.engine.dispose()
+
+
+def test_reconciliation_settles_what_azure_holds_another_quantity_of_or_never_got(
+        live: tuple[Runtime, httpx.Client, Inbox], clock: ManualClock,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two charges sent by a reporter that died before Azure got them: for one, Azure
+    holds another quantity of that hour (sent by someone else): a duplicate, its amount
+    owed through the wallet, once; for the other, nothing, and the window closes: its
+    amount is carried into the next cut, which Azure bills, once."""
+    runtime, http, _ = live
+    ada, bob = buyer(http, "ada"), buyer(http, "bob")
+    send(http, ada, "a1", 1, "2026-11-26")  # 0.40
+    send(http, bob, "b1", 2, "2026-11-26")  # 0.80
+    azure = runtime.billing.marketplaces.get("azure")
+    real_report = azure.report
+
+    def die_before_azure(reports: Sequence[UsageReport]) -> list[ReportResult]:
+        raise Killed
+
+    monkeypatch.setattr(azure, "report", die_before_azure)
+    clock.set(NEXT_DAY)
+    runtime.scheduler.tick()
+    first, second = sorted(charges(http), key=lambda c: c["quantity"])  # ada's, bob's
+    assert (first["status"], second["status"]) == ("sent", "sent")
+    monkeypatch.setattr(azure, "report", real_report)
+    # Another sender of ours (a second deployment, an operator by hand) took ada's hour.
+    [taken] = real_report([UsageReport(
+        key="other", buyer=replace_quantity_buyer(runtime, first["cloud_account_id"]),
+        dimension="usage_minor", period_start=datetime.fromisoformat(first["period_start"]),
+        quantity=7)])
+    assert taken.status.value == "accepted"
+
+    reconciliation = runtime.billing.marketplace_reconciliation
+    clock.advance(timedelta(minutes=6))
+    figures = reconciliation.run()
+    assert (figures.checked, figures.duplicate, figures.resent) == (2, 1, 1)
+    first, second = sorted(charges(http), key=lambda c: c["quantity"])
+    assert first["status"] == "duplicate" and "another quantity" in first["last_error"]
+    assert overview_cash(http, ada)["arrears"] == "0.40"
+    # bob's goes back to pending, but no reporter runs until the window has closed: it
+    # is refused as an unknown outcome, then reconciliation finds Azure never got it and
+    # carries its amount into bob's next cut, which Azure bills.
+    clock.set(datetime.fromisoformat(second["deadline_at"]) + timedelta(hours=2))
+    runtime.billing.marketplace_reporter.send()
+    second = sorted(charges(http), key=lambda c: c["quantity"])[1]
+    assert second["status"] == "refused" and "reconcile" in second["last_error"]
+    figures = reconciliation.run()
+    assert (figures.checked, figures.carried) == (1, 1)
+    assert reconciliation.run().checked == 0
+    runtime.scheduler.tick()
+    again = [c for c in charges(http) if c["id"] not in (first["id"], second["id"])]
+    assert [(c["status"], c["quantity"], c["cloud_account_id"]) for c in again] \
+        == [("accepted", 80, second["cloud_account_id"])]
+    assert (overview_cash(http, ada)["arrears"], overview_cash(http, bob)["arrears"]) \
+        == ("0.40", "0.00")  # ada's once
+    assert set(usage(http)["counts_per_key"].values()) == {1}
+
+
+def replace_quantity_buyer(runtime: Runtime, cloud_account_id: str) -> Any:
+    from accrual.billing.domain.marketplace import Buyer
+
+    with runtime.billing.engine.connect() as conn:
+        from sqlalchemy import text
+
+        row = conn.execute(text("SELECT external_id, product_code, license_ref FROM "
+                                "cloud_accounts WHERE id = :id"), {"id": cloud_account_id}).one()
+    return Buyer("azure", row.external_id, row.product_code, license_ref=row.license_ref)

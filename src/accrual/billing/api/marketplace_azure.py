@@ -103,6 +103,7 @@ async def webhook(request: Request, center: CenterDep) -> Any:
     or a replay) answers 200 with outcome `duplicate` and changes nothing. 503
     `marketplace_unavailable` when it cannot be confirmed now (Azure calls again); 404
     `marketplace_not_configured` in a center without an Azure listing."""
+    center.azure.adapter()  # 404 first in a center without Azure
     if request.headers.get("content-type", "").split(";")[0].strip().lower() \
             != "application/json":
         return JSONResponse(status_code=415, content={"error": {
@@ -126,16 +127,16 @@ class ReconcileFiguresOut(BaseModel):
     accepted: int = Field(description="Found held by the marketplace: accepted with its id")
     resent: int = Field(description="Not held, within the window: back to pending")
     duplicate: int = Field(description="Another quantity held for the hour: to the wallet")
-    given_back: int = Field(description="Not held after the window: to the wallet")
+    carried: int = Field(description="Not held after the window: carried into the next cut")
     at: str | None = Field(description="When (the last run's; the totals' latest)")
 
 
 class ReconciliationOut(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "last_run": {"checked": 1, "accepted": 1, "resent": 0, "duplicate": 0,
-                     "given_back": 0, "at": "2026-11-26T02:10:00+00:00"},
+                     "carried": 0, "at": "2026-11-26T02:10:00+00:00"},
         "since_start": {"checked": 3, "accepted": 2, "resent": 1, "duplicate": 0,
-                        "given_back": 0, "at": "2026-11-26T02:10:00+00:00"}}]})
+                        "carried": 0, "at": "2026-11-26T02:10:00+00:00"}}]})
 
     last_run: ReconcileFiguresOut
     since_start: ReconcileFiguresOut = Field(description="Totals since this process started")
@@ -155,5 +156,5 @@ def reconciliation(center: CenterDep) -> dict[str, Any]:
 def figures_json(outcome: ReconcileOutcome) -> dict[str, Any]:
     return {"checked": outcome.checked, "accepted": outcome.accepted,
             "resent": outcome.resent, "duplicate": outcome.duplicate,
-            "given_back": outcome.given_back,
+            "carried": outcome.carried,
             "at": outcome.at.isoformat() if outcome.at is not None else None}

@@ -17,9 +17,11 @@ Azure holds for its (subscription, dimension, hour), Azure's deduplication key:
 * none held, within the window: back to ``pending``, due now; the reporter sends it
   again, identical (Azure answers a Duplicate of the same quantity if it took it
   after all, which the adapter counts as accepted);
-* none held, the window closed (plus a margin for Azure's own lag): Azure will never
-  bill it, so it is ``refused`` and its money goes to the wallet (journal entry key
-  ``marketplace/<charge id>``, the same the reporter would use: never posted twice).
+* none held, the window closed (plus a margin for Azure's own lag): Azure never got
+  it, so it is ``refused`` and its amount is carried back into the cloud account's
+  next cut, as the reporter does for a charge it never sent: Azure bills it in a later
+  hour, once (or, the subscription having ended, the reporter closes the carry into
+  the wallet).
 
 Each change is one conditional update (the charge still as read), so a reporter
 recording its answer meanwhile wins and the row is left alone.
@@ -34,7 +36,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, or_, select, update
+from sqlalchemy import Connection, Engine, and_, insert, or_, select, update
 
 from accrual.billing.adapters import tables as t
 from accrual.billing.domain import settlement
@@ -57,7 +59,8 @@ SENT, PENDING, ACCEPTED, DUPLICATE, REFUSED = (
 SETTLE_MARGIN = timedelta(hours=1)
 BATCH = 500  # charges reconciled per run
 ENTRY_KIND = "marketplace_refused"  # the reporter's kind: the same movement
-NOT_HELD = "reconciled: the marketplace holds no event for it after its window; moved to the wallet"
+NOT_HELD = ("reconciled: the marketplace holds no event for it after its window; carried "
+            "into the next cut")
 OTHER_QUANTITY = "reconciled: the marketplace holds another quantity for this hour ({held})"
 RESEND = "reconciled: the marketplace holds no event for it yet; sent again"
 
@@ -68,7 +71,7 @@ class ReconcileOutcome:
     accepted: int = 0  # found held by the vendor
     resent: int = 0  # back to pending within the window
     duplicate: int = 0  # the vendor holds another quantity
-    given_back: int = 0  # not held after the window: to the wallet
+    carried: int = 0  # not held after the window: into the next cut
     at: datetime | None = None
 
 
@@ -102,7 +105,7 @@ class MarketplaceReconciliation:
             log.warning("marketplace reconciliation: azure usageEvents unavailable: %s", error)
             self.job.unit_failed("azure", error)
             return ReconcileOutcome(checked=len(rows), at=now)
-        counts = {"accepted": 0, "resent": 0, "duplicate": 0, "given_back": 0}
+        counts = {"accepted": 0, "resent": 0, "duplicate": 0, "carried": 0}
         for row in rows:
             record = held.get((row.external_id, row.dimension, row.period_start))
             done = in_transaction(self.engine, partial(self._settle, row=row, record=record,
@@ -116,7 +119,7 @@ class MarketplaceReconciliation:
             accepted=self.totals.accepted + counts["accepted"],
             resent=self.totals.resent + counts["resent"],
             duplicate=self.totals.duplicate + counts["duplicate"],
-            given_back=self.totals.given_back + counts["given_back"], at=now)
+            carried=self.totals.carried + counts["carried"], at=now)
         return self.last
 
     def _unknown(self, now: datetime) -> Sequence[Any]:
@@ -124,7 +127,8 @@ class MarketplaceReconciliation:
         with self.engine.connect() as conn:
             return conn.execute(
                 select(mc.c.id, mc.c.status, mc.c.attempts, mc.c.dimension, mc.c.period_start,
-                       mc.c.quantity, mc.c.deadline_at, ca.c.external_id)
+                       mc.c.quantity, mc.c.amount_minor, mc.c.deadline_at, mc.c.cloud_account_id,
+                       ca.c.external_id)
                 .join(ca, ca.c.id == mc.c.cloud_account_id)
                 .where(mc.c.vendor == "azure", or_(
                     and_(mc.c.status == SENT, mc.c.sent_at <= now - self.sent_grace),
@@ -163,10 +167,18 @@ class MarketplaceReconciliation:
         changed = conn.execute(update(mc).where(still).values(
             status=REFUSED, settled_at=now, last_error=NOT_HELD)).rowcount
         if changed:
-            self._to_wallet(conn, row.id, now)
+            carry = t.marketplace_carry
+            added = conn.execute(update(carry).where(
+                carry.c.cloud_account_id == row.cloud_account_id).values(
+                carried_minor=carry.c.carried_minor + row.amount_minor,
+                updated_at=now)).rowcount
+            if not added:  # (the cut that made the charge writes the row: never, in practice)
+                conn.execute(insert(carry).values(cloud_account_id=row.cloud_account_id,
+                                                  carried_minor=row.amount_minor,
+                                                  updated_at=now))
             log.warning("marketplace reconciliation: azure charge %s was never billed: "
-                        "moved to the wallet", row.id)
-        return "given_back" if changed else None
+                        "carried into the next cut", row.id)
+        return "carried" if changed else None
 
     def _to_wallet(self, conn: Connection, charge_id: int, now: datetime) -> None:
         mc, ca = t.marketplace_charges, t.cloud_accounts
