@@ -28,9 +28,11 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from sqlalchemy import select
 
 from accrual.app import Runtime
-from accrual.billing.domain.marketplace import ReportResult, UsageReport
+from accrual.billing.adapters import tables
+from accrual.billing.domain.marketplace import Buyer, ReportResult, UsageReport
 from accrual.clock import ManualClock
 from tests.conftest import make_runtime
 from tests.helpers import OPERATOR, bearer
@@ -372,11 +374,21 @@ def test_webhooks_suspend_reinstate_change_plan_unsubscribe_and_forgeries(
     runtime.scheduler.tick()
     send(http, ada, "a1", 1, "2026-11-26")
 
-    # Suspend (payment failed): the workspace is locked.
+    # Suspend (payment failed). Get operation fails at first: the call cannot be
+    # confirmed, is answered 503 and changes nothing; Azure calls again and it applies:
+    # the workspace is locked.
     clock.set(T0 + timedelta(hours=1))
+    ok(http.post(f"{CONTROL}/faults", json={"operation": "operations",
+                                            "kind": "internal_error"}))
     ok(http.post(f"{CONTROL}/subscriptions/{sub_id}/suspend"))
     [suspend] = webhooks(http, "Suspend")
-    assert [a["status"] for a in suspend["attempts"]] == [200]
+    assert [a["status"] for a in suspend["attempts"]] == [503]
+    runtime.scheduler.tick()
+    send(http, ada, "a1b", 1, "2026-11-26")  # not locked yet
+    clock.advance(timedelta(minutes=1))
+    ok(http.post(f"{CONTROL}/tick"))
+    [suspend] = webhooks(http, "Suspend")
+    assert [a["status"] for a in suspend["attempts"]] == [503, 200]
     runtime.scheduler.tick()
     assert locked(http, ada, "a2", "2026-11-26")
 
@@ -423,7 +435,7 @@ def test_webhooks_suspend_reinstate_change_plan_unsubscribe_and_forgeries(
     clock.set(NEXT_DAY)
     runtime.scheduler.tick()
     assert [(e["planId"], Decimal(str(e["quantity"]))) for e in usage(http)["accepted"]] \
-        == [("payg", 120)]
+        == [("payg", 160)]
 
     # ChangePlan to pro: answered Success; the next day's usage goes against pro.
     ok(http.post(f"{CONTROL}/subscriptions/{sub_id}/plan", json={"plan_id": "pro"}))
@@ -434,7 +446,7 @@ def test_webhooks_suspend_reinstate_change_plan_unsubscribe_and_forgeries(
     clock.set(NEXT_DAY + timedelta(days=1))
     runtime.scheduler.tick()
     assert [(e["planId"], Decimal(str(e["quantity"]))) for e in usage(http)["accepted"]] \
-        == [("payg", 120), ("pro", 80)]
+        == [("payg", 160), ("pro", 80)]
     assert [c["status"] for c in charges(http)] == ["accepted", "accepted"]
 
     # Renew of an active subscription: nothing changes. Unsubscribe: locked, owner mailed.
@@ -500,7 +512,7 @@ def test_reconciliation_settles_what_azure_holds_another_quantity_of_or_never_go
     monkeypatch.setattr(azure, "report", real_report)
     # Another sender of ours (a second deployment, an operator by hand) took ada's hour.
     [taken] = real_report([UsageReport(
-        key="other", buyer=replace_quantity_buyer(runtime, first["cloud_account_id"]),
+        key="other", buyer=buyer_of_charge(runtime, first["cloud_account_id"]),
         dimension="usage_minor", period_start=datetime.fromisoformat(first["period_start"]),
         quantity=7)])
     assert taken.status.value == "accepted"
@@ -531,12 +543,10 @@ def test_reconciliation_settles_what_azure_holds_another_quantity_of_or_never_go
     assert set(usage(http)["counts_per_key"].values()) == {1}
 
 
-def replace_quantity_buyer(runtime: Runtime, cloud_account_id: str) -> Any:
-    from accrual.billing.domain.marketplace import Buyer
-
+def buyer_of_charge(runtime: Runtime, cloud_account_id: str) -> Buyer:
+    """The buyer as the reporter names it for the charges of this cloud account."""
+    c = tables.cloud_accounts
     with runtime.billing.engine.connect() as conn:
-        from sqlalchemy import text
-
-        row = conn.execute(text("SELECT external_id, product_code, license_ref FROM "
-                                "cloud_accounts WHERE id = :id"), {"id": cloud_account_id}).one()
+        row = conn.execute(select(c.c.external_id, c.c.product_code, c.c.license_ref)
+                           .where(c.c.id == cloud_account_id)).one()
     return Buyer("azure", row.external_id, row.product_code, license_ref=row.license_ref)
