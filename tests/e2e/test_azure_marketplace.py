@@ -457,7 +457,9 @@ def test_webhooks_suspend_reinstate_change_plan_unsubscribe_and_forgeries(
     runtime.scheduler.tick()
     assert locked(http, ada, "a7", "2026-11-28")
     mails = inbox.bodies_to(ada["email"])
-    assert any("azure" in body.lower() for body in mails), mails
+    assert sum("was suspended by the marketplace" in body for body in mails) == 1, mails
+    ended = [body for body in mails if "has ended, so the workspace" in body]
+    assert len(ended) == 1 and "azure" in ended[0] and sub_id in ended[0], mails
     # Its retry (the answer lost) and a replay: duplicates, answered 200, nothing more.
     again = http.post(url, content=unsubscribe["body"], headers={
         "content-type": "application/json",
