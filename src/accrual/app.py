@@ -391,6 +391,10 @@ def _azure_marketplace(settings: Settings, clock: Clock) -> AzureMarketplace | N
         api_url = f"{settings.base_url()}/sandbox/azure"
         login_url = f"{api_url}/login"
     else:
+        if not settings.azure_client_secret:
+            # A generated secret can only be the emulator's: Entra would refuse every call.
+            raise ValueError("azure_marketplace=azure needs ACCRUAL_AZURE_CLIENT_SECRET (and "
+                             "the offer's ACCRUAL_AZURE_TENANT_ID and ACCRUAL_AZURE_CLIENT_ID)")
         api_url = settings.azure_api_url or "https://marketplaceapi.microsoft.com"
         login_url = settings.azure_login_url or "https://login.microsoftonline.com"
     return AzureMarketplace(AzureListing(

@@ -30,10 +30,12 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from sqlalchemy import select
 
-from accrual.app import Runtime
+from accrual.app import Runtime, _marketplaces
 from accrual.billing.adapters import tables
 from accrual.billing.domain.marketplace import Buyer, ReportResult, UsageReport
+from accrual.billing.marketplaces.azure import AzureMarketplace
 from accrual.clock import ManualClock
+from accrual.settings import Settings
 from tests.conftest import make_runtime
 from tests.helpers import OPERATOR, bearer
 from tests.sandbox_server import free_port, serve
@@ -552,3 +554,21 @@ def buyer_of_charge(runtime: Runtime, cloud_account_id: str) -> Buyer:
         row = conn.execute(select(c.c.external_id, c.c.product_code, c.c.license_ref)
                            .where(c.c.id == cloud_account_id)).one()
     return Buyer("azure", row.external_id, row.product_code, license_ref=row.license_ref)
+
+
+def test_azure_itself_needs_the_apps_secret_and_takes_microsofts_endpoints(
+        tmp_path: Path, clock: ManualClock) -> None:
+    settings = Settings(data_dir=tmp_path, admin_token="op", currency="USD",
+                        azure_marketplace="azure")
+    with pytest.raises(ValueError, match="ACCRUAL_AZURE_CLIENT_SECRET"):
+        _marketplaces(settings, clock)
+    chosen = _marketplaces(settings.model_copy(update={"azure_client_secret": "s3cret"}),
+                           clock)
+    [azure] = [m for m in chosen if isinstance(m, AzureMarketplace)]
+    assert (azure.listing.api_url, azure.listing.login_url, azure.listing.client_secret) \
+        == ("https://marketplaceapi.microsoft.com", "https://login.microsoftonline.com",
+            "s3cret")
+    azure.close()
+    # In another currency the setting does nothing: no adapter.
+    assert not [m for m in _marketplaces(settings.model_copy(update={"currency": "CNY"}), clock)
+                if m.vendor == "azure"]
