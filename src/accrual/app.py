@@ -26,6 +26,7 @@ from accrual.billing.domain.marketplace import Marketplace
 from accrual.billing.marketplaces import Marketplaces
 from accrual.billing.marketplaces.aws import AwsListing, AwsMarketplace
 from accrual.billing.marketplaces.azure import AzureListing, AzureMarketplace
+from accrual.billing.marketplaces.huawei import HuaweiListing, HuaweiMarketplace
 from accrual.billing.payments.sandbox import SandboxGateway, in_process_sender
 from accrual.billing.wiring import BillingCenter
 from accrual.catalog import ITEMS, PriceBook, load_price_book
@@ -340,8 +341,22 @@ def build(settings: Settings, *, clock: Clock | None = None,
             legacy=settings.aws_legacy_identifiers,
             fulfillment_url=f"{settings.base_url()}{AWS_FULFILLMENT_PATH}",
             notification_url=f"{settings.base_url()}{AWS_NOTIFICATIONS_PATH}")
+    # --- Huawei KooGallery -------------------------------------------------------------
+    if settings.huawei_marketplace != "off" and settings.public_url:
+        # Buyers are sent to the activation page at this address (else the one
+        # KooGallery called).
+        runtime.billing.huawei_activities.public_url = settings.base_url()
     if settings.huawei_marketplace == "sandbox":
-        runtime.huawei_sandbox = HuaweiSandbox(clock, settings.base_url())
+        runtime.huawei_sandbox = HuaweiSandbox(clock, settings.base_url(),
+                                               access_key=_huawei_keys(settings)[0],
+                                               secret_key=_huawei_keys(settings)[1])
+        # The product the center sells, as a seller lists it in the KooGallery console:
+        # pay-per-use, its activities sent to this server.
+        runtime.huawei_sandbox.create_product(
+            settings.huawei_product_id, settings.huawei_sku_code,
+            f"{settings.base_url()}{HUAWEI_ACTIVITIES_PATH}", charging_mode="ON_DEMAND",
+            billing=settings.huawei_billing)
+    # --- end Huawei ---------------------------------------------------------------------
     if settings.aliyun_marketplace == "sandbox":
         runtime.aliyun_sandbox = AliyunSandbox(clock, settings.base_url(), CHINA)
         runtime.aliyun_intl_sandbox = AliyunSandbox(clock, settings.base_url(), INTERNATIONAL)
@@ -356,16 +371,57 @@ def _marketplaces(settings: Settings, clock: Clock) -> list[Marketplace]:
     """The marketplace adapters configured for this center (the same adapter talks to
     the vendor or to its emulator; only the endpoint and the trusted certificates differ)."""
     adapters: list[Marketplace] = []
-    # --- Azure (USD centers only) ---
+    if settings.aws_marketplace != "off":
+        adapters.append(_aws_marketplace(settings, clock))
+    # --- Azure (USD centers only) -------------------------------------------------------
     azure = _azure_marketplace(settings, clock)
     if azure is not None:
         adapters.append(azure)
-    # --- end Azure ---
-    if settings.aws_marketplace == "off":
-        return adapters
+    # --- end Azure ----------------------------------------------------------------------
+    # --- Huawei KooGallery -------------------------------------------------------------
+    if settings.huawei_marketplace != "off":
+        adapters.append(_huawei_marketplace(settings, clock))
+    # --- end Huawei ---------------------------------------------------------------------
+    return adapters
+
+
+# --- Huawei KooGallery -------------------------------------------------------------------
+# Where KooGallery sends the activities (the billing API's route).
+HUAWEI_ACTIVITIES_PATH = "/billing/v1/marketplaces/huawei/activities"
+# The sandbox seller's keys when none are configured (the emulator is given the same).
+HUAWEI_SANDBOX_KEYS = ("sandbox-access-key", "sandbox-secret-key")
+
+
+def _huawei_keys(settings: Settings) -> tuple[str, str]:
+    if settings.huawei_marketplace == "sandbox":
+        return (settings.huawei_access_key or HUAWEI_SANDBOX_KEYS[0],
+                settings.huawei_secret_key or HUAWEI_SANDBOX_KEYS[1])
+    if not settings.huawei_access_key:
+        raise ValueError("ACCRUAL_HUAWEI_MARKETPLACE=huawei needs ACCRUAL_HUAWEI_ACCESS_KEY "
+                         "(the seller console's access key)")
+    return settings.huawei_access_key, settings.huawei_secret_key or ""
+
+
+def _huawei_marketplace(settings: Settings, clock: Clock) -> HuaweiMarketplace:
+    """The KooGallery adapter: against the emulator mounted under /sandbox/huawei, or
+    KooGallery's own endpoints (with its fallback domain)."""
+    sandbox = settings.huawei_marketplace == "sandbox"
+    access_key, secret_key = _huawei_keys(settings)
+    return HuaweiMarketplace(HuaweiListing(
+        product_id=settings.huawei_product_id, access_key=access_key,
+        secret_key=secret_key or None, hmac_key=settings.huawei_hmac_key,
+        endpoint_url=(f"{settings.base_url()}/sandbox/huawei" if sandbox
+                      else settings.huawei_endpoint_url),
+        fallback_url=None if sandbox else settings.huawei_fallback_url,
+        dimension=settings.huawei_dimension, billing=settings.huawei_billing,
+        tolerance=timedelta(seconds=settings.huawei_tolerance_seconds)), clock)
+# --- end Huawei --------------------------------------------------------------------------
+
+
+def _aws_marketplace(settings: Settings, clock: Clock) -> Marketplace:
     sandbox = settings.aws_marketplace == "sandbox"
     endpoint = f"{settings.base_url()}/sandbox/aws" if sandbox else settings.aws_endpoint_url
-    return [*adapters, AwsMarketplace(AwsListing(
+    return AwsMarketplace(AwsListing(
         product_code=settings.aws_product_code, dimension=settings.aws_dimension,
         region=settings.aws_region, endpoint_url=endpoint,
         access_key_id="sandbox" if sandbox else settings.aws_access_key_id,
@@ -373,7 +429,7 @@ def _marketplaces(settings: Settings, clock: Clock) -> list[Marketplace]:
         lateness=timedelta(hours=settings.aws_metering_window_hours),
         legacy_identifiers=settings.aws_legacy_identifiers,
         # The emulator signs its notifications with a certificate it serves itself.
-        trusted_cert_prefixes=(f"{endpoint}/",) if sandbox else ()), clock)]
+        trusted_cert_prefixes=(f"{endpoint}/",) if sandbox else ()), clock)
 
 
 # --- Azure Marketplace -------------------------------------------------------------

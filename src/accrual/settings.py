@@ -63,8 +63,26 @@ class Settings(BaseSettings):
     aws_secret_access_key: str | None = None
     aws_metering_window_hours: int = Field(6, ge=1, le=24)  # AWS's lateness limit
     aws_legacy_identifiers: bool = False  # meter by CustomerIdentifier (older listings)
-    # Huawei Cloud KooGallery: "sandbox" mounts its emulator under /sandbox/huawei.
-    huawei_marketplace: Literal["sandbox", "off"] = "sandbox"
+    # --- Huawei Cloud KooGallery ------------------------------------------------------
+    # "sandbox" settles through the emulator mounted under /sandbox/huawei (its product
+    # created at start, its activities sent to this server); "huawei" through KooGallery
+    # itself; "off": no Huawei settlement and no emulator.
+    huawei_marketplace: Literal["sandbox", "huawei", "off"] = "sandbox"
+    huawei_product_id: str = Field("OFFI-accrual-saas", pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
+    huawei_sku_code: str = Field("accrual-usage", pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
+    huawei_dimension: str = Field("usage_minor", min_length=1, max_length=255)
+    # Pay-per-use reporting by the hour (report by +2 h) or by the day (by 01:00).
+    huawei_billing: Literal["hourly", "daily"] = "hourly"
+    # From the seller console; "sandbox" uses the emulator's own keys.
+    huawei_access_key: str | None = None
+    huawei_secret_key: str | None = None
+    # Which secret keys the HMACs (KooGallery leaves it undocumented).
+    huawei_hmac_key: Literal["access_key", "secret_key"] = "access_key"
+    huawei_endpoint_url: str = "https://mkt.myhuaweicloud.com"
+    huawei_fallback_url: str | None = "https://mkt.myhuaweicloud.cn"
+    # How far an activity's timestamp may be from now (KooGallery: 60 s).
+    huawei_tolerance_seconds: int = Field(60, ge=5, le=600)
+    # --- end Huawei ---------------------------------------------------------------------
     # Alibaba Cloud Marketplace: "sandbox" mounts its emulators, China under /sandbox/aliyun
     # and International under /sandbox/aliyun-intl; "off" mounts neither.
     aliyun_marketplace: Literal["sandbox", "off"] = "sandbox"

@@ -29,6 +29,7 @@ from accrual.billing.marketplaces.huawei import (
     HuaweiMarketplace,
     ResultCode,
     activity_signature,
+    metering_sn,
 )
 from accrual.sandbox.huawei.signing import body_sign_problem
 from tests.contract import conftest_huawei
@@ -249,7 +250,8 @@ def test_a_push_carries_signed_records_the_emulator_bills(huawei: Huawei, buyer:
     assert push["headers"]["ts"] == str(int(T0.timestamp()) * 1000)
     records = json.loads(body)["usage_records"]
     assert [r["usage_value"] for r in records] == ["1.5", "0.01", "123.45"]
-    assert records[0] == {"instance_id": buyer.license_ref, "metering_sn": "c1",
+    assert records[0] == {"instance_id": buyer.license_ref,
+                          "metering_sn": metering_sn(usage(buyer, "c1", 150)),
                           "record_time": "20261126T103000Z", "begin_time": "20261126T090000Z",
                           "end_time": "20261126T100000Z", "usage_value": "1.5"}
     assert huawei.ctl("POST", "/control/validate") == {"billable": 3, "rejected": 0,
@@ -262,8 +264,19 @@ def test_a_resend_is_never_billed_twice(huawei: Huawei, buyer: Buyer) -> None:
     market.report([usage(buyer, "c1")])  # the reporter did not see the first answer
     huawei.ctl("POST", "/control/validate")
     usage_view = huawei.ctl("GET", "/control/usage")
-    assert usage_view["received_per_metering_sn"] == {"c1": 2}
+    assert usage_view["received_per_metering_sn"] == {metering_sn(usage(buyer, "c1")): 2}
     assert [r["validation"] for r in usage_view["records"]] == ["billable", "duplicate"]
+
+
+def test_the_metering_sn_is_stable_and_names_the_charge_not_only_its_key(buyer: Buyer) -> None:
+    first = metering_sn(usage(buyer, "17"))
+    assert first == metering_sn(usage(buyer, "17"))  # every resend: the same
+    assert first.startswith("17-") and len(first) <= 64
+    # Another center's (or a fresh database's) charge 17 is another instance or period.
+    other = Buyer("huawei", "hw-acct-2", PRODUCT, license_ref="hw-other-instance")
+    assert metering_sn(usage(other, "17")) != first
+    assert metering_sn(usage(buyer, "17", at=T0.replace(minute=0))) != first
+    assert len(metering_sn(usage(buyer, "k" * 64))) == 64
 
 
 def test_limits_and_precision_rules(huawei: Huawei, buyer: Buyer) -> None:

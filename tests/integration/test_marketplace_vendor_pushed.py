@@ -195,3 +195,30 @@ def test_a_notification_of_an_unconfigured_vendor_or_malformed_is_refused(
     with pytest.raises(Forbidden):
         apply(runtime, "x" * 129, NotificationAction.SUSPEND, "inst-1")
     assert count(runtime, t.marketplace_notifications) == 0
+
+
+def test_a_protocol_message_the_adapter_answered_is_acknowledged_and_stores_nothing(
+        runtime: Runtime, client: TestClient) -> None:
+    from accrual.billing.domain.marketplace import Acknowledged
+
+    class Confirming(FakeMarketplace):
+        def verify_notification(self, headers: Any, body: bytes, now: Any) -> Notification:
+            raise Acknowledged("subscription_confirmed", "subscribed", message_id="m-confirm")
+
+    runtime.billing.marketplaces.by_vendor["aws"] = Confirming()
+    answer = client.post("/billing/v1/marketplaces/aws/notifications", content=b"{}")
+    assert answer.status_code == 200, answer.text
+    assert (answer.json()["outcome"], answer.json()["action"]) == \
+        ("acknowledged", "subscription_confirmed")
+    assert count(runtime, t.marketplace_notifications) == 0
+
+
+def test_deliveries_of_one_purchase_at_once_make_one_cloud_account(
+        runtime: Runtime, huawei: FakeMarketplace) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(4) as pool:
+        made = list(pool.map(lambda _: runtime.billing.activations.announce(buyer("inst-1")),
+                             range(8)))
+    assert len({a.cloud_account_id for a in made}) == 1
+    assert count(runtime, t.cloud_accounts) == 1
+

@@ -21,6 +21,7 @@ from accrual.billing.services.arrears import Arrears
 from accrual.billing.services.azure_fulfillment import AzureFulfillment
 from accrual.billing.services.binding_codes import BindingCodes
 from accrual.billing.services.certification import Certifications
+from accrual.billing.services.huawei_activities import HuaweiActivities
 from accrual.billing.services.inbox import BillingInbox
 from accrual.billing.services.instruments import Instruments
 from accrual.billing.services.invoice_records import InvoiceRecords
@@ -32,6 +33,7 @@ from accrual.billing.services.marketplace_reconciliation import MarketplaceRecon
 from accrual.billing.services.marketplace_reporter import MarketplaceReporter
 from accrual.billing.services.methods import SettlementMethods
 from accrual.billing.services.movements import Movements
+from accrual.billing.services.nonce_store import DatabaseNonces
 from accrual.billing.services.statements import Statements
 from accrual.billing.services.wallet import Wallet
 from accrual.billing.services.workspace_moves import WorkspaceMoves
@@ -80,6 +82,10 @@ class BillingCenter:
                                       self.lifecycle)
         if "azure" in self.marketplaces:
             self.accounts.before_take = self.azure.start
+        # Huawei KooGallery's activities; their nonces are kept in this database.
+        self.huawei_activities = HuaweiActivities(engine, clock, self.marketplaces,
+                                                  self.activations, self.lifecycle,
+                                                  DatabaseNonces(engine))
         self.statements = Statements(engine, config, clock)
         self.profiles = AccountProfiles(engine, self.accounts)
         self.certifications = Certifications(engine, clock, self.accounts)

@@ -538,3 +538,14 @@ cloud_locks = Table(
     Column("unlocked_at", UtcDateTime()),
     Column("unlock_reason", String(32)),
 )
+
+# Nonces of signed vendor calls (KooGallery's activities), each taken once: the primary
+# key makes a second insert of one fail, so two processes never both accept a replay.
+# Kept until ``keep_until`` (past it the call's timestamp is refused), then pruned.
+marketplace_nonces = Table(
+    "marketplace_nonces", metadata,
+    Column("scope", String(16), primary_key=True),
+    Column("nonce", String(128), primary_key=True),
+    Column("seen_at", UtcDateTime(), nullable=False),
+    Column("keep_until", UtcDateTime(), nullable=False, index=True),
+)

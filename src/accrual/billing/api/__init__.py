@@ -11,6 +11,7 @@ from accrual.billing.api import (
     invoices,
     jobs,
     marketplace_azure,
+    marketplace_huawei,
     marketplace_reporter,
     marketplaces,
     methods,
@@ -29,6 +30,7 @@ routers.append(jobs.router)
 routers.append(marketplace_reporter.router)
 routers.append(marketplaces.router)
 routers.append(marketplace_azure.router)
+routers.append(marketplace_huawei.router)
 
 
 def _document_malformed_bodies() -> None:

@@ -93,7 +93,9 @@ class NotificationOut(BaseModel):
     vendor: str
     action: str
     outcome: str = Field(description="applied | unchanged (nothing to change) | "
-                                     "unknown_customer (no such buyer here: recorded only)")
+                                     "unknown_customer (no such buyer here: recorded only) | "
+                                     "acknowledged (AWS SNS's SubscriptionConfirmation, "
+                                     "confirmed; or UnsubscribeConfirmation)")
     cloud_account_id: str | None
     status: str | None
     locked: list[str]
@@ -189,7 +191,10 @@ async def notifications(vendor: VendorPath, request: Request,
     envelope). The vendor's proof is inside (signature, token): one not provably the
     vendor's (forged, stale, malformed) is 403 with the adapter's code and changes
     nothing; one seen before (a replay) is 409 `notification_replayed` and changes
-    nothing; every refusal is logged. Effects:
+    nothing; every refusal is logged. An AWS SNS `SubscriptionConfirmation` (the first
+    message to a newly subscribed endpoint), once its signature, topic and SubscribeURL
+    are proven SNS's, is confirmed by visiting that URL and answered `acknowledged`.
+    Effects:
     see the lifecycle (a cancellation locks the workspaces settled through it, or for
     Alibaba Cloud moves them to the billing center). 404 `marketplace_not_configured` for
     a vendor this center has no listing of; 503 `marketplace_unavailable` when the proof

@@ -108,7 +108,9 @@ def change_method(account_id: AccountDep, workspace_id: str, body: MethodIn,
     from a marketplace settles only through that vendor (409 `channel_restricted`) until
     its subscription ends. A workspace locked because its subscription ended is unlocked
     at once by re-subscribing, another cloud account or the billing center, even if it
-    changed this month already."""
+    changed this month already; one that the end of its Huawei subscription moved to the
+    billing center already is unlocked by choosing the billing center (answered
+    `changed: false`, `unlocked: true`)."""
     change = center.methods.change(account_id, workspace_id, body.settlement_method,
                                    body.cloud_account_id)
     return {**bound_json(change.bound), "from_method": change.from_method,

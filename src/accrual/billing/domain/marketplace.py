@@ -154,6 +154,15 @@ class NotificationRejected(MarketplaceError):
     """An inbound call that is not provably the vendor's: forged, stale or malformed."""
 
 
+class Acknowledged(MarketplaceError):
+    """A vendor's protocol message that the adapter answered itself and that leaves the
+    billing center nothing to apply (AWS SNS confirming our endpoint's subscription)."""
+
+    def __init__(self, code: str, message: str, *, message_id: str) -> None:
+        super().__init__(code, message)
+        self.message_id = message_id
+
+
 class Marketplace(Protocol):
     vendor: str
     limits: ReportLimits
@@ -175,5 +184,6 @@ class Marketplace(Protocol):
     def verify_notification(self, headers: Mapping[str, str], body: bytes,
                             now: datetime) -> Notification:
         """The notification this request carries, once proven the vendor's;
-        :class:`NotificationRejected` otherwise."""
+        :class:`NotificationRejected` otherwise; :class:`Acknowledged` for a proven
+        protocol message the adapter handled itself."""
         ...

@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import boto3
 import httpx
@@ -37,6 +37,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from accrual.billing.domain.marketplace import (
+    Acknowledged,
     Buyer,
     Entitlement,
     Notification,
@@ -60,9 +61,15 @@ MAX_CERT_BYTES = 64 * 1024
 MAX_CACHED_CERTS = 32
 MAX_ENTITLEMENT_PAGES = 100
 FUTURE_SKEW = timedelta(minutes=5)
+# What SNS signs, per message type (AWS: "Verifying the signatures of Amazon SNS messages").
 _SIGNED_FIELDS = ("Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type")
+_CONFIRMATION_FIELDS = ("Message", "MessageId", "SubscribeURL", "Timestamp", "Token",
+                        "TopicArn", "Type")
+NOTIFICATION, SUBSCRIBE, UNSUBSCRIBE = ("Notification", "SubscriptionConfirmation",
+                                        "UnsubscribeConfirmation")
 _ENVELOPE_FIELDS = ("Type", "MessageId", "TopicArn", "Message", "Timestamp",
                     "SignatureVersion", "Signature", "SigningCertURL")
+MAX_CONFIRM_URL = 4096
 # AWS's errors that refuse a whole call for good, with our stable codes.
 _REFUSALS = {
     "TimestampOutOfBoundsException": "timestamp_out_of_bounds",
@@ -294,30 +301,18 @@ class AwsMarketplace:
 
     def verify_notification(self, headers: Mapping[str, str], body: bytes,
                             now: datetime) -> Notification:
+        """A signed marketplace notification; a signed subscription confirmation is
+        confirmed here (:class:`Acknowledged`): SNS delivers nothing to an endpoint that
+        has not confirmed its subscription to the listing's topics."""
         envelope = _envelope(headers, body)
-        if envelope["TopicArn"] not in self.listing.topics():
-            raise NotificationRejected("unknown_topic",
-                                       f"topic {envelope['TopicArn']!r} is not this listing's")
-        version = envelope["SignatureVersion"]
-        if version not in ("1", "2"):
-            raise NotificationRejected("malformed", f"SignatureVersion {version!r} is unknown")
-        key = self._certificate(envelope["SigningCertURL"], now)
-        try:
-            signature = base64.b64decode(envelope["Signature"], validate=True)
-        except (binascii.Error, ValueError):
-            raise NotificationRejected("bad_signature", "the signature is not base64") from None
-        algorithm = hashes.SHA1() if version == "1" else hashes.SHA256()
-        try:
-            key.verify(signature, _string_to_sign(envelope), padding.PKCS1v15(), algorithm)
-        except InvalidSignature:
-            raise NotificationRejected("bad_signature",
-                                       "the signature does not match the message") from None
-        sent_at = _parse_time(envelope["Timestamp"])
-        if sent_at < now - self.listing.notification_tolerance:
-            raise NotificationRejected("stale", f"sent at {sent_at.isoformat()}, older than "
-                                                f"{self.listing.notification_tolerance}")
-        if sent_at > now + FUTURE_SKEW:
-            raise NotificationRejected("stale", f"sent at {sent_at.isoformat()}, in the future")
+        sent_at = self._verify_envelope(envelope, now)
+        if envelope["Type"] == SUBSCRIBE:
+            self._confirm(envelope)
+        if envelope["Type"] == UNSUBSCRIBE:
+            raise Acknowledged("unsubscribe_confirmed",
+                               f"the subscription to {envelope['TopicArn']} was removed; "
+                               "subscribe the endpoint again to receive its notifications",
+                               message_id=envelope["MessageId"])
         message = envelope["Message"]
         if isinstance(message, str):
             try:
@@ -344,6 +339,53 @@ class AwsMarketplace:
         return Notification(message_id=envelope["MessageId"], vendor=VENDOR, action=action,
                             customer=customer, product_code=product, sent_at=sent_at,
                             account_id=account)
+
+    def _verify_envelope(self, envelope: Mapping[str, Any], now: datetime) -> datetime:
+        """Topic, certificate, signature and age of any SNS message: when it was sent."""
+        if envelope["TopicArn"] not in self.listing.topics():
+            raise NotificationRejected("unknown_topic",
+                                       f"topic {envelope['TopicArn']!r} is not this listing's")
+        version = envelope["SignatureVersion"]
+        if version not in ("1", "2"):
+            raise NotificationRejected("malformed", f"SignatureVersion {version!r} is unknown")
+        key = self._certificate(envelope["SigningCertURL"], now)
+        try:
+            signature = base64.b64decode(envelope["Signature"], validate=True)
+        except (binascii.Error, ValueError):
+            raise NotificationRejected("bad_signature", "the signature is not base64") from None
+        algorithm = hashes.SHA1() if version == "1" else hashes.SHA256()
+        try:
+            key.verify(signature, _string_to_sign(envelope), padding.PKCS1v15(), algorithm)
+        except InvalidSignature:
+            raise NotificationRejected("bad_signature",
+                                       "the signature does not match the message") from None
+        sent_at = _parse_time(envelope["Timestamp"])
+        if sent_at < now - self.listing.notification_tolerance:
+            raise NotificationRejected("stale", f"sent at {sent_at.isoformat()}, older than "
+                                                f"{self.listing.notification_tolerance}")
+        if sent_at > now + FUTURE_SKEW:
+            raise NotificationRejected("stale", f"sent at {sent_at.isoformat()}, in the future")
+        return sent_at
+
+    def _confirm(self, envelope: Mapping[str, Any]) -> None:
+        """Visit the SubscribeURL of a verified confirmation, once it is proven to be SNS's
+        ConfirmSubscription for that very topic and token (never any other address)."""
+        url = envelope["SubscribeURL"]
+        if not _confirmation_url(url, self.listing.cert_prefixes(), envelope["TopicArn"],
+                                 envelope["Token"]):
+            raise NotificationRejected("untrusted_subscribe_url",
+                                       "SubscribeURL is not SNS's ConfirmSubscription for "
+                                       "this topic and token")
+        try:
+            response = self.http.get(url)
+        except httpx.HTTPError as error:
+            raise Transient("confirmation_failed", f"ConfirmSubscription: {error}") from None
+        if response.status_code != 200:
+            raise Transient("confirmation_failed",
+                            f"ConfirmSubscription answered {response.status_code}")
+        raise Acknowledged("subscription_confirmed",
+                           f"subscribed to {envelope['TopicArn']}",
+                           message_id=envelope["MessageId"])
 
     def _certificate(self, url: str, now: datetime) -> rsa.RSAPublicKey:
         if not _trusted(url, self.listing.cert_prefixes()):
@@ -394,8 +436,14 @@ def _envelope(headers: Mapping[str, str], body: bytes) -> dict[str, Any]:
             raise NotificationRejected("malformed", f"{name} is missing")
     if "Subject" in envelope and not isinstance(envelope["Subject"], str):
         raise NotificationRejected("malformed", "Subject is not a string")
-    if envelope["Type"] != "Notification":
-        raise NotificationRejected("malformed", f"Type {envelope['Type']!r} is not Notification")
+    if envelope["Type"] not in (NOTIFICATION, SUBSCRIBE, UNSUBSCRIBE):
+        raise NotificationRejected("malformed", f"Type {envelope['Type']!r} is not an SNS "
+                                                "message type")
+    if envelope["Type"] != NOTIFICATION:
+        for name in ("SubscribeURL", "Token"):
+            value = envelope.get(name)
+            if not isinstance(value, str) or not 1 <= len(value) <= MAX_CONFIRM_URL:
+                raise NotificationRejected("malformed", f"{name} is missing")
     declared = {k.lower(): v for k, v in headers.items()}.get("x-amz-sns-message-type")
     if declared is not None and declared != envelope["Type"]:
         raise NotificationRejected("malformed", "x-amz-sns-message-type differs from Type")
@@ -407,8 +455,29 @@ def _string_to_sign(envelope: Mapping[str, Any]) -> bytes:
         value = envelope[name]
         # A Message delivered as an object is signed as the compact JSON it was sent as.
         return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
-    return "".join(f"{name}\n{text(name)}\n" for name in _SIGNED_FIELDS
-                   if name in envelope).encode()
+    fields = _SIGNED_FIELDS if envelope["Type"] == NOTIFICATION else _CONFIRMATION_FIELDS
+    return "".join(f"{name}\n{text(name)}\n" for name in fields if name in envelope).encode()
+
+
+def _confirmation_url(url: str, prefixes: Sequence[str], topic: str, token: str) -> bool:
+    """Whether ``url`` is ConfirmSubscription of ``topic`` with ``token`` on a trusted SNS
+    host (the one its certificates come from), and nothing else."""
+    try:
+        parts = urlsplit(url)
+        query = parse_qs(parts.query, keep_blank_values=True, strict_parsing=True)
+    except ValueError:
+        return False
+    if parts.username or parts.password or parts.fragment or "\\" in url:
+        return False
+    wanted = {"Action": ["ConfirmSubscription"], "TopicArn": [topic], "Token": [token]}
+    if query != wanted:
+        return False
+    for prefix in prefixes:
+        trusted = urlsplit(prefix)
+        if (parts.scheme == trusted.scheme and parts.netloc.lower() == trusted.netloc.lower()
+                and parts.path.startswith(trusted.path or "/") and "/../" not in parts.path):
+            return True
+    return False
 
 
 def _trusted(url: str, prefixes: Sequence[str]) -> bool:

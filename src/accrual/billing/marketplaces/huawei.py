@@ -5,16 +5,21 @@ KooGallery sends us, verified and answered, and the pay-per-use usage push.
   (``newInstance``, ``refreshInstance``, ``upgradeInstance``,
   ``updateInstanceStatus``, ``releaseInstance``, ``queryInstance``) is KooGallery's:
   the signature over the raw body (so over every field, known or not), the
-  millisecond timestamp within 60 s, the nonce never seen before; and turns it into
-  a vendor-neutral :class:`Activity`.
+  millisecond timestamp within 60 s, the nonce never seen before (in the
+  :class:`~accrual.billing.domain.nonces.NonceStore` the caller gives: the billing
+  center's keeps them in its database; alone, the adapter keeps them in memory); and
+  turns it into a vendor-neutral :class:`Activity`.
 * :meth:`HuaweiMarketplace.answer` / :meth:`~HuaweiMarketplace.respond` build the
   answer body (``resultCode``, ``resultMsg``, ``instanceId``) and sign it
   (``Body-Sign``). A repeated newInstance gets the same ``instanceId``: the id is
   derived from ``orderId`` + ``orderLineId`` (pay-per-use: + ``productId``), so it is
   the same on every resend, after a restart, with nothing stored.
 * :meth:`HuaweiMarketplace.report` is one usage push of at most 1,000 records: each
-  report becomes a record whose ``metering_sn`` is the report's key (KooGallery's
-  dedupe key: a resend is never billed twice) and ``usage_value`` a decimal string
+  report becomes a record whose ``metering_sn`` (KooGallery's dedupe key: a resend is
+  never billed twice) is derived from the report alone, its key, instance, dimension
+  and period (:func:`metering_sn`): the same on every resend, after a restart, and
+  different for another center's charge that happens to have the same key; and
+  ``usage_value`` a decimal string
   > 0 with at most 4 places. A 2xx answer means *received*: KooGallery validates the
   records later, so every report of it is ``accepted``.
 * KooGallery has no registration token, entitlement pull or header-only notification:
@@ -61,6 +66,7 @@ from accrual.billing.domain.marketplace import (
     Transient,
     UsageReport,
 )
+from accrual.billing.domain.nonces import MemoryNonces, NonceStore, NonceStoreFull
 from accrual.clock import Clock
 
 VENDOR = "huawei"
@@ -197,12 +203,13 @@ class HuaweiMarketplace:
         grace = timedelta(hours=2) if listing.billing == "hourly" else timedelta(hours=1)
         self.limits = ReportLimits(batch_size=MAX_RECORDS, max_request_bytes=MAX_REQUEST_BYTES,
                                    period=period, lateness=period + grace, min_quantity=1,
-                                   max_quantity=int(MAX_VALUE / listing.usage_unit) - 1)
+                                   max_quantity=int(MAX_VALUE / listing.usage_unit) - 1,
+                                   # KooGallery bills one metering_sn once: a resend is safe.
+                                   resend_safe=True)
         self._owns_http = http is None
         self._http = http
         self._http_lock = threading.Lock()
-        self._nonces: dict[str, datetime] = {}
-        self._nonce_lock = threading.Lock()
+        self._nonces = MemoryNonces(MAX_NONCES)
 
     @property
     def http(self) -> httpx.Client:
@@ -237,11 +244,15 @@ class HuaweiMarketplace:
     # --- inbound activities ---------------------------------------------------------
 
     def verify_activity(self, method: str, path: str, query: Mapping[str, str],
-                        headers: Mapping[str, str], body: bytes, now: datetime) -> Activity:
+                        headers: Mapping[str, str], body: bytes, now: datetime, *,
+                        nonces: NonceStore | None = None) -> Activity:
         """The activity this request carries, once proven KooGallery's;
         :class:`NotificationRejected` (``malformed``, ``stale``, ``bad_signature``,
-        ``replayed``, ``unknown_activity``, ``invalid_parameters``) otherwise. The
-        activity's name is the path's last segment, else the body's ``activity``."""
+        ``replayed``, ``replay_cache_full``, ``unknown_activity``,
+        ``invalid_parameters``) otherwise. The activity's name is the path's last
+        segment, else the body's ``activity``. A nonce is taken in ``nonces`` (by
+        default this adapter's memory) only once the signature holds, so a forged call
+        cannot use up a nonce KooGallery will send."""
         if method.upper() != "POST":
             raise NotificationRejected("malformed", "V2 activities are POSTed")
         if len(body) > MAX_ACTIVITY_BYTES:
@@ -261,7 +272,7 @@ class HuaweiMarketplace:
         expected = activity_signature(self.listing, nonce, timestamp, body)
         if not hmac.compare_digest(expected.encode(), signature.lower().encode()):
             raise NotificationRejected("bad_signature", "the signature does not match")
-        self._remember(nonce, now)
+        self._remember(nonces or self._nonces, nonce, now, sent_at)
         try:
             fields = json.loads(body)
         except ValueError:
@@ -275,16 +286,18 @@ class HuaweiMarketplace:
             raise NotificationRejected("unknown_activity", f"activity {name!r} is unknown")
         return _activity(name, fields, nonce, sent_at)
 
-    def _remember(self, nonce: str, now: datetime) -> None:
-        with self._nonce_lock:
-            if len(self._nonces) >= MAX_NONCES:
-                horizon = now - 2 * self.listing.tolerance  # older fail the timestamp check
-                self._nonces = {n: at for n, at in self._nonces.items() if at > horizon}
-            if nonce in self._nonces:
-                raise NotificationRejected("replayed", "this nonce was seen already")
-            if len(self._nonces) >= MAX_NONCES:
-                raise NotificationRejected("replay_cache_full", "too many activities at once")
-            self._nonces[nonce] = now
+    def _remember(self, store: NonceStore, nonce: str, now: datetime,
+                  sent_at: datetime) -> None:
+        # Past this the timestamp check refuses the call anyway; twice the tolerance
+        # leaves room for processes whose clocks differ a little.
+        keep_until = max(now, sent_at) + 2 * self.listing.tolerance
+        try:
+            first = store.remember(VENDOR, nonce, now, keep_until)
+        except NonceStoreFull:
+            raise NotificationRejected("replay_cache_full", "too many activities at once") \
+                from None
+        if not first:
+            raise NotificationRejected("replayed", "this nonce was seen already")
 
     def instance_id_for(self, activity: Activity) -> str:
         """The instance id of a newInstance: the same for every resend of its order
@@ -371,7 +384,7 @@ class HuaweiMarketplace:
                 "begin_time": start.strftime(USAGE_TIME),
                 "end_time": (start + self.limits.period).strftime(USAGE_TIME),
                 "usage_value": format(value.quantize(FOUR_PLACES).normalize(), "f"),
-                "metering_sn": report.key}
+                "metering_sn": metering_sn(report)}
 
     def _usage_headers(self, body: bytes) -> dict[str, str]:
         ts = str((self.clock.now() - EPOCH) // timedelta(milliseconds=1))
@@ -381,6 +394,18 @@ class HuaweiMarketplace:
 
 
 # --- signatures (marketplaces.md §3.2, §3.4) -----------------------------------------
+
+
+def metering_sn(report: UsageReport) -> str:
+    """The record's ``metering_sn``: the report's key, then a digest of what identifies
+    the charge (key, instance, dimension, period start). Every field is fixed when the
+    charge is cut, so a resend carries the same one (KooGallery bills it once); another
+    billing center (or a database started afresh) whose charge has the same key names
+    another instance or period, so its record is not taken for a duplicate."""
+    identity = "\n".join((report.key, report.buyer.license_ref or "", report.dimension,
+                          report.period_start.astimezone(UTC).isoformat()))
+    digest = hashlib.sha256(identity.encode()).hexdigest()
+    return f"{report.key[:MAX_SN - 25]}-{digest[:24]}"
 
 
 def _hmac(key: str, data: bytes) -> bytes:

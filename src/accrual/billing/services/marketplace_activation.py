@@ -51,12 +51,13 @@ from __future__ import annotations
 
 import logging
 import secrets
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, insert, select, text, update
 
 from accrual.billing.adapters import tables as t
 from accrual.billing.config import BillingConfig
@@ -194,6 +195,13 @@ class MarketplaceActivations:
     def _record(self, conn: Connection, buyer: Buyer, *, reuse: bool = False) -> Activation:
         c, a = t.cloud_accounts, t.marketplace_activations
         now = self.clock.now()
+        if conn.dialect.name == "postgresql":
+            # Two deliveries of one purchase at once (a vendor retrying a slow answer)
+            # find or make one cloud account: the second waits for the first's commit.
+            # SQLite: every transaction already holds the write lock (BEGIN IMMEDIATE).
+            key = zlib.crc32(f"cloud-account/{buyer.vendor}/{buyer.account_id}/"
+                             f"{buyer.license_ref or ''}".encode())
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
         # The buyer's live subscription if one is known (a buyer coming back through the
         # marketplace); one that ended makes way for a new cloud account. A vendor that
         # names purchases by instance keeps one cloud account per instance.

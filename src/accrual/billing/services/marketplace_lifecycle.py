@@ -59,6 +59,7 @@ from accrual.billing.config import BillingConfig
 from accrual.billing.domain import methods as rules
 from accrual.billing.domain import subscriptions as rule
 from accrual.billing.domain.marketplace import (
+    Acknowledged,
     Buyer,
     MarketplaceError,
     Notification,
@@ -80,6 +81,7 @@ log = logging.getLogger(__name__)
 MAX_NOTIFICATION_BYTES = 300 * 1024
 MAX_MESSAGE_ID, MAX_CUSTOMER, MAX_LICENSE_REF = 128, 255, 2048
 DUPLICATE = "duplicate"  # the outcome of a notification applied before
+ACKNOWLEDGED = "acknowledged"  # a protocol message the adapter answered (SNS confirmation)
 
 
 @dataclass(frozen=True)
@@ -87,7 +89,8 @@ class NotificationOutcome:
     message_id: str
     vendor: str
     action: str
-    # applied | unchanged (nothing to change) | unknown_customer
+    # applied | unchanged (nothing to change) | unknown_customer | duplicate (applied
+    # before) | acknowledged (a protocol message, e.g. SNS's subscription confirmation)
     outcome: str
     cloud_account_id: str | None = None
     status: str | None = None  # the cloud account's status afterwards
@@ -118,6 +121,10 @@ class MarketplaceLifecycle:
         now = self.clock.now()
         try:
             note = adapter.verify_notification(headers, body, now)
+        except Acknowledged as handled:
+            log.info("%s protocol message %s: %s", vendor, handled.message_id, handled.message)
+            return NotificationOutcome(handled.message_id[:MAX_MESSAGE_ID], vendor, handled.code,
+                                       ACKNOWLEDGED)
         except NotificationRejected as rejected:
             log.warning("%s notification rejected (%s): %s", vendor, rejected.code,
                         rejected.message)

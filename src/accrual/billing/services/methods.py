@@ -7,6 +7,11 @@ be billed collects on the center's ``cloud_receivable`` account). A change
 takes effect at the start of the next billing day and is allowed once per
 calendar month in the center's zone (decisions.md 11); it unlocks a workspace
 locked for arrears at once (decisions.md 18).
+
+A workspace locked because its Huawei subscription ended already settles by the
+billing center from the next day (the cloud link removed, reference-billing.md §5.4):
+choosing the billing center for it confirms that and unlocks it at once, with no new
+binding and without using the month's change (:meth:`SettlementMethods.change_in`).
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from accrual.billing.services import cloud_locks
 from accrual.billing.services.accounts import BillingAccounts, Binding, Bound
 from accrual.billing.services.arrears import Arrears
 from accrual.clock import Clock, day_bounds
-from accrual.contract.errors import Conflict
+from accrual.contract.errors import Conflict, NotFound
 from accrual.infra.db import in_transaction
 
 BILLING_CENTER = rules.BILLING_CENTER
@@ -143,6 +148,10 @@ class SettlementMethods:
             if candidates or cloud_account_id is not None:
                 picked = rules.pick_cloud_account(chosen, candidates, cloud_account_id)
         locked = cloud_locks.is_locked(conn, workspace_id)
+        if locked and chosen == BILLING_CENTER and upcoming is not None \
+                and upcoming.settlement_method == BILLING_CENTER:
+            return self._confirm_billing_center(conn, account_id, workspace_id, current,
+                                                upcoming)
         rules.check_change(
             account_id=account_id, workspace_id=workspace_id, method=chosen, today=today,
             current=None if current is None else _rule_binding(current),
@@ -172,6 +181,26 @@ class SettlementMethods:
             unlocked = cloud_locks.unlock(conn, workspace_id, route, account_id, now) \
                 or unlocked
         return MethodChange(bound, upcoming.settlement_method, unlocked)
+
+    def _confirm_billing_center(self, conn: Connection, account_id: str, workspace_id: str,
+                                current: Binding | None, upcoming: Binding) -> MethodChange:
+        """A locked workspace whose ended subscription moved it to the billing center
+        already (Huawei): the owner's choice of the billing center is what unlocks it.
+        The same refusals as a change (not this account's, moving to another account);
+        nothing else is written."""
+        if current is None or current.account_id != account_id:
+            raise NotFound("workspace_not_found",
+                           f"workspace {workspace_id} is not bound to this account")
+        if upcoming.account_id != account_id:
+            raise Conflict("binding_changing", "this workspace moves to another account "
+                                               "tomorrow; its new account chooses the method")
+        rules.check_channel(BILLING_CENTER, self.config.currency,
+                            self._activated_via(conn, workspace_id), released=True)
+        unlocked = cloud_locks.unlock(conn, workspace_id, "billing_center", account_id,
+                                      self.clock.now())
+        bound = Bound(workspace_id, account_id, BILLING_CENTER, upcoming.effective_from,
+                      changed=False)
+        return MethodChange(bound, BILLING_CENTER, unlocked)
 
     @staticmethod
     def _active_ids(conn: Connection, account_id: str, vendor: str) -> list[str]:

@@ -46,8 +46,9 @@ _CHARGE_COLUMNS = ("detail_id", "account_id", "console_account_id", "workspace_i
                    "unit_price", "amount_minor", "currency", "status", "entry_id", "received_at",
                    "adjusts", "settlement_method", "cloud_account_id", "cloud_minor")
 # Cloud accounts that still take what a cloud-settled day leaves (cloud_accounts.status):
-# a pending one is reported once confirmed, an unsubscribing one in its final hour.
-BILLABLE_CLOUD = ("active", "pending", "unsubscribing")
+# a pending one is reported once confirmed, an unsubscribing one in its final hour, a
+# suspended one once reinstated (or, if it never is, the wallet pays when it ends).
+BILLABLE_CLOUD = ("active", "pending", "unsubscribing", "suspended")
 WALLET = "billing_center"  # the settlement method of the wallet
 
 

@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from accrual.sandbox.aliyun.control import control_router
 from accrual.sandbox.aliyun.emulator import AliyunSandbox
 from accrual.sandbox.aliyun.openapi import MAX_BODY_BYTES
+from accrual.sandbox.serving import lower_headers, read_bounded, standalone_app
 
 _TOO_LARGE = b'{"Code": "InvalidParameter", "Message": "the request is too large"}'
 
@@ -26,18 +27,14 @@ def aliyun_router(sandbox: AliyunSandbox) -> APIRouter:
     router = APIRouter(prefix=sandbox.prefix, tags=["sandbox"])
 
     async def openapi(request: Request) -> Response:
-        chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > MAX_BODY_BYTES:
-                return Response(_TOO_LARGE, status_code=413, media_type="application/json")
-            chunks.append(chunk)
-        headers = {name.lower(): value for name, value in request.headers.items()}
+        body = await read_bounded(request, MAX_BODY_BYTES)
+        if body is None:
+            return Response(_TOO_LARGE, status_code=413, media_type="application/json")
         path = request.url.path[len(sandbox.prefix):]
-        status, body = await run_in_threadpool(
-            sandbox.handle, request.method, path, request.query_params.multi_items(), headers,
-            b"".join(chunks))
-        return Response(body, status_code=status, media_type="application/json")
+        status, answer = await run_in_threadpool(
+            sandbox.handle, request.method, path, request.query_params.multi_items(),
+            lower_headers(request), body)
+        return Response(answer, status_code=status, media_type="application/json")
 
     for path in ("", "/"):
         router.add_api_route(path, openapi, methods=["GET", "POST"],
@@ -48,11 +45,9 @@ def aliyun_router(sandbox: AliyunSandbox) -> APIRouter:
 
 def create_app(*sandboxes: AliyunSandbox) -> FastAPI:
     """The emulators alone (``accrual sandbox aliyun``): China and International."""
-    app = FastAPI(title="Accrual Alibaba Cloud Marketplace sandbox",
-                  description="A faithful local Alibaba Cloud Marketplace: SPI calls to the "
-                              "ISV and PushMeteringData. SDK endpoints: "
-                              + ", ".join(f"`{s.sdk_endpoint}` ({s.profile.name})"
-                                          for s in sandboxes))
-    for sandbox in sandboxes:
-        app.include_router(aliyun_router(sandbox))
-    return app
+    return standalone_app("Accrual Alibaba Cloud Marketplace sandbox",
+                          "A faithful local Alibaba Cloud Marketplace: SPI calls to the ISV "
+                          "and PushMeteringData. SDK endpoints: "
+                          + ", ".join(f"`{s.sdk_endpoint}` ({s.profile.name})"
+                                      for s in sandboxes),
+                          *(aliyun_router(sandbox) for sandbox in sandboxes))

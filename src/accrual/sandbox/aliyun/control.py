@@ -52,22 +52,17 @@ Errors are ``{"error": {"code", "message"}}`` with 400, 404 or 409.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import timedelta
 from typing import Any, Literal
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from accrual.sandbox.aliyun.emulator import AliyunSandbox, ControlError
-
-
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+from accrual.sandbox.aliyun.emulator import AliyunSandbox
+from accrual.sandbox.control import Body, control_api, run, seconds
+from accrual.sandbox.faults import MAX_CALLS
 
 
-class ConfigChange(_Body):
+class ConfigChange(Body):
     access_key_id: str | None = Field(None, min_length=1, max_length=128)
     access_key_secret: str | None = Field(None, min_length=1, max_length=256)
     signatures: list[Literal["HMAC-SHA1", "ACS3-HMAC-SHA256"]] | None = Field(
@@ -80,7 +75,7 @@ class ConfigChange(_Body):
     extra_params: bool | None = None
 
 
-class ProductIn(_Body):
+class ProductIn(Body):
     product_code: str = Field(min_length=1, max_length=64)
     isv_url: str = Field(max_length=2048)
     spi_key: str = Field(min_length=1, max_length=256)
@@ -88,78 +83,39 @@ class ProductIn(_Body):
     items: dict[str, list[str]] | None = Field(None, max_length=8)
 
 
-class BuyIn(_Body):
+class BuyIn(Body):
     ali_uid: str | None = Field(None, max_length=20)
     sku_id: str = Field("standard", min_length=1, max_length=64)
     trial: bool = False
     term_days: int | None = Field(30, ge=1, le=3660)
 
 
-class RenewIn(_Body):
+class RenewIn(Body):
     term_days: int = Field(30, ge=1, le=3660)
 
 
-class UpgradeIn(_Body):
+class UpgradeIn(Body):
     sku_id: str = Field(min_length=1, max_length=64)
 
 
-class ReleaseIn(_Body):
+class ReleaseIn(Body):
     refund: bool = False
 
 
-class ProbeIn(_Body):
+class ProbeIn(Body):
     kind: Literal["forged_token", "stale_verify"]
 
 
-class FaultIn(_Body):
+class FaultIn(Body):
     kind: Literal["throttling", "internal_error", "unavailable"]
-    calls: int = Field(1, ge=1, le=1000)
+    calls: int = Field(1, ge=1, le=MAX_CALLS)
 
 
 def control_router(sandbox: AliyunSandbox) -> APIRouter:
-    router = APIRouter(prefix="/control")
-
-    def run(call: Callable[[], Any], status: int = 200) -> Any:
-        try:
-            return JSONResponse(call(), status_code=status)
-        except ControlError as error:
-            return JSONResponse({"error": {"code": error.code, "message": error.message}},
-                                status_code=error.status)
-
-    def describe() -> dict[str, Any]:
-        return {"profile": sandbox.profile.name, "currency": sandbox.profile.currency,
-                "stands_for": sandbox.profile.host, "versions": list(sandbox.profile.versions),
-                "sdk_endpoint": sandbox.sdk_endpoint, **sandbox.config.describe()}
-
-    @router.get("/config")
-    def get_config() -> Any:
-        """The profile and the open choices in force."""
-        return describe()
-
-    @router.put("/config")
-    def put_config(change: ConfigChange) -> Any:
-        """Change some of the open choices; the others stay."""
-        config = sandbox.config
-        with sandbox.state.lock:
-            if change.access_key_id is not None:
-                config.access_key_id = change.access_key_id
-            if change.access_key_secret is not None:
-                config.access_key_secret = change.access_key_secret
-            if change.signatures is not None:
-                config.signatures = tuple(change.signatures)
-            if change.timestamp_tolerance_seconds is not None:
-                config.timestamp_tolerance = timedelta(seconds=change.timestamp_tolerance_seconds)
-            if change.rate_window_seconds is not None:
-                config.rate_window = timedelta(seconds=change.rate_window_seconds)
-            if change.max_records is not None:
-                config.max_records = change.max_records
-            if change.spi_attempts is not None:
-                config.spi_attempts = change.spi_attempts
-            if change.confirm_create is not None:
-                config.confirm_create = change.confirm_create
-            if change.extra_params is not None:
-                config.extra_params = change.extra_params
-        return describe()
+    router = control_api(sandbox, ConfigChange, FaultIn, renamed={
+        "signatures": ("signatures", tuple),
+        "timestamp_tolerance_seconds": ("timestamp_tolerance", seconds),
+        "rate_window_seconds": ("rate_window", seconds)})
 
     @router.post("/products", status_code=201)
     def create_product(body: ProductIn) -> Any:
@@ -215,19 +171,6 @@ def control_router(sandbox: AliyunSandbox) -> APIRouter:
         """Send a call the ISV must refuse; a problem is recorded if it does not."""
         return run(lambda: sandbox.probe(order_biz_id, body.kind))
 
-    @router.post("/faults")
-    def inject(body: FaultIn) -> Any:
-        """The next ``calls`` OpenAPI calls fail as ``kind`` says."""
-        def call() -> dict[str, Any]:
-            sandbox.inject(body.kind, body.calls)
-            return {"injected": body.model_dump()}
-        return run(call)
-
-    @router.post("/tick")
-    def tick() -> Any:
-        """Send again every SPI call not answered well yet."""
-        return sandbox.tick()
-
     @router.get("/spi-calls")
     def spi_calls() -> Any:
         """Every SPI call made to the ISV."""
@@ -242,11 +185,5 @@ def control_router(sandbox: AliyunSandbox) -> APIRouter:
     def usage(instance_id: str | None = None) -> Any:
         """Accepted usage and how many times each window was pushed."""
         return sandbox.usage_view(instance_id)
-
-    @router.post("/reset")
-    def reset() -> Any:
-        """Forget products, instances, calls, pushes, nonces and faults."""
-        sandbox.reset()
-        return {"reset": True}
 
     return router

@@ -45,6 +45,10 @@ from accrual.sandbox.aliyun.state import (
     spi_time,
 )
 from accrual.sandbox.control import ControlError as ControlError  # its control API raises it
+from accrual.sandbox.control import add_new, check_url, known
+from accrual.sandbox.deliveries import attempt
+from accrual.sandbox.emulator import Emulator
+from accrual.sandbox.faults import MAX_CALLS
 
 log = logging.getLogger(__name__)
 
@@ -52,33 +56,29 @@ MAX_PRODUCT_CODE = 64
 MAX_TERM_DAYS = 3660
 
 
-class AliyunSandbox:
-    """One emulated marketplace site; ``base_url`` is where the app serving it listens."""
+class AliyunSandbox(Emulator[SandboxState, SandboxConfig]):
+    """One emulated marketplace site; ``base_url`` is where the app serving it listens,
+    under its profile's prefix."""
 
     def __init__(self, clock: Clock, base_url: str, profile: Profile, *,
                  config: SandboxConfig | None = None, getter: spi.Getter | None = None) -> None:
         self.profile = profile
-        self.state = SandboxState(clock, config or SandboxConfig(
-            access_key_id=profile.access_key_id, access_key_secret=profile.access_key_secret))
-        self.base_url = base_url.rstrip("/")
+        super().__init__(SandboxState(clock, config or SandboxConfig(
+            access_key_id=profile.access_key_id, access_key_secret=profile.access_key_secret)),
+            base_url, profile.prefix)
         self.get = getter or spi.http_get
-
-    @property
-    def prefix(self) -> str:
-        return self.profile.prefix
-
-    @property
-    def config(self) -> SandboxConfig:
-        return self.state.config
-
-    @property
-    def endpoint_url(self) -> str:
-        return self.base_url + self.prefix
 
     @property
     def sdk_endpoint(self) -> str:
         """What the SDKs take as ``Config.endpoint`` (with ``protocol="http"``)."""
         return self.endpoint_url.split("://", 1)[1]
+
+    def describe(self) -> dict[str, Any]:
+        """The profile and the open choices in force."""
+        profile = self.profile
+        return {"profile": profile.name, "currency": profile.currency,
+                "stands_for": profile.host, "versions": list(profile.versions),
+                "sdk_endpoint": self.sdk_endpoint, **self.config.describe()}
 
     # --- the OpenAPI ----------------------------------------------------------------
 
@@ -95,8 +95,7 @@ class AliyunSandbox:
         if not code or len(code) > MAX_PRODUCT_CODE or not code.isascii():
             raise ControlError(400, "invalid_product_code",
                                f"a product code is 1 to {MAX_PRODUCT_CODE} ASCII characters")
-        if not isv_url.startswith(("http://", "https://")):
-            raise ControlError(400, "invalid_url", f"{isv_url!r} is not an http(s) URL")
+        check_url(isv_url)
         if not 1 <= len(spi_key) <= 256:
             raise ControlError(400, "invalid_key", "the ISV key has 1 to 256 characters")
         chosen = dict(items) if items is not None else {"Frequency": ()}
@@ -105,10 +104,7 @@ class AliyunSandbox:
         product = Product(code, isv_url, spi_key, billing,
                           {key: tuple(values) for key, values in chosen.items()})
         with self.state.lock:
-            if code in self.state.products:
-                raise ControlError(409, "product_exists", f"product {code} exists already")
-            self.state.products[code] = product
-        return product
+            return add_new(self.state.products, code, product, "product")
 
     # --- the buyer's side -----------------------------------------------------------
 
@@ -236,16 +232,14 @@ class AliyunSandbox:
                     "ok": sum(1 for c in pending if c.outcome == "ok")}
 
     def inject(self, kind: FaultKind, calls: int = 1) -> None:
+        """The next ``calls`` OpenAPI calls fail as ``kind`` says."""
         if kind not in ("throttling", "internal_error", "unavailable"):
             raise ControlError(400, "unknown_fault",
                                "kind is throttling, internal_error or unavailable")
-        if not 1 <= calls <= 1000:
+        if not 1 <= calls <= MAX_CALLS:
             raise ControlError(400, "invalid_fault", "calls is 1..1000")
         with self.state.lock:
             self.state.faults.append(Fault(kind, calls))
-
-    def reset(self) -> None:
-        self.state.reset()
 
     # --- views ----------------------------------------------------------------------
 
@@ -284,15 +278,10 @@ class AliyunSandbox:
     # --- inside ---------------------------------------------------------------------
 
     def _product(self, code: str) -> Product:
-        product = self.state.products.get(code)
-        if product is None:
-            raise ControlError(404, "unknown_product", f"no product {code}")
-        return product
+        return known(self.state.products, code, "product")
 
     def _opened(self, order_biz_id: str, allowed: tuple[str, ...]) -> Instance:
-        instance = self.state.instances.get(order_biz_id)
-        if instance is None:
-            raise ControlError(404, "unknown_instance", f"no instance {order_biz_id}")
+        instance = known(self.state.instances, order_biz_id, "instance")
         if instance.status not in allowed or instance.instance_id is None:
             raise ControlError(409, "wrong_status",
                                f"instance {order_biz_id} is {instance.status}; this needs "
@@ -321,11 +310,7 @@ class AliyunSandbox:
 
     def _attempt(self, call: SpiCall) -> tuple[spi.Reply | None, str | None]:
         """One GET, outside the lock (the ISV may call back); recorded."""
-        try:
-            reply: spi.Reply | None = self.get(call.url)
-            error = None
-        except Exception as failure:  # noqa: BLE001 - any failure is recorded and retried
-            reply, error = None, f"{type(failure).__name__}: {failure}"
+        reply, error = attempt(lambda: self.get(call.url))
         with self.state.lock:
             call.attempts.append({"at": self.state.now().isoformat(),
                                   "status": reply.status if reply else None,

@@ -8,13 +8,13 @@ whole read-check-write. Every time check reads the injected clock.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any, Literal
 
-from accrual.clock import Clock
+from accrual.sandbox import faults
+from accrual.sandbox.emulator import EmulatorState
 
 # Alibaba Cloud's business times (SPI ``expiredOn``/``timeStamp``, billing days) are
 # Beijing time, on both sites.
@@ -204,22 +204,14 @@ class Push:
 FaultKind = Literal["throttling", "internal_error", "unavailable"]
 
 
-@dataclass
-class Fault:
-    kind: FaultKind
-    calls: int
+Fault = faults.Fault[FaultKind]
 
 
-class SandboxState:
+class SandboxState(EmulatorState[SandboxConfig]):
     """All the emulator's data; hold ``lock`` while reading or changing it."""
 
-    def __init__(self, clock: Clock, config: SandboxConfig) -> None:
-        self.clock = clock
-        self.config = config
-        self.lock = threading.RLock()
-        self.reset()
-
     def reset(self) -> None:
+        """Forget products, instances, calls, pushes, nonces and faults."""
         with self.lock:
             self.products: dict[str, Product] = {}
             self.instances: dict[str, Instance] = {}  # by order_biz_id
@@ -229,9 +221,6 @@ class SandboxState:
             self.faults: list[Fault] = []
             self.serial = 0
 
-    def now(self) -> datetime:
-        return self.clock.now()
-
     def next_serial(self) -> int:
         self.serial += 1
         return self.serial
@@ -240,12 +229,7 @@ class SandboxState:
         return next((i for i in self.instances.values() if i.instance_id == instance_id), None)
 
     def take_fault(self) -> Fault | None:
-        while self.faults and self.faults[0].calls <= 0:
-            self.faults.pop(0)
-        if not self.faults:
-            return None
-        self.faults[0].calls -= 1
-        return self.faults[0]
+        return faults.take(self.faults)
 
     def use_nonce(self, access_key_id: str, nonce: str, now: datetime) -> bool:
         """Whether the nonce is fresh (and now used); forgets those past their TTL."""

@@ -25,17 +25,7 @@ from accrual.sandbox.aws import sns
 from accrual.sandbox.aws.control import control_router
 from accrual.sandbox.aws.emulator import AwsSandbox, ControlError
 from accrual.sandbox.aws.protocol import MAX_BODY_BYTES, AwsError, handle
-
-
-async def _read_bounded(request: Request) -> bytes | None:
-    """The body, or None once it passes the bound (nothing more is read)."""
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
+from accrual.sandbox.serving import lower_headers, read_bounded, standalone_app
 
 
 def aws_router(sandbox: AwsSandbox) -> APIRouter:
@@ -43,8 +33,8 @@ def aws_router(sandbox: AwsSandbox) -> APIRouter:
     router = APIRouter(prefix=sandbox.prefix, tags=["sandbox"])
 
     async def service(request: Request) -> Response:
-        headers = {name.lower(): value for name, value in request.headers.items()}
-        body = await _read_bounded(request)
+        headers = lower_headers(request)
+        body = await read_bounded(request, MAX_BODY_BYTES)
         if body is None:
             def too_large(*_args: object) -> dict[str, object]:
                 raise AwsError("ValidationException", "Request is too large")
@@ -112,9 +102,7 @@ def _page(status: int, title: str, body: str) -> HTMLResponse:
 
 def create_app(sandbox: AwsSandbox) -> FastAPI:
     """The emulator alone (``accrual sandbox aws``)."""
-    app = FastAPI(title="Accrual AWS Marketplace sandbox",
-                  description="A faithful local AWS Marketplace: metering, entitlements, "
-                              f"SNS notifications. boto3 endpoint: `{sandbox.endpoint_url}`.")
-    app.state.aws_sandbox = sandbox
-    app.include_router(aws_router(sandbox))
-    return app
+    return standalone_app("Accrual AWS Marketplace sandbox",
+                          "A faithful local AWS Marketplace: metering, entitlements, SNS "
+                          f"notifications. boto3 endpoint: `{sandbox.endpoint_url}`.",
+                          aws_router(sandbox), aws_sandbox=sandbox)

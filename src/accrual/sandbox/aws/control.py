@@ -55,22 +55,18 @@ Errors are ``{"error": {"code", "message"}}`` with 400, 404 or 409.
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any, Literal
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, Field
 
-from accrual.sandbox.aws.emulator import AwsSandbox, ControlError
+from accrual.sandbox.aws.emulator import AwsSandbox
 from accrual.sandbox.aws.state import HOUR, Product
+from accrual.sandbox.control import Body, control_api, run, seconds
+from accrual.sandbox.faults import MAX_CALLS
 
 
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class ConfigChange(_Body):
+class ConfigChange(Body):
     window_hours: Literal[6, 24] | None = None
     month_end_grace: bool | None = None
     future_tolerance_seconds: int | None = Field(None, ge=0, le=86400)
@@ -80,7 +76,7 @@ class ConfigChange(_Body):
     sns_signature_version: Literal["1", "2"] | None = None
 
 
-class ProductIn(_Body):
+class ProductIn(Body):
     product_code: str = Field(max_length=255)
     dimensions: list[str] = Field(min_length=1, max_length=50)
     legacy: bool = False
@@ -88,12 +84,12 @@ class ProductIn(_Body):
     notification_url: str | None = Field(None, max_length=2048)
 
 
-class EntitlementIn(_Body):
+class EntitlementIn(Body):
     dimension: str = Field(max_length=255)
     value: dict[str, Any]
 
 
-class SubscribeIn(_Body):
+class SubscribeIn(Body):
     account_id: str | None = Field(None, max_length=255)
     offer_identifier: str | None = Field(None, max_length=255)
     free_trial: bool = False
@@ -103,21 +99,16 @@ class SubscribeIn(_Body):
     post_fulfillment: bool = False
 
 
-class EntitlementChange(_Body):
+class EntitlementChange(Body):
     entitlements: list[EntitlementIn] | None = Field(None, max_length=50)
     expires_at: AwareDatetime | None = None
 
 
-class FaultIn(_Body):
+class FaultIn(Body):
     operation: Literal["ResolveCustomer", "BatchMeterUsage", "MeterUsage", "GetEntitlements"]
     kind: Literal["throttling", "internal_error", "unprocessed", "empty_page"]
-    calls: int = Field(1, ge=1, le=1000)
+    calls: int = Field(1, ge=1, le=MAX_CALLS)
     records: int = Field(0, ge=0, le=25)
-
-
-def _error(error: ControlError) -> JSONResponse:
-    return JSONResponse({"error": {"code": error.code, "message": error.message}},
-                        status_code=error.status)
 
 
 def _values(items: list[EntitlementIn] | None) -> list[dict[str, Any]] | None:
@@ -125,39 +116,10 @@ def _values(items: list[EntitlementIn] | None) -> list[dict[str, Any]] | None:
 
 
 def control_router(sandbox: AwsSandbox) -> APIRouter:
-    router = APIRouter(prefix="/control")
-
-    def run(call: Any, status: int = 200) -> Any:
-        try:
-            return JSONResponse(call(), status_code=status)
-        except ControlError as error:
-            return _error(error)
-
-    @router.get("/config")
-    def get_config() -> Any:
-        """The emulator's open choices in force."""
-        return sandbox.config.describe()
-
-    @router.put("/config")
-    def put_config(change: ConfigChange) -> Any:
-        """Change some of the open choices; the others stay."""
-        config = sandbox.config
-        with sandbox.state.lock:
-            if change.window_hours is not None:
-                config.window = change.window_hours * HOUR
-            if change.month_end_grace is not None:
-                config.month_end_grace = change.month_end_grace
-            if change.future_tolerance_seconds is not None:
-                config.future_tolerance = timedelta(seconds=change.future_tolerance_seconds)
-            if change.token_ttl_seconds is not None:
-                config.token_ttl = timedelta(seconds=change.token_ttl_seconds)
-            if change.dedupe is not None:
-                config.dedupe = change.dedupe
-            if change.max_allocations is not None:
-                config.max_allocations = change.max_allocations
-            if change.sns_signature_version is not None:
-                config.sns_signature_version = change.sns_signature_version
-        return config.describe()
+    router = control_api(sandbox, ConfigChange, FaultIn, renamed={
+        "window_hours": ("window", lambda hours: hours * HOUR),
+        "future_tolerance_seconds": ("future_tolerance", seconds),
+        "token_ttl_seconds": ("token_ttl", seconds)})
 
     @router.post("/products", status_code=201)
     def create_product(body: ProductIn) -> Any:
@@ -207,19 +169,6 @@ def control_router(sandbox: AwsSandbox) -> APIRouter:
             subscription_id, entitlement_values=_values(body.entitlements),
             expires_at=body.expires_at))
 
-    @router.post("/faults")
-    def inject(body: FaultIn) -> Any:
-        """The next ``calls`` calls of ``operation`` fail as ``kind`` says."""
-        def call() -> dict[str, Any]:
-            sandbox.inject(body.operation, body.kind, calls=body.calls, records=body.records)
-            return {"injected": body.model_dump()}
-        return run(call)
-
-    @router.post("/tick")
-    def tick() -> Any:
-        """Finish unsubscriptions whose hour has passed; retry failed deliveries."""
-        return sandbox.tick()
-
     @router.get("/records")
     def records(product_code: str | None = None) -> Any:
         """Accepted metering records and how many there are per buyer, dimension and hour."""
@@ -234,12 +183,6 @@ def control_router(sandbox: AwsSandbox) -> APIRouter:
     def replay(delivery_id: int) -> Any:
         """Deliver one notification again, byte for byte."""
         return run(lambda: sandbox.replay(delivery_id))
-
-    @router.post("/reset")
-    def reset() -> Any:
-        """Forget products, buyers, tokens, records, faults and notifications."""
-        sandbox.reset()
-        return {"reset": True}
 
     return router
 

@@ -54,28 +54,24 @@ from accrual.sandbox.aws.state import (
     new_license_id,
 )
 from accrual.sandbox.control import ControlError as ControlError  # its control API raises it
+from accrual.sandbox.control import add_new, check_url, known
+from accrual.sandbox.deliveries import DELIVERY_TIMEOUT_S, Sender, http_send
+from accrual.sandbox.emulator import Emulator
+from accrual.sandbox.faults import MAX_CALLS
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PREFIX = "/sandbox/aws"
 MAX_DIMENSIONS = 50
 MAX_ANSWER_CHARS = 64 * 1024
-DELIVERY_TIMEOUT_S = 5.0
 OPERATIONS = ("ResolveCustomer", "BatchMeterUsage", "MeterUsage", "GetEntitlements")
 _VALUE_TYPES: dict[str, tuple[type, ...]] = {
     "IntegerValue": (int,), "DoubleValue": (int, float), "BooleanValue": (bool,),
     "StringValue": (str,)}
 _NAME = re.compile(r"^[-a-zA-Z0-9/=:_.@]{1,255}$")
 
-# POST (url, headers, body) -> the HTTP status answered
-Sender = Callable[[str, Mapping[str, str], bytes], int]
 # POST a form (url, headers, body) -> (status, Location header, body text)
 FormPoster = Callable[[str, Mapping[str, str], bytes], tuple[int, str | None, str]]
-
-
-def http_send(url: str, headers: Mapping[str, str], body: bytes) -> int:
-    return httpx.post(url, headers=dict(headers), content=body, timeout=DELIVERY_TIMEOUT_S,
-                      follow_redirects=False).status_code
 
 
 def http_post_form(url: str, headers: Mapping[str, str], body: bytes) -> tuple[int, str | None, str]:
@@ -84,32 +80,18 @@ def http_post_form(url: str, headers: Mapping[str, str], body: bytes) -> tuple[i
     return response.status_code, response.headers.get("location"), response.text[:MAX_ANSWER_CHARS]
 
 
-class AwsSandbox:
+class AwsSandbox(Emulator[SandboxState, SandboxConfig]):
     """One emulated AWS Marketplace seller account; ``base_url`` is where it is served
-    (the SigningCertURL and UnsubscribeURL of its notifications point there)."""
+    (the SigningCertURL and UnsubscribeURL of its notifications point there), and its
+    ``endpoint_url`` what boto3 takes as ``endpoint_url``."""
 
     def __init__(self, clock: Clock, base_url: str, *, prefix: str = DEFAULT_PREFIX,
                  config: SandboxConfig | None = None, sender: Sender | None = None,
                  form_poster: FormPoster | None = None) -> None:
-        self.state = SandboxState(clock, config)
-        self.base_url = base_url.rstrip("/")
-        self.prefix = prefix.rstrip("/")
+        super().__init__(SandboxState(clock, config or SandboxConfig()), base_url, prefix)
         self.signer = sns.Signer(clock.now())
         self.send = sender or http_send
         self.post_form = form_poster or http_post_form
-
-    @property
-    def clock(self) -> Clock:
-        return self.state.clock
-
-    @property
-    def config(self) -> SandboxConfig:
-        return self.state.config
-
-    @property
-    def endpoint_url(self) -> str:
-        """What boto3 takes as ``endpoint_url``."""
-        return self.base_url + self.prefix
 
     @property
     def cert_url(self) -> str:
@@ -146,15 +128,11 @@ class AwsSandbox:
             raise ControlError(400, "invalid_dimensions",
                                f"give 1 to {MAX_DIMENSIONS} dimension names of 1-255 characters")
         for url in (fulfillment_url, notification_url):
-            if url is not None and not url.startswith(("http://", "https://")):
-                raise ControlError(400, "invalid_url", f"{url!r} is not an http(s) URL")
+            check_url(url)
         product = Product(code, tuple(dict.fromkeys(dimensions)), legacy, fulfillment_url,
                           notification_url)
         with self.state.lock:
-            if code in self.state.products:
-                raise ControlError(409, "product_exists", f"product {code} exists already")
-            self.state.products[code] = product
-        return product
+            return add_new(self.state.products, code, product, "product")
 
     def subscribe(self, product_code: str, *, account_id: str | None = None,
                   offer_identifier: str | None = None, free_trial: bool = False,
@@ -255,7 +233,7 @@ class AwsSandbox:
             {"empty_page"} if operation == "GetEntitlements" else set())
         if kind not in allowed:
             raise ControlError(400, "unknown_fault", f"{operation} takes faults {sorted(allowed)}")
-        if not 1 <= calls <= 1000 or not 0 <= records <= 25 or (kind == "unprocessed"
+        if not 1 <= calls <= MAX_CALLS or not 0 <= records <= 25 or (kind == "unprocessed"
                                                                and records == 0):
             raise ControlError(400, "invalid_fault", "calls is 1..1000, records 1..25")
         with self.state.lock:
@@ -272,9 +250,6 @@ class AwsSandbox:
                                    f"product {found.product_code} has no notification URL")
         self._deliver([found])
         return found.describe()
-
-    def reset(self) -> None:
-        self.state.reset()
 
     # --- views ------------------------------------------------------------------
 
@@ -298,16 +273,10 @@ class AwsSandbox:
     # --- inside -----------------------------------------------------------------
 
     def _product(self, code: str) -> Product:
-        product = self.state.products.get(code)
-        if product is None:
-            raise ControlError(404, "unknown_product", f"no product {code}")
-        return product
+        return known(self.state.products, code, "product")
 
     def _subscription(self, subscription_id: str) -> Subscription:
-        sub = self.state.subscriptions.get(subscription_id)
-        if sub is None:
-            raise ControlError(404, "unknown_subscription", f"no subscription {subscription_id}")
-        return sub
+        return known(self.state.subscriptions, subscription_id, "subscription")
 
     @staticmethod
     def _entitlements(product: Product,
@@ -365,15 +334,9 @@ class AwsSandbox:
         for delivery in deliveries:
             if not delivery.url:
                 continue
-            try:
-                status: int | None = self.send(delivery.url, delivery.headers, delivery.body)
-                error = None
-            except Exception as failure:  # noqa: BLE001 - any failure is recorded and retried
-                status, error = None, f"{type(failure).__name__}: {failure}"
-            ok = status is not None and 200 <= status < 300
+            status, error = delivery.post(self.send)
             with self.state.lock:
-                delivery.attempts.append({"at": self.state.now().isoformat(), "status": status,
-                                          "error": error})
+                ok = delivery.record(self.state.now(), status, error)
                 delivery.delivered = delivery.delivered or ok
             if not ok:
                 log.info("sandbox aws: notification %s to %s failed: %s", delivery.id,

@@ -9,13 +9,13 @@ order. Every time check reads the injected clock.
 from __future__ import annotations
 
 import secrets
-import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
-from accrual.clock import Clock
+from accrual.sandbox import deliveries, faults
+from accrual.sandbox.emulator import EmulatorState
 
 HOUR = timedelta(hours=1)
 # AWS gives a buyer who unsubscribed one hour to receive their final usage (marketplaces.md §1.5).
@@ -150,26 +150,18 @@ FaultKind = Literal["throttling", "internal_error", "unprocessed", "empty_page"]
 
 
 @dataclass
-class Fault:
-    kind: FaultKind
-    calls: int  # how many of the operation's next calls it applies to
+class Fault(faults.Fault[FaultKind]):
     records: int = 0  # for "unprocessed": how many records of each call
 
 
-@dataclass
-class Delivery:
-    """One notification and every attempt to deliver it."""
+@dataclass(kw_only=True)
+class Delivery(deliveries.Delivery):
+    """One notification (an SNS HTTP delivery) and every attempt to deliver it."""
 
-    id: int
-    url: str
     action: str
     product_code: str
     subscription_id: str
     envelope: dict[str, Any]
-    body: bytes
-    headers: dict[str, str]
-    attempts: list[dict[str, Any]] = field(default_factory=list)
-    delivered: bool = False
 
     def describe(self) -> dict[str, Any]:
         return {"id": self.id, "url": self.url, "action": self.action,
@@ -179,16 +171,11 @@ class Delivery:
                 "attempts": self.attempts, "delivered": self.delivered}
 
 
-class SandboxState:
+class SandboxState(EmulatorState[SandboxConfig]):
     """All the emulator's data; hold ``lock`` while reading or changing it."""
 
-    def __init__(self, clock: Clock, config: SandboxConfig | None = None) -> None:
-        self.clock = clock
-        self.config = config or SandboxConfig()
-        self.lock = threading.RLock()
-        self.reset()
-
     def reset(self) -> None:
+        """Forget products, buyers, tokens, records, faults and notifications."""
         with self.lock:
             self.products: dict[str, Product] = {}
             self.subscriptions: dict[str, Subscription] = {}
@@ -196,9 +183,6 @@ class SandboxState:
             self.records: dict[tuple[str, str, str, datetime], MeteringRecord] = {}
             self.faults: dict[str, list[Fault]] = {}
             self.deliveries: list[Delivery] = []
-
-    def now(self) -> datetime:
-        return self.clock.now()
 
     # --- lookups -------------------------------------------------------------
 
@@ -218,13 +202,7 @@ class SandboxState:
 
     def take_fault(self, operation: str) -> Fault | None:
         """The fault injected for this call of ``operation``, used up by it."""
-        queue = self.faults.get(operation, [])
-        while queue and queue[0].calls <= 0:
-            queue.pop(0)
-        if not queue:
-            return None
-        queue[0].calls -= 1
-        return queue[0]
+        return faults.take(self.faults.get(operation, []))
 
 
 def new_account_id() -> str:

@@ -25,19 +25,9 @@ from accrual.sandbox.azure import wire
 from accrual.sandbox.azure.control import control_router
 from accrual.sandbox.azure.emulator import AzureSandbox
 from accrual.sandbox.azure.protocol import MAX_BODY_BYTES, Answer
+from accrual.sandbox.serving import lower_headers, read_bounded, standalone_app
 
 MAX_FORM_BYTES = 16 * 1024
-
-
-async def _read_bounded(request: Request, limit: int) -> bytes | None:
-    """The body, or None once it passes the bound (nothing more is read)."""
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _response(answer: Answer) -> Response:
@@ -52,7 +42,7 @@ def azure_router(sandbox: AzureSandbox) -> APIRouter:
     router = APIRouter(prefix=sandbox.prefix, tags=["sandbox"])
 
     async def token(request: Request, tenant: str, v2: bool) -> Response:
-        body = await _read_bounded(request, MAX_FORM_BYTES)
+        body = await read_bounded(request, MAX_FORM_BYTES)
         if body is None:
             return _response(Answer(413, {"error": "invalid_request"}))
         form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
@@ -80,11 +70,11 @@ def azure_router(sandbox: AzureSandbox) -> APIRouter:
 
     def route(operation: str, **params: str) -> Any:
         async def call(request: Request) -> Response:
-            body = await _read_bounded(request, MAX_BODY_BYTES)
+            body = await read_bounded(request, MAX_BODY_BYTES)
             if body is None:
                 return _response(Answer(413, {"error": {"code": "RequestTooLarge",
                                                         "message": "The body is too large"}}))
-            headers = {k.lower(): v for k, v in request.headers.items()}
+            headers = lower_headers(request)
             path = {name: request.path_params[name] for name in params}
             answer = await run_in_threadpool(sandbox.api, operation, headers,
                                              dict(request.query_params), body, **path)
@@ -120,10 +110,8 @@ def azure_router(sandbox: AzureSandbox) -> APIRouter:
 
 def create_app(sandbox: AzureSandbox) -> FastAPI:
     """The emulator alone (``accrual sandbox azure``)."""
-    app = FastAPI(title="Accrual Azure Marketplace sandbox",
-                  description="A faithful local Azure Marketplace: Entra client credentials, "
-                              "SaaS Fulfillment API v2, metering, webhooks. Marketplace API: "
-                              f"`{sandbox.endpoint_url}`; Entra: `{sandbox.login_url}`.")
-    app.state.azure_sandbox = sandbox
-    app.include_router(azure_router(sandbox))
-    return app
+    return standalone_app("Accrual Azure Marketplace sandbox",
+                          "A faithful local Azure Marketplace: Entra client credentials, SaaS "
+                          "Fulfillment API v2, metering, webhooks. Marketplace API: "
+                          f"`{sandbox.endpoint_url}`; Entra: `{sandbox.login_url}`.",
+                          azure_router(sandbox), azure_sandbox=sandbox)

@@ -64,24 +64,24 @@ back as exact JSON numbers.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi.responses import Response
+from pydantic import Field
 
+from accrual.sandbox import control
 from accrual.sandbox.azure import wire
-from accrual.sandbox.azure.emulator import AzureSandbox, ControlError
-from accrual.sandbox.azure.state import HOUR, FaultKind
+from accrual.sandbox.azure.emulator import AzureSandbox
+from accrual.sandbox.azure.state import HOUR
+from accrual.sandbox.control import Body, control_api, seconds
+from accrual.sandbox.faults import MAX_CALLS
 
 
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class ConfigChange(_Body):
+class ConfigChange(Body):
     landing_token_ttl_seconds: int | None = Field(None, ge=1, le=7 * 86400)
     ack_timeout_seconds: int | None = Field(None, ge=1, le=3600)
     suspend_grace_days: int | None = Field(None, ge=1, le=90)
@@ -94,13 +94,13 @@ class ConfigChange(_Body):
     page_size: int | None = Field(None, ge=1, le=100)
 
 
-class AppIn(_Body):
+class AppIn(Body):
     tenant_id: str | None = Field(None, max_length=36)
     client_id: str | None = Field(None, max_length=36)
     client_secret: str | None = Field(None, min_length=8, max_length=255)
 
 
-class PlanIn(_Body):
+class PlanIn(Body):
     plan_id: str = Field(max_length=50)
     display_name: str | None = Field(None, max_length=255)
     dimensions: list[str] = Field(min_length=1, max_length=30)
@@ -111,7 +111,7 @@ class PlanIn(_Body):
     term_unit: Literal["P1M", "P1Y"] = "P1M"
 
 
-class OfferIn(_Body):
+class OfferIn(Body):
     offer_id: str = Field(max_length=50)
     publisher_id: str = Field("accrual", max_length=50)
     app_id: str | None = Field(None, max_length=36)
@@ -120,7 +120,7 @@ class OfferIn(_Body):
     plans: list[PlanIn] = Field(min_length=1, max_length=50)
 
 
-class PurchaseIn(_Body):
+class PurchaseIn(Body):
     plan_id: str = Field(max_length=50)
     quantity: int | None = Field(None, ge=1, le=10**6)
     csp: bool = False
@@ -128,67 +128,45 @@ class PurchaseIn(_Body):
     beneficiary_tenant: str | None = Field(None, max_length=36)
 
 
-class PlanChange(_Body):
+class PlanChange(Body):
     plan_id: str = Field(max_length=50)
 
 
-class QuantityChange(_Body):
+class QuantityChange(Body):
     quantity: int = Field(ge=1, le=10**6)
 
 
-class Completion(_Body):
+class Completion(Body):
     status: Literal["Succeeded", "Failed", "Conflict"]
 
 
-class FaultIn(_Body):
+class FaultIn(Body):
     operation: str = Field(max_length=50)
     kind: Literal["throttling", "internal_error", "event_error"]
-    calls: int = Field(1, ge=1, le=1000)
+    calls: int = Field(1, ge=1, le=MAX_CALLS)
     events: int = Field(0, ge=0, le=25)
 
 
-class ReconIn(_Body):
+class ReconIn(Body):
     status: Literal["Submitted", "Accepted", "Rejected", "Mismatch", "TestHeaders", "DryRun"]
     processed_quantity: Decimal | None = Field(None, ge=0, max_digits=30)
 
 
 def _json(value: Any, status: int = 200) -> Response:
+    # Quantities are written as the exact numbers they hold.
     return Response(wire.dumps(value), status_code=status, media_type="application/json")
 
 
 def control_router(sandbox: AzureSandbox) -> APIRouter:
-    router = APIRouter(prefix="/control")
+    router = control_api(sandbox, ConfigChange, FaultIn, render=_json, renamed={
+        "landing_token_ttl_seconds": ("landing_token_ttl", seconds),
+        "ack_timeout_seconds": ("ack_timeout", seconds),
+        "webhook_retry_interval_seconds": ("webhook_retry_interval", seconds),
+        "suspend_grace_days": ("suspend_grace", lambda days: timedelta(days=days)),
+        "metering_window_hours": ("metering_window", lambda hours: hours * HOUR)})
 
-    def run(call: Any, status: int = 200) -> Response:
-        try:
-            return _json(call(), status)
-        except ControlError as error:
-            return JSONResponse({"error": {"code": error.code, "message": error.message}},
-                                status_code=error.status)
-
-    @router.get("/config")
-    def get_config() -> Any:
-        """The emulator's open choices in force."""
-        return sandbox.config.describe()
-
-    @router.put("/config")
-    def put_config(change: ConfigChange) -> Any:
-        """Change some of the open choices; the others stay."""
-        config = sandbox.config
-        seconds = {"landing_token_ttl_seconds": "landing_token_ttl",
-                   "ack_timeout_seconds": "ack_timeout",
-                   "webhook_retry_interval_seconds": "webhook_retry_interval"}
-        with sandbox.state.lock:
-            for name, value in change.model_dump(exclude_none=True).items():
-                if name in seconds:
-                    setattr(config, seconds[name], timedelta(seconds=value))
-                elif name == "suspend_grace_days":
-                    config.suspend_grace = timedelta(days=value)
-                elif name == "metering_window_hours":
-                    config.metering_window = value * HOUR
-                else:
-                    setattr(config, name, value)
-        return config.describe()
+    def run(call: Callable[[], Any], status: int = 200) -> Response:
+        return control.run(call, status, _json)
 
     @router.post("/apps", status_code=201)
     def register_app(body: AppIn) -> Any:
@@ -255,20 +233,6 @@ def control_router(sandbox: AzureSandbox) -> APIRouter:
         """Finish a publisher-initiated operation now with the given outcome."""
         return run(lambda: sandbox.complete_operation(operation_id, body.status))
 
-    @router.post("/faults")
-    def inject(body: FaultIn) -> Any:
-        """The next ``calls`` calls of ``operation`` fail as ``kind`` says."""
-        def call() -> dict[str, Any]:
-            kind: FaultKind = body.kind
-            sandbox.inject(body.operation, kind, calls=body.calls, events=body.events)
-            return {"injected": body.model_dump()}
-        return run(call)
-
-    @router.post("/tick")
-    def tick() -> Any:
-        """Let time act on operations, subscriptions and webhook retries."""
-        return run(sandbox.tick)
-
     @router.get("/usage")
     def usage() -> Any:
         """Accepted usage events, every usage call received, and counts per key."""
@@ -289,11 +253,5 @@ def control_router(sandbox: AzureSandbox) -> APIRouter:
     def replay(delivery_id: int) -> Any:
         """Send one webhook call again, byte for byte."""
         return run(lambda: sandbox.replay(delivery_id))
-
-    @router.post("/reset")
-    def reset() -> Any:
-        """Forget apps, offers, subscriptions, usage, operations, webhooks and faults."""
-        sandbox.reset()
-        return {"reset": True}
 
     return router

@@ -31,12 +31,10 @@ import calendar
 import logging
 import re
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
-
-import httpx
 
 from accrual.clock import Clock
 from accrual.sandbox.azure import fulfillment, metering, wire
@@ -61,49 +59,29 @@ from accrual.sandbox.azure.state import (
     new_landing_token,
 )
 from accrual.sandbox.control import ControlError as ControlError  # its control API raises it
+from accrual.sandbox.control import add_new, check_url, known
+from accrual.sandbox.deliveries import Sender, attempt, http_send
+from accrual.sandbox.emulator import Emulator
+from accrual.sandbox.faults import MAX_CALLS
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PREFIX = "/sandbox/azure"
-DELIVERY_TIMEOUT_S = 5.0
 MAX_PLANS = 50
 MAX_DIMENSIONS = 30
 _NAME = re.compile(r"^[A-Za-z0-9][-A-Za-z0-9_.]{0,49}$")
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
                    r"[0-9a-fA-F]{12}$")
 
-# POST (url, headers, body) -> the HTTP status answered
-Sender = Callable[[str, Mapping[str, str], bytes], int]
-
-
-def http_send(url: str, headers: Mapping[str, str], body: bytes) -> int:
-    return httpx.post(url, headers=dict(headers), content=body, timeout=DELIVERY_TIMEOUT_S,
-                      follow_redirects=False).status_code
-
-
-class AzureSandbox:
-    """One emulated commercial marketplace with its Entra; served at ``base_url``."""
+class AzureSandbox(Emulator[SandboxState, SandboxConfig]):
+    """One emulated commercial marketplace with its Entra; served at ``base_url``, its
+    ``endpoint_url`` standing for ``https://marketplaceapi.microsoft.com``."""
 
     def __init__(self, clock: Clock, base_url: str, *, prefix: str = DEFAULT_PREFIX,
                  config: SandboxConfig | None = None, sender: Sender | None = None) -> None:
-        self.state = SandboxState(clock, config)
-        self.base_url = base_url.rstrip("/")
-        self.prefix = prefix.rstrip("/")
+        super().__init__(SandboxState(clock, config or SandboxConfig()), base_url, prefix)
         self.issuer = Issuer()
         self.send = sender or http_send
-
-    @property
-    def clock(self) -> Clock:
-        return self.state.clock
-
-    @property
-    def config(self) -> SandboxConfig:
-        return self.state.config
-
-    @property
-    def endpoint_url(self) -> str:
-        """The marketplace API's base (``https://marketplaceapi.microsoft.com``)."""
-        return self.base_url + self.prefix
 
     @property
     def login_url(self) -> str:
@@ -225,10 +203,7 @@ class AzureSandbox:
         app = App(tenant_id or new_id(), client_id or new_id(),
                   client_secret or uuid.uuid4().hex + uuid.uuid4().hex)
         with self.state.lock:
-            if app.client_id in self.state.apps:
-                raise ControlError(409, "app_exists", f"app {app.client_id} exists already")
-            self.state.apps[app.client_id] = app
-        return app
+            return add_new(self.state.apps, app.client_id, app, "app")
 
     def create_offer(self, offer_id: str, plans: list[dict[str, Any]], *,
                      publisher_id: str = "accrual", app_id: str | None = None,
@@ -243,17 +218,12 @@ class AzureSandbox:
         if not 1 <= len(made) <= MAX_PLANS or len({p.plan_id for p in made}) != len(made):
             raise ControlError(400, "invalid_plans", f"give 1 to {MAX_PLANS} distinct plans")
         for url in (webhook_url, landing_url):
-            if url is not None and not url.startswith(("http://", "https://")):
-                raise ControlError(400, "invalid_url", f"{url!r} is not an http(s) URL")
+            check_url(url)
         with self.state.lock:
             if offer_id in self.state.offers:
                 raise ControlError(409, "offer_exists", f"offer {offer_id} exists already")
-            if app_id is not None:
-                app = self.state.apps.get(app_id)
-                if app is None:
-                    raise ControlError(404, "unknown_app", f"no app {app_id}")
-            else:
-                app = self.register_app()
+            app = (known(self.state.apps, app_id, "app") if app_id is not None
+                   else self.register_app())
             offer = Offer(offer_id, publisher_id, app, {p.plan_id: p for p in made},
                           webhook_url, landing_url)
             self.state.offers[offer_id] = offer
@@ -391,9 +361,7 @@ class AzureSandbox:
         if status not in ("Succeeded", "Failed", "Conflict"):
             raise ControlError(400, "invalid_status", "status is Succeeded, Failed or Conflict")
         with self.state.lock:
-            operation = self.state.operations.get(operation_id)
-            if operation is None:
-                raise ControlError(404, "unknown_operation", f"no operation {operation_id}")
+            operation = known(self.state.operations, operation_id, "operation")
             if operation.source != "Partner" or operation.status != "InProgress":
                 raise ControlError(409, "not_pending", "only an InProgress publisher-initiated "
                                                        "operation completes here")
@@ -437,12 +405,14 @@ class AzureSandbox:
                 "attempted": len(queued) + len(due), "delivered": delivered}
 
     def inject(self, operation: str, kind: FaultKind, *, calls: int = 1, events: int = 0) -> None:
+        """The next ``calls`` calls of ``operation`` fail as ``kind`` says (``event_error``:
+        ``events`` events of each batch answer Error)."""
         if operation not in FAULT_OPERATIONS:
             raise ControlError(400, "unknown_operation", f"operation is one of {FAULT_OPERATIONS}")
         if kind == "event_error" and (operation != "batchUsageEvent" or not 1 <= events <= 25):
             raise ControlError(400, "invalid_fault", "event_error is for batchUsageEvent, with "
                                                      "1 to 25 events")
-        if kind not in ("throttling", "internal_error", "event_error") or not 1 <= calls <= 1000:
+        if kind not in ("throttling", "internal_error", "event_error") or not 1 <= calls <= MAX_CALLS:
             raise ControlError(400, "invalid_fault", "kind throttling|internal_error|"
                                                      "event_error, calls 1..1000")
         with self.state.lock:
@@ -470,14 +440,10 @@ class AzureSandbox:
             if not found.url or not found.headers:
                 raise ControlError(409, "never_sent", "that call was never sent")
             headers, url = dict(found.headers), found.url
-        status, error = self._post(url, headers, found.body)
+        status, error = attempt(lambda: self.send(url, headers, found.body))
         with self.state.lock:
-            found.attempts.append({"at": self.state.now().isoformat(), "status": status,
-                                   "error": error, "replay": True})
+            found.record(self.state.now(), status, error, replay=True)
         return found.describe()
-
-    def reset(self) -> None:
-        self.state.reset()
 
     # --- views -----------------------------------------------------------------------
 
@@ -498,16 +464,10 @@ class AzureSandbox:
     # --- inside ------------------------------------------------------------------------
 
     def _offer(self, offer_id: str) -> Offer:
-        offer = self.state.offers.get(offer_id)
-        if offer is None:
-            raise ControlError(404, "unknown_offer", f"no offer {offer_id}")
-        return offer
+        return known(self.state.offers, offer_id, "offer")
 
     def _subscription(self, subscription_id: str) -> Subscription:
-        sub = self.state.subscriptions.get(subscription_id)
-        if sub is None:
-            raise ControlError(404, "unknown_subscription", f"no subscription {subscription_id}")
-        return sub
+        return known(self.state.subscriptions, subscription_id, "subscription")
 
     def _subscribed(self, subscription_id: str) -> Subscription:
         sub = self._subscription(subscription_id)
@@ -586,13 +546,6 @@ class AzureSandbox:
             headers["Authorization"] = "Bearer " + self.issuer.mint(claims)
         return headers
 
-    def _post(self, url: str, headers: Mapping[str, str], body: bytes) -> tuple[int | None,
-                                                                                 str | None]:
-        try:
-            return self.send(url, headers, body), None
-        except Exception as failure:  # noqa: BLE001 - any failure is recorded and retried
-            return None, f"{type(failure).__name__}: {failure}"
-
     def _deliver(self, deliveries: list[Delivery]) -> int:
         """Try each call once, outside the lock (the publisher calls back while answering)."""
         delivered = 0
@@ -601,12 +554,10 @@ class AzureSandbox:
                 continue
             with self.state.lock:
                 delivery.headers = self._headers(delivery)
-            status, error = self._post(delivery.url, delivery.headers, delivery.body)
-            ok = status is not None and 200 <= status < 300
+            status, error = delivery.post(self.send)
             with self.state.lock:
                 now, config = self.state.now(), self.config
-                delivery.attempts.append({"at": now.isoformat(), "status": status,
-                                          "error": error})
+                ok = delivery.record(now, status, error)
                 operation = self.state.operations[delivery.operation_id]
                 waiting = operation.ackable and operation.status == "InProgress"
                 if ok:

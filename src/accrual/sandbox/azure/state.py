@@ -9,14 +9,14 @@ operation's whole read-check-write. Every time check reads the injected clock.
 from __future__ import annotations
 
 import secrets
-import threading
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
-from accrual.clock import Clock
+from accrual.sandbox import deliveries, faults
+from accrual.sandbox.emulator import EmulatorState
 
 HOUR = timedelta(hours=1)
 API_VERSION = "2018-08-31"
@@ -236,20 +236,14 @@ class UsageEvent:
                 "effectiveStartTime": iso(self.effective_start_time), "planId": self.plan_id}
 
 
-@dataclass
-class Delivery:
+@dataclass(kw_only=True)
+class Delivery(deliveries.Delivery):
     """One webhook call and every attempt to deliver it."""
 
-    id: int
-    url: str
     operation_id: str
     action: str
     payload: dict[str, Any]
-    body: bytes
     created: datetime
-    headers: dict[str, str] = field(default_factory=dict)  # as last sent
-    attempts: list[dict[str, Any]] = field(default_factory=list)
-    delivered: bool = False
     given_up: bool = False
     next_at: datetime | None = None
 
@@ -267,22 +261,15 @@ FAULT_OPERATIONS = ("token", "resolve", "activate", "get", "list", "update", "de
 
 
 @dataclass
-class Fault:
-    kind: FaultKind
-    calls: int  # how many of the operation's next calls it applies to
+class Fault(faults.Fault[FaultKind]):
     events: int = 0  # for "event_error": how many events of each batch answer Error
 
 
-class SandboxState:
+class SandboxState(EmulatorState[SandboxConfig]):
     """All the emulator's data; hold ``lock`` while reading or changing it."""
 
-    def __init__(self, clock: Clock, config: SandboxConfig | None = None) -> None:
-        self.clock = clock
-        self.config = config or SandboxConfig()
-        self.lock = threading.RLock()
-        self.reset()
-
     def reset(self) -> None:
+        """Forget apps, offers, subscriptions, usage, operations, webhooks and faults."""
         with self.lock:
             self.apps: dict[str, App] = {}
             self.offers: dict[str, Offer] = {}
@@ -294,18 +281,9 @@ class SandboxState:
             self.deliveries: list[Delivery] = []
             self.faults: dict[str, list[Fault]] = {}
 
-    def now(self) -> datetime:
-        return self.clock.now()
-
     def take_fault(self, operation: str) -> Fault | None:
         """The fault injected for this call of ``operation``, used up by it."""
-        queue = self.faults.get(operation, [])
-        while queue and queue[0].calls <= 0:
-            queue.pop(0)
-        if not queue:
-            return None
-        queue[0].calls -= 1
-        return queue[0]
+        return faults.take(self.faults.get(operation, []))
 
 
 def new_id() -> str:

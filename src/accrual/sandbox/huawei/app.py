@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from accrual.sandbox.huawei.control import control_router
 from accrual.sandbox.huawei.emulator import HuaweiSandbox
 from accrual.sandbox.huawei.usage import MAX_BODY_BYTES, USAGE_PATH
+from accrual.sandbox.serving import lower_headers, read_bounded, standalone_app
 
 
 def huawei_router(sandbox: HuaweiSandbox) -> APIRouter:
@@ -28,18 +29,12 @@ def huawei_router(sandbox: HuaweiSandbox) -> APIRouter:
     @router.post(USAGE_PATH)
     async def usage_data(request: Request) -> JSONResponse:
         """KooGallery's pay-per-use usage push."""
-        headers = {name.lower(): value for name, value in request.headers.items()}
-        chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > MAX_BODY_BYTES:
-                # Over the bound: refused without reading the rest (recorded as empty).
-                status, answer = await run_in_threadpool(
-                    sandbox.handle_usage, headers, b"x" * (MAX_BODY_BYTES + 1))
-                return JSONResponse(answer, status_code=status)
-            chunks.append(chunk)
-        status, answer = await run_in_threadpool(sandbox.handle_usage, headers,
-                                                 b"".join(chunks))
+        headers = lower_headers(request)
+        body = await read_bounded(request, MAX_BODY_BYTES)
+        if body is None:
+            # Over the bound: refused without reading the rest (recorded as empty).
+            body = b"x" * (MAX_BODY_BYTES + 1)
+        status, answer = await run_in_threadpool(sandbox.handle_usage, headers, body)
         return JSONResponse(answer, status_code=status)
 
     router.include_router(control_router(sandbox))
@@ -48,9 +43,7 @@ def huawei_router(sandbox: HuaweiSandbox) -> APIRouter:
 
 def create_app(sandbox: HuaweiSandbox) -> FastAPI:
     """The emulator alone (``accrual sandbox huawei``)."""
-    app = FastAPI(title="Accrual Huawei Cloud KooGallery sandbox",
-                  description="A faithful local KooGallery: V2 activities sent to the ISV, "
-                              f"the usage push at `{sandbox.endpoint_url}{USAGE_PATH}`.")
-    app.state.huawei_sandbox = sandbox
-    app.include_router(huawei_router(sandbox))
-    return app
+    return standalone_app("Accrual Huawei Cloud KooGallery sandbox",
+                          "A faithful local KooGallery: V2 activities sent to the ISV, the "
+                          f"usage push at `{sandbox.endpoint_url}{USAGE_PATH}`.",
+                          huawei_router(sandbox), huawei_sandbox=sandbox)

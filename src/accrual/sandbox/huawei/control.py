@@ -64,17 +64,14 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, Field
 
-from accrual.sandbox.huawei.emulator import ControlError, HuaweiSandbox
-
-
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+from accrual.sandbox.control import Body, control_api, run, seconds
+from accrual.sandbox.faults import MAX_CALLS
+from accrual.sandbox.huawei.emulator import HuaweiSandbox
 
 
-class ConfigChange(_Body):
+class ConfigChange(Body):
     hex_case: Literal["lower", "upper"] | None = None
     hmac_key: Literal["access_key", "secret_key"] | None = None
     require_body_sign: bool | None = None
@@ -85,7 +82,7 @@ class ConfigChange(_Body):
     usage_tolerance_seconds: int | None = Field(None, ge=1, le=3600)
 
 
-class ProductIn(_Body):
+class ProductIn(Body):
     product_id: str = Field(max_length=64)
     sku_code: str = Field(max_length=64)
     isv_url: str = Field(max_length=2048)
@@ -94,7 +91,7 @@ class ProductIn(_Body):
     package: bool = False
 
 
-class OrderIn(_Body):
+class OrderIn(Body):
     customer_id: str | None = Field(None, max_length=64)
     customer_name: str = Field("sandbox buyer", min_length=1, max_length=128)
     trial: bool = False
@@ -103,63 +100,38 @@ class OrderIn(_Body):
     test_flag: bool = True
 
 
-class RefreshIn(_Body):
+class RefreshIn(Body):
     scene: Literal["RENEWAL", "TRIAL_TO_FORMAL", "UNSUBSCRIBE_RENEWAL_PERIOD"]
     expires_at: AwareDatetime | None = None
     product_id: str | None = Field(None, max_length=64)
 
 
-class UpgradeIn(_Body):
+class UpgradeIn(Body):
     sku_code: str | None = Field(None, max_length=64)
 
 
-class ReleaseIn(_Body):
+class ReleaseIn(Body):
     unsubscribed: bool = True
 
 
-class QueryIn(_Body):
+class QueryIn(Body):
     order_ids: list[str] = Field(min_length=1, max_length=100)
 
 
-class ProbeIn(_Body):
+class ProbeIn(Body):
     kind: Literal["stale", "replay", "bad_signature"]
 
 
-class FaultIn(_Body):
+class FaultIn(Body):
     kind: Literal["internal_error", "throttling"]
-    calls: int = Field(1, ge=1, le=1000)
+    calls: int = Field(1, ge=1, le=MAX_CALLS)
 
 
 def control_router(sandbox: HuaweiSandbox) -> APIRouter:
-    router = APIRouter(prefix="/control")
-
-    def run(call: Any, status: int = 200) -> Any:
-        try:
-            return JSONResponse(call(), status_code=status)
-        except ControlError as error:
-            return JSONResponse({"error": {"code": error.code, "message": error.message}},
-                                status_code=error.status)
-
-    @router.get("/config")
-    def get_config() -> Any:
-        """The emulator's open choices in force."""
-        return sandbox.config.describe()
-
-    @router.put("/config")
-    def put_config(change: ConfigChange) -> Any:
-        """Change some of the open choices; the others stay."""
-        config = sandbox.config
-        with sandbox.state.lock:
-            for name in ("hex_case", "hmac_key", "require_body_sign", "extra_fields", "retries"):
-                if getattr(change, name) is not None:
-                    setattr(config, name, getattr(change, name))
-            if change.retry_interval_seconds is not None:
-                config.retry_interval = timedelta(seconds=change.retry_interval_seconds)
-            if change.stale_by_seconds is not None:
-                config.stale_by = timedelta(seconds=change.stale_by_seconds)
-            if change.usage_tolerance_seconds is not None:
-                config.usage_tolerance = timedelta(seconds=change.usage_tolerance_seconds)
-        return config.describe()
+    router = control_api(sandbox, ConfigChange, FaultIn, renamed={
+        "retry_interval_seconds": ("retry_interval", seconds),
+        "stale_by_seconds": ("stale_by", seconds),
+        "usage_tolerance_seconds": ("usage_tolerance", seconds)})
 
     @router.get("/seller")
     def seller() -> Any:
@@ -240,33 +212,14 @@ def control_router(sandbox: HuaweiSandbox) -> APIRouter:
         """Every activity call, with every attempt and its answer."""
         return {"calls": sandbox.calls_view()}
 
-    @router.post("/faults")
-    def inject(body: FaultIn) -> Any:
-        """The next ``calls`` usage pushes fail as ``kind`` says."""
-        def call() -> dict[str, Any]:
-            sandbox.inject(body.kind, body.calls)
-            return {"injected": body.model_dump()}
-        return run(call)
-
     @router.post("/validate")
     def validate() -> Any:
         """Run the background validation of pending usage records now."""
         return sandbox.validate()
 
-    @router.post("/tick")
-    def tick() -> Any:
-        """Retry due calls, poll provisioning instances, validate usage."""
-        return sandbox.tick()
-
     @router.get("/usage")
     def usage() -> Any:
         """Every usage push and record, with its validation."""
         return sandbox.usage_view()
-
-    @router.post("/reset")
-    def reset() -> Any:
-        """Forget products, orders, calls, pushes and faults."""
-        sandbox.reset()
-        return {"reset": True}
 
     return router

@@ -39,6 +39,10 @@ import httpx
 
 from accrual.clock import Clock
 from accrual.sandbox.control import ControlError as ControlError  # its control API raises it
+from accrual.sandbox.control import add_new, known
+from accrual.sandbox.deliveries import attempt
+from accrual.sandbox.emulator import Emulator
+from accrual.sandbox.faults import MAX_CALLS
 from accrual.sandbox.huawei import usage
 from accrual.sandbox.huawei.signing import activity_signature, body_sign_problem
 from accrual.sandbox.huawei.state import (
@@ -87,35 +91,21 @@ class HttpSender:
                 response.content[:MAX_ANSWER_BYTES])
 
 
-class HuaweiSandbox:
+class HuaweiSandbox(Emulator[SandboxState, SandboxConfig]):
     """One emulated KooGallery seller account with its access key (and, for the
     ``secret_key`` reading of the signature, its secret); ``base_url`` is where the
-    emulator is served."""
+    emulator is served, and its ``endpoint_url`` where the usage push goes: the
+    stand-in for ``https://mkt.myhuaweicloud.com``."""
 
     def __init__(self, clock: Clock, base_url: str, *, access_key: str = "sandbox-access-key",
                  secret_key: str = "sandbox-secret-key", prefix: str = DEFAULT_PREFIX,
                  config: SandboxConfig | None = None, sender: Sender | None = None) -> None:
         if not access_key or not secret_key:
             raise ValueError("the seller needs an access key and a secret key")
-        self.state = SandboxState(clock, config)
-        self.base_url = base_url.rstrip("/")
-        self.prefix = prefix.rstrip("/")
+        super().__init__(SandboxState(clock, config or SandboxConfig()), base_url, prefix)
         self.access_key = access_key
         self.secret_key = secret_key
         self.send = sender or HttpSender()
-
-    @property
-    def clock(self) -> Clock:
-        return self.state.clock
-
-    @property
-    def config(self) -> SandboxConfig:
-        return self.state.config
-
-    @property
-    def endpoint_url(self) -> str:
-        """Where the usage push goes: the stand-in for ``https://mkt.myhuaweicloud.com``."""
-        return self.base_url + self.prefix
 
     @property
     def usage_key(self) -> str:
@@ -144,10 +134,7 @@ class HuaweiSandbox:
         product = Product(product_id, sku_code, isv_url.rstrip("/"), charging_mode, billing,
                           package)
         with self.state.lock:
-            if product_id in self.state.products:
-                raise ControlError(409, "product_exists", f"product {product_id} exists already")
-            self.state.products[product_id] = product
-        return product
+            return add_new(self.state.products, product_id, product, "product")
 
     def buy(self, product_id: str, *, customer_id: str | None = None,
             customer_name: str = "sandbox buyer", trial: bool = False,
@@ -302,7 +289,8 @@ class HuaweiSandbox:
         return probe.describe()
 
     def tick(self) -> dict[str, Any]:
-        """Send every failed call whose retry is due; poll instances still provisioning."""
+        """Send every failed call whose retry is due; poll instances still provisioning;
+        validate the pending usage records."""
         with self.state.lock:
             now = self.state.now()
             due = [c for c in self.state.calls if c.outcome == "pending" and c.next_at
@@ -319,13 +307,10 @@ class HuaweiSandbox:
 
     def inject(self, kind: FaultKind, calls: int = 1) -> None:
         """The next ``calls`` usage pushes fail as ``kind`` says."""
-        if kind not in ("internal_error", "throttling") or not 1 <= calls <= 1000:
+        if kind not in ("internal_error", "throttling") or not 1 <= calls <= MAX_CALLS:
             raise ControlError(400, "invalid_fault", "kind internal_error|throttling, calls 1..1000")
         with self.state.lock:
             self.state.faults.append(Fault(kind, calls))
-
-    def reset(self) -> None:
-        self.state.reset()
 
     # --- views ------------------------------------------------------------------
 
@@ -346,16 +331,10 @@ class HuaweiSandbox:
     # --- inside -----------------------------------------------------------------
 
     def _product(self, product_id: str) -> Product:
-        product = self.state.products.get(product_id)
-        if product is None:
-            raise ControlError(404, "unknown_product", f"no product {product_id}")
-        return product
+        return known(self.state.products, product_id, "product")
 
     def _order(self, order_id: str) -> Order:
-        order = self.state.orders.get(order_id)
-        if order is None:
-            raise ControlError(404, "unknown_order", f"no order {order_id}")
-        return order
+        return known(self.state.orders, order_id, "order")
 
     def _ready(self, order_id: str, states: tuple[str, ...]) -> Order:
         order = self._order(order_id)
@@ -396,13 +375,9 @@ class HuaweiSandbox:
         """Send once, outside the lock (the ISV may call back), and record the outcome."""
         url = f"{call.url}?{urlencode(query)}"
         headers = {"Content-Type": "application/json;charset=UTF-8"}
-        try:
-            status, answer_headers, content = self.send(url, headers, raw,
-                                                        self.config.request_timeout_s)
-            error = None
-        except Exception as failure:  # noqa: BLE001 - any failure is recorded and retried
-            status, answer_headers, content = None, {}, b""
-            error = f"{type(failure).__name__}: {failure}"
+        timeout = self.config.request_timeout_s
+        answered, error = attempt(lambda: self.send(url, headers, raw, timeout))
+        status, answer_headers, content = answered or (None, {}, b"")
         answer = _parse(content) if status == 200 else None
         code = str(answer.get("resultCode")) if answer and "resultCode" in answer else None
         sign_problem = None

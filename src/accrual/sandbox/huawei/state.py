@@ -8,12 +8,12 @@ check reads the injected clock.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from accrual.clock import Clock
+from accrual.sandbox import faults
+from accrual.sandbox.emulator import EmulatorState
 from accrual.sandbox.huawei.signing import HexCase, HmacKey
 
 HOUR = timedelta(hours=1)
@@ -168,22 +168,14 @@ class UsageRecord:
 FaultKind = Literal["internal_error", "throttling"]
 
 
-@dataclass
-class Fault:
-    kind: FaultKind
-    calls: int
+Fault = faults.Fault[FaultKind]
 
 
-class SandboxState:
+class SandboxState(EmulatorState[SandboxConfig]):
     """All the emulator's data; hold ``lock`` while reading or changing it."""
 
-    def __init__(self, clock: Clock, config: SandboxConfig | None = None) -> None:
-        self.clock = clock
-        self.config = config or SandboxConfig()
-        self.lock = threading.RLock()
-        self.reset()
-
     def reset(self) -> None:
+        """Forget products, orders, calls, pushes and faults."""
         with self.lock:
             self.products: dict[str, Product] = {}
             self.orders: dict[str, Order] = {}
@@ -194,9 +186,6 @@ class SandboxState:
             self.faults: list[Fault] = []
             self.sequence = 0
 
-    def now(self) -> datetime:
-        return self.clock.now()
-
     def next_number(self) -> int:
         self.sequence += 1
         return self.sequence
@@ -205,12 +194,7 @@ class SandboxState:
         return next((o for o in self.orders.values() if o.instance_id == instance_id), None)
 
     def take_fault(self) -> Fault | None:
-        while self.faults and self.faults[0].calls <= 0:
-            self.faults.pop(0)
-        if not self.faults:
-            return None
-        self.faults[0].calls -= 1
-        return self.faults[0]
+        return faults.take(self.faults)
 
 
 def millis(instant: datetime) -> int:
