@@ -31,6 +31,7 @@ from accrual.billing.marketplaces.aliyun import (
     profile_for,
 )
 from accrual.billing.marketplaces.aws import AwsListing, AwsMarketplace
+from accrual.billing.marketplaces.azure import AzureListing, AzureMarketplace
 from accrual.billing.marketplaces.huawei import HuaweiListing, HuaweiMarketplace
 from accrual.billing.payments.sandbox import SandboxGateway, in_process_sender
 from accrual.billing.wiring import BillingCenter
@@ -79,6 +80,11 @@ AWS_FULFILLMENT_PATH = "/billing/v1/marketplaces/aws/fulfillment"
 AWS_NOTIFICATIONS_PATH = "/billing/v1/marketplaces/aws/notifications"
 # Where Alibaba Cloud Marketplace sends its SPI calls (createInstance, …, verify).
 ALIYUN_SPI_PATH = SPI_PATH
+
+
+# Where Azure sends the buyer's browser (the offer's landing page) and its webhook calls.
+AZURE_LANDING_PATH = "/billing/v1/marketplaces/azure/landing"
+AZURE_WEBHOOK_PATH = "/billing/v1/marketplaces/azure/webhook"
 
 
 def _copy(messages: Sequence[Envelope]) -> list[Envelope]:
@@ -181,6 +187,8 @@ class Scheduler:
                    self._job("instrument expiry")),
                   ("marketplace reporter", rt.billing.marketplace_reporter.run,
                    rt.billing.marketplace_reporter.job),
+                  ("marketplace reconciliation", rt.billing.marketplace_reconciliation.run,
+                   rt.billing.marketplace_reconciliation.job),
                   ("billing mails", rt.billing.mails.send_due, rt.billing.mails.job)]
         for name, step, job in steps:
             try:
@@ -254,7 +262,8 @@ class Runtime:
 
     def billing_jobs(self) -> list[Job]:
         jobs = [self.billing.inbox.job, self.billing.arrears.job, self.billing.mails.job,
-                self.billing.marketplace_reporter.job]
+                self.billing.marketplace_reporter.job,
+                self.billing.marketplace_reconciliation.job]
         if self.billing.relay is not None:
             jobs.append(self.billing.relay.job)
         return jobs
@@ -369,7 +378,7 @@ def build(settings: Settings, *, clock: Clock | None = None,
                             f"{settings.base_url()}{ALIYUN_SPI_PATH}",
                             settings.resolve_aliyun_spi_key(), billing=settings.aliyun_billing)
     if settings.azure_marketplace == "sandbox":
-        runtime.azure_sandbox = AzureSandbox(clock, settings.base_url())
+        runtime.azure_sandbox = _azure_sandbox(settings, clock, billing.marketplaces)
     runtime.scheduler = Scheduler(runtime, settings.scheduler_interval_seconds)
     runtime.app = create_app(runtime)
     return runtime
@@ -381,6 +390,11 @@ def _marketplaces(settings: Settings, clock: Clock) -> list[Marketplace]:
     adapters: list[Marketplace] = []
     if settings.aws_marketplace != "off":
         adapters.append(_aws_marketplace(settings, clock))
+    # --- Azure (USD centers only) -------------------------------------------------------
+    azure = _azure_marketplace(settings, clock)
+    if azure is not None:
+        adapters.append(azure)
+    # --- end Azure ----------------------------------------------------------------------
     # --- Huawei KooGallery -------------------------------------------------------------
     if settings.huawei_marketplace != "off":
         adapters.append(_huawei_marketplace(settings, clock))
@@ -468,6 +482,56 @@ def _aliyun_marketplace(settings: Settings, clock: Clock) -> list[Marketplace]:
         access_key_secret=secret, spi_key=settings.resolve_aliyun_spi_key(),
         endpoint=endpoint, protocol=protocol, billing=settings.aliyun_billing,
         public_url=settings.base_url()), clock)]
+
+
+# --- Azure Marketplace -------------------------------------------------------------
+
+def _azure_marketplace(settings: Settings, clock: Clock) -> AzureMarketplace | None:
+    """The Azure adapter, in a USD center only (decisions.md 14); in another currency the
+    setting has no effect (logged once, at start)."""
+    if settings.azure_marketplace == "off":
+        return None
+    if settings.currency != "USD":
+        log.info("azure_marketplace=%s has no effect: Azure settles USD billing centers "
+                 "only, this one is %s", settings.azure_marketplace, settings.currency)
+        return None
+    if settings.azure_marketplace == "sandbox":
+        api_url = f"{settings.base_url()}/sandbox/azure"
+        login_url = f"{api_url}/login"
+    else:
+        if not settings.azure_client_secret:
+            # A generated secret can only be the emulator's: Entra would refuse every call.
+            raise ValueError("azure_marketplace=azure needs ACCRUAL_AZURE_CLIENT_SECRET (and "
+                             "the offer's ACCRUAL_AZURE_TENANT_ID and ACCRUAL_AZURE_CLIENT_ID)")
+        api_url = settings.azure_api_url or "https://marketplaceapi.microsoft.com"
+        login_url = settings.azure_login_url or "https://login.microsoftonline.com"
+    return AzureMarketplace(AzureListing(
+        tenant_id=settings.azure_tenant_id, client_id=settings.azure_client_id,
+        client_secret=settings.resolve_azure_client_secret(), offer_id=settings.azure_offer_id,
+        publisher_id=settings.azure_publisher_id, api_url=api_url.rstrip("/"),
+        login_url=login_url.rstrip("/"), dimension=settings.azure_dimension), clock)
+
+
+def _azure_sandbox(settings: Settings, clock: Clock, marketplaces: Marketplaces) -> AzureSandbox:
+    """The emulator; when this center settles through it, with the publisher's app and
+    the offer as the publisher enters them in Partner Center (landing page and webhook
+    here)."""
+    sandbox = AzureSandbox(clock, settings.base_url())
+    if "azure" in marketplaces:
+        sandbox.register_app(tenant_id=settings.azure_tenant_id,
+                             client_id=settings.azure_client_id,
+                             client_secret=settings.resolve_azure_client_secret())
+        sandbox.create_offer(
+            settings.azure_offer_id,
+            [{"plan_id": plan, "dimensions": [settings.azure_dimension]}
+             for plan in settings.azure_plans()],
+            publisher_id=settings.azure_publisher_id or "accrual",
+            app_id=settings.azure_client_id,
+            landing_url=f"{settings.base_url()}{AZURE_LANDING_PATH}",
+            webhook_url=f"{settings.base_url()}{AZURE_WEBHOOK_PATH}")
+    return sandbox
+
+# --- end Azure Marketplace ---
 
 
 def _payment_gateway(settings: Settings, clock: Clock) -> SandboxGateway | None:

@@ -95,8 +95,26 @@ class Settings(BaseSettings):
     aliyun_spi_key: str | None = None  # the seller console's ISV key; sandbox: generated
     aliyun_endpoint: str | None = None  # "aliyun": the site's OpenAPI host when unset
     aliyun_billing: Literal["hourly", "daily"] = "hourly"  # the listing's billing period
-    # Azure Marketplace: "sandbox" mounts its emulator under /sandbox/azure; "off" has none.
-    azure_marketplace: Literal["sandbox", "off"] = "sandbox"
+    # Azure Marketplace (decisions.md 14: a USD center only; in another currency no adapter
+    # is configured): "sandbox" mounts its emulator under /sandbox/azure and settles
+    # through it (its offer created at start, landing page and webhook pointing here);
+    # "azure" through Microsoft's endpoints; "off": no Azure settlement, no emulator.
+    azure_marketplace: Literal["sandbox", "azure", "off"] = "sandbox"
+    # The publisher's Entra app entered on the offer ("sandbox": registered in the emulator;
+    # its secret is generated and kept under the data dir when unset).
+    azure_tenant_id: str = Field("72f988bf-86f1-41af-91ab-2d7cd011db47",
+                                 pattern=r"^[0-9a-fA-F-]{36}$")
+    azure_client_id: str = Field("9b0c4a1e-2f3d-4c5b-8a6e-7f8091a2b3c4",
+                                 pattern=r"^[0-9a-fA-F-]{36}$")
+    azure_client_secret: str | None = None
+    azure_offer_id: str = Field("accrual-saas", pattern=r"^[A-Za-z0-9][-A-Za-z0-9_.]{0,49}$")
+    azure_publisher_id: str | None = None  # checked on webhook calls when set
+    # The offer's plans, comma separated, the first the default ("sandbox": the plans its
+    # offer is created with); each meters the money dimension.
+    azure_plan_ids: str = Field("payg,pro", pattern=r"^[-A-Za-z0-9_.]{1,50}(,[-A-Za-z0-9_.]{1,50})*$")
+    azure_dimension: str = Field("usage_minor", min_length=1, max_length=255)
+    azure_login_url: str | None = None  # "azure": https://login.microsoftonline.com when unset
+    azure_api_url: str | None = None  # "azure": https://marketplaceapi.microsoft.com when unset
 
     def mailer(self) -> Mailer:
         if not self.smtp_host:
@@ -151,6 +169,22 @@ class Settings(BaseSettings):
         path.write_text(key + "\n")
         path.chmod(0o600)
         return key
+
+    def azure_plans(self) -> list[str]:
+        return list(dict.fromkeys(self.azure_plan_ids.split(",")))
+
+    def resolve_azure_client_secret(self) -> str:
+        """The Entra app's secret; in sandbox mode generated once (kept under the data dir)."""
+        if self.azure_client_secret:
+            return self.azure_client_secret
+        path = self.data_dir / "azure_client_secret"
+        if path.exists():
+            return path.read_text().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        secret = secrets.token_urlsafe(32)
+        path.write_text(secret + "\n")
+        path.chmod(0o600)
+        return secret
 
     def resolve_payment_secret(self) -> str:
         """The secret that gateway notifies are signed with (kept under the data dir)."""

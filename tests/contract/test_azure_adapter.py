@@ -127,7 +127,9 @@ def test_activation_is_idempotent_and_entitlement_follows_the_state(
         az: Az, azure: AzureMarketplace) -> None:
     bought = az.purchase("seats", quantity=3)
     buyer = azure.resolve_buyer(bought["token"])
-    assert not azure.entitlement(buyer).active  # PendingFulfillmentStart: not billed yet
+    # PendingFulfillmentStart: in force (the buyer lands with it), not billed yet.
+    waiting = azure.entitlement(buyer)
+    assert waiting.active and waiting.dimensions == ()
     with pytest.raises(Refused) as wrong_plan:
         azure.activate(buyer.account_id, "gold")
     assert wrong_plan.value.code == "activation_refused"
@@ -138,6 +140,7 @@ def test_activation_is_idempotent_and_entitlement_follows_the_state(
         azure.activate(buyer.account_id, "seats", 4)
     entitled = azure.entitlement(buyer)
     assert entitled.active and entitled.expires_at is None  # auto-renewing
+    assert entitled.dimensions == (azure.dimension,)
     az.ctl("POST", f"/control/subscriptions/{buyer.account_id}/suspend")
     assert not azure.entitlement(buyer).active
     az.ctl("POST", f"/control/subscriptions/{buyer.account_id}/unsubscribe")

@@ -18,6 +18,7 @@ from accrual.billing.services.account_profile import AccountProfiles
 from accrual.billing.services.accounts import BillingAccounts
 from accrual.billing.services.activated_workspaces import ActivatedWorkspaces
 from accrual.billing.services.arrears import Arrears
+from accrual.billing.services.azure_fulfillment import AzureFulfillment
 from accrual.billing.services.binding_codes import BindingCodes
 from accrual.billing.services.certification import Certifications
 from accrual.billing.services.huawei_activities import HuaweiActivities
@@ -28,6 +29,7 @@ from accrual.billing.services.invoices import Invoices
 from accrual.billing.services.mail_outbox import MailOutbox
 from accrual.billing.services.marketplace_activation import MarketplaceActivations
 from accrual.billing.services.marketplace_lifecycle import MarketplaceLifecycle
+from accrual.billing.services.marketplace_reconciliation import MarketplaceReconciliation
 from accrual.billing.services.marketplace_reporter import MarketplaceReporter
 from accrual.billing.services.methods import SettlementMethods
 from accrual.billing.services.movements import Movements
@@ -75,6 +77,11 @@ class BillingCenter:
                                                   self.methods, self.marketplaces)
         self.lifecycle = MarketplaceLifecycle(engine, config, clock, self.accounts,
                                               self.marketplaces)
+        # Azure: the landing page, Activate before an activation is taken, the webhook.
+        self.azure = AzureFulfillment(engine, clock, self.marketplaces, self.activations,
+                                      self.lifecycle)
+        if "azure" in self.marketplaces:
+            self.accounts.before_take = self.azure.start
         # Huawei KooGallery's activities; their nonces are kept in this database.
         self.huawei_activities = HuaweiActivities(engine, clock, self.marketplaces,
                                                   self.activations, self.lifecycle,
@@ -90,6 +97,9 @@ class BillingCenter:
         # Reports what cloud-settled days leave to the marketplaces (decisions.md 23).
         self.marketplace_reporter = MarketplaceReporter(engine, config, clock,
                                                         self.marketplaces, self.movements)
+        # Charges of unknown outcome settled by what the vendor holds (Azure usageEvents).
+        self.marketplace_reconciliation = MarketplaceReconciliation(
+            engine, clock, self.marketplaces, self.movements)
         self.relay: Relay | None = None
         self.consoles: dict[str, ConsolePort] = {}
 

@@ -11,6 +11,7 @@ from accrual.billing.api import (
     invoices,
     jobs,
     marketplace_aliyun,
+    marketplace_azure,
     marketplace_huawei,
     marketplace_reporter,
     marketplaces,
@@ -29,6 +30,7 @@ routers.append(methods.router)
 routers.append(jobs.router)
 routers.append(marketplace_reporter.router)
 routers.append(marketplaces.router)
+routers.append(marketplace_azure.router)
 routers.append(marketplace_huawei.router)
 routers.append(marketplace_aliyun.router)
 

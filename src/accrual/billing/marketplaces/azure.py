@@ -12,8 +12,9 @@ five minutes before it expires, by the injected clock.
 * :meth:`AzureMarketplace.resolve_buyer` is Resolve (the landing page's token).
 * :meth:`AzureMarketplace.activate` is Activate, answered the same however often it is
   repeated: a second call finds the subscription active on that plan and succeeds.
-* :meth:`AzureMarketplace.entitlement` is Get subscription: active only while
-  Subscribed (the only state the marketplace takes usage in).
+* :meth:`AzureMarketplace.entitlement` is Get subscription: active while waiting for
+  its Activate or Subscribed; its dimensions only once Subscribed (the only state the
+  marketplace takes usage in).
 * :meth:`AzureMarketplace.report` is one ``batchUsageEvent`` call (≤ 25 events).
 * :meth:`AzureMarketplace.reconcile` is ``GET usageEvents``.
 * :func:`AzureMarketplace.verify_webhook` checks a webhook call's bearer JWT against the
@@ -312,7 +313,9 @@ class AzureMarketplace:
         sub = self.subscription(buyer.account_id)
         if sub is None:
             return Entitlement(active=False, expires_at=None)
-        return Entitlement(active=sub.status == "Subscribed",
+        # A purchase waiting for its Activate is in force: the buyer lands with it and
+        # activating it is ours to do. Usage is taken only once Subscribed (dimensions).
+        return Entitlement(active=sub.status in ("PendingFulfillmentStart", "Subscribed"),
                            expires_at=None if sub.auto_renew else sub.term_end,
                            dimensions=(self.dimension,) if sub.status == "Subscribed" else ())
 

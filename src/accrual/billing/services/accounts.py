@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -99,11 +100,19 @@ class PaidWorkspace:
     bound_since: date  # the binding's effective day
 
 
+def _nothing(_activation_id: str) -> None:
+    return None
+
+
 class BillingAccounts:
     def __init__(self, engine: Engine, config: BillingConfig, clock: Clock) -> None:
         self.engine = engine
         self.config = config
         self.clock = clock
+        # Called with a registration's activation id before the registration reserves
+        # it, outside any transaction: a vendor whose billing starts when the seller says
+        # so (Azure's Activate) is told here; raising refuses the registration.
+        self.before_take: Callable[[str], None] = _nothing
 
     def today(self) -> date:
         return site_day(self.clock.now(), self.config.zone)
@@ -117,6 +126,9 @@ class BillingAccounts:
         request_digest = ledger.digest(username, folded(request.email)) \
             if request.activation_id is None \
             else ledger.digest(username, folded(request.email), request.activation_id)
+
+        if request.activation_id is not None:
+            self.before_take(request.activation_id)
 
         def work(conn: Connection) -> RegistrationResult:
             by_key = conn.execute(select(t.accounts).where(

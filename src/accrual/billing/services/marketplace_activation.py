@@ -251,6 +251,8 @@ class MarketplaceActivations:
         repeatable by it. 409 ``cloud_account_taken`` when another account has it,
         ``activation_used`` / ``activation_expired`` as for registration."""
         self.accounts.account(account_id)
+        # The vendor told first, outside the transaction (Azure's Activate).
+        self.accounts.before_take(activation_id)
 
         def work(conn: Connection) -> Activation:
             now = self.clock.now()

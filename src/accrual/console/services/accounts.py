@@ -69,7 +69,8 @@ LANGUAGES = ("en", "zh")
 # (409), not the request's form (422).
 REFUSED_AS_CONFLICT = frozenset({"username_taken", "activation_used", "activation_expired",
                                  "activation_not_claimed", "cloud_account_taken",
-                                 "subscription_ended", "idempotency_conflict"})
+                                 "subscription_ended", "idempotency_conflict",
+                                 "marketplace_refused"})
 MAX_ACTIVATION_ID = 40
 
 
@@ -171,6 +172,7 @@ def _refusal(refusal: PeerRefused) -> Exception:
     """The billing center's refusal as this console's own error."""
     kind = NotFound if refusal.code == "activation_not_found" \
         else Forbidden if refusal.code == "activation_not_yours" \
+        else Unavailable if refusal.code == "marketplace_unavailable" \
         else Conflict if refusal.code in REFUSED_AS_CONFLICT else Invalid
     return kind(refusal.code, refusal.message)
 
