@@ -30,11 +30,12 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from sqlalchemy import select
 
-from accrual.app import Runtime, _marketplaces
+from accrual.app import Runtime
 from accrual.billing.adapters import tables
 from accrual.billing.domain.marketplace import Buyer, ReportResult, UsageReport
 from accrual.billing.marketplaces.azure import AzureMarketplace
 from accrual.clock import ManualClock
+from accrual.marketplace_setup import adapters
 from accrual.settings import Settings
 from tests.conftest import make_runtime
 from tests.helpers import OPERATOR, bearer
@@ -561,8 +562,8 @@ def test_azure_itself_needs_the_apps_secret_and_takes_microsofts_endpoints(
     settings = Settings(data_dir=tmp_path, admin_token="op", currency="USD",
                         azure_marketplace="azure")
     with pytest.raises(ValueError, match="ACCRUAL_AZURE_CLIENT_SECRET"):
-        _marketplaces(settings, clock)
-    chosen = _marketplaces(settings.model_copy(update={"azure_client_secret": "s3cret"}),
+        adapters(settings, clock)
+    chosen = adapters(settings.model_copy(update={"azure_client_secret": "s3cret"}),
                            clock)
     [azure] = [m for m in chosen if isinstance(m, AzureMarketplace)]
     assert (azure.listing.api_url, azure.listing.login_url, azure.listing.client_secret) \
@@ -570,5 +571,5 @@ def test_azure_itself_needs_the_apps_secret_and_takes_microsofts_endpoints(
             "s3cret")
     azure.close()
     # In another currency the setting does nothing: no adapter.
-    assert not [m for m in _marketplaces(settings.model_copy(update={"currency": "CNY"}), clock)
+    assert not [m for m in adapters(settings.model_copy(update={"currency": "CNY"}), clock)
                 if m.vendor == "azure"]
