@@ -338,3 +338,14 @@ def test_a_charge_only_ever_refused_before_receipt_is_carried_at_its_deadline(
     assert (first.status, second.status, second.quantity) == ("refused", "accepted", 3)
     assert carry(runtime, cloud_id) == 0
     assert sum(aliyun.pushes.values()) == 1
+
+
+def test_a_charge_id_past_the_column_or_not_plain_digits_is_422(operator: TestClient) -> None:
+    # The ids are 32-bit (PostgreSQL's integer): a larger one is refused before any query.
+    for charge_id in (2**31, 4611686018427387903, "+1", "1e3"):
+        answer = operator.post(f"/billing/v1/admin/marketplaces/charges/{charge_id}/resolution",
+                               json={"billed": False})
+        assert answer.status_code == 422, (charge_id, answer.text)
+    missing = operator.post("/billing/v1/admin/marketplaces/charges/2147483647/resolution",
+                            json={"billed": False})
+    assert missing.status_code == 404, missing.text

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from accrual.billing.api.deps import CenterDep, billing_router, require_operator
 from accrual.billing.services.marketplace_reporter import CHARGES_LIMIT, Backlog, ChargeView
-from accrual.infra.http import error_responses
+from accrual.infra.http import Whole, error_responses
 from accrual.money import format_minor
 
 router = billing_router()
@@ -127,7 +127,7 @@ class ResolutionIn(BaseModel):
 @router.post("/admin/marketplaces/charges/{charge_id}/resolution", response_model=ChargeOut,
              tags=["billing: operator"], dependencies=[Depends(require_operator)],
              responses=error_responses(401, 404, 409, 422))
-def resolve_charge(charge_id: Annotated[int, Path(ge=1, le=2**62, examples=[41])],
+def resolve_charge(charge_id: Annotated[Whole, Path(ge=1, le=2**31 - 1, examples=[41])],
                    body: ResolutionIn, center: CenterDep) -> dict[str, Any]:
     """Resolve a charge held as `unknown` (sent to a vendor that keeps every push, with no
     answer proving whether it was kept: a timeout, a reset after sending, a 5xx, a
