@@ -145,14 +145,7 @@ class Settings(BaseSettings):
         """The operator token, and whether it was generated (kept under the data dir)."""
         if self.admin_token:
             return self.admin_token, False
-        path = self.data_dir / "admin_token"
-        if path.exists():
-            return path.read_text().strip(), True
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        token = "op_" + secrets.token_urlsafe(24)
-        path.write_text(token + "\n")
-        path.chmod(0o600)
-        return token, True
+        return self._kept_secret("admin_token", "op_", 24), True
 
     def resolve_aliyun_spi_key(self) -> str:
         """The ISV key SPI calls are signed with; in sandbox mode generated once (kept
@@ -161,14 +154,7 @@ class Settings(BaseSettings):
             return self.aliyun_spi_key
         if self.aliyun_marketplace == "aliyun":
             raise ValueError("ACCRUAL_ALIYUN_SPI_KEY is required with aliyun_marketplace=aliyun")
-        path = self.data_dir / "aliyun_spi_key"
-        if path.exists():
-            return path.read_text().strip()
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        key = secrets.token_urlsafe(24)
-        path.write_text(key + "\n")
-        path.chmod(0o600)
-        return key
+        return self._kept_secret("aliyun_spi_key", "", 24)
 
     def azure_plans(self) -> list[str]:
         return list(dict.fromkeys(self.azure_plan_ids.split(",")))
@@ -177,24 +163,22 @@ class Settings(BaseSettings):
         """The Entra app's secret; in sandbox mode generated once (kept under the data dir)."""
         if self.azure_client_secret:
             return self.azure_client_secret
-        path = self.data_dir / "azure_client_secret"
-        if path.exists():
-            return path.read_text().strip()
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        secret = secrets.token_urlsafe(32)
-        path.write_text(secret + "\n")
-        path.chmod(0o600)
-        return secret
+        return self._kept_secret("azure_client_secret", "", 32)
 
     def resolve_payment_secret(self) -> str:
         """The secret that gateway notifies are signed with (kept under the data dir)."""
         if self.payment_secret:
             return self.payment_secret
-        path = self.data_dir / "payment_secret"
+        return self._kept_secret("payment_secret", "whsec_", 32)
+
+    def _kept_secret(self, name: str, prefix: str, size: int) -> str:
+        """The secret kept in the data dir under ``name``, made on first use (readable by
+        the owner only), so a restart keeps it."""
+        path = self.data_dir / name
         if path.exists():
             return path.read_text().strip()
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        secret = "whsec_" + secrets.token_urlsafe(32)
+        secret = prefix + secrets.token_urlsafe(size)
         path.write_text(secret + "\n")
         path.chmod(0o600)
         return secret

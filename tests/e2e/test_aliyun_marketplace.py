@@ -33,9 +33,10 @@ from accrual.billing.domain.marketplace import ReportResult, UsageReport
 from accrual.billing.marketplaces.aliyun import AliyunMarketplace
 from accrual.clock import ManualClock
 from tests.conftest import BACKEND, SHANGHAI, START, make_runtime
+from tests.e2e.marketplace_support import backlog, charges, ok, served
 from tests.helpers import OPERATOR, bearer
 from tests.reliability.support import record
-from tests.sandbox_server import free_port, serve
+from tests.sandbox_server import free_port
 from tests.smtp import Inbox, smtp_server
 
 __all__ = ["smtp_server"]
@@ -56,20 +57,14 @@ class Killed(BaseException):
 
 
 @contextlib.contextmanager
-def served(tmp_path: Path, pg: tuple[str, str] | None, clock: ManualClock, smtp_port: int,
+def center(tmp_path: Path, pg: tuple[str, str] | None, clock: ManualClock, smtp_port: int,
            currency: str, billing: str = "hourly") -> Iterator[tuple[Runtime, httpx.Client]]:
     port = free_port()
     runtime = make_runtime(tmp_path, pg, clock, public_url=f"http://127.0.0.1:{port}",
                            smtp_host="127.0.0.1", smtp_port=smtp_port, aliyun_billing=billing,
                            **CENTERS[currency])
-    runtime.billing.marketplace_reporter.random = lambda: 1.0  # the longest jittered delay
-    try:
-        with serve(runtime.app, port=port) as base, \
-                httpx.Client(base_url=base, timeout=30) as http:
-            yield runtime, http
-    finally:
-        runtime.console.engine.dispose()
-        runtime.billing.engine.dispose()
+    with served(runtime, port) as http:
+        yield runtime, http
 
 
 @pytest.fixture
@@ -77,13 +72,9 @@ def live(tmp_path: Path, pg_databases: tuple[str, str] | None, clock: ManualCloc
          smtp_server: tuple[Inbox, int]) -> Iterator[tuple[Runtime, httpx.Client, Inbox]]:
     """A CNY center (Alibaba's China site) served on a real port it knows in advance."""
     inbox, smtp_port = smtp_server
-    with served(tmp_path, pg_databases, clock, smtp_port, "CNY") as (runtime, http):
+    with center(tmp_path, pg_databases, clock, smtp_port, "CNY") as (runtime, http):
         yield runtime, http, inbox
 
-
-def ok(response: httpx.Response, status: int = 200) -> Any:
-    assert response.status_code == status, response.text
-    return response.json()
 
 
 def buy_and_register(http: httpx.Client, name: str, control: str = CONTROL["CNY"]
@@ -123,14 +114,6 @@ def send(http: httpx.Client, buyer: dict[str, Any], record_id: str, millions: in
         "records": [logs(buyer["workspace_id"], record_id, millions, day, offset)]})
 
 
-def charges(http: httpx.Client) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = ok(http.get("/billing/v1/admin/marketplaces/charges",
-                                              headers=OPERATOR))
-    return sorted(found, key=lambda c: c["id"])
-
-
-def backlog(http: httpx.Client) -> dict[str, Any]:
-    return ok(http.get("/billing/v1/admin/marketplaces/reporter", headers=OPERATOR))
 
 
 def usage(http: httpx.Client, control: str = CONTROL["CNY"]) -> dict[str, Any]:
@@ -171,7 +154,7 @@ def test_a_buyer_from_purchase_to_a_charge_pushed_once_through_the_sdk(
     control = CONTROL[currency]
     offset = "+08:00" if currency == "CNY" else "+00:00"
     period = timedelta(hours=1) if billing == "hourly" else timedelta(days=1)
-    with served(tmp_path, pg_databases, clock, smtp_server[1], currency,
+    with center(tmp_path, pg_databases, clock, smtp_server[1], currency,
                 billing) as (runtime, http):
         clock.set(START)
         adapter = runtime.billing.marketplaces.get("aliyun")

@@ -30,8 +30,9 @@ from accrual.app import Runtime
 from accrual.billing.domain.marketplace import ReportResult, UsageReport
 from accrual.clock import ManualClock
 from tests.conftest import SHANGHAI, START, make_runtime
+from tests.e2e.marketplace_support import backlog, charges, ok, served
 from tests.helpers import OPERATOR, bearer
-from tests.sandbox_server import free_port, serve
+from tests.sandbox_server import free_port
 
 PASSWORD = "correct horse battery"
 PRODUCT = "accrual-saas"
@@ -45,21 +46,9 @@ def live(tmp_path: Path, pg_databases: tuple[str, str] | None,
     call it back there)."""
     port = free_port()
     runtime = make_runtime(tmp_path, pg_databases, clock, public_url=f"http://127.0.0.1:{port}")
-    runtime.billing.marketplace_reporter.random = lambda: 1.0  # the longest jittered delay
-    try:
-        with serve(runtime.app, port=port) as base, \
-                httpx.Client(base_url=base, timeout=30) as http:
-            yield runtime, http
-    finally:
-        for adapter in runtime.billing.marketplaces.by_vendor.values():
-            getattr(adapter, "close", lambda: None)()
-        runtime.console.engine.dispose()
-        runtime.billing.engine.dispose()
+    with served(runtime, port) as http:
+        yield runtime, http
 
-
-def ok(response: httpx.Response, status: int = 200) -> Any:
-    assert response.status_code == status, response.text
-    return response.json()
 
 
 def subscribe_and_register(http: httpx.Client, name: str) -> dict[str, Any]:
@@ -98,14 +87,6 @@ def records(http: httpx.Client) -> list[dict[str, Any]]:
     return ok(http.get(f"{CONTROL}/records"))["records"]
 
 
-def charges(http: httpx.Client) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = ok(http.get("/billing/v1/admin/marketplaces/charges",
-                                              headers=OPERATOR))
-    return sorted(found, key=lambda c: c["id"])
-
-
-def backlog(http: httpx.Client) -> dict[str, Any]:
-    return ok(http.get("/billing/v1/admin/marketplaces/reporter", headers=OPERATOR))
 
 
 def overview(http: httpx.Client, buyer: dict[str, Any]) -> dict[str, Any]:

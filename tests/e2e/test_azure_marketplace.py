@@ -38,6 +38,7 @@ from accrual.clock import ManualClock
 from accrual.marketplace_setup import adapters
 from accrual.settings import Settings
 from tests.conftest import make_runtime
+from tests.e2e.marketplace_support import backlog, charges, ok, served
 from tests.helpers import OPERATOR, bearer
 from tests.sandbox_server import free_port, serve
 from tests.smtp import Inbox
@@ -65,21 +66,9 @@ def live(tmp_path: Path, pg_databases: tuple[str, str] | None, clock: ManualCloc
     port = free_port()
     runtime = _usd(tmp_path, pg_databases, clock, port, smtp_host="127.0.0.1",
                    smtp_port=smtp_port)
-    runtime.billing.marketplace_reporter.random = lambda: 1.0  # the longest jittered delay
-    try:
-        with serve(runtime.app, port=port) as base, \
-                httpx.Client(base_url=base, timeout=30) as http:
-            yield runtime, http, inbox
-    finally:
-        for adapter in runtime.billing.marketplaces.by_vendor.values():
-            getattr(adapter, "close", lambda: None)()
-        runtime.console.engine.dispose()
-        runtime.billing.engine.dispose()
+    with served(runtime, port) as http:
+        yield runtime, http, inbox
 
-
-def ok(response: httpx.Response, status: int = 200) -> Any:
-    assert response.status_code == status, response.text
-    return response.json()
 
 
 def purchase(http: httpx.Client, plan: str = "payg") -> dict[str, Any]:
@@ -135,14 +124,6 @@ def usage(http: httpx.Client) -> dict[str, Any]:
     return dict(ok(http.get(f"{CONTROL}/usage")))
 
 
-def charges(http: httpx.Client) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = ok(http.get("/billing/v1/admin/marketplaces/charges",
-                                              headers=OPERATOR))
-    return sorted(found, key=lambda c: c["id"])
-
-
-def backlog(http: httpx.Client) -> dict[str, Any]:
-    return dict(ok(http.get("/billing/v1/admin/marketplaces/reporter", headers=OPERATOR)))
 
 
 def webhooks(http: httpx.Client, action: str) -> list[dict[str, Any]]:
