@@ -48,8 +48,23 @@ class Crash(Exception):
     """What the fake raises to stand for a process dying after the vendor took the call."""
 
 
+class ReportsOnly:
+    """A vendor fake for the reporter, which only reports: the other calls of the seam
+    are never made here."""
+
+    def resolve_buyer(self, token: str) -> Buyer:
+        raise NotImplementedError
+
+    def entitlement(self, buyer: Buyer) -> Entitlement:
+        raise NotImplementedError
+
+    def verify_notification(self, headers: Mapping[str, str], body: bytes,
+                            now: datetime) -> Notification:
+        raise NotImplementedError
+
+
 @dataclass
-class FakeVendor:
+class FakeVendor(ReportsOnly):
     vendor: str = "aws"
     dimension: str = "usage"
     unit_minor: int = UNIT
@@ -63,16 +78,6 @@ class FakeVendor:
     calls: list[list[UsageReport]] = field(default_factory=list)
     records: dict[tuple[str, str, datetime], tuple[int, str]] = field(default_factory=dict)
     taken: int = 0  # records created (a duplicate bill would be one too many)
-
-    def resolve_buyer(self, token: str) -> Buyer:
-        raise NotImplementedError
-
-    def entitlement(self, buyer: Buyer) -> Entitlement:
-        raise NotImplementedError
-
-    def verify_notification(self, headers: Mapping[str, str], body: bytes,
-                            now: datetime) -> Notification:
-        raise NotImplementedError
 
     def report(self, reports: Sequence[UsageReport]) -> list[ReportResult]:
         assert 0 < len(reports) <= self.limits.batch_size

@@ -11,7 +11,7 @@ nothing, so that only the operator's resolution tells.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,9 +21,6 @@ from fastapi.testclient import TestClient
 
 from accrual.app import Runtime, create_app
 from accrual.billing.domain.marketplace import (
-    Buyer,
-    Entitlement,
-    Notification,
     ReportLimits,
     ReportResult,
     ReportStatus,
@@ -40,6 +37,7 @@ from tests.conftest import BACKEND
 from tests.helpers import bearer
 from tests.integration.test_marketplace_reporter import (
     UNIT,
+    ReportsOnly,
     carry,
     charges,
     cloud_tenant,
@@ -65,7 +63,7 @@ class Killed(BaseException):
 
 
 @dataclass
-class KeepingVendor:
+class KeepingVendor(ReportsOnly):
     vendor: str = "aliyun"
     dimension: str = "usage_minor"
     unit_minor: int = UNIT
@@ -78,16 +76,6 @@ class KeepingVendor:
     script: list[str] = field(default_factory=list)
     calls: list[list[UsageReport]] = field(default_factory=list)
     pushes: Counter[tuple[str, datetime]] = field(default_factory=Counter)
-
-    def resolve_buyer(self, token: str) -> Buyer:
-        raise NotImplementedError
-
-    def entitlement(self, buyer: Buyer) -> Entitlement:
-        raise NotImplementedError
-
-    def verify_notification(self, headers: Mapping[str, str], body: bytes,
-                            now: datetime) -> Notification:
-        raise NotImplementedError
 
     def report(self, reports: Sequence[UsageReport]) -> list[ReportResult]:
         step = self.script.pop(0) if self.script else "ok"
