@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PG_URL ?= $(or $(ACCRUAL_TEST_PG_URL),postgresql://postgres@127.0.0.1:5432/postgres)
 
-.PHONY: install run test test-sqlite test-pg lint lint-imports bench bench-quick clean
+.PHONY: install run test test-sqlite test-pg lint lint-imports bench bench-quick clean messages
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -31,7 +31,7 @@ lint: $(STAMP)
 # The functional tests on two workers (each its own SQLite files or PostgreSQL
 # databases); the reliability tests alone afterwards, so that their figures (ops/s,
 # latencies) are not measured against the rest of the suite.
-FUNCTIONAL := tests/unit tests/integration tests/e2e tests/contract
+FUNCTIONAL := tests/unit tests/integration tests/e2e tests/contract tests/browser
 WORKERS ?= 2
 
 test-sqlite: $(STAMP)
@@ -54,6 +54,19 @@ test-pg: $(STAMP)
 test: $(STAMP)
 	@status=0; $(MAKE) --no-print-directory lint test-sqlite test-pg || status=$$?; \
 	$(BIN)/python -m tests.reliability.show_report; exit $$status
+
+# The pages' texts: extract each package's into its catalog template and merge them into
+# its catalogs (then translate the new entries in locale/zh/LC_MESSAGES/messages.po).
+PAGE_PACKAGES := src/accrual/web src/accrual/console/pages src/accrual/billing/pages
+messages: $(STAMP)
+	@for pkg in $(PAGE_PACKAGES); do \
+	  [ -d $$pkg ] || continue; \
+	  $(BIN)/pybabel --quiet extract --no-wrap --no-location --sort-output -k N_ --project=Accrual -F babel.cfg \
+	    -o $$pkg/locale/messages.pot $$pkg || exit 1; \
+	  if [ -f $$pkg/locale/zh/LC_MESSAGES/messages.po ]; then \
+	    $(BIN)/pybabel --quiet update --no-wrap --no-fuzzy-matching -i $$pkg/locale/messages.pot -d $$pkg/locale -l zh || exit 1; \
+	  else $(BIN)/pybabel --quiet init --no-wrap -i $$pkg/locale/messages.pot -d $$pkg/locale -l zh || exit 1; fi; \
+	done
 
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py

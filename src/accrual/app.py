@@ -27,6 +27,7 @@ from accrual.billing.payments.sandbox import SandboxGateway, in_process_sender
 from accrual.billing.wiring import BillingCenter
 from accrual.catalog import ITEMS, PriceBook, load_price_book
 from accrual.clock import Clock, SystemClock
+from accrual.console import pages as console_pages
 from accrual.console.api import routers as console_routers
 from accrual.console.api.metering import MAX_BODY_BYTES as USAGE_BODY_LIMIT
 from accrual.console.config import ConsoleConfig
@@ -62,6 +63,9 @@ from accrual.sandbox.aws import AwsSandbox
 from accrual.sandbox.azure import AzureSandbox
 from accrual.sandbox.huawei import HuaweiSandbox
 from accrual.settings import Settings
+from accrual.web import site as web_site
+from accrual.web.rendering import Pages
+from accrual.web.security import CookiePolicy
 
 log = logging.getLogger("accrual")
 
@@ -365,6 +369,12 @@ def create_app(runtime: Runtime) -> FastAPI:
         app.include_router(router)
     for router in billing_routers:
         app.include_router(router)
+    # The pages: the shared ones, then each side's, over the same services.
+    policy = CookiePolicy(secure=runtime.settings.cookie_secure)
+    web_site.install(app, policy)
+    app.state.console_pages = Pages(console_pages.TEMPLATES, policy,
+                                    {"labels": console_pages.LABELS})
+    app.include_router(console_pages.router)
     gateway = runtime.billing.payments.gateway
     if isinstance(gateway, SandboxGateway):
         # The sandbox's pay page; its notifies reach the center in this process.

@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     # Where people and marketplaces reach this server (fulfillment and notification URLs,
     # the sandboxes' links); default http://<host>:<port>.
     public_url: str | None = None
+    # The pages' cookies are Secure (sent over HTTPS only; browsers also accept them on
+    # http://localhost and 127.0.0.1). Off only for a plain-HTTP set-up on another host.
+    cookie_secure: bool = True
     # AWS Marketplace: "sandbox" settles through the emulator mounted under /sandbox/aws
     # (its listing created at start); "aws" through AWS itself; "off": no AWS settlement.
     aws_marketplace: Literal["sandbox", "aws", "off"] = "sandbox"

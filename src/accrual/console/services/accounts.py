@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, exists, func, insert, select
+from sqlalchemy import Connection, Engine, delete, exists, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from accrual.clock import Clock, site_day
@@ -302,6 +302,11 @@ class Accounts:
                 token_hash=token_hash(token), account_id=row.id, created_at=now,
                 expires_at=now + self.config.session_ttl))
         return token
+
+    def logout(self, token: str) -> None:
+        """End a session: its token is refused from now on."""
+        with self.engine.begin() as conn:
+            conn.execute(delete(t.sessions).where(t.sessions.c.token_hash == token_hash(token)))
 
     def account_for_session(self, token: str) -> str | None:
         with self.engine.connect() as conn:

@@ -1,0 +1,73 @@
+"""Signing in and out, and the workspace switcher."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, Request
+from starlette.responses import Response
+
+from accrual.console.pages.access import (
+    SESSION_COOKIE,
+    AccountDep,
+    ConsoleDep,
+    PagesDep,
+    session_token,
+)
+from accrual.contract.errors import ServiceError
+from accrual.web.rendering import PageRoute, field_error, redirect
+from accrual.web.security import check_csrf, local_path
+
+router = APIRouter(prefix="/console", route_class=PageRoute, include_in_schema=False)
+CSRF = [Depends(check_csrf)]
+
+
+@router.get("/signin")
+def sign_in_form(request: Request, pages: PagesDep) -> Response:
+    return pages.render(request, "console/signin.html",
+                        {"next": local_path(request.query_params.get("next"), "/console/"),
+                         "email": "", "error": None})
+
+
+@router.post("/signin", dependencies=CSRF)
+def sign_in(request: Request, console: ConsoleDep, pages: PagesDep,
+            email: Annotated[str, Form(max_length=320)],
+            password: Annotated[str, Form(max_length=1024)],
+            next_path: Annotated[str, Form(alias="next", max_length=2000)] = "/console/"
+            ) -> Response:
+    try:
+        token = console.accounts.login(email, password)
+    except ServiceError as error:
+        return pages.render(request, "console/signin.html",
+                            {"next": local_path(next_path, "/console/"), "email": email,
+                             "error": field_error(error, {"invalid_credentials": "password"})},
+                            status=401 if error.code == "invalid_credentials" else 422)
+    response = redirect(local_path(next_path, "/console/"))
+    pages.policy.set(response, SESSION_COOKIE, token,
+                     int(console.config.session_ttl.total_seconds()))
+    return response
+
+
+@router.post("/signout", dependencies=CSRF)
+def sign_out(request: Request, console: ConsoleDep, pages: PagesDep) -> Response:
+    token = session_token(request)
+    if token:
+        console.accounts.logout(token)
+    response = redirect("/console/signin")
+    pages.policy.clear(response, SESSION_COOKIE)
+    return response
+
+
+@router.get("/")
+def workspaces(request: Request, console: ConsoleDep, pages: PagesDep,
+               account_id: AccountDep) -> Response:
+    """The workspace switcher: every workspace the account belongs to, with its role."""
+    memberships = console.accounts.workspaces_of(account_id)
+    return pages.render(request, "console/workspaces.html", {"memberships": memberships})
+
+
+@router.get("/switch")
+def switch(console: ConsoleDep, account_id: AccountDep, workspace: str = "") -> Response:
+    """The switcher's choice: that workspace's pages when the account belongs to it."""
+    known = {m.workspace.id for m in console.accounts.workspaces_of(account_id)}
+    return redirect(f"/console/workspaces/{workspace}/" if workspace in known else "/console/")
