@@ -45,6 +45,9 @@ from accrual.contract.messages import (
     RegistrationConfirmation,
     RegistrationRequest,
     RegistrationResult,
+    SignInTicket,
+    SignInTicketRequest,
+    WalletOverview,
 )
 from accrual.contract.ports import BillingCenterPort, PeerRefused
 from accrual.infra import openapi
@@ -118,6 +121,18 @@ class InProcessBillingCenter:
     def bind_activated_workspace(self, workspace: ActivatedWorkspace) -> BindingChanged:
         try:
             return self.center.activated_workspaces.bind(workspace.model_copy())
+        except ServiceError as error:
+            raise PeerRefused(error.code, error.message) from None
+
+    def wallet_overview(self, billing_account_id: str) -> WalletOverview:
+        try:
+            return self.center.console_visits.wallet_overview(billing_account_id).model_copy()
+        except ServiceError as error:
+            raise PeerRefused(error.code, error.message) from None
+
+    def sign_in_ticket(self, request: SignInTicketRequest) -> SignInTicket:
+        try:
+            return self.center.console_visits.issue(request.model_copy())
         except ServiceError as error:
             raise PeerRefused(error.code, error.message) from None
 

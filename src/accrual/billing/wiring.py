@@ -21,6 +21,7 @@ from accrual.billing.services.arrears import Arrears
 from accrual.billing.services.azure_fulfillment import AzureFulfillment
 from accrual.billing.services.binding_codes import BindingCodes
 from accrual.billing.services.certification import Certifications
+from accrual.billing.services.console_visits import ConsoleVisits
 from accrual.billing.services.huawei_activities import HuaweiActivities
 from accrual.billing.services.inbox import BillingInbox
 from accrual.billing.services.instruments import Instruments
@@ -66,6 +67,8 @@ class BillingCenter:
         # Every movement that can change arrears posts through here (the rule follows).
         self.movements = Movements(self.arrears)
         self.wallet = Wallet(engine, config, clock, self.accounts, self.movements)
+        # A console's owner jumping in without a password; the overview its pages show.
+        self.console_visits = ConsoleVisits(engine, config, clock, self.accounts, self.wallet)
         # New workspaces made on a console through a claimed marketplace activation.
         self.activated_workspaces = ActivatedWorkspaces(engine, config, clock, self.accounts)
         self.inbox = BillingInbox(engine, config, clock, self.accounts, self.arrears,

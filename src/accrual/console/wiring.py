@@ -37,6 +37,8 @@ class Console:
         self.config = config
         self.clock = clock
         self.book = book
+        # The billing center, for what a person waits on (overview, jump, registration).
+        self.billing = billing
         self.accounts = Accounts(engine, config, clock, billing)
         self.ingestion = Ingestion(engine, config, clock, book)
         self.day_close = DayClose(engine, config, clock, book)

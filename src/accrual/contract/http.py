@@ -18,6 +18,9 @@ from accrual.contract.messages import (
     RegistrationConfirmation,
     RegistrationRequest,
     RegistrationResult,
+    SignInTicket,
+    SignInTicketRequest,
+    WalletOverview,
 )
 from accrual.contract.ports import PeerRefused, PeerUnavailable
 
@@ -87,6 +90,16 @@ class HttpBillingCenter(_HttpPeer):
         response = self._call("POST", "/billing/v1/internal/activated-workspaces",
                               workspace.model_dump(mode="json"))
         return BindingChanged.model_validate(response.json())
+
+
+    def wallet_overview(self, billing_account_id: str) -> WalletOverview:
+        response = self._call("GET", f"/billing/v1/internal/accounts/{billing_account_id}/wallet")
+        return WalletOverview.model_validate(response.json())
+
+    def sign_in_ticket(self, request: SignInTicketRequest) -> SignInTicket:
+        response = self._call("POST", "/billing/v1/internal/sign-in-tickets",
+                              request.model_dump(mode="json"))
+        return SignInTicket.model_validate(response.json())
 
 
 class HttpConsole(_HttpPeer):

@@ -376,3 +376,40 @@ class BindingCodeConfirmation(BaseModel):
     workspace_id: Id32
     username: Username
     code: Annotated[str, AfterValidator(_plain), Field(min_length=1, max_length=32)]
+
+
+# Amounts cross the seam as decimal strings, never as numbers.
+AmountText = Annotated[str, Field(pattern=r"^-?\d{1,16}\.\d{2}$")]
+
+
+class WalletOverview(BaseModel):
+    """Billing → console: what the account bound to a workspace holds and owes, for the
+    console's settlement account overview (shown to a person who is waiting)."""
+
+    billing_account_id: Id32
+    username: Username
+    currency: Short
+    cash: AmountText
+    vouchers: AmountText
+    prepaid_cards: AmountText
+    arrears: AmountText
+
+
+SignInDestination = Literal["overview", "recharge", "workspaces"]
+
+
+class SignInTicketRequest(BaseModel):
+    """Console → billing: a one-time ticket that signs the owner of ``workspace_id`` in to
+    the billing center as the account it is bound to (the password-less jump)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    billing_account_id: Id32
+    workspace_id: Id32
+    destination: SignInDestination = "overview"
+
+
+class SignInTicket(BaseModel):
+    ticket: Annotated[str, Field(min_length=16, max_length=128)]
+    expires_at: datetime
+    path: str = Field(description="Where the browser goes with it: /billing/jump?ticket=…")

@@ -17,6 +17,9 @@ from accrual.contract.messages import (
     RegistrationConfirmation,
     RegistrationRequest,
     RegistrationResult,
+    SignInTicket,
+    SignInTicketRequest,
+    WalletOverview,
 )
 
 
@@ -56,6 +59,16 @@ class BillingCenterPort(Protocol):
 
     def bind_activated_workspace(self, workspace: ActivatedWorkspace) -> BindingChanged:
         """Bind a workspace made after :meth:`check_activation`; repeatable."""
+        ...
+
+    def wallet_overview(self, billing_account_id: str) -> WalletOverview:
+        """What the account holds and owes now; refused ``account_not_found``."""
+        ...
+
+    def sign_in_ticket(self, request: SignInTicketRequest) -> SignInTicket:
+        """A one-time, short-lived ticket into the billing center as the account the
+        workspace is bound to; refused ``workspace_not_bound`` when it is bound elsewhere.
+        The console decides who may ask (the workspace's owner)."""
         ...
 
     def deliver(self, messages: Sequence[Envelope]) -> list[str]:

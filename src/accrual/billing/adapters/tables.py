@@ -55,6 +55,17 @@ sessions = Table(
     Column("expires_at", UtcDateTime(), nullable=False),
 )
 
+# One-time tickets into the billing center from a console (the owner's password-less jump).
+sign_in_tickets = Table(
+    "billing_sign_in_tickets", metadata,
+    Column("ticket_hash", String(64), primary_key=True),
+    Column("account_id", String(32), nullable=False),
+    Column("workspace_id", String(32), nullable=False),
+    Column("destination", String(16), nullable=False),
+    Column("expires_at", UtcDateTime(), nullable=False, index=True),
+    Column("used_at", UtcDateTime()),
+)
+
 workspaces = Table(
     "known_workspaces", metadata,
     Column("workspace_id", String(32), primary_key=True),

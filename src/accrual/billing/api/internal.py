@@ -21,6 +21,9 @@ from accrual.contract.messages import (
     RegistrationConfirmation,
     RegistrationRequest,
     RegistrationResult,
+    SignInTicket,
+    SignInTicketRequest,
+    WalletOverview,
 )
 from accrual.infra.http import error_responses
 
@@ -29,6 +32,7 @@ router = billing_router()
 # A registration key in a path, bounded as the body's (NUL is refused for every path
 # parameter by the router's plain_path_params).
 KeyPath = Annotated[str, Path(min_length=1, max_length=128)]
+AccountPath = Annotated[str, Path(min_length=1, max_length=32)]
 
 
 class InboxIn(BaseModel):
@@ -133,3 +137,21 @@ def internal_bind_activated(body: ActivatedWorkspaceIn, center: CenterDep) -> Bi
     the subscription have ended meanwhile it settles by the billing center. Refused as
     the check is."""
     return center.activated_workspaces.bind(body)
+
+
+@router.get("/internal/accounts/{account_id}/wallet", response_model=WalletOverview,
+            tags=["internal"], dependencies=[Depends(require_operator)],
+            responses=error_responses(401, 404, 422))
+def internal_wallet(account_id: AccountPath, center: CenterDep) -> WalletOverview:
+    """What the account holds and owes, for a console's settlement account overview;
+    404 `account_not_found`."""
+    return center.console_visits.wallet_overview(account_id)
+
+
+@router.post("/internal/sign-in-tickets", response_model=SignInTicket, tags=["internal"],
+             dependencies=[Depends(require_operator)], responses=error_responses(401, 403, 404, 422))
+def internal_sign_in_ticket(body: SignInTicketRequest, center: CenterDep) -> SignInTicket:
+    """A one-time ticket (two minutes) that signs a workspace's owner in to the billing
+    center as the account the workspace is bound to: the browser opens `path`. 403
+    `workspace_not_bound` when the workspace is paid for by another account."""
+    return center.console_visits.issue(body)

@@ -257,13 +257,17 @@ class BillingAccounts:
                                .where(t.accounts.c.username == username)).first()
         if row is None or row.status != "active" or not verify_password(row.password_hash, password):
             raise Unauthorized("invalid_credentials", "username or password is wrong")
+        with self.engine.begin() as conn:
+            return self.open_session_in(conn, str(row.id)), str(row.id)
+
+    def open_session_in(self, conn: Connection, account_id: str) -> str:
+        """A new session of the account (after a password or a one-time ticket)."""
         token = new_token("bs")
         now = self.clock.now()
-        with self.engine.begin() as conn:
-            conn.execute(insert(t.sessions).values(token_hash=token_hash(token), account_id=row.id,
-                                                   created_at=now,
-                                                   expires_at=now + self.config.session_ttl))
-        return token, str(row.id)
+        conn.execute(insert(t.sessions).values(token_hash=token_hash(token), account_id=account_id,
+                                               created_at=now,
+                                               expires_at=now + self.config.session_ttl))
+        return token
 
     def account_for_session(self, token: str) -> str | None:
         with self.engine.connect() as conn:
