@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import text
 
 from accrual import __version__, marketplace_setup
+from accrual.billing import pages as billing_pages
 from accrual.billing.api import routers as billing_routers
 from accrual.billing.api.payments import notify_answer
 from accrual.billing.config import BillingConfig
@@ -386,10 +387,19 @@ def create_app(runtime: Runtime) -> FastAPI:
         app.include_router(router)
     # The pages: the shared ones, then each side's, over the same services.
     policy = CookiePolicy(secure=runtime.settings.cookie_secure)
-    web_site.install(app, policy)
+    web_site.install(app, policy, runtime.console.clock)
     app.state.console_pages = Pages(console_pages.TEMPLATES, policy,
-                                    {"labels": console_pages.LABELS})
-    app.include_router(console_pages.router)
+                                    {"labels": console_pages.LABELS,
+                                     "zone": runtime.console.config.zone.key},
+                                    clock=runtime.console.clock)
+    for router in console_pages.routers:
+        app.include_router(router)
+    app.state.billing_pages = Pages(billing_pages.TEMPLATES, policy,
+                                    {"labels": billing_pages.LABELS,
+                                     "zone": runtime.billing.config.zone.key},
+                                    clock=runtime.billing.clock)
+    for router in billing_pages.routers:
+        app.include_router(router)
     gateway = runtime.billing.payments.gateway
     if isinstance(gateway, SandboxGateway):
         # The sandbox's pay page; its notifies reach the center in this process.

@@ -23,6 +23,7 @@ from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined,
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from accrual.clock import Clock, SystemClock
 from accrual.contract.errors import ServiceError
 from accrual.infra.http import status_for
 from accrual.web import i18n
@@ -71,8 +72,10 @@ class Pages:
     folder beside it (over the shared ones)."""
 
     def __init__(self, templates: Path, policy: CookiePolicy,
-                 shared: Mapping[str, Any] | None = None) -> None:
+                 shared: Mapping[str, Any] | None = None, *,
+                 clock: Clock | None = None) -> None:
         self.policy = policy
+        self.clock = clock or SystemClock()
         self.catalogs = templates.parent / "locale"
         self._envs = {language: self._environment(templates, language, shared or {})
                       for language in i18n.LANGUAGES}
@@ -93,6 +96,9 @@ class Pages:
         env.filters["chart"] = chart_json
         env.globals["language"] = language
         env.globals["languages"] = i18n.LANGUAGE_NAMES
+        env.globals["now"] = self.clock.now  # the injected clock, not the wall clock
+        env.globals["seconds_until"] = lambda moment: max(
+            0, int((moment - self.clock.now()).total_seconds())) if moment else 0
         env.globals.update(shared)  # e.g. the package's labels (codes → texts to translate)
         return env
 

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, FastAPI, Form, Request
 from fastapi.staticfiles import StaticFiles
 from starlette.responses import Response
 
+from accrual.clock import Clock
 from accrual.web import i18n
 from accrual.web.rendering import SHARED_TEMPLATES, PageRoute, Pages, redirect
 from accrual.web.security import (
@@ -21,10 +22,10 @@ from accrual.web.security import (
 STATIC = SHARED_TEMPLATES.parent / "static"
 
 
-def install(app: FastAPI, policy: CookiePolicy) -> Pages:
+def install(app: FastAPI, policy: CookiePolicy, clock: Clock) -> Pages:
     """Mount the static files and the shared pages; returns the shared renderer (also the
     one error pages use)."""
-    pages = Pages(SHARED_TEMPLATES, policy)
+    pages = Pages(SHARED_TEMPLATES, policy, clock=clock)
     app.state.error_pages = pages
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(_router(pages), include_in_schema=False)

@@ -269,6 +269,11 @@ class BillingAccounts:
                                                expires_at=now + self.config.session_ttl))
         return token
 
+    def logout(self, token: str) -> None:
+        """End a session: its token is refused from now on."""
+        with self.engine.begin() as conn:
+            conn.execute(delete(t.sessions).where(t.sessions.c.token_hash == token_hash(token)))
+
     def account_for_session(self, token: str) -> str | None:
         with self.engine.connect() as conn:
             row = conn.execute(select(t.sessions.c.account_id, t.sessions.c.expires_at)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
 from fastapi import Depends, Request
 
+from accrual.console.services.accounts import Membership
 from accrual.console.wiring import Console
+from accrual.contract.errors import NotFound
 from accrual.web.rendering import Pages, SignInRequired
 
 SESSION_COOKIE = "accrual_console"
@@ -41,3 +44,42 @@ def signed_in(request: Request, console: Annotated[Console, Depends(console_of)]
 ConsoleDep = Annotated[Console, Depends(console_of)]
 PagesDep = Annotated[Pages, Depends(pages_of)]
 AccountDep = Annotated[str, Depends(signed_in)]
+
+
+@dataclass(frozen=True)
+class WorkspaceAccess:
+    """A signed-in account looking at one of its workspaces, and what it may do there.
+
+    Pages show only what the account may do; the services refuse the rest anyway."""
+
+    account_id: str
+    membership: Membership
+    memberships: list[Membership]  # for the switcher
+    billing_view: bool  # the Billing module (owner, administrator, a role with billing)
+    alerts_manage: bool  # high-consumption alerts (owner, administrator)
+    owner: bool  # owner-only actions: upgrade, retention, dissolve, the billing center jump
+
+    @property
+    def workspace_id(self) -> str:
+        return self.membership.workspace.id
+
+
+def workspace_access(console: Console, account_id: str, workspace_id: str) -> WorkspaceAccess:
+    """The account's access to the workspace; 404 when it is not a member (another
+    tenant's workspace looks the same as one that does not exist)."""
+    memberships = console.accounts.workspaces_of(account_id)
+    membership = next((m for m in memberships if m.workspace.id == workspace_id), None)
+    if membership is None:
+        raise NotFound("workspace_not_found", f"no workspace {workspace_id} of yours")
+    role = membership.role
+    return WorkspaceAccess(account_id, membership, memberships,
+                           billing_view=role in ("owner", "admin"),
+                           alerts_manage=role in ("owner", "admin"), owner=role == "owner")
+
+
+def _workspace_access(workspace_id: str, account_id: AccountDep,
+                      console: ConsoleDep) -> WorkspaceAccess:
+    return workspace_access(console, account_id, workspace_id)
+
+
+WorkspaceDep = Annotated[WorkspaceAccess, Depends(_workspace_access)]

@@ -1,0 +1,71 @@
+"""Signing in (with the username, or a console owner's one-time ticket) and out."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, Query, Request
+from starlette.responses import Response
+
+from accrual.billing.pages.access import SESSION_COOKIE, CenterDep, PagesDep, session_token
+from accrual.contract.errors import ServiceError
+from accrual.web.rendering import PageRoute, field_error, redirect
+from accrual.web.security import check_csrf, local_path
+
+router = APIRouter(prefix="/billing", route_class=PageRoute, include_in_schema=False)
+CSRF = [Depends(check_csrf)]
+HOME = "/billing/overview"
+# Where a console owner's ticket leads.
+DESTINATIONS = {"overview": HOME, "recharge": "/billing/recharge",
+                "workspaces": "/billing/workspaces"}
+
+
+@router.get("/")
+def home() -> Response:
+    return redirect(HOME)
+
+
+@router.get("/signin")
+def sign_in_form(request: Request, pages: PagesDep) -> Response:
+    return pages.render(request, "billing/signin.html",
+                        {"next": local_path(request.query_params.get("next"), HOME),
+                         "username": "", "error": None})
+
+
+@router.post("/signin", dependencies=CSRF)
+def sign_in(request: Request, center: CenterDep, pages: PagesDep,
+            username: Annotated[str, Form(max_length=320)],
+            password: Annotated[str, Form(max_length=1024)],
+            next_path: Annotated[str, Form(alias="next", max_length=2000)] = HOME) -> Response:
+    try:
+        token, _account_id = center.accounts.login(username, password)
+    except ServiceError as error:
+        return pages.render(request, "billing/signin.html",
+                            {"next": local_path(next_path, HOME), "username": username,
+                             "error": field_error(error, {"invalid_credentials": "password"})},
+                            status=401 if error.code == "invalid_credentials" else 422)
+    response = redirect(local_path(next_path, HOME))
+    pages.policy.set(response, SESSION_COOKIE, token,
+                     int(center.config.session_ttl.total_seconds()))
+    return response
+
+
+@router.get("/jump")
+def jump(center: CenterDep, pages: PagesDep,
+         ticket: Annotated[str, Query(min_length=1, max_length=128)]) -> Response:
+    """A console owner's one-time ticket: a session of the bound account, no password."""
+    token, _account_id, destination = center.console_visits.redeem(ticket)
+    response = redirect(DESTINATIONS.get(destination, HOME))
+    pages.policy.set(response, SESSION_COOKIE, token,
+                     int(center.config.session_ttl.total_seconds()))
+    return response
+
+
+@router.post("/signout", dependencies=CSRF)
+def sign_out(request: Request, center: CenterDep, pages: PagesDep) -> Response:
+    token = session_token(request)
+    if token:
+        center.accounts.logout(token)
+    response = redirect("/billing/signin")
+    pages.policy.clear(response, SESSION_COOKIE)
+    return response

@@ -1,0 +1,77 @@
+"""Page sessions: cookies, CSRF, sign-in and out on both sides, the owner's jump."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from accrual.app import Runtime
+from accrual.contract.messages import SignInTicketRequest
+from tests.helpers import register
+from tests.pages_support import billing_sign_in, browser_client, console_sign_in, error_text, submit
+
+
+def test_cookies_are_secure_httponly_and_samesite(client: TestClient, runtime: Runtime) -> None:
+    register(client)
+    with browser_client(runtime) as browser:
+        home = browser.get("/")
+        assert "Secure" in home.headers["set-cookie"] and "HttpOnly" in home.headers["set-cookie"]
+        signed = submit(browser, "/console/signin", {"email": "ada@example.com",
+                                                     "password": "correct horse battery"})
+        cookie = signed.headers["set-cookie"]
+        assert cookie.startswith("accrual_console=")
+        assert {"Secure", "HttpOnly", "SameSite=lax"} <= {p.strip() for p in cookie.split(";")}
+
+
+def test_a_form_without_the_csrf_token_changes_nothing(client: TestClient, runtime: Runtime) -> None:
+    register(client)
+    with browser_client(runtime) as browser:
+        browser.get("/")
+        missing = browser.post("/console/signin", data={"email": "ada@example.com",
+                                                        "password": "correct horse battery"})
+        assert missing.status_code == 403 and "csrf_failed" in missing.text
+        assert "accrual_console" not in missing.headers.get("set-cookie", "")
+        forged = browser.post("/console/signin", headers={"origin": "https://evil.example"},
+                              data={"csrf_token": browser.cookies["accrual_csrf"],
+                                    "email": "ada@example.com", "password": "correct horse battery"})
+        assert forged.status_code == 403
+
+
+def test_billing_sign_in_shows_the_refusal_beside_the_password_and_sign_out_revokes(
+        client: TestClient, runtime: Runtime) -> None:
+    register(client)
+    with browser_client(runtime) as browser:
+        wrong = submit(browser, "/billing/signin", {"username": "ada", "password": "nope"})
+        assert wrong.status_code == 401 and error_text(wrong) == ["username or password is wrong"]
+        billing_sign_in(browser, "ada")
+        token = browser.cookies["accrual_billing"]
+        assert runtime.billing.accounts.account_for_session(token) is not None
+        assert submit(browser, "/billing/signout").status_code == 303
+        assert runtime.billing.accounts.account_for_session(token) is None
+
+
+def test_the_owners_ticket_opens_the_billing_center_once(client: TestClient, runtime: Runtime) -> None:
+    ada = register(client)
+    ticket = runtime.console.billing.sign_in_ticket(SignInTicketRequest(
+        billing_account_id=ada["billing_account_id"], workspace_id=ada["workspace_id"],
+        destination="workspaces"))
+    with browser_client(runtime) as browser:
+        jumped = browser.get(ticket.path)
+        assert (jumped.status_code, jumped.headers["location"]) == (303, "/billing/workspaces")
+        token = browser.cookies["accrual_billing"]
+        assert runtime.billing.accounts.account_for_session(token) == ada["billing_account_id"]
+    with browser_client(runtime) as stranger:
+        again = stranger.get(ticket.path)
+        assert again.status_code == 401 and "ticket_invalid" in again.text
+        assert "<html" in again.text  # a page, not JSON
+
+
+def test_console_pages_need_a_session_and_hide_other_tenants(client: TestClient, runtime: Runtime) -> None:
+    ada, bob = register(client), register(client, "bob")
+    with browser_client(runtime) as browser:
+        away = browser.get(f"/console/workspaces/{ada['workspace_id']}/")
+        assert away.status_code == 303 and away.headers["location"].startswith("/console/signin?next=")
+        console_sign_in(browser, "ada@example.com")
+        own = browser.get(f"/console/workspaces/{ada['workspace_id']}/")
+        assert own.status_code == 200 and "ada&#39;s team" in own.text
+        other = browser.get(f"/console/workspaces/{bob['workspace_id']}/")
+        assert other.status_code == 404 and "bob" not in other.text
