@@ -325,14 +325,16 @@ def build(settings: Settings, *, clock: Clock | None = None,
     admin_token, generated = settings.resolve_admin_token()
     mailer = mailer or settings.mailer()
     billing = BillingCenter(make_engine(settings.billing_url()),
-                            BillingConfig(currency=settings.currency, zone=settings.billing_zone()),
+                            BillingConfig(currency=settings.currency, zone=settings.billing_zone(),
+                                          sign_in=settings.sign_in_policy()),
                             clock, mailer, payment_gateway=_payment_gateway(settings, clock),
                             marketplaces=Marketplaces(marketplace_setup.adapters(settings, clock)))
     console_config = ConsoleConfig(
         site=settings.site, site_group=settings.site_group, zone=settings.site_zone(),
         currency=settings.currency,
         day_close_grace=timedelta(minutes=settings.day_close_grace_minutes),
-        late_horizon=timedelta(days=settings.late_horizon_days))
+        late_horizon=timedelta(days=settings.late_horizon_days),
+        sign_in=settings.sign_in_policy())
     port: BillingCenterPort = InProcessBillingCenter(billing)
     if wrap_billing_port is not None:
         port = wrap_billing_port(port)

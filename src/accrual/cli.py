@@ -50,7 +50,8 @@ def run() -> None:
                   f"(100.00 credited, {demo['day']} billed)")
     else:
         out.print("  demo tenant: demo@example.com / demo (password demo-password), if seeded earlier")
-    uvicorn.run(runtime.app, host=settings.host, port=settings.port, log_level="info")
+    uvicorn.run(runtime.app, host=settings.host, port=settings.port, log_level="info",
+                forwarded_allow_ips=settings.forwarded_allow_ips)
 
 
 @app.command()

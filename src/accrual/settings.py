@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo
@@ -16,6 +17,7 @@ from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from accrual.infra.mail import LogMailer, Mailer, SmtpMailer
+from accrual.infra.throttle import ThrottlePolicy
 
 
 class Settings(BaseSettings):
@@ -40,6 +42,17 @@ class Settings(BaseSettings):
     scheduler_interval_seconds: float = Field(2.0, gt=0)
     seed_demo: bool = True
     price_book: Path | None = None  # a CSV replacing the shipped price book
+    # Sign-in throttling (both sides): failed sign-ins allowed per account and per client
+    # address within the window; the limit's lockout lasts a window, doubling for each
+    # further lockout up to the maximum.
+    sign_in_account_failures: int = Field(5, ge=1, le=1000)
+    sign_in_address_failures: int = Field(20, ge=1, le=100_000)
+    sign_in_window_minutes: int = Field(15, ge=1, le=24 * 60)
+    sign_in_max_block_minutes: int = Field(60, ge=1, le=7 * 24 * 60)
+    # The proxies whose X-Forwarded-For / X-Forwarded-Proto the server believes (uvicorn's
+    # forwarded_allow_ips: comma-separated addresses or networks, "*" for any); otherwise a
+    # client's address is the connection's, i.e. the proxy's.
+    forwarded_allow_ips: str = "127.0.0.1"
     smtp_host: str | None = None  # unset: mail is written to the log
     smtp_port: int = 25
     smtp_from: str = "billing@accrual.localhost"
@@ -125,6 +138,13 @@ class Settings(BaseSettings):
         return SmtpMailer(self.smtp_host, self.smtp_port, self.smtp_from,
                           username=self.smtp_username, password=self.smtp_password,
                           starttls=self.smtp_starttls)
+
+    def sign_in_policy(self) -> ThrottlePolicy:
+        window = timedelta(minutes=self.sign_in_window_minutes)
+        return ThrottlePolicy(
+            account_failures=self.sign_in_account_failures,
+            address_failures=self.sign_in_address_failures, window=window,
+            max_block=max(window, timedelta(minutes=self.sign_in_max_block_minutes)))
 
     def site_zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone or ("Asia/Shanghai" if self.site_group == "cn" else "UTC"))

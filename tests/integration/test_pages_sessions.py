@@ -75,3 +75,21 @@ def test_console_pages_need_a_session_and_hide_other_tenants(client: TestClient,
         assert own.status_code == 200 and "ada&#39;s team" in own.text
         other = browser.get(f"/console/workspaces/{bob['workspace_id']}/")
         assert other.status_code == 404 and "bob" not in other.text
+
+
+def test_page_sign_in_is_throttled_like_the_api(client: TestClient, runtime: Runtime) -> None:
+    register(client)
+    with browser_client(runtime) as browser:
+        for _ in range(5):
+            assert submit(browser, "/billing/signin",
+                          {"username": "ada", "password": "guess"}).status_code == 401
+        throttled = submit(browser, "/billing/signin",
+                           {"username": "ada", "password": "correct horse battery"})
+        assert throttled.status_code == 429 and int(throttled.headers["retry-after"]) > 0
+        assert error_text(throttled)[0].startswith("too many failed sign-ins")
+        assert "accrual_billing" not in throttled.headers.get("set-cookie", "")
+        # The console's accounts are counted apart from the billing center's.
+        for _ in range(5):
+            submit(browser, "/console/signin", {"email": "ada@example.com", "password": "guess"})
+        assert submit(browser, "/console/signin", {"email": "ada@example.com",
+                      "password": "correct horse battery"}).status_code == 429

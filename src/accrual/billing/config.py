@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
+from accrual.infra.throttle import ThrottlePolicy
+
 # decisions.md 16: discount vouchers granted per prepaid-card purchase paid with cash,
 # as (purchase at least, voucher) in minor units; the CNY default.
 CNY_CARD_BONUSES: tuple[tuple[int, int], ...] = (
@@ -17,6 +19,7 @@ class BillingConfig:
     currency: str = "CNY"
     zone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Asia/Shanghai"))
     session_ttl: timedelta = timedelta(days=7)
+    sign_in: ThrottlePolicy = field(default_factory=ThrottlePolicy)
     # A registration's billing account that no console confirmed is removed after this.
     pending_registration_ttl: timedelta = timedelta(hours=1)
     # decisions.md 15: a card's face value is a multiple of this (minor units), at least

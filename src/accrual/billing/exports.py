@@ -1,4 +1,4 @@
-"""Exports of bills and movements: CSV, XLSX, and the monthly statement as PDF.
+"""Exports of bills and movements: CSV and XLSX (the PDF statement: ``statement_pdf``).
 
 Amounts are written as the same decimal strings the API returns (in XLSX as
 exact text cells with a numeric twin column would invite float rounding, so
@@ -10,12 +10,9 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Sequence
-from pathlib import Path
 
-from fpdf import FPDF
 from openpyxl import Workbook
 
-from accrual.billing.services.accounts import BillingAccount
 from accrual.billing.services.statements import BillLine, MonthlyBill, Movement
 from accrual.money import format_minor
 
@@ -45,9 +42,6 @@ def transaction_row(movement: Movement) -> Row:
             "instrument": movement.instrument,
             "amount": format_minor(movement.amount_minor, movement.currency)}
 
-_FONT_CANDIDATES = (Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"),)
-
-
 def to_csv(columns: Sequence[str], rows: Sequence[Row]) -> bytes:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -69,46 +63,6 @@ def to_xlsx(title: str, columns: Sequence[str], rows: Sequence[Row]) -> bytes:
     buffer = io.BytesIO()
     workbook.save(buffer)
     return buffer.getvalue()
-
-
-def statement_pdf(bill: MonthlyBill, lines: Sequence[BillLine],
-                  account: BillingAccount) -> bytes:
-    """A monthly statement: header, totals per workspace and item, then every line."""
-    shown = bill_row(bill)
-    pdf = FPDF(orientation="L", format="A4")
-    font = next((f for f in _FONT_CANDIDATES if f.exists()), None)
-    if font is not None:
-        pdf.add_font("Body", "", str(font))
-        family = "Body"
-    else:  # core font: Latin-1 only
-        family = "Helvetica"
-
-    def text(value: object) -> str:
-        s = str(value)
-        return s if font is not None else s.encode("latin-1", "replace").decode("latin-1")
-
-    pdf.add_page()
-    pdf.set_font(family, size=16)
-    pdf.cell(0, 10, text(f"Monthly statement {shown['month']}"), new_x="LMARGIN", new_y="NEXT")
-    pdf.set_font(family, size=10)
-    for label, value in (("Account", f"{account.username} ({account.account_id})"),
-                         ("Currency", shown["currency"]), ("Total", shown["total"]),
-                         ("Lines", shown["lines"]), ("Generated", shown["generated_at"])):
-        pdf.cell(0, 6, text(f"{label}: {value}"), new_x="LMARGIN", new_y="NEXT")
-    pdf.ln(4)
-    columns = (("day", 24), ("workspace_id", 70), ("site", 16), ("item", 34),
-               ("retention_days", 14), ("kind", 24), ("quantity", 36), ("unit_price", 24),
-               ("amount", 28))
-    pdf.set_font(family, size=8)
-    for name, width in columns:
-        pdf.cell(width, 6, text(name), border=1)
-    pdf.ln()
-    for line in lines:
-        row = consumption_row(line)
-        for name, width in columns:
-            pdf.cell(width, 6, text(row[name]), border=1)
-        pdf.ln()
-    return bytes(pdf.output())
 
 
 CONSUMPTION_COLUMNS = ("day", "workspace_id", "site", "item", "retention_days", "kind",

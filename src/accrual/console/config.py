@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from zoneinfo import ZoneInfo
+
+from accrual.infra.throttle import ThrottlePolicy
 
 
 @dataclass(frozen=True)
@@ -18,3 +20,4 @@ class ConsoleConfig:
     future_tolerance: timedelta = timedelta(minutes=5)
     max_batch_records: int = 50_000
     session_ttl: timedelta = timedelta(days=7)
+    sign_in: ThrottlePolicy = field(default_factory=ThrottlePolicy)

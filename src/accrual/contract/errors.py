@@ -41,3 +41,20 @@ class Invalid(ServiceError):
 
 class Unavailable(ServiceError):
     """A peer or resource needed for the answer is not reachable now."""
+
+
+class TooManyAttempts(ServiceError):
+    """Too many failed attempts (sign-ins) lately: refused without looking at this one;
+    ``retry_after_s`` is when the next attempt is looked at again."""
+
+    def __init__(self, retry_after_s: int, message: str | None = None) -> None:
+        self.retry_after_s = max(1, int(retry_after_s))
+        super().__init__("too_many_attempts", message or (
+            f"too many failed sign-ins; wait {_wait(self.retry_after_s)} before trying again"))
+
+
+def _wait(seconds: int) -> str:
+    if seconds < 60:
+        return f"{seconds} second{'s' if seconds != 1 else ''}"
+    minutes = -(-seconds // 60)
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"

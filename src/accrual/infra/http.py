@@ -27,6 +27,7 @@ from accrual.contract.errors import (
     Invalid,
     NotFound,
     ServiceError,
+    TooManyAttempts,
     Unauthorized,
     Unavailable,
 )
@@ -56,10 +57,28 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
             for status in statuses}
 
 
+def too_many_attempts_response() -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI entry of 429 ``too_many_attempts`` (sign-in throttling), with its
+    ``Retry-After`` header."""
+    return {429: {
+        "description": "Too many failed sign-ins for this account or from this address: "
+                       "refused without checking the password. Retry after `Retry-After` "
+                       "seconds (also `retry_after_s` in the body)",
+        "headers": {"Retry-After": {"description": "Seconds until the next attempt is "
+                                                   "checked again",
+                                    "schema": {"type": "integer", "minimum": 1}}},
+        "content": {"application/json": {
+            "schema": ERROR_SCHEMA,
+            "example": {"error": {"code": "too_many_attempts",
+                                  "message": "too many failed sign-ins; wait 15 minutes "
+                                             "before trying again",
+                                  "retry_after_s": 900}}}}}}
+
+
 # Each kind of refusal and the status it answers with; services never see these.
 STATUS_BY_KIND: dict[type[ServiceError], int] = {
     Unauthorized: 401, Forbidden: 403, NotFound: 404, Conflict: 409,
-    Invalid: 422, Unavailable: 503, ServiceError: 400}
+    Invalid: 422, TooManyAttempts: 429, Unavailable: 503, ServiceError: 400}
 
 
 def status_for(error: ServiceError) -> int:
@@ -73,6 +92,11 @@ def status_for(error: ServiceError) -> int:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
     async def _service_error(_request: Request, error: ServiceError) -> JSONResponse:
+        if isinstance(error, TooManyAttempts):
+            response = error_response(429, error.code, error.message,
+                                      retry_after_s=error.retry_after_s)
+            response.headers["Retry-After"] = str(error.retry_after_s)
+            return response
         return error_response(status_for(error), error.code, error.message)
 
     @app.exception_handler(RequestValidationError)
@@ -238,6 +262,13 @@ class StrictJSONRoute(APIRoute):
 
 def _is_form(route: APIRoute) -> bool:
     return isinstance(getattr(route.body_field, "field_info", None), params.Form)
+
+
+def client_address(request: Request) -> str | None:
+    """The address the request came from, as the ASGI server reports it. Behind a reverse
+    proxy that is the proxy's, unless the server takes the forwarded address from proxies
+    it trusts (``ACCRUAL_FORWARDED_ALLOW_IPS``)."""
+    return request.client.host if request.client is not None else None
 
 
 def bearer_token(request: Request) -> str:

@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from accrual.clock import Clock, SystemClock
-from accrual.contract.errors import ServiceError
+from accrual.contract.errors import ServiceError, TooManyAttempts
 from accrual.infra.http import status_for
 from accrual.web import i18n
 from accrual.web.security import (
@@ -103,12 +103,12 @@ class Pages:
         return env
 
     def render(self, request: Request, template: str, context: Mapping[str, Any] | None = None,
-               *, status: int = 200) -> HTMLResponse:
+               *, status: int = 200, headers: Mapping[str, str] | None = None) -> HTMLResponse:
         language = language_of(request)
         values = {"request": request, "csrf_token": csrf_token(request),
                   "path": request.url.path, "query": request.url.query, **(context or {})}
         html = self._envs[language].get_template(template).render(values)
-        response = HTMLResponse(html, status_code=status)
+        response = HTMLResponse(html, status_code=status, headers=headers)
         response.headers["content-language"] = language
         response.headers["cache-control"] = "no-store"
         keep_csrf_cookie(request, response, self.policy)
@@ -117,6 +117,11 @@ class Pages:
     def gettext(self, request: Request) -> Callable[[str], str]:
         """The request's translator, for text made in Python (flash messages)."""
         return i18n.translations(language_of(request), self.catalogs).gettext
+
+
+def retry_after(error: ServiceError) -> dict[str, str]:
+    """The ``Retry-After`` header of a throttled refusal (none for others)."""
+    return {"retry-after": str(error.retry_after_s)} if isinstance(error, TooManyAttempts) else {}
 
 
 def redirect(path: str) -> RedirectResponse:
@@ -153,5 +158,5 @@ class PageRoute(APIRoute):
             except ServiceError as error:
                 pages: Pages = request.app.state.error_pages
                 return pages.render(request, "error.html", {"error": error},
-                                    status=status_for(error))
+                                    status=status_for(error), headers=retry_after(error))
         return page_handler

@@ -21,6 +21,7 @@ from sqlalchemy import (
 from accrual.billing.domain.bounds import MAX_BALANCE_MINOR, MAX_POSTING_MINOR
 from accrual.infra.db import UtcDateTime
 from accrual.infra.outbox import inbox_table, outbox_table
+from accrual.infra.sign_in_failures import sign_in_failures_table
 
 metadata = MetaData()
 
@@ -65,6 +66,9 @@ sign_in_tickets = Table(
     Column("expires_at", UtcDateTime(), nullable=False, index=True),
     Column("used_at", UtcDateTime()),
 )
+
+# Failed sign-ins per account and client address (the throttle's counters).
+sign_in_failures = sign_in_failures_table("billing_sign_in_failures", metadata)
 
 workspaces = Table(
     "known_workspaces", metadata,

@@ -5,19 +5,26 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from fastapi import Depends
+from fastapi import Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from accrual.billing.api.deps import (
     AccountDep,
     CenterDep,
+    SessionDep,
     billing_router,
     require_operator,
 )
 from accrual.billing.domain.bounds import USERNAME_PATTERN
 from accrual.billing.services.accounts import BillingAccount, Bound, PaidWorkspace
 from accrual.contract.errors import NotFound
-from accrual.infra.http import Text, error_responses
+from accrual.infra.http import (
+    Text,
+    bearer_token,
+    client_address,
+    error_responses,
+    too_many_attempts_response,
+)
 
 router = billing_router()
 
@@ -47,12 +54,27 @@ class BindingIn(BaseModel):
     settlement_method: Text = "billing_center"
 
 
-@router.post("/sessions", response_model=BillingSessionOut, responses=error_responses(401),
+@router.post("/sessions", response_model=BillingSessionOut,
+             responses={**error_responses(401), **too_many_attempts_response()},
              tags=["billing: accounts"])
-def login(body: BillingSessionIn, center: CenterDep) -> BillingSessionOut:
-    """Log a billing account in (by username); the token goes in `Authorization: Bearer`."""
-    token, account_id = center.accounts.login(body.username, body.password)
+def login(body: BillingSessionIn, center: CenterDep, request: Request) -> BillingSessionOut:
+    """Log a billing account in (by username); the token goes in `Authorization: Bearer`.
+
+    Wrong credentials are 401 `invalid_credentials`. After too many failures for the
+    username or from the client's address within a window (`ACCRUAL_SIGN_IN_*`), attempts
+    are 429 `too_many_attempts` with `Retry-After` (seconds), the password unchecked,
+    until the lockout ends; a successful sign-in clears the username's count."""
+    token, account_id = center.accounts.login(body.username, body.password,
+                                              client_address(request))
     return BillingSessionOut(token=token, account_id=account_id)
+
+
+@router.delete("/sessions/current", status_code=204, responses=error_responses(401),
+               tags=["billing: accounts"])
+def logout(request: Request, center: CenterDep, _account_id: SessionDep) -> Response:
+    """Sign out: the bearer token's session ends, and the token is refused (401) from now on."""
+    center.accounts.logout(bearer_token(request))
+    return Response(status_code=204)
 
 
 @router.get("/accounts/{account_id}", tags=["billing: accounts"],

@@ -21,13 +21,13 @@ from accrual.billing.exports import (
     TRANSACTION_COLUMNS,
     bill_row,
     consumption_row,
-    statement_pdf,
     to_csv,
     to_xlsx,
     transaction_row,
 )
 from accrual.billing.services.daily_bills import DailyBill, daily_bill
 from accrual.billing.services.statements import parse_month
+from accrual.billing.statement_pdf import LANGUAGES, Language, statement_pdf
 from accrual.contract.errors import Invalid
 from accrual.infra.http import IsoDate, error_responses
 from accrual.money import format_decimal, format_minor
@@ -113,10 +113,15 @@ def monthly_bills(account_id: AccountDep, center: CenterDep) -> dict[str, Any]:
 def monthly_bill(account_id: AccountDep, center: CenterDep,
                  month: Annotated[str, Path(description=f"YYYY-MM, from {MONTH_WINDOW}",
                                             json_schema_extra={"pattern": MONTH_PATTERN})],
-                 format: Annotated[Literal["json", "csv", "xlsx", "pdf"], Query()] = "json") -> Any:
+                 format: Annotated[Literal["json", "csv", "xlsx", "pdf"], Query()] = "json",
+                 language: Annotated[Language | None, Query(
+                     description="The PDF statement's language, `en` or `zh` (Simplified "
+                                 "Chinese); default: the account's")] = None) -> Any:
     """One monthly bill with all its lines; `format=csv|xlsx` for a spreadsheet, `pdf` for
-    the statement. A month not written YYYY-MM is 422 `invalid_month`, one outside 2000-01 to
-    2099-12 422 `date_out_of_range`; a bill not generated is 404 `bill_not_found`."""
+    the statement (in `language`, by default the account's, with workspace names and
+    totals per workspace). A month not written YYYY-MM is 422 `invalid_month`, one outside
+    2000-01 to 2099-12 422 `date_out_of_range`; a bill not generated is 404
+    `bill_not_found`."""
     account = center.accounts.account(account_id)
     bill, lines = center.statements.bill(account_id, parse_month(month))
     shown, details = bill_row(bill), [consumption_row(line) for line in lines]
@@ -126,7 +131,10 @@ def monthly_bill(account_id: AccountDep, center: CenterDep,
     if format == "xlsx":
         return _file(to_xlsx(name, CONSUMPTION_COLUMNS, details), "xlsx", name)
     if format == "pdf":
-        return _file(statement_pdf(bill, lines, account), "pdf", f"statement-{shown['month']}")
+        shown_in = language or (account.language if account.language in LANGUAGES else "en")
+        names = center.statements.workspace_names(line.workspace_id for line in lines)
+        return _file(statement_pdf(bill, lines, account, names, shown_in), "pdf",
+                     f"statement-{shown['month']}")
     return {**shown, "details": details}
 
 

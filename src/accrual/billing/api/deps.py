@@ -46,6 +46,17 @@ def require_account_access(account_id: str, request: Request, center: CenterDep)
 AccountDep = Annotated[str, Depends(require_account_access)]
 
 
+def session_account(request: Request, center: CenterDep) -> str:
+    """The account of the bearer token's session (not the operator's token)."""
+    account_id = center.accounts.account_for_session(bearer_token(request))
+    if account_id is None:
+        raise Unauthorized("unauthorized", "unknown or expired session; log in again")
+    return account_id
+
+
+SessionDep = Annotated[str, Depends(session_account)]
+
+
 def idempotency_key_header(what: str) -> object:
     """The ``Idempotency-Key`` header, documented with its bounds; the services enforce
     exactly those (``bounds.check_idempotency_key``), answering the stable 422

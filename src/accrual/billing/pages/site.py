@@ -9,7 +9,8 @@ from starlette.responses import Response
 
 from accrual.billing.pages.access import SESSION_COOKIE, CenterDep, PagesDep, session_token
 from accrual.contract.errors import ServiceError
-from accrual.web.rendering import PageRoute, field_error, redirect
+from accrual.infra.http import client_address, status_for
+from accrual.web.rendering import PageRoute, field_error, redirect, retry_after
 from accrual.web.security import check_csrf, local_path
 
 router = APIRouter(prefix="/billing", route_class=PageRoute, include_in_schema=False)
@@ -38,12 +39,13 @@ def sign_in(request: Request, center: CenterDep, pages: PagesDep,
             password: Annotated[str, Form(max_length=1024)],
             next_path: Annotated[str, Form(alias="next", max_length=2000)] = HOME) -> Response:
     try:
-        token, _account_id = center.accounts.login(username, password)
+        token, _account_id = center.accounts.login(username, password,
+                                                    client_address(request))
     except ServiceError as error:
         return pages.render(request, "billing/signin.html",
                             {"next": local_path(next_path, HOME), "username": username,
                              "error": field_error(error, {"invalid_credentials": "password"})},
-                            status=401 if error.code == "invalid_credentials" else 422)
+                            status=status_for(error), headers=retry_after(error))
     response = redirect(local_path(next_path, HOME))
     pages.policy.set(response, SESSION_COOKIE, token,
                      int(center.config.session_ttl.total_seconds()))

@@ -27,6 +27,7 @@ from accrual.contract.messages import (
 from accrual.infra.credentials import hash_password, new_id, new_token, token_hash, verify_password
 from accrual.infra.db import in_transaction
 from accrual.infra.outbox import enqueue
+from accrual.infra.sign_in_failures import SignInThrottle
 
 
 def folded(identity: str) -> str:
@@ -109,6 +110,7 @@ class BillingAccounts:
         self.engine = engine
         self.config = config
         self.clock = clock
+        self.throttle = SignInThrottle(engine, t.sign_in_failures, clock, config.sign_in)
         # Called with a registration's activation id before the registration reserves
         # it, outside any transaction: a vendor whose billing starts when the seller says
         # so (Azure's Activate) is told here; raising refuses the registration.
@@ -249,14 +251,22 @@ class BillingAccounts:
 
     # -- sessions -----------------------------------------------------------
 
-    def login(self, username: str, password: str) -> tuple[str, str]:
+    def login(self, username: str, password: str,
+              client_address: str | None = None) -> tuple[str, str]:
+        """A session token and the account id. Failures count per account and per
+        ``client_address`` (None: unknown, e.g. an in-process caller); while either is
+        locked out this raises ``TooManyAttempts`` without checking the password. A
+        success clears the account's."""
         username = folded(username.strip()) if isinstance(username, str) else ""
+        self.throttle.check(username, client_address)
         with self.engine.connect() as conn:
             row = conn.execute(select(t.accounts.c.id, t.accounts.c.password_hash,
                                       t.accounts.c.status)
                                .where(t.accounts.c.username == username)).first()
         if row is None or row.status != "active" or not verify_password(row.password_hash, password):
+            self.throttle.failed(username, client_address)
             raise Unauthorized("invalid_credentials", "username or password is wrong")
+        self.throttle.succeeded(username)
         with self.engine.begin() as conn:
             return self.open_session_in(conn, str(row.id)), str(row.id)
 
@@ -269,10 +279,11 @@ class BillingAccounts:
                                                expires_at=now + self.config.session_ttl))
         return token
 
-    def logout(self, token: str) -> None:
-        """End a session: its token is refused from now on."""
+    def logout(self, token: str) -> bool:
+        """End the session of ``token``: afterwards it is refused. False when there was none."""
         with self.engine.begin() as conn:
-            conn.execute(delete(t.sessions).where(t.sessions.c.token_hash == token_hash(token)))
+            return bool(conn.execute(delete(t.sessions).where(
+                t.sessions.c.token_hash == token_hash(token))).rowcount)
 
     def account_for_session(self, token: str) -> str | None:
         with self.engine.connect() as conn:

@@ -8,6 +8,7 @@ the next bill generated (decisions.md 3).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import partial
@@ -183,6 +184,14 @@ class Statements:
             lines = conn.execute(select(c).where(c.c.bill_id == row.id).order_by(
                 c.c.day, c.c.workspace_id, c.c.item, c.c.retention_days, c.c.revision)).all()
         return self._present(row), [self._line(r) for r in lines]
+
+    def workspace_names(self, workspace_ids: Iterable[str]) -> dict[str, str]:
+        """The names the billing center knows for these workspaces (a statement's)."""
+        w = t.workspaces
+        with self.engine.connect() as conn:
+            return {row.workspace_id: row.name for row in conn.execute(
+                select(w.c.workspace_id, w.c.name).where(
+                    w.c.workspace_id.in_(sorted(set(workspace_ids)))))}
 
     def consumption(self, account_id: str, start: date, end: date) -> list[BillLine]:
         """Every settled line of the account per day, workspace and item (consumption details)."""

@@ -17,6 +17,7 @@ from sqlalchemy import (
 
 from accrual.infra.db import UtcDateTime
 from accrual.infra.outbox import inbox_table, outbox_table
+from accrual.infra.sign_in_failures import sign_in_failures_table
 
 metadata = MetaData()
 
@@ -38,6 +39,9 @@ sessions = Table(
     Column("created_at", UtcDateTime(), nullable=False),
     Column("expires_at", UtcDateTime(), nullable=False),
 )
+
+# Failed sign-ins per account and client address (the throttle's counters).
+sign_in_failures = sign_in_failures_table("console_sign_in_failures", metadata)
 
 workspaces = Table(
     "workspaces", metadata,

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from fastapi import Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from accrual.console.api.deps import AccountDep, ConsoleDep, console_router
 from accrual.console.services.dissolve import Dissolution, Dissolved
-from accrual.infra.http import Name, Text, error_responses
+from accrual.infra.http import (
+    Name,
+    Text,
+    bearer_token,
+    client_address,
+    error_responses,
+    too_many_attempts_response,
+)
 
 router = console_router()
 
@@ -118,11 +126,26 @@ def register(body: RegistrationIn, console: ConsoleDep) -> RegistrationOut:
     return RegistrationOut(**result.__dict__)
 
 
-@router.post("/sessions", response_model=TokenOut, responses=error_responses(401),
+@router.post("/sessions", response_model=TokenOut,
+             responses={**error_responses(401), **too_many_attempts_response()},
              tags=["console: accounts"])
-def login(body: ConsoleSessionIn, console: ConsoleDep) -> TokenOut:
-    """Log a console account in (by email); the token goes in `Authorization: Bearer`."""
-    return TokenOut(token=console.accounts.login(body.email, body.password))
+def login(body: ConsoleSessionIn, console: ConsoleDep, request: Request) -> TokenOut:
+    """Log a console account in (by email); the token goes in `Authorization: Bearer`.
+
+    Wrong credentials are 401 `invalid_credentials`. After too many failures for the
+    e-mail or from the client's address within a window (`ACCRUAL_SIGN_IN_*`), attempts
+    are 429 `too_many_attempts` with `Retry-After` (seconds), the password unchecked,
+    until the lockout ends; a successful sign-in clears the e-mail's count."""
+    return TokenOut(token=console.accounts.login(body.email, body.password,
+                                                 client_address(request)))
+
+
+@router.delete("/sessions/current", status_code=204, responses=error_responses(401),
+               tags=["console: accounts"])
+def logout(request: Request, console: ConsoleDep, _account_id: AccountDep) -> Response:
+    """Sign out: the bearer token's session ends, and the token is refused (401) from now on."""
+    console.accounts.logout(bearer_token(request))
+    return Response(status_code=204)
 
 
 @router.get("/workspaces", tags=["console: workspaces"], responses=error_responses(401))

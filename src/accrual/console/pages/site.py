@@ -15,7 +15,8 @@ from accrual.console.pages.access import (
     session_token,
 )
 from accrual.contract.errors import ServiceError
-from accrual.web.rendering import PageRoute, field_error, redirect
+from accrual.infra.http import client_address, status_for
+from accrual.web.rendering import PageRoute, field_error, redirect, retry_after
 from accrual.web.security import check_csrf, local_path
 
 router = APIRouter(prefix="/console", route_class=PageRoute, include_in_schema=False)
@@ -36,12 +37,12 @@ def sign_in(request: Request, console: ConsoleDep, pages: PagesDep,
             next_path: Annotated[str, Form(alias="next", max_length=2000)] = "/console/"
             ) -> Response:
     try:
-        token = console.accounts.login(email, password)
+        token = console.accounts.login(email, password, client_address(request))
     except ServiceError as error:
         return pages.render(request, "console/signin.html",
                             {"next": local_path(next_path, "/console/"), "email": email,
                              "error": field_error(error, {"invalid_credentials": "password"})},
-                            status=401 if error.code == "invalid_credentials" else 422)
+                            status=status_for(error), headers=retry_after(error))
     response = redirect(local_path(next_path, "/console/"))
     pages.policy.set(response, SESSION_COOKIE, token,
                      int(console.config.session_ttl.total_seconds()))

@@ -59,6 +59,7 @@ from accrual.infra.credentials import (
     verify_password,
 )
 from accrual.infra.outbox import enqueue
+from accrual.infra.sign_in_failures import SignInThrottle
 
 log = logging.getLogger(__name__)
 
@@ -184,6 +185,7 @@ class Accounts:
         self.config = config
         self.clock = clock
         self.billing = billing
+        self.throttle = SignInThrottle(engine, t.sign_in_failures, clock, config.sign_in)
 
     # -- registration ---------------------------------------------------
 
@@ -285,8 +287,12 @@ class Accounts:
 
     # -- sessions ---------------------------------------------------------
 
-    def login(self, email: str, password: str) -> str:
+    def login(self, email: str, password: str, client_address: str | None = None) -> str:
+        """A session token. Failures count per account and per ``client_address`` (None:
+        unknown, e.g. an in-process caller); while either is locked out this raises
+        ``TooManyAttempts`` without checking the password. A success clears the account's."""
         normal, legacy = normal_email(email), legacy_email(email)
+        self.throttle.check(normal, client_address)
         with self.engine.connect() as conn:
             rows = conn.execute(select(t.accounts.c.id, t.accounts.c.password_hash,
                                        t.accounts.c.email)
@@ -294,7 +300,9 @@ class Accounts:
         # The normal form first; a row stored before normalisation only when there is none.
         row = min(rows, key=lambda r: r.email != normal, default=None)
         if row is None or not verify_password(row.password_hash, password):
+            self.throttle.failed(normal, client_address)
             raise Unauthorized("invalid_credentials", "email or password is wrong")
+        self.throttle.succeeded(normal)
         token = new_token("cs")
         now = self.clock.now()
         with self.engine.begin() as conn:
@@ -303,10 +311,11 @@ class Accounts:
                 expires_at=now + self.config.session_ttl))
         return token
 
-    def logout(self, token: str) -> None:
-        """End a session: its token is refused from now on."""
+    def logout(self, token: str) -> bool:
+        """End the session of ``token``: afterwards it is refused. False when there was none."""
         with self.engine.begin() as conn:
-            conn.execute(delete(t.sessions).where(t.sessions.c.token_hash == token_hash(token)))
+            return bool(conn.execute(delete(t.sessions).where(
+                t.sessions.c.token_hash == token_hash(token))).rowcount)
 
     def account_for_session(self, token: str) -> str | None:
         with self.engine.connect() as conn:

@@ -1,15 +1,15 @@
 """sign-in tickets: the owner's one-time jump from a console into the billing center
 
-Revision ID: billing_0013
-Revises: billing_0012
+Revision ID: billing_0014
+Revises: billing_0013
 Create Date: 2026-11-28
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = 'billing_0013'
-down_revision = 'billing_0012'
+revision = 'billing_0014'
+down_revision = 'billing_0013'
 branch_labels = None
 depends_on = None
 
