@@ -93,3 +93,14 @@ def test_page_sign_in_is_throttled_like_the_api(client: TestClient, runtime: Run
             submit(browser, "/console/signin", {"email": "ada@example.com", "password": "guess"})
         assert submit(browser, "/console/signin", {"email": "ada@example.com",
                       "password": "correct horse battery"}).status_code == 429
+
+
+def test_a_browser_without_a_language_takes_the_billing_accounts(client: TestClient, runtime: Runtime) -> None:
+    register(client, "lin", language="zh")
+    with browser_client(runtime) as browser:
+        billing_sign_in(browser, "lin")
+        assert browser.cookies["accrual_lang"] == "zh"
+    with browser_client(runtime) as chosen:
+        chosen.cookies.set("accrual_lang", "en")
+        billing_sign_in(chosen, "lin")
+        assert chosen.cookies["accrual_lang"] == "en"

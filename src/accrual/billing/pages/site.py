@@ -10,8 +10,9 @@ from starlette.responses import Response
 from accrual.billing.pages.access import SESSION_COOKIE, CenterDep, PagesDep, session_token
 from accrual.contract.errors import ServiceError
 from accrual.infra.http import client_address, status_for
-from accrual.web.rendering import PageRoute, field_error, redirect, retry_after
-from accrual.web.security import check_csrf, local_path
+from accrual.web import i18n
+from accrual.web.rendering import PageRoute, Pages, field_error, redirect, retry_after
+from accrual.web.security import LANGUAGE_COOKIE, ONE_YEAR_S, check_csrf, local_path
 
 router = APIRouter(prefix="/billing", route_class=PageRoute, include_in_schema=False)
 CSRF = [Depends(check_csrf)]
@@ -49,7 +50,16 @@ def sign_in(request: Request, center: CenterDep, pages: PagesDep,
     response = redirect(local_path(next_path, HOME))
     pages.policy.set(response, SESSION_COOKIE, token,
                      int(center.config.session_ttl.total_seconds()))
+    _adopt_account_language(request, response, pages, center.accounts.account(_account_id).language)
     return response
+
+
+def _adopt_account_language(request: Request, response: Response, pages: Pages,
+                            language: str) -> None:
+    """A browser that never chose a language gets the account's (the one its mails use)."""
+    code = i18n.supported(language)
+    if LANGUAGE_COOKIE not in request.cookies and code is not None:
+        pages.policy.set(response, LANGUAGE_COOKIE, code, ONE_YEAR_S)
 
 
 @router.get("/jump")
