@@ -185,6 +185,10 @@ def test_another_accounts_bills_and_records_stay_hidden(
                              "address": "Room 801, 1 Century Avenue"}, headers=session)
     assert made.status_code == 201, made.text
     address_id = made.json()["id"]
+    profile = client.post(f"/billing/v1/accounts/{ada['billing_account_id']}/invoice-profiles",
+                          json={**ELECTRONIC, "title": "Secret Title Ltd"}, headers=session)
+    assert profile.status_code == 201, profile.text
+    profile_id = profile.json()["id"]
     clock.set(at(11, 3, 2))
     register(client, "bob")
     with browser_client(runtime) as browser:
@@ -199,11 +203,19 @@ def test_another_accounts_bills_and_records_stay_hidden(
                          {"recipient": "Bob", "phone": "+86 1", "address": "Somewhere 1"})
         assert changed.status_code == 404
         assert submit(browser, f"/billing/invoices/addresses/{address_id}/delete").status_code == 404
+        hidden = browser.get(f"/billing/invoices/profiles/{profile_id}")
+        assert hidden.status_code == 404 and "Secret Title" not in hidden.text
+        assert submit(browser, f"/billing/invoices/profiles/{profile_id}",
+                      ELECTRONIC).status_code == 404
+        assert submit(browser, f"/billing/invoices/profiles/{profile_id}/delete").status_code == 404
+        assert "Secret" not in browser.get("/billing/invoices").text
         consumption = browser.get("/billing/bills/consumption",
                                   params={"from": "2026-10-01", "to": "2026-10-31"})
         assert consumption.status_code == 200 and "2.50" not in consumption.text
     ada_addresses = runtime.billing.invoice_records.addresses(ada["billing_account_id"])
     assert [a.recipient for a in ada_addresses] == ["Secret Recipient"]
+    ada_profiles = runtime.billing.invoice_records.profiles(ada["billing_account_id"])
+    assert [p.title for p in ada_profiles] == ["Secret Title Ltd"]
 
 
 def test_pages_render_in_chinese(client: TestClient, runtime: Runtime, clock: ManualClock) -> None:

@@ -109,18 +109,17 @@ def monthly(request: Request, account_id: AccountDep, center: CenterDep,
     account = center.accounts.account(account_id)
     found = center.invoices.invoiceable(account_id)
     currency = found.currency
+    # The invoiceable parts come from the ledger; lines and generation from the bill itself.
+    generated = {bill.month: bill for bill in center.statements.bills(account_id)}
     rows = [{"month": bill.month.strftime("%Y-%m"),
              "total": format_minor(bill.bill_total_minor, currency),
              "cash": format_minor(bill.parts.consumption_paid_in_cash_minor, currency),
              "other": format_minor(bill.bill_total_minor
                                    - bill.parts.consumption_paid_in_cash_minor, currency),
-             "invoiceable": format_minor(bill.parts.invoiceable_minor, currency)}
-            for bill in found.bills]
-    lines = {bill.month.strftime("%Y-%m"): bill for bill in center.statements.bills(account_id)}
-    for row in rows:
-        bill = lines[str(row["month"])]
-        row["lines"] = bill.lines
-        row["generated_at"] = bill.generated_at
+             "invoiceable": format_minor(bill.parts.invoiceable_minor, currency),
+             "lines": generated[bill.month].lines,
+             "generated_at": generated[bill.month].generated_at}
+            for bill in found.bills if bill.month in generated]
     return pages.render(request, "billing/bills_monthly.html",
                         {"account": account, "bills": rows, "currency": currency})
 

@@ -36,7 +36,8 @@ ADDRESS_ERRORS = {"invalid_recipient": "recipient", "invalid_phone": "phone",
                   "invalid_address": "address", "invalid_postcode": "postcode",
                   "invalid_email": "email"}
 REQUEST_ERRORS = {"no_bills": "months", "too_many_bills": "months", "bill_not_found": "months",
-                  "nothing_to_invoice": "months", "invoice_title_mismatch": "profile_id", "invoice_profile_not_found": "profile_id",
+                  "nothing_to_invoice": "months", "invoice_title_mismatch": "profile_id",
+                  "invoice_profile_not_found": "profile_id",
                   "invoice_address_required": "address_id",
                   "mailing_address_not_found": "address_id", "invalid_amount": "amount",
                   "amount_exceeds_invoiceable": "amount"}
