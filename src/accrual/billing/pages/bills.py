@@ -28,7 +28,6 @@ from accrual.billing.services.statements import BillLine, MonthlyBill, month_sta
 from accrual.billing.wiring import BillingCenter
 from accrual.clock import site_day
 from accrual.contract.errors import Invalid, NotFound, ServiceError
-from accrual.infra.http import status_for
 from accrual.money import format_minor
 from accrual.web import paging
 from accrual.web.rendering import FieldError, PageRoute
@@ -184,7 +183,7 @@ def consumption(request: Request, account_id: AccountDep, center: CenterDep,
                           "workspace": lambda r: r["workspace_id"], "kind": lambda r: r["kind"],
                           "amount": _amount},
                          default_sort="day", default_descending=True)
-    status = 200 if chosen.error is None else status_for(Invalid(chosen.error.code, ""))
+    status = 200 if chosen.error is None else 422  # every refusal of a period is Invalid
     return pages.render(request, "billing/bills_consumption.html",
                         {"account": account, "period": chosen, "table": table,
                          "currency": center.config.currency, "error": chosen.error},
@@ -216,7 +215,7 @@ def transactions(request: Request, account_id: AccountDep, center: CenterDep,
                          {"at": lambda r: r["at"], "kind": lambda r: r["kind"],
                           "balance": lambda r: r["balance"], "amount": _amount},
                          default_sort="at", default_descending=True)
-    status = 200 if chosen.error is None else status_for(Invalid(chosen.error.code, ""))
+    status = 200 if chosen.error is None else 422  # every refusal of a period is Invalid
     return pages.render(request, "billing/bills_transactions.html",
                         {"account": account, "period": chosen, "table": table,
                          "currency": center.config.currency, "error": chosen.error},
