@@ -95,7 +95,8 @@ def test_page_sign_in_is_throttled_like_the_api(client: TestClient, runtime: Run
                       "password": "correct horse battery"}).status_code == 429
 
 
-def test_a_browser_without_a_language_takes_the_billing_accounts(client: TestClient, runtime: Runtime) -> None:
+def test_a_browser_without_a_language_takes_the_billing_accounts(client: TestClient,
+                                                                 runtime: Runtime) -> None:
     register(client, "lin", language="zh")
     with browser_client(runtime) as browser:
         billing_sign_in(browser, "lin")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, Path, Query
@@ -15,7 +14,13 @@ from accrual.billing.api.deps import (
     billing_router,
     require_operator,
 )
-from accrual.billing.domain.bounds import DATE_WINDOW, MONTH_PATTERN, MONTH_WINDOW, check_day
+from accrual.billing.domain.bounds import (
+    DATE_WINDOW,
+    MONTH_PATTERN,
+    MONTH_WINDOW,
+    check_day,
+    check_range,
+)
 from accrual.billing.exports import (
     CONSUMPTION_COLUMNS,
     TRANSACTION_COLUMNS,
@@ -28,7 +33,6 @@ from accrual.billing.exports import (
 from accrual.billing.services.daily_bills import DailyBill, daily_bill
 from accrual.billing.services.statements import parse_month
 from accrual.billing.statement_pdf import LANGUAGES, Language, statement_pdf
-from accrual.contract.errors import Invalid
 from accrual.infra.http import IsoDate, error_responses
 from accrual.money import format_decimal, format_minor
 
@@ -54,13 +58,6 @@ def _export(kind: str, title: str, columns: tuple[str, ...], rows: list[dict[str
             name: str) -> Response:
     content = to_csv(columns, rows) if kind == "csv" else to_xlsx(title, columns, rows)
     return _file(content, kind, name)
-
-
-def _range(start: date, end: date) -> None:
-    check_day("from", start)
-    check_day("to", end)
-    if start > end or (end - start).days > 366:
-        raise Invalid("invalid_range", "'from' must not be after 'to', and at most 366 days apart")
 
 
 class GenerateIn(BaseModel):
@@ -153,7 +150,7 @@ def consumption(account_id: AccountDep, center: CenterDep,
     `format=csv|xlsx` for a spreadsheet. A day outside 2000-01-01 to 2099-12-31 is 422
     `date_out_of_range`; 'from' after 'to', or more than 366 days apart, 422 `invalid_range`."""
     center.accounts.account(account_id)
-    _range(start, end)
+    check_range(start, end)
     rows = [consumption_row(line) for line in center.statements.consumption(account_id, start, end)]
     if format != "json":
         return _export(format, "consumption", CONSUMPTION_COLUMNS, rows, f"consumption-{start}-{end}")
@@ -171,7 +168,7 @@ def transactions(account_id: AccountDep, center: CenterDep,
     `format=csv|xlsx` for a spreadsheet. A day outside 2000-01-01 to 2099-12-31 is 422
     `date_out_of_range`; 'from' after 'to', or more than 366 days apart, 422 `invalid_range`."""
     center.accounts.account(account_id)
-    _range(start, end)
+    check_range(start, end)
     rows = [transaction_row(movement)
             for movement in center.statements.transactions(account_id, start, end)]
     if format != "json":

@@ -139,6 +139,18 @@ def check_day(name: str, day: date) -> date:
     return day
 
 
+MAX_RANGE_DAYS = 366
+
+
+def check_range(start: date, end: date) -> None:
+    """A period of days the API takes: both in the window, 'from' not after 'to', at most
+    ``MAX_RANGE_DAYS`` apart (422 ``date_out_of_range`` / ``invalid_range``)."""
+    check_day("from", start)
+    check_day("to", end)
+    if start > end or (end - start).days > MAX_RANGE_DAYS:
+        raise Invalid("invalid_range", "'from' must not be after 'to', and at most 366 days apart")
+
+
 def parse_month(text: object, name: str = "month") -> date:
     """``YYYY-MM`` (ASCII digits, month 01–12) within the window; its first day."""
     if not isinstance(text, str) or not _MONTH.fullmatch(text):
