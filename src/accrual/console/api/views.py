@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import Query
 
 from accrual.clock import site_day
 from accrual.console.api.deps import AccountDep, ConsoleDep, console_router
-from accrual.console.domain.periods import period_bounds
+from accrual.console.domain.periods import RangeRefused, report_range
 from accrual.console.services.reports import (
     Consumption,
     DetailLine,
@@ -37,16 +37,10 @@ PeriodQuery = Annotated[Period | None, Query(description="Instead of from/to: a 
 def _range(console: Console, start: date | None, end: date | None, period: str | None,
            default_days: int = 30) -> tuple[date, date, date]:
     today = site_day(console.clock.now(), console.config.zone)
-    if period is not None:
-        if start is not None or end is not None:
-            raise Invalid("invalid_range", "give either a period or from/to, not both")
-        start, end = period_bounds(period, today)
-    end = end or today
-    start = start or max(end, date.min + timedelta(days=default_days)) - timedelta(days=default_days)
-    if start > end:
-        raise Invalid("invalid_range", "'from' must not be after 'to'")
-    if (end - start).days > 366:
-        raise Invalid("invalid_range", "ask for at most 366 days at a time")
+    try:
+        start, end = report_range(today, start, end, period, default_days)
+    except RangeRefused as refused:
+        raise Invalid("invalid_range", str(refused)) from None
     return start, end, today
 
 

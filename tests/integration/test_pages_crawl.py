@@ -1,0 +1,121 @@
+"""Every page reachable from the navigation answers without a 5xx, for every role, in both
+languages; a member without the billing permission is refused the Billing module; one
+tenant's pages never show another tenant's data."""
+
+from __future__ import annotations
+
+import html
+import re
+from collections import deque
+
+from fastapi.testclient import TestClient
+from sqlalchemy import insert, select
+
+from accrual.app import Runtime
+from accrual.console.adapters import tables as console_tables
+from tests.helpers import close_day, register, send_usage
+from tests.pages_support import billing_sign_in, browser_client, console_sign_in
+
+_LINK = re.compile(r'href="(/[^"#]*)"')
+_SKIP = ("/static/", "/billing/jump", "/sandbox/")
+
+
+def crawl(client: TestClient, *starts: str, limit: int = 150) -> dict[str, int]:
+    """GET every same-site page link reachable from ``starts`` (no forms): path → status."""
+    seen: dict[str, int] = {}
+    queue = deque(starts)
+    while queue and len(seen) < limit:
+        path = queue.popleft()
+        if path in seen or path.startswith(_SKIP):
+            continue
+        response = client.get(path)
+        seen[path] = response.status_code
+        if response.headers.get("content-type", "").startswith("text/html"):
+            queue.extend(html.unescape(link) for link in _LINK.findall(response.text))
+        elif response.status_code in (302, 303) and response.headers["location"].startswith("/"):
+            queue.append(response.headers["location"])
+    return seen
+
+
+def _tenant_with_a_charge(client: TestClient, name: str) -> dict[str, str]:
+    tenant = register(client, name)
+    send_usage(client, tenant["ingest_key"], [
+        {"id": f"{name}-1", "workspace_id": tenant["workspace_id"], "item": "trigger",
+         "time": "2026-11-10T10:00:00+08:00", "quantity": "20000"}])
+    return tenant
+
+
+def _add_member(runtime: Runtime, client: TestClient, workspace_id: str, name: str, role: str) -> None:
+    register(client, name)
+    account_id = _console_account(runtime, f"{name}@example.com")
+    with runtime.console.engine.begin() as conn:
+        conn.execute(insert(console_tables.members).values(
+            workspace_id=workspace_id, account_id=account_id, role=role))
+
+
+def _console_account(runtime: Runtime, email: str) -> str:
+    with runtime.console.engine.connect() as conn:
+        return str(conn.execute(select(console_tables.accounts.c.id)
+                                .where(console_tables.accounts.c.email == email)).scalar_one())
+
+
+def test_no_page_fails_for_any_role_or_language(client: TestClient, runtime: Runtime) -> None:
+    ada = _tenant_with_a_charge(client, "ada")
+    close_day(client, "2026-11-10")
+    _add_member(runtime, client, ada["workspace_id"], "adminna", "admin")
+    _add_member(runtime, client, ada["workspace_id"], "mem", "member")
+    workspace = f"/console/workspaces/{ada['workspace_id']}/"
+    for email in ("ada@example.com", "adminna@example.com", "mem@example.com"):
+        for language in ("en", "zh"):
+            with browser_client(runtime) as browser:
+                browser.cookies.set("accrual_lang", language)
+                console_sign_in(browser, email)
+                statuses = crawl(browser, "/console/", workspace)
+                failed = {p: s for p, s in statuses.items() if s >= 500}
+                assert not failed, (email, language, failed)
+                assert statuses[workspace] == 200
+    with browser_client(runtime) as browser:
+        billing_sign_in(browser, "ada")
+        statuses = crawl(browser, "/billing/")
+        assert not {p: s for p, s in statuses.items() if s >= 500}
+        assert len(statuses) > 1
+
+
+def test_a_member_without_the_billing_permission_is_refused_the_billing_module(
+        client: TestClient, runtime: Runtime) -> None:
+    ada = _tenant_with_a_charge(client, "ada")
+    _add_member(runtime, client, ada["workspace_id"], "mem", "member")
+    billing_pages = [f"/console/workspaces/{ada['workspace_id']}/billing/{page}"
+                     for page in ("", "usage", "details", "consumption", "alerts")]
+    with browser_client(runtime) as owner:
+        console_sign_in(owner, "ada@example.com")
+        assert [owner.get(p).status_code for p in billing_pages] == [200] * len(billing_pages)
+    with browser_client(runtime) as member:
+        console_sign_in(member, "mem@example.com")
+        home = member.get(f"/console/workspaces/{ada['workspace_id']}/")
+        assert home.status_code == 200 and "/billing/" not in home.text
+        for path in billing_pages:
+            refused = member.get(path)
+            assert refused.status_code == 403, path
+            assert "billing_permission_required" in refused.text
+
+
+def test_one_tenants_pages_never_show_anothers_data(client: TestClient, runtime: Runtime) -> None:
+    ada = _tenant_with_a_charge(client, "ada")
+    bob = _tenant_with_a_charge(client, "bob")
+    close_day(client, "2026-11-10")
+    secrets = [ada["workspace_id"], ada["billing_account_id"], "ada&#39;s team", "ada@example.com"]
+    with browser_client(runtime) as browser:
+        console_sign_in(browser, "bob@example.com")
+        billing_sign_in(browser, "bob")
+        statuses = crawl(browser, "/console/", f"/console/workspaces/{bob['workspace_id']}/",
+                         "/billing/")
+        for path in statuses:
+            page = browser.get(path).text
+            assert not [s for s in secrets if s in page], path
+        # Ada's pages by their addresses: refused, and nothing of hers shown.
+        for path in [p.replace(bob["workspace_id"], ada["workspace_id"]) for p in statuses
+                     if bob["workspace_id"] in p]:
+            answer = browser.get(path)
+            assert answer.status_code in (403, 404), path
+            assert "ada&#39;s team" not in answer.text
