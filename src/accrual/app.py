@@ -62,6 +62,7 @@ from accrual.infra.http import (
 )
 from accrual.infra.jobs import Job
 from accrual.infra.mail import Mailer
+from accrual.money import format_minor
 from accrual.sandbox.aliyun import AliyunSandbox
 from accrual.sandbox.aws import AwsSandbox
 from accrual.sandbox.azure import AzureSandbox
@@ -398,7 +399,8 @@ def create_app(runtime: Runtime) -> FastAPI:
         app.include_router(router)
     app.state.billing_pages = Pages(billing_pages.TEMPLATES, policy,
                                     {"labels": billing_pages.LABELS,
-                                     "zone": runtime.billing.config.zone.key},
+                                     "zone": runtime.billing.config.zone.key,
+                                     "minor": format_minor},
                                     clock=runtime.billing.clock)
     for router in billing_pages.routers:
         app.include_router(router)

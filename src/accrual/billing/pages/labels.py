@@ -24,4 +24,9 @@ LABELS = {
                      "electronic_ordinary": N_("Electronic ordinary invoice")},
     "invoice_status": {"requested": N_("Requested"), "issued": N_("Issued"),
                        "rejected": N_("Rejected")},
+    "voucher_kind": {"voucher_standard": N_("Standard voucher"),
+                     "voucher_discount": N_("Discount voucher")},
+    "instrument_status": {"active": N_("Active"), "used_up": N_("Used up"),
+                          "expired": N_("Expired")},
+    "lock_state": {"countdown": N_("Arrears countdown"), "locked": N_("Locked")},
 }
