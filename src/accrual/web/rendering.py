@@ -16,7 +16,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from fastapi.routing import APIRoute
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, select_autoescape
@@ -106,7 +106,8 @@ class Pages:
                *, status: int = 200, headers: Mapping[str, str] | None = None) -> HTMLResponse:
         language = language_of(request)
         values = {"request": request, "csrf_token": csrf_token(request),
-                  "path": request.url.path, "query": request.url.query, **(context or {})}
+                  "path": request.url.path, "query": request.url.query,
+                  "here": _here(request), **(context or {})}
         html = self._envs[language].get_template(template).render(values)
         response = HTMLResponse(html, status_code=status, headers=headers)
         response.headers["content-language"] = language
@@ -117,6 +118,17 @@ class Pages:
     def gettext(self, request: Request) -> Callable[[str], str]:
         """The request's translator, for text made in Python (flash messages)."""
         return i18n.translations(language_of(request), self.catalogs).gettext
+
+
+def _here(request: Request) -> str:
+    """Where the language switch comes back to: this page, or for a form's answer (a POST's
+    address may not be opened) the page the form was on."""
+    if request.method == "GET":
+        return request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    referer = urlsplit(request.headers.get("referer", ""))
+    if referer.netloc == request.url.netloc and referer.path.startswith("/"):
+        return referer.path + (f"?{referer.query}" if referer.query else "")
+    return "/"
 
 
 def retry_after(error: ServiceError) -> dict[str, str]:

@@ -1,10 +1,11 @@
 """The console's pages (server-rendered, over the same services as the API)."""
 
-from accrual.console.pages import alerts, billing, site, workspace
+from accrual.console.pages import alerts, billing, lifecycle, registration, site, upgrade, workspace
 from accrual.console.pages.access import TEMPLATES
 from accrual.console.pages.labels import LABELS
 
 # Order matters only where paths overlap: none do.
-routers = [site.router, workspace.router, billing.router, alerts.router]
+routers = [site.router, registration.router, workspace.router, lifecycle.router, billing.router,
+           alerts.router, upgrade.router]
 
 __all__ = ["LABELS", "TEMPLATES", "routers"]

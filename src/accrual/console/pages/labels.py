@@ -15,6 +15,8 @@ LABELS = {
     "period": {"today": N_("Today"), "yesterday": N_("Yesterday"), "this_week": N_("This week"),
                "last_week": N_("Last week"), "this_month": N_("This month"),
                "last_month": N_("Last month"), "this_year": N_("This year")},
+    "data_type": {"metrics": N_("Metrics"), "logs": N_("Logs"), "apm": N_("APM"),
+                  "rum": N_("RUM"), "backup": N_("Backup logs")},
     # The billing items (catalog codes), as the reference's pages name them.
     "item": {
         "timeseries": N_("Time series"), "logs": N_("Logs"), "trace": N_("APM traces"),
