@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from starlette.requests import Request
@@ -171,4 +172,12 @@ class PageRoute(APIRoute):
                 pages: Pages = request.app.state.error_pages
                 return pages.render(request, "error.html", {"error": error},
                                     status=status_for(error), headers=retry_after(error))
+            except RequestValidationError as invalid:
+                # A form or query the page's own forms never send (a field missing, too
+                # long): a page saying so, not the API's JSON.
+                fields = ", ".join(str(e.get("loc", ("?",))[-1]) for e in invalid.errors()[:5])
+                refusal = ServiceError("invalid_request", f"the form is incomplete or too long: "
+                                                          f"{fields}; reload the page and try again")
+                pages = request.app.state.error_pages
+                return pages.render(request, "error.html", {"error": refusal}, status=422)
         return page_handler

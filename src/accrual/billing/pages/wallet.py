@@ -11,9 +11,9 @@ from starlette.responses import Response
 
 from accrual.billing.pages.access import AccountDep, CenterDep, PagesDep
 from accrual.billing.wiring import BillingCenter
-from accrual.contract.errors import ServiceError
+from accrual.contract.errors import Invalid, ServiceError
 from accrual.infra.http import status_for
-from accrual.money import format_minor
+from accrual.money import InvalidDecimal, format_minor
 from accrual.web import paging
 from accrual.web.rendering import FieldError, PageRoute, field_error, redirect
 from accrual.web.security import check_csrf
@@ -62,8 +62,8 @@ def recharge_form(request: Request, center: CenterDep, pages: PagesDep,
 
 @router.post("/recharge", dependencies=CSRF)
 def recharge(request: Request, center: CenterDep, pages: PagesDep, account_id: AccountDep,
-             amount: Annotated[str, Form(max_length=64)],
-             order_key: Annotated[str, Form(max_length=255)]) -> Response:
+             amount: Annotated[str, Form(max_length=64)] = "",
+             order_key: Annotated[str, Form(max_length=255)] = "") -> Response:
     """Open an order with the gateway and send the browser to its pay page; the gateway's
     signed notify credits the cash, and the browser comes back to ``/billing/recharge/return``."""
     try:
@@ -108,11 +108,14 @@ def prepaid_cards(request: Request, center: CenterDep, pages: PagesDep,
 
 @router.post("/prepaid-cards", dependencies=CSRF)
 def buy_card(request: Request, center: CenterDep, pages: PagesDep, account_id: AccountDep,
-             face_value: Annotated[str, Form(max_length=64)],
-             order_key: Annotated[str, Form(max_length=255)]) -> Response:
+             face_value: Annotated[str, Form(max_length=64)] = "",
+             order_key: Annotated[str, Form(max_length=255)] = "") -> Response:
     """Buy a prepaid card from the cash balance (a multiple of 100, no refunds)."""
     try:
-        center.instruments.buy_card(account_id, face_value, order_key)
+        try:
+            center.instruments.buy_card(account_id, face_value, order_key)
+        except InvalidDecimal as bad:  # the API answers this refusal the same way
+            raise Invalid("invalid_face_value", f"face value {bad.reason}") from None
     except ServiceError as error:
         return _cards_page(request, center, pages, account_id, field_error(error, AMOUNT_FIELDS),
                            face_value, status_for(error))
@@ -140,7 +143,7 @@ def vouchers(request: Request, center: CenterDep, pages: PagesDep,
 
 @router.post("/vouchers", dependencies=CSRF)
 def activate_voucher(request: Request, center: CenterDep, pages: PagesDep, account_id: AccountDep,
-                     code: Annotated[str, Form(max_length=128)]) -> Response:
+                     code: Annotated[str, Form(max_length=128)] = "") -> Response:
     try:
         center.instruments.activate(account_id, code)
     except ServiceError as error:
