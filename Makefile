@@ -57,7 +57,7 @@ test: $(STAMP)
 
 # The pages' texts: extract each package's into its catalog template and merge them into
 # its catalogs (then translate the new entries in locale/zh/LC_MESSAGES/messages.po).
-PAGE_PACKAGES := src/accrual/web src/accrual/console/pages src/accrual/billing/pages
+PAGE_PACKAGES := src/accrual/web src/accrual/console/pages src/accrual/billing/pages src/accrual/console/operator_pages src/accrual/billing/operator_pages
 messages: $(STAMP)
 	@for pkg in $(PAGE_PACKAGES); do \
 	  [ -d $$pkg ] || continue; \
