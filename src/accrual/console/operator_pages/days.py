@@ -65,7 +65,8 @@ def jobs(request: Request, console: ConsoleDep, pages: PagesDep) -> Response:
     listed = sorted((console.day_close.job, console.relay.job, console.inbox.job),
                     key=lambda job: job.name)
     pending, oldest = console.relay.backlog()
-    views: list[dict[str, Any]] = [job.view() for job in listed]
+    views: list[dict[str, Any]] = [
+        {**job.view(), "last_success_at": job.last_success_at} for job in listed]
     return pages.render(request, "operator/console/jobs.html",
                         {"jobs": views, "pending": pending, "oldest": oldest,
                          "degraded": any(job.degraded for job in listed),
