@@ -15,7 +15,8 @@ from tests.helpers import OPERATOR, billing_login, close_day, register, send_usa
 from tests.pages_support import billing_sign_in, browser_client, console_sign_in, error_text, submit
 
 PAGES = ["/operator/", "/operator/console/close-day", "/operator/console/jobs",
-         "/operator/billing/invoices", "/operator/billing/invoices?status=issued"]
+         "/operator/billing/invoices", "/operator/billing/invoices?status=issued",
+         "/operator/billing/arrears"]
 
 
 def operator_sign_in(browser: TestClient) -> None:
@@ -87,6 +88,10 @@ def test_close_day_through_the_page(client: TestClient, runtime: Runtime,
     session = billing_login(client)
     overview = client.get(f"/billing/v1/accounts/{account}/overview", headers=session).json()
     assert overview["arrears"] == "1.23"
+    with browser_client(runtime) as browser:
+        operator_sign_in(browser)
+        cases = browser.get("/operator/billing/arrears")
+        assert "<td>ada</td>" in cases.text and "¥1.23" in cases.text, cases.text
 
 
 def _invoice_requests(client: TestClient, clock: ManualClock, count: int) -> list[int]:

@@ -3,9 +3,9 @@ services."""
 
 from pathlib import Path
 
-from accrual.billing.operator_pages.invoices import router
+from accrual.billing.operator_pages import arrears, invoices
 
 TEMPLATES = Path(__file__).parent / "templates"
-routers = [router]
+routers = [invoices.router, arrears.router]
 
 __all__ = ["TEMPLATES", "routers"]
