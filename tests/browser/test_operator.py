@@ -1,4 +1,5 @@
-"""The operator in a real browser: sign in with the token, close a day, see the jobs."""
+"""The operator in a real browser: sign in with the token, close a day, see the jobs,
+make voucher codes."""
 
 from __future__ import annotations
 
@@ -33,6 +34,18 @@ def test_operator_signs_in_closes_a_day_and_sees_the_jobs(page: Page, runtime: R
     page.goto("/operator/billing/invoices")
     expect(page.get_by_role("heading", name="Invoice requests")).to_be_visible()
     shot(page, "operator-invoices-en")
+
+    page.goto("/operator/billing/arrears")
+    expect(page.get_by_role("heading", name="Arrears cases")).to_be_visible()
+    shot(page, "operator-arrears-en")
+
+    page.get_by_role("link", name="Voucher codes").first.click()
+    page.get_by_label("Face value").fill("50.00")
+    page.get_by_label("How many codes").fill("3")
+    page.get_by_role("button", name="Make the codes").click()
+    expect(page.get_by_role("heading", name="3 codes made")).to_be_visible()
+    expect(page.locator("ul.codes code")).to_have_count(3)
+    shot(page, "operator-vouchers-en")
 
     page.set_viewport_size({"width": 390, "height": 844})
     page.goto("/operator/")

@@ -3,6 +3,7 @@ invoice decision through the pages changing what the API shows, Chinese."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
@@ -16,7 +17,7 @@ from tests.pages_support import billing_sign_in, browser_client, console_sign_in
 
 PAGES = ["/operator/", "/operator/console/close-day", "/operator/console/jobs",
          "/operator/billing/invoices", "/operator/billing/invoices?status=issued",
-         "/operator/billing/arrears"]
+         "/operator/billing/arrears", "/operator/billing/vouchers"]
 
 
 def operator_sign_in(browser: TestClient) -> None:
@@ -171,3 +172,26 @@ def test_chinese(runtime: Runtime) -> None:
             assert page.status_code == 200 and page.headers["content-language"] == "zh", path
         assert "关账" in browser.get("/operator/console/close-day").text
         assert "开票申请" in browser.get("/operator/billing/invoices").text
+
+
+def test_voucher_codes_through_the_page(client: TestClient, runtime: Runtime) -> None:
+    account = register(client)["billing_account_id"]
+    with browser_client(runtime) as browser:
+        operator_sign_in(browser)
+        form = {"kind": "voucher_standard", "amount": "50.00", "count": "3",
+                "validity_days": "90", "redeem_within_days": "30", "note": "conference"}
+        for field, value in [("amount", "-1"), ("amount", "1e9999"), ("count", "0"),
+                             ("count", "99999999999999999999"), ("validity_days", "x"),
+                             ("redeem_within_days", "0"), ("kind", "card")]:
+            refused = submit(browser, "/operator/billing/vouchers", {**form, field: value})
+            assert refused.status_code == 422, (field, value, refused.text)
+            assert f'id="e-{field}"' in refused.text, (field, value)
+        made = submit(browser, "/operator/billing/vouchers", form)
+        assert made.status_code == 200
+        codes = re.findall(r"<code>([^<]+)</code>", made.text)
+        assert len(codes) == 3
+    session = billing_login(client)
+    activated = client.post(f"/billing/v1/accounts/{account}/vouchers/activate",
+                            json={"code": codes[0]}, headers=session)
+    assert activated.status_code == 201, activated.text
+    assert activated.json()["face_value"] == "50.00"

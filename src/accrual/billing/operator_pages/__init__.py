@@ -3,9 +3,9 @@ services."""
 
 from pathlib import Path
 
-from accrual.billing.operator_pages import arrears, invoices
+from accrual.billing.operator_pages import arrears, invoices, vouchers
 
 TEMPLATES = Path(__file__).parent / "templates"
-routers = [invoices.router, arrears.router]
+routers = [invoices.router, arrears.router, vouchers.router]
 
 __all__ = ["TEMPLATES", "routers"]
