@@ -17,7 +17,7 @@ from tests.pages_support import billing_sign_in, browser_client, console_sign_in
 
 PAGES = ["/operator/", "/operator/console/close-day", "/operator/console/jobs",
          "/operator/billing/invoices", "/operator/billing/invoices?status=issued",
-         "/operator/billing/arrears", "/operator/billing/vouchers"]
+         "/operator/billing/arrears", "/operator/billing/vouchers", "/operator/console/rerates"]
 
 
 def operator_sign_in(browser: TestClient) -> None:
@@ -83,6 +83,16 @@ def test_close_day_through_the_page(client: TestClient, runtime: Runtime,
         assert bad.status_code == 422 and error_text(bad) == ["Give the day as YYYY-MM-DD."]
         closed = submit(browser, "/operator/console/close-day", {"day": "2026-09-28"})
         assert closed.status_code == 200 and "Messages delivered" in closed.text
+        refused = submit(browser, "/operator/console/rerates", {
+            "start": "2026-09-28", "end": "2026-09-01", "reason": "fix", "actor": "ops@x.io"})
+        assert refused.status_code == 422 and 'id="e-end"' in refused.text
+        rerated = submit(browser, "/operator/console/rerates", {
+            "start": "2026-09-28", "end": "2026-09-28", "reason": "price check",
+            "actor": "ops@example.com"})
+        assert rerated.status_code == 303
+        assert "price check" in browser.get("/operator/console/rerates").text
+    audit = client.get("/console/v1/admin/rerates", headers=OPERATOR).json()["rerates"]
+    assert [(r["reason"], r["days"]) for r in audit] == [("price check", 1)]
     again = close_day(client, "2026-09-28")
     assert again["already_closed"] is True
     account = reg["billing_account_id"]

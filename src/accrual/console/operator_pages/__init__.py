@@ -2,9 +2,9 @@
 
 from pathlib import Path
 
-from accrual.console.operator_pages.days import router
+from accrual.console.operator_pages import days, rerates
 
 TEMPLATES = Path(__file__).parent / "templates"
-routers = [router]
+routers = [days.router, rerates.router]
 
 __all__ = ["TEMPLATES", "routers"]
