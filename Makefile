@@ -58,7 +58,8 @@ test: $(STAMP)
 # The pages' texts: extract each package's into a catalog template (not kept) and merge
 # it into the package's catalogs; then translate the new entries in
 # locale/zh/LC_MESSAGES/messages.po (tests/unit/test_page_catalogs.py fails on any missing).
-PAGE_PACKAGES := src/accrual/web src/accrual/console/pages src/accrual/billing/pages
+PAGE_PACKAGES := src/accrual/web src/accrual/console/pages src/accrual/billing/pages \
+                 src/accrual/console/operator_pages src/accrual/billing/operator_pages
 messages: $(STAMP)
 	@pot=$$(mktemp -d); for pkg in $(PAGE_PACKAGES); do \
 	  [ -d $$pkg ] || continue; \

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import text
 
 from accrual import __version__, marketplace_setup
+from accrual.billing import operator_pages as billing_operator_pages
 from accrual.billing import pages as billing_pages
 from accrual.billing.api import routers as billing_routers
 from accrual.billing.api.payments import notify_answer
@@ -28,6 +29,7 @@ from accrual.billing.payments.sandbox import SandboxGateway, in_process_sender
 from accrual.billing.wiring import BillingCenter
 from accrual.catalog import ITEMS, PriceBook, load_price_book
 from accrual.clock import Clock, SystemClock
+from accrual.console import operator_pages as console_operator_pages
 from accrual.console import pages as console_pages
 from accrual.console.api import routers as console_routers
 from accrual.console.api.metering import MAX_BODY_BYTES as USAGE_BODY_LIMIT
@@ -68,6 +70,7 @@ from accrual.sandbox.aws import AwsSandbox
 from accrual.sandbox.azure import AzureSandbox
 from accrual.sandbox.huawei import HuaweiSandbox
 from accrual.settings import Settings
+from accrual.web import operator as web_operator
 from accrual.web import site as web_site
 from accrual.web.rendering import Pages
 from accrual.web.security import CookiePolicy
@@ -403,6 +406,18 @@ def create_app(runtime: Runtime) -> FastAPI:
                                      "minor": format_minor},
                                     clock=runtime.billing.clock)
     for router in billing_pages.routers:
+        app.include_router(router)
+    # The operator's pages: the shared sign-in and home, then each side's.
+    app.include_router(web_operator.router(app.state.error_pages))
+    app.state.console_operator_pages = Pages(console_operator_pages.TEMPLATES, policy,
+                                             {"zone": runtime.console.config.zone.key},
+                                             clock=runtime.console.clock)
+    for router in console_operator_pages.routers:
+        app.include_router(router)
+    app.state.billing_operator_pages = Pages(billing_operator_pages.TEMPLATES, policy,
+                                             {"zone": runtime.billing.config.zone.key},
+                                             clock=runtime.billing.clock)
+    for router in billing_operator_pages.routers:
         app.include_router(router)
     gateway = runtime.billing.payments.gateway
     if isinstance(gateway, SandboxGateway):

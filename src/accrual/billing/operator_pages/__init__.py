@@ -1,0 +1,11 @@
+"""The operator's billing-center pages (`/operator/billing/...`), over the operator API's
+services."""
+
+from pathlib import Path
+
+from accrual.billing.operator_pages import arrears, invoices, vouchers
+
+TEMPLATES = Path(__file__).parent / "templates"
+routers = [invoices.router, arrears.router, vouchers.router]
+
+__all__ = ["TEMPLATES", "routers"]
