@@ -415,7 +415,8 @@ def create_app(runtime: Runtime) -> FastAPI:
     for router in console_operator_pages.routers:
         app.include_router(router)
     app.state.billing_operator_pages = Pages(billing_operator_pages.TEMPLATES, policy,
-                                             {"zone": runtime.billing.config.zone.key},
+                                             {"zone": runtime.billing.config.zone.key,
+                                              "minor": format_minor},
                                              clock=runtime.billing.clock)
     for router in billing_operator_pages.routers:
         app.include_router(router)

@@ -11,6 +11,8 @@ from tests.conftest import ADMIN
 
 
 def test_operator_signs_in_closes_a_day_and_sees_the_jobs(page: Page, runtime: Runtime) -> None:
+    runtime.console.accounts.register("ada@example.com", "correct horse battery", "ada",
+                                      "Ada team", "en")
     page.goto("/operator/")
     expect(page).to_have_url("/operator/signin?next=/operator/")
     page.get_by_label("Operator token").fill("wrong")
@@ -46,6 +48,24 @@ def test_operator_signs_in_closes_a_day_and_sees_the_jobs(page: Page, runtime: R
     expect(page.get_by_role("heading", name="3 codes made")).to_be_visible()
     expect(page.locator("ul.codes code")).to_have_count(3)
     shot(page, "operator-vouchers-en")
+
+    page.get_by_role("link", name="Price book").click()
+    page.get_by_label("Billing item").select_option("logs")
+    page.get_by_role("button", name="Show").click()
+    expect(page.locator("tbody tr").first).to_contain_text("logs")
+    shot(page, "operator-price-book-en")
+    page.get_by_role("link", name="Tenants").click()
+    expect(page.locator("tbody tr").first).to_contain_text("ada@example.com")
+    shot(page, "operator-tenants-en")
+    page.get_by_role("link", name="Billing accounts").click()
+    page.get_by_label("Username or email").fill("nobody-here")
+    page.get_by_role("button", name="Search").click()
+    expect(page.locator("tbody")).to_contain_text("No account matches.")
+    page.get_by_role("link", name="Billing accounts").click()
+    shot(page, "operator-accounts-en")
+    page.get_by_role("link", name="Billing jobs").click()
+    expect(page.get_by_role("status")).to_be_visible()
+    shot(page, "operator-billing-jobs-en")
 
     page.set_viewport_size({"width": 390, "height": 844})
     page.goto("/operator/")

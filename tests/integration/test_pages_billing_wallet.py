@@ -66,3 +66,22 @@ def test_the_profile_refuses_a_bad_phone_beside_it_and_saves_a_good_one(
         assert saved.status_code == 303
         page = browser.get(saved.headers["location"])
         assert "The profile was saved." in page.text and "+86 10-1234" in page.text
+
+
+def test_certification_refuses_beside_the_field_then_is_fixed(client: TestClient,
+                                                              runtime: Runtime) -> None:
+    ada = register(client)
+    with browser_client(runtime) as browser:
+        billing_sign_in(browser, "ada")
+        bad = submit(browser, "/billing/certification",
+                     {"enterprise_name": "Ada Ltd", "taxpayer_id": "12"})
+        assert bad.status_code == 422 and 'id="e-taxpayer_id"' in bad.text
+        assert runtime.billing.accounts.account(ada["billing_account_id"]).certification is None
+        done = submit(browser, "/billing/certification",
+                      {"enterprise_name": "Ada Ltd", "taxpayer_id": "91110000123456789X"})
+        assert done.status_code == 303
+        shown = browser.get("/billing/certification")
+        assert "91110000123456789X" in shown.text and "<form class=\"stack\"" not in shown.text
+        again = submit(browser, "/billing/certification",
+                       {"enterprise_name": "Other", "taxpayer_id": "91110000123456789Y"})
+        assert again.status_code == 409

@@ -3,9 +3,9 @@ services."""
 
 from pathlib import Path
 
-from accrual.billing.operator_pages import arrears, invoices, vouchers
+from accrual.billing.operator_pages import accounts, arrears, invoices, vouchers
 
 TEMPLATES = Path(__file__).parent / "templates"
-routers = [invoices.router, arrears.router, vouchers.router]
+routers = [invoices.router, arrears.router, vouchers.router, accounts.router]
 
 __all__ = ["TEMPLATES", "routers"]

@@ -41,3 +41,31 @@ def save_profile(request: Request, account_id: AccountDep, center: CenterDep, pa
                              "error": field_error(error, FIELDS), "done": None},
                             status=status_for(error))
     return redirect("/billing/profile?done=saved")
+
+
+CERTIFICATION_FIELDS = {"invalid_enterprise_name": "enterprise_name",
+                        "invalid_taxpayer_id": "taxpayer_id"}
+
+
+@router.get("/certification")
+def certification(request: Request, account_id: AccountDep, center: CenterDep,
+                  pages: PagesDep) -> Response:
+    """Real-name (enterprise) authentication: the business-licence name and taxpayer id
+    that invoices need; fixed once given."""
+    return pages.render(request, "billing/certification.html", {
+        "account": center.accounts.account(account_id), "enterprise_name": "",
+        "taxpayer_id": "", "error": None, "done": request.query_params.get("done")})
+
+
+@router.post("/certification", dependencies=CSRF)
+def certify(request: Request, account_id: AccountDep, center: CenterDep, pages: PagesDep,
+            enterprise_name: Annotated[str, Form(max_length=400)] = "",
+            taxpayer_id: Annotated[str, Form(max_length=64)] = "") -> Response:
+    try:
+        center.certifications.certify(account_id, enterprise_name, taxpayer_id)
+    except ServiceError as error:
+        return pages.render(request, "billing/certification.html", {
+            "account": center.accounts.account(account_id), "enterprise_name": enterprise_name,
+            "taxpayer_id": taxpayer_id, "error": field_error(error, CERTIFICATION_FIELDS),
+            "done": None}, status=status_for(error))
+    return redirect("/billing/certification?done=certified")

@@ -2,9 +2,9 @@
 
 from pathlib import Path
 
-from accrual.console.operator_pages import days, rerates
+from accrual.console.operator_pages import catalog, days, rerates
 
 TEMPLATES = Path(__file__).parent / "templates"
-routers = [days.router, rerates.router]
+routers = [days.router, rerates.router, catalog.router]
 
 __all__ = ["TEMPLATES", "routers"]
