@@ -107,6 +107,14 @@ def test_a_member_without_the_billing_permission_is_refused_the_billing_module(
             refused = member.get(path)
             assert refused.status_code == 403, path
             assert "billing_permission_required" in refused.text
+    # The API refuses the member the same views.
+    token = client.post("/console/v1/sessions", json={"email": "mem@example.com",
+                                                      "password": "correct horse battery"}).json()["token"]
+    for view in ("billing-details", "consumption", "usage"):
+        answer = client.get(f"/console/v1/workspaces/{ada['workspace_id']}/{view}",
+                            headers={"Authorization": f"Bearer {token}"})
+        assert (answer.status_code, answer.json()["error"]["code"]) == \
+            (403, "billing_permission_required"), view
 
 
 def test_one_tenants_pages_never_show_anothers_data(client: TestClient, runtime: Runtime) -> None:

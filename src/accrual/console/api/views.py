@@ -10,6 +10,8 @@ from fastapi import Query
 from accrual.clock import site_day
 from accrual.console.api.deps import AccountDep, ConsoleDep, console_router
 from accrual.console.domain.periods import RangeRefused, report_range
+from accrual.console.domain.roles import Action
+from accrual.console.services.permissions import require
 from accrual.console.services.reports import (
     Consumption,
     DetailLine,
@@ -45,13 +47,15 @@ def _range(console: Console, start: date | None, end: date | None, period: str |
 
 
 @router.get("/workspaces/{workspace_id}/billing-details", tags=["console: billing"],
-            responses=error_responses(401, 404, 422))
+            responses=error_responses(401, 403, 404, 422))
 def list_billing_details(workspace_id: str, console: ConsoleDep, account_id: AccountDep,
                          start: FromQuery = None, end: ToQuery = None,
                          period: PeriodQuery = None) -> dict[str, Any]:
     """The workspace's billing details (charges and adjustments) for a range of days or a
-    named period (today, yesterday, this or last week, this or last month, this year)."""
-    console.accounts.require_member(account_id, workspace_id)
+    named period (today, yesterday, this or last week, this or last month, this year).
+    For the owner, administrators and roles with the billing permission (403
+    `billing_permission_required` for others)."""
+    require(console.accounts, account_id, workspace_id, Action.VIEW_BILLING)
     start, end, _ = _range(console, start, end, period)
     details = billing_details(console.engine, workspace_id, start, end)
     return {"workspace_id": workspace_id, "from": start.isoformat(), "to": end.isoformat(),
@@ -59,25 +63,25 @@ def list_billing_details(workspace_id: str, console: ConsoleDep, account_id: Acc
 
 
 @router.get("/workspaces/{workspace_id}/consumption", tags=["console: billing"],
-            responses=error_responses(401, 404, 422))
+            responses=error_responses(401, 403, 404, 422))
 def consumption_analysis(workspace_id: str, console: ConsoleDep, account_id: AccountDep,
                          start: FromQuery = None, end: ToQuery = None,
                          period: PeriodQuery = None) -> dict[str, Any]:
     """Consumption analysis: the amount per item with its share, and a daily series."""
-    console.accounts.require_member(account_id, workspace_id)
+    require(console.accounts, account_id, workspace_id, Action.VIEW_BILLING)
     start, end, _ = _range(console, start, end, period)
     return consumption_json(consumption(console.engine, workspace_id, start, end,
                                         console.config.currency))
 
 
 @router.get("/workspaces/{workspace_id}/usage", tags=["console: metering"],
-            responses=error_responses(401, 404, 422))
+            responses=error_responses(401, 403, 404, 422))
 def usage_view(workspace_id: str, console: ConsoleDep, account_id: AccountDep,
                start: FromQuery = None, end: ToQuery = None,
                period: PeriodQuery = None) -> dict[str, Any]:
     """Usage per item and retention tier per day (daily rule applied), up to yesterday and
     today so far (`complete: false`), for any plan; the series behind the usage charts."""
-    console.accounts.require_member(account_id, workspace_id)
+    require(console.accounts, account_id, workspace_id, Action.VIEW_BILLING)
     start, end, today = _range(console, start, end, period, default_days=6)
     return usage_json(usage(console.engine, workspace_id, start, end, today))
 

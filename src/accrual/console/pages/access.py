@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from accrual.console.domain.roles import permissions_for
 from accrual.console.services.accounts import Membership
 from accrual.console.wiring import Console
 from accrual.contract.errors import NotFound
@@ -71,10 +72,10 @@ def workspace_access(console: Console, account_id: str, workspace_id: str) -> Wo
     membership = next((m for m in memberships if m.workspace.id == workspace_id), None)
     if membership is None:
         raise NotFound("workspace_not_found", f"no workspace {workspace_id} of yours")
-    role = membership.role
+    allowed = permissions_for(membership.role)
     return WorkspaceAccess(account_id, membership, memberships,
-                           billing_view=role in ("owner", "admin"),
-                           alerts_manage=role in ("owner", "admin"), owner=role == "owner")
+                           billing_view=allowed.billing_view, alerts_manage=allowed.alerts_manage,
+                           owner=allowed.owner_actions)
 
 
 def _workspace_access(workspace_id: str, account_id: AccountDep,

@@ -16,6 +16,7 @@ from starlette.responses import Response
 
 from accrual.clock import site_day
 from accrual.console.domain.periods import PERIODS, RangeRefused, report_range
+from accrual.console.domain.roles import Action, refusal_for
 from accrual.console.pages.access import ConsoleDep, PagesDep, WorkspaceAccess, WorkspaceDep
 from accrual.console.pages.labels import LABELS
 from accrual.console.services.reports import billing_details, consumption, usage
@@ -35,9 +36,8 @@ CSRF = [Depends(check_csrf)]
 def billing_access(access: WorkspaceDep) -> WorkspaceAccess:
     """The Billing module is for the owner, administrators and roles given billing."""
     if not access.billing_view:
-        raise Forbidden("billing_permission_required",
-                        "your role in this workspace does not include Plans & Billing; ask the "
-                        "workspace owner to give you a role with the billing permission")
+        refusal = refusal_for(Action.VIEW_BILLING)
+        raise Forbidden(refusal.code, refusal.message)
     return access
 
 
