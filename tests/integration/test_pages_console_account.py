@@ -112,3 +112,23 @@ def test_dissolve_needs_the_name_and_arrears(client: TestClient, runtime: Runtim
         refused = submit(browser, f"{base}/dissolve", {"workspace_name": "ada's team"})
         assert refused.status_code == 409  # not in arrears: nothing to dissolve for
         assert runtime.console.accounts.workspace(ada["workspace_id"]).status == "active"  # type: ignore[union-attr]
+
+
+def test_a_further_workspace_is_free_and_its_key_shown_once(client: TestClient,
+                                                            runtime: Runtime) -> None:
+    register(client)
+    with browser_client(runtime) as browser:
+        console_sign_in(browser, "ada@example.com")
+        assert browser.get("/console/workspaces/new").status_code == 200
+        bad = submit(browser, "/console/workspaces/new", {"workspace_name": " ", "language": "en"})
+        assert bad.status_code == 422 and 'id="e-workspace_name"' in bad.text
+        made = submit(browser, "/console/workspaces/new", {"workspace_name": "Lab", "language": "zh"})
+        assert made.status_code == 201
+        key = re.search(r'class="ingest-key">([^<]+)<', made.text).group(1)  # type: ignore[union-attr]
+        workspace_id = runtime.console.accounts.workspace_for_ingest_key(key)
+        assert workspace_id is not None
+        workspace = runtime.console.accounts.workspace(workspace_id)
+        assert workspace is not None and (workspace.plan, workspace.language) == ("free", "zh")
+        assert "Lab" in browser.get("/console/").text
+    with browser_client(runtime) as stranger:
+        assert stranger.get("/console/workspaces/new").status_code == 303

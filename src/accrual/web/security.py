@@ -58,8 +58,9 @@ def keep_csrf_cookie(request: Request, response: Response, policy: CookiePolicy)
 
 
 async def check_csrf(request: Request) -> None:
-    """Refuse a state-changing request whose form field (or, from a script, X-CSRF-Token header) does not carry
-    the browser's CSRF token, or that comes from another origin."""
+    """Refuse a state-changing request whose form field (or, from a script, the
+    X-CSRF-Token header) does not carry the browser's CSRF token, or that comes from
+    another origin."""
     origin = request.headers.get("origin")
     if origin and origin != "null" and urlsplit(origin).netloc != request.url.netloc:
         raise Forbidden("csrf_failed", "this form was sent from another site; reload the page "

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Request
 from starlette.responses import Response
 
-from accrual.console.pages.access import SESSION_COOKIE, ConsoleDep, PagesDep
+from accrual.console.pages.access import SESSION_COOKIE, AccountDep, ConsoleDep, PagesDep
 from accrual.contract.errors import Invalid, ServiceError
 from accrual.infra.http import client_address, status_for
 from accrual.web.rendering import PageRoute, field_error
@@ -72,3 +72,33 @@ def register(request: Request, console: ConsoleDep, pages: PagesDep,
                      int(console.config.session_ttl.total_seconds()))
     return response
 
+
+
+NEW_WORKSPACE_FIELDS = {"invalid_workspace_name": "workspace_name", "invalid_language": "language",
+                        **{code: "activation_id" for code, field in FIELDS.items()
+                           if field == "activation_id"}}
+
+
+@router.get("/workspaces/new")
+def new_workspace_form(request: Request, pages: PagesDep, account_id: AccountDep) -> Response:
+    return pages.render(request, "console/new_workspace.html", {
+        "values": {"workspace_name": "", "language": "en", "activation_id": ""}, "error": None})
+
+
+@router.post("/workspaces/new", dependencies=CSRF)
+def new_workspace(request: Request, console: ConsoleDep, pages: PagesDep, account_id: AccountDep,
+                  workspace_name: Annotated[str, Form(max_length=200)] = "",
+                  language: Annotated[str, Form(max_length=8)] = "en",
+                  activation_id: Annotated[str, Form(max_length=40)] = "") -> Response:
+    """A further workspace: free until it is upgraded, or settled through a marketplace
+    activation from its first day. The ingest key is shown once."""
+    try:
+        made = console.accounts.create_workspace(account_id, workspace_name, language,
+                                                 activation_id.strip() or None)
+    except ServiceError as error:
+        return pages.render(request, "console/new_workspace.html", {
+            "values": {"workspace_name": workspace_name, "language": language,
+                       "activation_id": activation_id},
+            "error": field_error(error, NEW_WORKSPACE_FIELDS)}, status=status_for(error))
+    return pages.render(request, "console/registered.html", {"made": made, "new": True},
+                        status=201)
