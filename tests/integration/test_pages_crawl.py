@@ -21,8 +21,29 @@ _LINK = re.compile(r'href="(/[^"#]*)"')
 _SKIP = ("/static/", "/billing/jump", "/sandbox/")
 
 
+def accessibility_problems(page: str) -> list[str]:
+    """What keyboard and screen-reader users would trip over: a repeated id, a form control
+    without a label (``<label for>``, a wrapping label or ``aria-label``)."""
+    ids = re.findall(r'\sid="([^"]+)"', page)
+    problems = [f"id {i!r} repeated" for i in sorted({i for i in ids if ids.count(i) > 1})]
+    labelled = set(re.findall(r'<label[^>]*\sfor="([^"]+)"', page))
+    wrapped = {m.start() for m in re.finditer(r"<label[^>]*>(?:(?!</label>).)*?<(?:input|select)",
+                                              page, re.S)}
+    for control in re.finditer(r"<(input|select|textarea)\b([^>]*)>", page):
+        attrs = control.group(2)
+        if re.search(r'type="(hidden|submit|button)"', attrs) or "aria-label=" in attrs:
+            continue
+        found = re.search(r'\sid="([^"]+)"', attrs)
+        inside = any(start < control.start() and "</label>" not in page[start:control.start()]
+                     for start in wrapped)
+        if not inside and (found is None or found.group(1) not in labelled):
+            problems.append(f"unlabelled {control.group(0)[:80]}")
+    return problems
+
+
 def crawl(client: TestClient, *starts: str, limit: int = 150) -> dict[str, int]:
-    """GET every same-site page link reachable from ``starts`` (no forms): path → status."""
+    """GET every same-site page link reachable from ``starts`` (no forms): path → status;
+    every HTML page is also checked for :func:`accessibility_problems`."""
     seen: dict[str, int] = {}
     queue = deque(starts)
     while queue and len(seen) < limit:
@@ -32,6 +53,8 @@ def crawl(client: TestClient, *starts: str, limit: int = 150) -> dict[str, int]:
         response = client.get(path)
         seen[path] = response.status_code
         if response.headers.get("content-type", "").startswith("text/html"):
+            assert not accessibility_problems(response.text), (path, accessibility_problems(
+                response.text))
             queue.extend(html.unescape(link) for link in _LINK.findall(response.text))
         elif response.status_code in (302, 303) and response.headers["location"].startswith("/"):
             queue.append(response.headers["location"])
@@ -136,3 +159,13 @@ def test_one_tenants_pages_never_show_anothers_data(client: TestClient, runtime:
             answer = browser.get(path)
             assert answer.status_code in (403, 404), path
             assert "ada&#39;s team" not in answer.text
+
+
+def test_the_accessibility_check_sees_what_it_looks_for() -> None:
+    assert accessibility_problems('<label for="a">A</label><input id="a" name="a">') == []
+    assert accessibility_problems('<label>A <input name="a"></label>') == []
+    assert accessibility_problems('<select name="s" aria-label="S"></select>') == []
+    assert accessibility_problems('<input type="hidden" name="x">') == []
+    assert accessibility_problems('<input name="a">') != []
+    assert accessibility_problems('<label for="b">B</label><input id="a">') != []
+    assert accessibility_problems('<p id="x"></p><p id="x"></p>') == ["id 'x' repeated"]

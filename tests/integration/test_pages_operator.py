@@ -13,6 +13,7 @@ from accrual.app import Runtime
 from accrual.clock import ManualClock
 from tests.conftest import ADMIN, SHANGHAI
 from tests.helpers import OPERATOR, billing_login, close_day, register, send_usage
+from tests.integration.test_pages_crawl import accessibility_problems
 from tests.pages_support import billing_sign_in, browser_client, console_sign_in, error_text, submit
 
 PAGES = ["/operator/", "/operator/console/close-day", "/operator/console/jobs",
@@ -148,6 +149,7 @@ def test_issue_and_reject_invoice_requests_through_the_page(
         operator_sign_in(browser)
         waiting = browser.get("/operator/billing/invoices")
         assert f"/operator/billing/invoices/{first}/issue" in waiting.text
+        assert accessibility_problems(waiting.text) == []  # one form per row, ids apart
         empty = submit(browser, f"/operator/billing/invoices/{first}/reject", {"reason": ""})
         assert empty.status_code == 422 and len(error_text(empty)) == 1
         issued = submit(browser, f"/operator/billing/invoices/{first}/issue",
