@@ -11,6 +11,7 @@ extracts the texts and updates the catalogs.
 from __future__ import annotations
 
 import gettext
+import re
 from datetime import date, datetime
 from decimal import Decimal
 from functools import cache
@@ -47,15 +48,15 @@ def supported(language: object) -> str | None:
 
 def best_accepted(header: str | None) -> str:
     """The first supported language of an ``Accept-Language`` header, by weight."""
-    choices: list[tuple[float, int, str]] = []
+    choices: list[tuple[Decimal, int, str]] = []
     for index, part in enumerate((header or "").split(",")[:20]):
         tag, _, params = part.strip().partition(";")
-        weight = 1.0
+        weight = Decimal(1)
         if params.strip().startswith("q="):
-            try:
-                weight = float(params.strip()[2:])
-            except ValueError:
+            q = params.strip()[2:]
+            if not re.fullmatch(r"[01](\.\d{0,3})?", q):  # RFC 9110's qvalue
                 continue
+            weight = Decimal(q)
         code = supported(tag)
         if code is not None and weight > 0:
             choices.append((-weight, index, code))

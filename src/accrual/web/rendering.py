@@ -107,8 +107,7 @@ class Pages:
                *, status: int = 200, headers: Mapping[str, str] | None = None) -> HTMLResponse:
         language = language_of(request)
         values = {"request": request, "csrf_token": csrf_token(request),
-                  "path": request.url.path, "query": request.url.query,
-                  "here": _here(request), **(context or {})}
+                  "path": request.url.path, "here": _here(request), **(context or {})}
         html = self._envs[language].get_template(template).render(values)
         response = HTMLResponse(html, status_code=status, headers=headers)
         response.headers["content-language"] = language

@@ -12,6 +12,7 @@ from starlette.responses import Response
 from accrual.billing.pages.access import AccountDep, CenterDep, PagesDep
 from accrual.billing.wiring import BillingCenter
 from accrual.contract.errors import Invalid, ServiceError
+from accrual.contract.messages import WalletOverview
 from accrual.infra.http import status_for
 from accrual.money import InvalidDecimal, format_minor
 from accrual.web import paging
@@ -27,13 +28,8 @@ AMOUNT_FIELDS = {"invalid_amount": "amount", "balance_limit_exceeded": "amount",
                  "code_expired": "code", "currency_mismatch": "code"}
 
 
-def _wallet(center: BillingCenter, account_id: str) -> dict[str, str]:
-    overview = center.wallet.overview(account_id)
-    currency = overview.currency
-    return {"currency": currency, "cash": format_minor(overview.cash_minor, currency),
-            "vouchers": format_minor(overview.vouchers_minor, currency),
-            "prepaid_cards": format_minor(overview.prepaid_cards_minor, currency),
-            "arrears": format_minor(overview.arrears_minor, currency)}
+def _wallet(center: BillingCenter, account_id: str) -> WalletOverview:
+    return center.console_visits.wallet_overview(account_id)
 
 
 @router.get("/overview")

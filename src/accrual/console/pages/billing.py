@@ -77,13 +77,14 @@ def chosen_range(console: Console, query: Mapping[str, str], default_period: str
         start, end = _day(query.get("from"), "from"), _day(query.get("to"), "to")
         if period is None and start is None and end is None:
             period = default_period
-        first, last = report_range(today, start, end, period, default_days)
+        try:
+            first, last = report_range(today, start, end, period, default_days)
+        except RangeRefused as refused:
+            raise Invalid("invalid_range", str(refused)) from None
         return first, last, period, None
-    except (Invalid, RangeRefused) as refused:
-        code = getattr(refused, "code", "invalid_range")
+    except Invalid as refused:
         first, last = report_range(today, None, None, default_period, default_days)
-        return first, last, default_period, FieldError(code, str(getattr(refused, "message",
-                                                                             refused)), "from")
+        return first, last, default_period, FieldError(refused.code, refused.message, "from")
 
 
 @router.get("/")
@@ -107,12 +108,9 @@ def overview(request: Request, console: ConsoleDep, pages: PagesDep,
                          "currency": console.config.currency})
 
 
-@router.post("/open", dependencies=CSRF)
-def open_billing_center(request: Request, console: ConsoleDep, pages: PagesDep,
-                        access: BillingDep,
-                        destination: Annotated[str, Form(max_length=16)] = "overview") -> Response:
-    """The owner's password-less jump into the billing center (overview, recharge or
-    workspace management)."""
+def billing_center_path(console: Console, access: WorkspaceAccess, destination: str) -> str:
+    """Where the owner's browser goes to enter the billing center without a password (a
+    one-time ticket); refused to anyone else, and for a workspace with no billing account."""
     workspace = access.membership.workspace
     if not access.owner:
         raise Forbidden("owner_only", "only the workspace owner opens the billing center from "
@@ -130,7 +128,15 @@ def open_billing_center(request: Request, console: ConsoleDep, pages: PagesDep,
     except PeerUnavailable:
         raise Forbidden("billing_center_unavailable",
                         "the billing center cannot be reached right now; try again shortly") from None
-    return redirect(ticket.path)
+    return ticket.path
+
+
+@router.post("/open", dependencies=CSRF)
+def open_billing_center(console: ConsoleDep, access: BillingDep,
+                        destination: Annotated[str, Form(max_length=16)] = "overview") -> Response:
+    """The owner's password-less jump into the billing center (overview, recharge or
+    workspace management)."""
+    return redirect(billing_center_path(console, access, destination))
 
 
 @router.get("/usage")

@@ -9,10 +9,9 @@ from fastapi import APIRouter, Depends, Form, Request
 from starlette.responses import Response
 
 from accrual.console.pages.access import ConsoleDep, PagesDep, WorkspaceAccess, WorkspaceDep
+from accrual.console.pages.billing import billing_center_path
 from accrual.console.services.dissolve import Dissolution
-from accrual.contract.errors import Forbidden, ServiceError
-from accrual.contract.messages import SignInTicketRequest
-from accrual.contract.ports import PeerRefused, PeerUnavailable
+from accrual.contract.errors import ServiceError
 from accrual.infra.http import status_for
 from accrual.web.rendering import FieldError, PageRoute, field_error, redirect
 from accrual.web.security import check_csrf
@@ -63,19 +62,7 @@ def locked(request: Request, pages: PagesDep, access: WorkspaceDep) -> Response:
 def unlock_now(console: ConsoleDep, access: WorkspaceDep) -> Response:
     """Unlock now: the owner goes, without a password, to the billing center's workspace
     management to recharge or change the settlement method."""
-    workspace = access.membership.workspace
-    if not access.owner or workspace.billing_account_id is None:
-        raise Forbidden("owner_only", "only the workspace owner unlocks it from here")
-    try:
-        ticket = console.billing.sign_in_ticket(SignInTicketRequest(
-            billing_account_id=workspace.billing_account_id, workspace_id=workspace.id,
-            destination="workspaces"))
-    except PeerRefused as refused:
-        raise Forbidden(refused.code, refused.message) from None
-    except PeerUnavailable:
-        raise Forbidden("billing_center_unavailable",
-                        "the billing center cannot be reached right now; try again shortly") from None
-    return redirect(ticket.path)
+    return redirect(billing_center_path(console, access, "workspaces"))
 
 
 @router.post("/dissolve", dependencies=CSRF)
