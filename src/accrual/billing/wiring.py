@@ -35,6 +35,7 @@ from accrual.billing.services.marketplace_reporter import MarketplaceReporter
 from accrual.billing.services.methods import SettlementMethods
 from accrual.billing.services.movements import Movements
 from accrual.billing.services.nonce_store import DatabaseNonces
+from accrual.billing.services.promotions import Promotions
 from accrual.billing.services.statements import Statements
 from accrual.billing.services.wallet import Wallet
 from accrual.billing.services.workspace_moves import WorkspaceMoves
@@ -74,6 +75,7 @@ class BillingCenter:
         self.inbox = BillingInbox(engine, config, clock, self.accounts, self.arrears,
                                   self.movements, self.activated_workspaces)
         self.binding_codes = BindingCodes(engine, config, clock, self.accounts, self.mailer)
+        self.promotions = Promotions(engine, clock, self.accounts)
         self.instruments = Instruments(engine, config, clock, self.accounts)
         self.methods = SettlementMethods(engine, config, clock, self.accounts, self.arrears)
         self.activations = MarketplaceActivations(engine, config, clock, self.accounts,

@@ -17,6 +17,7 @@ from accrual.console.services.alerts import Alerts
 from accrual.console.services.day_close import DayClose
 from accrual.console.services.inbox import ConsoleInbox
 from accrual.console.services.ingestion import Ingestion
+from accrual.console.services.members import Members
 from accrual.console.services.plan_upgrade import PlanUpgrades
 from accrual.console.services.rerate import Rerates
 from accrual.console.services.retention import Retention
@@ -47,7 +48,8 @@ class Console:
         self.admission = AdmissionService(engine, config, clock)
         self.plan_upgrades = PlanUpgrades(engine, config, clock, billing)
         self.rerates = Rerates(engine, clock, self.day_close, config.currency)
-        self.alerts = Alerts(engine, config, clock, mailer or LogMailer())
+        self.members = Members(engine, config, clock, self.accounts)
+        self.alerts = Alerts(engine, config, clock, mailer or LogMailer(), self.accounts)
         self.relay = Relay(engine, tables.outbox, billing.deliver, clock,
                            name=f"{config.site} relay")
 

@@ -57,6 +57,9 @@ WORKSPACE_CREATED = "workspace.created"
 WORKSPACE_DISSOLVED = "workspace.dissolved"
 BINDING_CHANGED = "binding.changed"
 WORKSPACE_LOCK = "workspace.lock"
+PROMOTION_REQUESTED = "promotion.requested"
+PROMOTION_WITHDRAWN = "promotion.withdrawn"
+PROMOTION_DECIDED = "promotion.decided"
 
 
 def _no_number(value: object) -> object:
@@ -150,6 +153,44 @@ class BindingChanged(BaseModel):
     settlement_method: str
     effective_from: date
     plan: str = "commercial"
+
+
+class PromotionRequested(BaseModel):
+    """Console → billing: raising a member to administrator of a commercial workspace waits
+    for the approval of the billing account that pays for it (reference-billing.md 1.4)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    request_id: Id32
+    workspace_id: Id32
+    site: Id32
+    workspace_name: WorkspaceName
+    member_email: Email
+    requested_by_email: Email
+    role: Literal["admin"] = "admin"
+    requested_at: AwareDatetime
+
+
+class PromotionWithdrawn(BaseModel):
+    """Console → billing: a waiting request no longer stands (the member's role was
+    changed otherwise, or the member left or was removed)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    request_id: Id32
+    workspace_id: Id32
+    withdrawn_at: AwareDatetime
+
+
+class PromotionDecided(BaseModel):
+    """Billing → console: the paying account approved or rejected a request."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    request_id: Id32
+    workspace_id: Id32
+    approved: bool
+    decided_at: AwareDatetime
 
 
 class WorkspaceLock(BaseModel):

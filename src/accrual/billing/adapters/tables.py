@@ -67,6 +67,23 @@ sign_in_tickets = Table(
     Column("used_at", UtcDateTime()),
 )
 
+# Raises to administrator of a commercial workspace, waiting for (or given) the approval
+# of the account that pays for it (reference-billing.md 1.4); sent by the console.
+promotion_requests = Table(
+    "promotion_requests", metadata,
+    Column("request_id", String(32), primary_key=True),
+    Column("workspace_id", String(32), nullable=False, index=True),
+    Column("site", String(32), nullable=False),
+    Column("workspace_name", String(200), nullable=False),
+    Column("member_email", String(320), nullable=False),
+    Column("requested_by_email", String(320), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("requested_at", UtcDateTime(), nullable=False),
+    Column("status", String(16), nullable=False),  # pending | approved | rejected | withdrawn
+    Column("decided_at", UtcDateTime()),
+    Column("decided_by", String(32)),  # the billing account that answered
+)
+
 # Failed sign-ins per account and client address (the throttle's counters).
 sign_in_failures = sign_in_failures_table("billing_sign_in_failures", metadata)
 

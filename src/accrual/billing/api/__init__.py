@@ -17,6 +17,7 @@ from accrual.billing.api import (
     marketplaces,
     methods,
     payments,
+    promotions,
     wallet,
 )
 from accrual.infra.http import error_responses
@@ -28,6 +29,7 @@ routers.append(instruments.router)
 routers.append(arrears.router)
 routers.append(methods.router)
 routers.append(jobs.router)
+routers.append(promotions.router)
 routers.append(marketplace_reporter.router)
 routers.append(marketplaces.router)
 routers.append(marketplace_azure.router)

@@ -18,14 +18,19 @@ from accrual.billing.services.accounts import BillingAccounts
 from accrual.billing.services.activated_workspaces import ActivatedWorkspaces
 from accrual.billing.services.arrears import Arrears
 from accrual.billing.services.movements import Movements
+from accrual.billing.services.promotions import Promotions
 from accrual.clock import Clock
 from accrual.contract.errors import NotFound, ServiceError
 from accrual.contract.messages import (
     BILLING_DETAIL,
+    PROMOTION_REQUESTED,
+    PROMOTION_WITHDRAWN,
     WORKSPACE_CREATED,
     WORKSPACE_DISSOLVED,
     ActivatedWorkspace,
     Envelope,
+    PromotionRequested,
+    PromotionWithdrawn,
     RegistrationConfirmation,
     WorkspaceCreated,
     WorkspaceDissolved,
@@ -140,6 +145,10 @@ class BillingInbox:
             self._workspace_created(conn, WorkspaceCreated.model_validate(message.payload))
         elif message.type == WORKSPACE_DISSOLVED:
             self._workspace_dissolved(conn, WorkspaceDissolved.model_validate(message.payload))
+        elif message.type == PROMOTION_REQUESTED:
+            Promotions.receive_in(conn, PromotionRequested.model_validate(message.payload))
+        elif message.type == PROMOTION_WITHDRAWN:
+            Promotions.withdraw_in(conn, PromotionWithdrawn.model_validate(message.payload))
         else:
             log.info("billing inbox: ignoring message type %s", message.type)
         conn.execute(insert(t.inbox).values(message_id=message.id, type=message.type,

@@ -13,6 +13,8 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    UniqueConstraint,
+    text,
 )
 
 from accrual.infra.db import UtcDateTime
@@ -30,6 +32,8 @@ accounts = Table(
     Column("email", String(320), nullable=False, unique=True),  # lower-cased
     Column("password_hash", String(200), nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
+    # The pages' language the account last chose (en | zh); NULL until it chooses one.
+    Column("language", String(8)),
 )
 
 sessions = Table(
@@ -71,8 +75,36 @@ members = Table(
     "workspace_members", metadata,
     Column("workspace_id", String(32), primary_key=True),
     Column("account_id", String(32), primary_key=True),
-    Column("role", String(16), nullable=False),  # owner | admin | member
+    Column("role", String(16), nullable=False),  # owner | admin | member | custom
+    Column("custom_role_id", String(32)),  # the workspace_roles row, exactly when custom
+    # A raise to administrator waiting for the billing center's approval (commercial plan):
+    # the role wanted, the request's id (the messages name it) and when it was asked.
+    Column("pending_role", String(16)),
+    Column("pending_request_id", String(32)),
+    Column("pending_since", UtcDateTime()),
+    Column("added_at", UtcDateTime()),  # NULL for rows made before members were managed
     Index("ix_workspace_members_account", "account_id"),
+    # One owner per workspace, whatever path writes the rows.
+    Index("ux_workspace_members_owner", "workspace_id", unique=True,
+          postgresql_where=text("role = 'owner'"), sqlite_where=text("role = 'owner'")),
+    CheckConstraint("role IN ('owner', 'admin', 'member', 'custom')",
+                    name="ck_workspace_members_role"),
+    CheckConstraint("(role = 'custom' AND custom_role_id IS NOT NULL) OR "
+                    "(role <> 'custom' AND custom_role_id IS NULL)",
+                    name="ck_workspace_members_custom_role"),
+)
+
+# A workspace's own named roles ("Finance"), each granting permissions of
+# console.domain.roles.PERMISSIONS (stored comma-separated, sorted).
+workspace_roles = Table(
+    "workspace_roles", metadata,
+    Column("id", String(32), primary_key=True),
+    Column("workspace_id", String(32), nullable=False),
+    Column("name", String(40), nullable=False),
+    Column("name_key", String(160), nullable=False),  # case-folded: "Finance" = "finance"
+    Column("permissions", String(200), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    UniqueConstraint("workspace_id", "name_key", name="uq_workspace_roles_name"),
 )
 
 ingest_keys = Table(

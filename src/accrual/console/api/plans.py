@@ -7,7 +7,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from accrual.console.api.deps import AccountDep, ConsoleDep, console_router
-from accrual.contract.errors import Forbidden
+from accrual.console.domain.roles import Action
+from accrual.console.services.permissions import require
 from accrual.infra.http import error_responses
 from accrual.money import format_decimal
 
@@ -65,10 +66,9 @@ def change_retention(workspace_id: str, data_type: str, body: RetentionIn, conso
 @router.get("/workspaces/{workspace_id}/quota", tags=["console: plans"],
             responses=error_responses(401, 403, 404))
 def quota(workspace_id: str, console: ConsoleDep, account_id: AccountDep) -> dict[str, Any]:
-    """Today's use against the free plan's daily quotas (owners and admins)."""
-    role = console.accounts.require_member(account_id, workspace_id)
-    if role not in ("owner", "admin"):
-        raise Forbidden("owner_or_admin_only", "quota usage is shown to owners and admins")
+    """Today's use against the free plan's daily quotas (the Plans & Billing module: owners,
+    admins and a custom role granted `billing`; others 403 `billing_permission_required`)."""
+    require(console.accounts, account_id, workspace_id, Action.VIEW_BILLING)
     usage = console.admission.quota_usage(workspace_id)
     return {"workspace_id": usage.workspace_id, "plan": usage.plan, "day": usage.day.isoformat(),
             "resets_at": usage.resets_at.isoformat(),

@@ -13,6 +13,7 @@ the owner's: no role can be granted them.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
@@ -23,6 +24,11 @@ BUILT_IN = (OWNER, ADMIN, MEMBER)
 BILLING = "billing"
 # What a custom role can be granted, with the name the console shows for it.
 PERMISSIONS = {BILLING: "Plans & Billing"}
+# What an owner or administrator can give a member; the owner is never given, only had.
+ASSIGNABLE = (ADMIN, MEMBER, CUSTOM)
+MAX_ROLE_NAME = 40
+MAX_CUSTOM_ROLES = 20  # per workspace
+MAX_MEMBERS = 500  # per workspace, the owner included
 
 
 class Action(Enum):
@@ -96,3 +102,49 @@ _ASK = {
 def refusal_for(action: Action) -> Refusal:
     """The refusal of ``action`` to someone whose role does not allow it."""
     return _ASK[action]
+
+
+def check_role_name(name: object) -> str | Refusal:
+    """A custom role's name as stored (trimmed, NFC), or why it cannot be one: 1 to
+    :data:`MAX_ROLE_NAME` visible characters, and not the name of a built-in role."""
+    text = unicodedata.normalize("NFC", name.strip()) if isinstance(name, str) else ""
+    if not 1 <= len(text) <= MAX_ROLE_NAME or any(
+            unicodedata.category(char)[0] == "C" or unicodedata.category(char) in ("Zl", "Zp")
+            for char in text):
+        return Refusal("invalid", "invalid_role_name",
+                       f"a role name is 1 to {MAX_ROLE_NAME} visible characters")
+    if text.casefold() in (*BUILT_IN, "administrator", CUSTOM):
+        return Refusal("invalid", "invalid_role_name",
+                       f"{text!r} is a built-in role; choose another name")
+    return text
+
+
+def check_permissions(granted: object) -> tuple[str, ...] | Refusal:
+    """The permissions a custom role is granted, sorted and without repeats."""
+    if not isinstance(granted, list | tuple) or not all(isinstance(p, str) for p in granted):
+        return Refusal("invalid", "invalid_permission", "permissions is a list of names")
+    unknown = sorted(set(granted) - PERMISSIONS.keys())
+    if unknown:
+        return Refusal("invalid", "invalid_permission",
+                       f"unknown permission {unknown[0]!r}; known: {', '.join(PERMISSIONS)}")
+    return tuple(sorted(set(granted)))
+
+
+def check_assignment(role: object, custom_role_id: object) -> Refusal | None:
+    """Whether ``role`` (with a custom role's id when it is ``custom``) can be given."""
+    if role == OWNER:
+        return Refusal("invalid", "owner_not_assignable",
+                       "a workspace has one owner; the owner role cannot be given")
+    if role not in ASSIGNABLE:
+        return Refusal("invalid", "invalid_role",
+                       f"role must be one of {', '.join(ASSIGNABLE)}")
+    if (role == CUSTOM) != (custom_role_id is not None):
+        return Refusal("invalid", "invalid_role",
+                       "custom_role_id is given exactly when role is 'custom'")
+    return None
+
+
+def needs_approval(plan: str, current: str | None, wanted: str) -> bool:
+    """Raising someone to administrator on a commercial workspace waits for the billing
+    center's approval (reference 1.4); on a free one it does not, nor does any other change."""
+    return plan == "commercial" and wanted == ADMIN and current != ADMIN

@@ -59,6 +59,7 @@ class WorkspaceAccess:
     billing_view: bool  # the Billing module (owner, administrator, a role with billing)
     alerts_manage: bool  # high-consumption alerts (owner, administrator)
     owner: bool  # owner-only actions: upgrade, retention, dissolve, the billing center jump
+    members_manage: bool = False  # add, change and remove members; custom roles
 
     @property
     def workspace_id(self) -> str:
@@ -72,10 +73,10 @@ def workspace_access(console: Console, account_id: str, workspace_id: str) -> Wo
     membership = next((m for m in memberships if m.workspace.id == workspace_id), None)
     if membership is None:
         raise NotFound("workspace_not_found", f"no workspace {workspace_id} of yours")
-    allowed = permissions_for(membership.role)
+    allowed = permissions_for(membership.role, membership.granted, membership.role_name)
     return WorkspaceAccess(account_id, membership, memberships,
                            billing_view=allowed.billing_view, alerts_manage=allowed.alerts_manage,
-                           owner=allowed.owner_actions)
+                           owner=allowed.owner_actions, members_manage=allowed.members_manage)
 
 
 def _workspace_access(workspace_id: str, account_id: AccountDep,

@@ -106,7 +106,22 @@ class Membership:
     """A workspace an account belongs to, with its role there."""
 
     workspace: Workspace
-    role: str  # owner | admin | member
+    role: str  # owner | admin | member | custom
+    role_name: str | None = None  # a custom role's name ("Finance")
+    granted: tuple[str, ...] = ()  # a custom role's permissions
+
+
+@dataclass(frozen=True, slots=True)
+class Role:
+    """An account's role in a workspace, with a custom role's name and grants."""
+
+    role: str
+    role_name: str | None = None
+    granted: tuple[str, ...] = ()
+
+
+def split_grants(stored: str | None) -> tuple[str, ...]:
+    return tuple(p for p in (stored or "").split(",") if p)
 
 
 @dataclass(frozen=True)
@@ -272,7 +287,7 @@ class Accounts:
             status="active", owner_account_id=owner_id, billing_account_id=billing_account_id,
             settlement_method=settlement_method, created_at=now))
         conn.execute(insert(t.members).values(workspace_id=workspace_id, account_id=owner_id,
-                                              role="owner"))
+                                              role="owner", added_at=now))
         conn.execute(insert(t.ingest_keys).values(key_hash=token_hash(ingest_key),
                                                   workspace_id=workspace_id, created_at=now))
         event = WorkspaceCreated(workspace_id=workspace_id, site=self.config.site, name=name,
@@ -397,26 +412,42 @@ class Accounts:
                               "please retry the same request") from None
 
     def role_in(self, account_id: str, workspace_id: str) -> str | None:
-        with self.engine.connect() as conn:
-            return conn.execute(select(t.members.c.role).where(
-                t.members.c.workspace_id == workspace_id,
-                t.members.c.account_id == account_id)).scalar()
+        found = self.role_of(account_id, workspace_id)
+        return None if found is None else found.role
 
-    def require_member(self, account_id: str, workspace_id: str) -> str:
-        role = self.role_in(account_id, workspace_id)
-        if role is None:
+    def role_of(self, account_id: str, workspace_id: str) -> Role | None:
+        """The account's role in the workspace with a custom role's grants; None when it
+        is not a member."""
+        m, r = t.members, t.workspace_roles
+        with self.engine.connect() as conn:
+            row = conn.execute(select(m.c.role, r.c.name, r.c.permissions)
+                               .outerjoin(r, r.c.id == m.c.custom_role_id)
+                               .where(m.c.workspace_id == workspace_id,
+                                      m.c.account_id == account_id)).first()
+        return None if row is None else Role(row.role, row.name, split_grants(row.permissions))
+
+    def require_role(self, account_id: str, workspace_id: str) -> Role:
+        found = self.role_of(account_id, workspace_id)
+        if found is None:
             # Not 403: whether another tenant's workspace exists is not ours to tell.
             raise NotFound("workspace_not_found", f"no workspace {workspace_id} among yours")
-        return role
+        return found
+
+    def require_member(self, account_id: str, workspace_id: str) -> str:
+        return self.require_role(account_id, workspace_id).role
 
     def workspaces_of(self, account_id: str) -> list[Membership]:
-        w, m = t.workspaces, t.members
+        w, m, r = t.workspaces, t.members, t.workspace_roles
         with self.engine.connect() as conn:
             rows = conn.execute(
-                select(*_WORKSPACE_COLUMNS, m.c.role)
-                .join(m, m.c.workspace_id == w.c.id).where(m.c.account_id == account_id)
+                select(*_WORKSPACE_COLUMNS, m.c.role, r.c.name.label("role_name"),
+                       r.c.permissions)
+                .join(m, m.c.workspace_id == w.c.id)
+                .outerjoin(r, r.c.id == m.c.custom_role_id)
+                .where(m.c.account_id == account_id)
                 .order_by(w.c.created_at)).all()
-        return [Membership(_workspace(r), r.role) for r in rows]
+        return [Membership(_workspace(row), row.role, row.role_name,
+                           split_grants(row.permissions)) for row in rows]
 
     def workspace(self, workspace_id: str) -> Workspace | None:
         with self.engine.connect() as conn:

@@ -15,6 +15,7 @@ from sqlalchemy import Engine, delete, select, union, update
 
 from accrual.clock import Clock
 from accrual.console.adapters import tables as t
+from accrual.console.domain.roles import Action, permissions_for
 from accrual.console.services.day_close import DayClose
 from accrual.contract.errors import Conflict, Forbidden, Invalid, NotFound
 from accrual.contract.messages import (
@@ -50,7 +51,7 @@ class Dissolution:
             row = conn.execute(query).first()
             if row is None:
                 raise NotFound("workspace_not_found", f"no workspace {workspace_id} among yours")
-            if row.role != "owner":
+            if not permissions_for(row.role).allows(Action.OWNER_ACTIONS):
                 raise Forbidden("owner_only", "only the workspace owner may dissolve it")
             if row.status == "dissolved":
                 raise Conflict("workspace_dissolved", "the workspace is already dissolved")

@@ -12,9 +12,11 @@ from accrual.clock import Clock
 from accrual.console.adapters import tables as t
 from accrual.contract.messages import (
     BINDING_CHANGED,
+    PROMOTION_DECIDED,
     WORKSPACE_LOCK,
     BindingChanged,
     Envelope,
+    PromotionDecided,
     WorkspaceLock,
 )
 from accrual.infra.jobs import Job, describe
@@ -56,6 +58,24 @@ def apply_lock(conn: Connection, lock: WorkspaceLock, version: int) -> bool:
         log.info("console inbox: %s state of workspace %s (version %d) is not newer than the "
                  "one applied, or the workspace is unknown; ignored", lock.state,
                  lock.workspace_id, version)
+    return bool(applied.rowcount)
+
+
+def apply_promotion(conn: Connection, decision: PromotionDecided) -> bool:
+    """The paying account's answer to a raise to administrator: approved, the member is an
+    administrator from now on; either way the request is done. An answer to a request
+    that no longer stands (withdrawn, the member gone) changes nothing; True if applied."""
+    m = t.members
+    values: dict[str, object] = {"pending_role": None, "pending_request_id": None,
+                                 "pending_since": None}
+    if decision.approved:
+        values |= {"role": m.c.pending_role, "custom_role_id": None}
+    applied = conn.execute(update(m).where(
+        m.c.workspace_id == decision.workspace_id, m.c.pending_request_id == decision.request_id,
+        m.c.role != "owner").values(**values))
+    if not applied.rowcount:
+        log.info("console inbox: promotion request %s of workspace %s no longer stands; "
+                 "its answer is ignored", decision.request_id, decision.workspace_id)
     return bool(applied.rowcount)
 
 
@@ -104,6 +124,8 @@ class ConsoleInbox:
     def _apply(self, conn: Connection, message: Envelope) -> None:
         if message.type == BINDING_CHANGED:
             apply_binding(conn, BindingChanged.model_validate(message.payload), self.clock.now())
+        elif message.type == PROMOTION_DECIDED:
+            apply_promotion(conn, PromotionDecided.model_validate(message.payload))
         elif message.type == WORKSPACE_LOCK:
             apply_lock(conn, WorkspaceLock.model_validate(message.payload),
                        message.aggregate_version)

@@ -16,6 +16,7 @@ from sqlalchemy import Engine, Row, select
 from accrual.clock import Clock
 from accrual.console.adapters import tables as t
 from accrual.console.config import ConsoleConfig
+from accrual.console.domain.roles import Action, permissions_for
 from accrual.console.services.inbox import apply_binding
 from accrual.contract.errors import Conflict, Forbidden, Invalid, NotFound, Unavailable
 from accrual.contract.messages import BindingCodeConfirmation, BindingCodeRequest, BindingCodeSent
@@ -51,7 +52,7 @@ class PlanUpgrades:
                 .where(w.c.id == workspace_id, m.c.account_id == account_id)).first()
         if row is None:
             raise NotFound("workspace_not_found", f"no workspace {workspace_id} among yours")
-        if row.role != "owner":
+        if not permissions_for(row.role).allows(Action.OWNER_ACTIONS):
             raise Forbidden("owner_only", "only the workspace owner may upgrade it")
         if row.plan != "free":
             raise Conflict("already_commercial", "the workspace is already commercial")

@@ -20,6 +20,7 @@ from accrual.console.domain.retention import (
     in_force,
     plan_change,
 )
+from accrual.console.domain.roles import Action, permissions_for
 from accrual.contract.errors import Forbidden, Invalid, NotFound
 
 
@@ -94,7 +95,7 @@ class Retention:
                 t.members.c.account_id == account_id)).scalar()
             if ws is None or role is None:
                 raise NotFound("workspace_not_found", f"no workspace {workspace_id} among yours")
-            if role != "owner":
+            if not permissions_for(role).allows(Action.OWNER_ACTIONS):
                 raise Forbidden("owner_only", "only the workspace owner may change retention")
             if ws.plan != "commercial":
                 raise Forbidden("commercial_only",
