@@ -1,10 +1,10 @@
 """The billing center's pages (server-rendered, over the same services as the API)."""
 
-from accrual.billing.pages import bills, invoices, profile, site, wallet, workspaces
+from accrual.billing.pages import bills, invoices, profile, promotions, site, wallet, workspaces
 from accrual.billing.pages.access import TEMPLATES
 from accrual.billing.pages.labels import LABELS
 
 routers = [site.router, wallet.router, workspaces.router, bills.router, invoices.router,
-           profile.router]
+           profile.router, promotions.router]
 
 __all__ = ["LABELS", "TEMPLATES", "routers"]

@@ -1,11 +1,20 @@
 """The console's pages (server-rendered, over the same services as the API)."""
 
-from accrual.console.pages import alerts, billing, lifecycle, registration, site, upgrade, workspace
+from accrual.console.pages import (
+    alerts,
+    billing,
+    lifecycle,
+    members,
+    registration,
+    site,
+    upgrade,
+    workspace,
+)
 from accrual.console.pages.access import TEMPLATES
 from accrual.console.pages.labels import LABELS
 
 # Order matters only where paths overlap: none do.
 routers = [site.router, registration.router, workspace.router, lifecycle.router, billing.router,
-           alerts.router, upgrade.router]
+           alerts.router, upgrade.router, members.router]
 
 __all__ = ["LABELS", "TEMPLATES", "routers"]

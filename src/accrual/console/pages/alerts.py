@@ -25,9 +25,8 @@ FIELDS = {"unknown_item": "item", "invalid_threshold": "threshold",
 
 def _page(request: Request, console: ConsoleDep, pages: PagesDep, access: BillingDep,
           error: ServiceError | None = None, item: str = "", threshold: str = "") -> Response:
-    # The service shows the rules to owners and admins; a billing role sees none to change.
-    rules = console.alerts.list(access.account_id, access.workspace_id) \
-        if access.alerts_manage else []
+    # A role granted Plans & Billing reads the rules; owners and admins change them.
+    rules = console.alerts.list(access.account_id, access.workspace_id)
     items = [code for code, i in ITEMS.items() if not i.legacy]
     return pages.render(request, "console/billing_alerts.html", {
         "access": access, "rules": rules, "items": items, "item": item, "threshold": threshold,

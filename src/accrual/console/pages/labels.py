@@ -7,6 +7,7 @@ from accrual.web.i18n import N_
 LABELS = {
     "plan": {"free": N_("Free"), "commercial": N_("Commercial")},
     "role": {"owner": N_("Owner"), "admin": N_("Administrator"), "member": N_("Member")},
+    "permission": {"billing": N_("Plans & Billing")},
     "status": {"active": N_("Active"), "locked": N_("Locked"), "dissolved": N_("Dissolved")},
     "lock_state": {"countdown": N_("Arrears countdown"), "locked": N_("Locked")},
     "method": {"billing_center": N_("Billing Center account"), "aws": N_("AWS"),
