@@ -393,7 +393,8 @@ def create_app(runtime: Runtime) -> FastAPI:
         app.include_router(router)
     # The pages: the shared ones, then each side's, over the same services.
     policy = CookiePolicy(secure=runtime.settings.cookie_secure)
-    web_site.install(app, policy, runtime.console.clock)
+    web_site.install(app, policy, runtime.console.clock,
+                     (console_pages.remember_language, billing_pages.remember_language))
     app.state.console_pages = Pages(console_pages.TEMPLATES, policy,
                                     {"labels": console_pages.LABELS,
                                      "zone": runtime.console.config.zone.key},

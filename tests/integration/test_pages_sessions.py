@@ -105,3 +105,30 @@ def test_a_browser_without_a_language_takes_the_billing_accounts(client: TestCli
         chosen.cookies.set("accrual_lang", "en")
         billing_sign_in(chosen, "lin")
         assert chosen.cookies["accrual_lang"] == "en"
+
+
+def test_a_language_chosen_while_signed_in_follows_the_account(client: TestClient,
+                                                               runtime: Runtime) -> None:
+    register(client, "ada")
+    with browser_client(runtime) as first:
+        console_sign_in(first, "ada@example.com")
+        billing_sign_in(first, "ada")
+        chosen = submit(first, "/language", {"language": "zh", "next": "/console/"})
+        assert chosen.status_code == 303 and first.cookies["accrual_lang"] == "zh"
+    # Another browser that chose English before: the console account's choice wins at
+    # sign-in; the billing account's mails are in Chinese now.
+    with browser_client(runtime) as second:
+        submit(second, "/language", {"language": "en", "next": "/"})  # signed out
+        assert second.cookies["accrual_lang"] == "en"
+        console_sign_in(second, "ada@example.com")
+        assert second.cookies["accrual_lang"] == "zh"
+        assert "工作空间" in second.get("/console/").text
+    assert runtime.billing.accounts.account(
+        runtime.billing.accounts.find_by_username("ada") or "").language == "zh"
+    # Chosen while signed out, nothing is remembered on an account.
+    register(client, "bob")
+    with browser_client(runtime) as anonymous:
+        submit(anonymous, "/language", {"language": "zh", "next": "/"})
+        anonymous.cookies.clear()
+        console_sign_in(anonymous, "bob@example.com")
+        assert "accrual_lang" not in anonymous.cookies

@@ -3,8 +3,9 @@
 from accrual.billing.pages import bills, invoices, profile, promotions, site, wallet, workspaces
 from accrual.billing.pages.access import TEMPLATES
 from accrual.billing.pages.labels import LABELS
+from accrual.billing.pages.site import remember_language
 
 routers = [site.router, wallet.router, workspaces.router, bills.router, invoices.router,
            profile.router, promotions.router]
 
-__all__ = ["LABELS", "TEMPLATES", "routers"]
+__all__ = ["LABELS", "TEMPLATES", "remember_language", "routers"]

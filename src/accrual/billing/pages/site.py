@@ -7,7 +7,13 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Query, Request
 from starlette.responses import Response
 
-from accrual.billing.pages.access import SESSION_COOKIE, CenterDep, PagesDep, session_token
+from accrual.billing.pages.access import (
+    SESSION_COOKIE,
+    CenterDep,
+    PagesDep,
+    center_of,
+    session_token,
+)
 from accrual.contract.errors import ServiceError
 from accrual.infra.http import client_address, status_for
 from accrual.web import i18n
@@ -60,6 +66,16 @@ def _adopt_account_language(request: Request, response: Response, pages: Pages,
     code = i18n.supported(language)
     if LANGUAGE_COOKIE not in request.cookies and code is not None:
         pages.policy.set(response, LANGUAGE_COOKIE, code, ONE_YEAR_S)
+
+
+def remember_language(request: Request, language: str) -> None:
+    """A language chosen on any page while signed in to the billing center: the account's
+    (its mails' too), so that another browser signing in gets it."""
+    center = center_of(request)
+    token = session_token(request)
+    account_id = center.accounts.account_for_session(token) if token else None
+    if account_id is not None:
+        center.profiles.update(account_id, language=language)
 
 
 @router.get("/jump")

@@ -12,9 +12,10 @@ from accrual.console.pages import (
 )
 from accrual.console.pages.access import TEMPLATES
 from accrual.console.pages.labels import LABELS
+from accrual.console.pages.site import remember_language
 
 # Order matters only where paths overlap: none do.
 routers = [site.router, registration.router, workspace.router, lifecycle.router, billing.router,
            alerts.router, upgrade.router, members.router]
 
-__all__ = ["LABELS", "TEMPLATES", "routers"]
+__all__ = ["LABELS", "TEMPLATES", "remember_language", "routers"]

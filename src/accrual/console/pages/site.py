@@ -12,12 +12,13 @@ from accrual.console.pages.access import (
     AccountDep,
     ConsoleDep,
     PagesDep,
+    console_of,
     session_token,
 )
 from accrual.contract.errors import ServiceError
 from accrual.infra.http import client_address, status_for
 from accrual.web.rendering import PageRoute, field_error, redirect, retry_after
-from accrual.web.security import check_csrf, local_path
+from accrual.web.security import LANGUAGE_COOKIE, ONE_YEAR_S, check_csrf, local_path
 
 router = APIRouter(prefix="/console", route_class=PageRoute, include_in_schema=False)
 CSRF = [Depends(check_csrf)]
@@ -46,7 +47,21 @@ def sign_in(request: Request, console: ConsoleDep, pages: PagesDep,
     response = redirect(local_path(next_path, "/console/"))
     pages.policy.set(response, SESSION_COOKIE, token,
                      int(console.config.session_ttl.total_seconds()))
+    account_id = console.accounts.account_for_session(token)
+    chosen = console.accounts.language_of(account_id) if account_id else None
+    if chosen is not None:  # the account's own choice follows it to this browser
+        pages.policy.set(response, LANGUAGE_COOKIE, chosen, ONE_YEAR_S)
     return response
+
+
+def remember_language(request: Request, language: str) -> None:
+    """A language chosen on any page while signed in to the console: the account's from
+    now on, in every browser it signs in from."""
+    console = console_of(request)
+    token = session_token(request)
+    account_id = console.accounts.account_for_session(token) if token else None
+    if account_id is not None:
+        console.accounts.set_language(account_id, language)
 
 
 @router.post("/signout", dependencies=CSRF)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, exists, func, insert, select
+from sqlalchemy import Connection, Engine, delete, exists, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from accrual.clock import Clock, site_day
@@ -331,6 +331,18 @@ class Accounts:
         with self.engine.begin() as conn:
             return bool(conn.execute(delete(t.sessions).where(
                 t.sessions.c.token_hash == token_hash(token))).rowcount)
+
+    def language_of(self, account_id: str) -> str | None:
+        """The pages' language the account last chose; None until it chose one."""
+        with self.engine.connect() as conn:
+            return conn.execute(select(t.accounts.c.language)
+                                .where(t.accounts.c.id == account_id)).scalar()
+
+    def set_language(self, account_id: str, language: str) -> None:
+        _check_language(language)
+        with self.engine.begin() as conn:
+            conn.execute(update(t.accounts).where(t.accounts.c.id == account_id)
+                         .values(language=language))
 
     def account_for_session(self, token: str) -> str | None:
         with self.engine.connect() as conn:
