@@ -132,3 +132,17 @@ def test_a_language_chosen_while_signed_in_follows_the_account(client: TestClien
         anonymous.cookies.clear()
         console_sign_in(anonymous, "bob@example.com")
         assert "accrual_lang" not in anonymous.cookies
+
+
+def test_a_refusal_on_a_chinese_page_is_in_chinese(client: TestClient, runtime: Runtime) -> None:
+    register(client, "ada")
+    with browser_client(runtime) as browser:
+        submit(browser, "/language", {"language": "zh", "next": "/"})
+        wrong = submit(browser, "/console/signin", {"email": "ada@example.com",
+                                                    "password": "not the password"})
+        assert wrong.status_code == 401
+        assert error_text(wrong) == ["账号或密码错误。"]
+        submit(browser, "/language", {"language": "en", "next": "/"})
+        wrong = submit(browser, "/console/signin", {"email": "ada@example.com",
+                                                    "password": "not the password"})
+        assert error_text(wrong) == ["email or password is wrong"]

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
-from accrual.web import i18n
+from accrual.contract.errors import ServiceError
+from accrual.web import i18n, refusals
 from accrual.web.paging import table
 from accrual.web.security import local_path
 
@@ -48,3 +50,21 @@ def test_a_table_sorts_on_known_keys_only_and_clamps_the_page() -> None:
     ("/a\nb", "/")])
 def test_redirects_stay_on_the_site(target: object, expected: str) -> None:
     assert local_path(target, "/") == expected
+
+
+def test_a_refusal_is_shown_in_the_pages_language_by_its_code() -> None:
+    zh = i18n.translations("zh", Path(refusals.__file__).parent / "locale").gettext
+    wrong = ServiceError("invalid_credentials", "email or password is wrong")
+    assert refusals.in_language(wrong, "en", zh) == "email or password is wrong"
+    assert refusals.in_language(wrong, "zh", zh) == "账号或密码错误。"
+    # A code without a text keeps the service's words.
+    odd = ServiceError("some_new_code", "a new refusal")
+    assert refusals.in_language(odd, "zh", zh) == "a new refusal"
+
+
+def test_every_refusal_text_is_for_a_code_the_services_raise() -> None:
+    """A stale entry (a code renamed in a service) would silently stop translating."""
+    source = "\n".join(path.read_text() for path in Path(refusals.__file__).parents[1].rglob("*.py")
+                       if path.name != "refusals.py")
+    unused = [code for code in refusals.TEXTS if f'"{code}"' not in source]
+    assert unused == []

@@ -27,7 +27,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from accrual.clock import Clock, SystemClock
 from accrual.contract.errors import ServiceError, TooManyAttempts
 from accrual.infra.http import status_for
-from accrual.web import i18n
+from accrual.web import i18n, refusals
 from accrual.web.security import (
     LANGUAGE_COOKIE,
     CookiePolicy,
@@ -88,7 +88,10 @@ class Pages:
                           autoescape=select_autoescape(default=True, default_for_string=True),
                           undefined=StrictUndefined, extensions=["jinja2.ext.i18n"],
                           trim_blocks=True, lstrip_blocks=True)
-        env.install_gettext_translations(i18n.translations(language, self.catalogs), newstyle=True)  # type: ignore[attr-defined]
+        translations = i18n.translations(language, self.catalogs)
+        env.install_gettext_translations(translations, newstyle=True)  # type: ignore[attr-defined]
+        env.filters["refusal"] = lambda error: refusals.in_language(error, language,
+                                                                   translations.gettext)
         env.filters["money"] = lambda amount, currency: i18n.money(amount, currency, language)
         env.filters["number"] = lambda value: i18n.number(value, language)
         env.filters["day"] = lambda value: i18n.day(value, language) if value else "–"
