@@ -3,7 +3,9 @@ and lock state with its countdown; changing the method; the linked cloud account
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request
@@ -73,6 +75,60 @@ def change_method(request: Request, center: CenterDep, pages: PagesDep, account_
                                 field_error(error, METHOD_FIELDS), workspace_id,
                                 status_for(error))
     return redirect("/billing/workspaces?done=" + ("unlocked" if change.unlocked else "changed"))
+
+
+# Bind Workspace: the account asks for a workspace by its ID, the workspace's owner is
+# mailed a code, the code binds it (a free workspace becomes commercial).
+BIND_FIELDS = {"workspace_not_found": "workspace_id", "already_bound": "workspace_id",
+               "invalid_request": "workspace_id", "mail_unavailable": "workspace_id",
+               "wrong_code": "code", "code_expired": "code", "too_many_attempts": "code"}
+
+
+def _bind_page(request: Request, center: BillingCenter, pages: PagesDep, account_id: str, *,
+               workspace_id: str = "", sent_to: str = "", expires_at: datetime | None = None,
+               error: ServiceError | None = None) -> Response:
+    return pages.render(request, "billing/bind_workspace.html", {
+        "account": center.accounts.account(account_id), "workspace_id": workspace_id,
+        "sent_to": sent_to, "expires_at": expires_at,
+        "error": field_error(error, BIND_FIELDS) if error else None},
+        status=status_for(error) if error else 200)
+
+
+@router.get("/workspaces/bind")
+def bind_form(request: Request, center: CenterDep, pages: PagesDep,
+              account_id: AccountDep) -> Response:
+    return _bind_page(request, center, pages, account_id)
+
+
+@router.post("/workspaces/bind", dependencies=CSRF)
+def bind_request(request: Request, center: CenterDep, pages: PagesDep, account_id: AccountDep,
+                 workspace_id: Annotated[str, Form(max_length=64)]) -> Response:
+    """Step 1: the workspace's owner is mailed a code; the page asks for it."""
+    workspace_id = workspace_id.strip()
+    try:
+        sent = center.binding_codes.request_for_account(account_id, workspace_id)
+    except ServiceError as error:
+        return _bind_page(request, center, pages, account_id, workspace_id=workspace_id,
+                          error=error)
+    return _bind_page(request, center, pages, account_id, workspace_id=workspace_id,
+                      sent_to=sent.sent_to, expires_at=sent.expires_at)
+
+
+@router.post("/workspaces/bind/confirm", dependencies=CSRF)
+def bind_confirm(request: Request, center: CenterDep, pages: PagesDep, account_id: AccountDep,
+                 workspace_id: Annotated[str, Form(max_length=64)],
+                 code: Annotated[str, Form(max_length=32)],
+                 sent_to: Annotated[str, Form(max_length=330)] = "") -> Response:
+    """Step 2: the owner's code binds the workspace at once."""
+    try:
+        center.binding_codes.confirm_for_account(account_id, workspace_id, code.strip())
+    except ServiceError as error:
+        return _bind_page(request, center, pages, account_id, workspace_id=workspace_id,
+                          sent_to=sent_to or "?", error=error)
+    if center.relay is not None:  # the console hears of it now; the relay retries otherwise
+        with contextlib.suppress(Exception):
+            center.relay.drain()
+    return redirect("/billing/workspaces?done=bound")
 
 
 @router.get("/cloud-accounts")

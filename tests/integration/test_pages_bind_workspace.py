@@ -1,0 +1,70 @@
+"""Bind Workspace in the billing center: the workspace's owner is mailed a code, the code
+binds it and the free workspace becomes commercial in its console."""
+
+from __future__ import annotations
+
+import re
+
+from fastapi.testclient import TestClient
+
+from accrual.app import Runtime
+from tests.helpers import console_login, register
+from tests.pages_support import billing_sign_in, browser_client, error_text, submit
+from tests.smtp import Inbox
+
+
+def _free_workspace(client: TestClient, owner: dict[str, str]) -> str:
+    made = client.post("/console/v1/workspaces", json={"name": "Side project"}, headers=owner)
+    assert made.status_code == 201, made.text
+    return str(made.json()["workspace_id"])
+
+
+def test_bind_a_free_workspace_with_its_owners_code(mail_runtime: tuple[Runtime, Inbox]) -> None:
+    runtime, inbox = mail_runtime
+    with TestClient(runtime.app) as api:
+        register(api, "ada")  # the payer
+        bob_reg = register(api, "bob")  # a free workspace of bob's, to be paid by ada
+        bob = console_login(api, "bob")
+        free = _free_workspace(api, bob)
+        with browser_client(runtime) as payer:
+            billing_sign_in(payer, "ada")
+            assert "/billing/workspaces/bind" in payer.get("/billing/workspaces").text
+            assert payer.get("/billing/workspaces/bind").status_code == 200
+
+            # Refusals beside the field; nothing mailed, nothing bound.
+            unknown = submit(payer, "/billing/workspaces/bind", {"workspace_id": "nope"})
+            assert unknown.status_code == 404 and 'id="e-workspace_id"' in unknown.text
+            bound = submit(payer, "/billing/workspaces/bind",
+                           {"workspace_id": bob_reg["workspace_id"]})  # bob's account pays
+            assert bound.status_code == 404, bound.text  # another account's: as unknown
+            assert payer.post("/billing/workspaces/bind",
+                              data={"workspace_id": free}).status_code == 403  # no CSRF
+            assert inbox.bodies_to("bob@example.com") == []
+
+            asked = submit(payer, "/billing/workspaces/bind", {"workspace_id": free})
+            assert asked.status_code == 200, asked.text
+            assert "b***@example.com" in asked.text and 'name="code"' in asked.text
+            mail = inbox.bodies_to("bob@example.com")[-1]
+            code = re.search(r"\b(\d{6})\b", mail)
+            assert code, mail
+
+            wrong = submit(payer, "/billing/workspaces/bind/confirm",
+                           {"workspace_id": free, "code": "000000" if code.group(1) != "000000"
+                            else "111111", "sent_to": "b***@example.com"})
+            assert wrong.status_code == 422 and 'id="e-code"' in wrong.text
+            assert error_text(wrong) == ["the code is not right"]
+            assert free not in payer.get("/billing/workspaces").text
+
+            done = submit(payer, "/billing/workspaces/bind/confirm",
+                          {"workspace_id": free, "code": code.group(1)})
+            assert done.status_code == 303
+            assert done.headers["location"] == "/billing/workspaces?done=bound"
+            page = payer.get(done.headers["location"])
+            assert free in page.text and "Side project" in page.text
+            again = submit(payer, "/billing/workspaces/bind", {"workspace_id": free})
+            assert again.status_code == 422 and 'id="e-workspace_id"' in again.text
+
+        # The console heard of it: commercial, bound to ada's billing account.
+        seen = api.get(f"/console/v1/workspaces/{free}", headers=bob).json()
+        ada_account = runtime.billing.accounts.find_by_username("ada")
+        assert (seen["plan"], seen["billing_account_id"]) == ("commercial", ada_account)
