@@ -88,8 +88,16 @@ def test_no_page_fails_for_any_role_or_language(client: TestClient, runtime: Run
     close_day(client, "2026-11-10")
     _add_member(runtime, client, ada["workspace_id"], "adminna", "admin")
     _add_member(runtime, client, ada["workspace_id"], "mem", "member")
+    # A custom role granted Plans & Billing, given through the members service.
+    register(client, "fin")
+    owner = _console_account(runtime, "ada@example.com")
+    finance = runtime.console.members.create_role(owner, ada["workspace_id"], "Finance",
+                                                  ["billing"])
+    runtime.console.members.add(owner, ada["workspace_id"], "fin@example.com", "custom",
+                                finance.id)
     workspace = f"/console/workspaces/{ada['workspace_id']}/"
-    for email in ("ada@example.com", "adminna@example.com", "mem@example.com"):
+    for email in ("ada@example.com", "adminna@example.com", "mem@example.com",
+                  "fin@example.com"):
         for language in ("en", "zh"):
             with browser_client(runtime) as browser:
                 browser.cookies.set("accrual_lang", language)
@@ -98,6 +106,8 @@ def test_no_page_fails_for_any_role_or_language(client: TestClient, runtime: Run
                 failed = {p: s for p, s in statuses.items() if s >= 500}
                 assert not failed, (email, language, failed)
                 assert statuses[workspace] == 200
+                if email == "fin@example.com":  # the billing module, reached by its links
+                    assert statuses[f"{workspace}billing/details"] == 200, statuses
     with browser_client(runtime) as browser:
         billing_sign_in(browser, "ada")
         statuses = crawl(browser, "/billing/")
