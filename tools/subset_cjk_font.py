@@ -1,4 +1,5 @@
-"""Subset Noto Sans CJK SC to the characters a statement needs, for the PDF statements.
+"""Subset Noto Sans CJK SC to the characters a statement needs, for the PDF statements
+and as the pages' fallback web font.
 
 Source: Noto Sans CJK SC (Regular and Bold), version 2.004, SIL Open Font License 1.1,
 https://github.com/notofonts/noto-cjk; Debian ships it as ``fonts-noto-cjk``
@@ -39,7 +40,7 @@ from fontTools.ttLib import TTCollection, TTFont, newTable
 
 DEBIAN_FONTS = Path("/usr/share/fonts/opentype/noto")
 FAMILY = "Noto Sans CJK SC"
-OUT_DIR = Path(__file__).resolve().parent.parent / "src" / "accrual" / "billing" / "fonts"
+OUT_DIR = Path(__file__).resolve().parent.parent / "src" / "accrual" / "fonts"
 
 
 def _gb2312_rows(first: int, last: int) -> set[str]:

@@ -72,5 +72,6 @@ def shot(page: Page, name: str) -> Path:
     """A full-page screenshot of what the page shows now, kept with the test run's output."""
     path = OUTPUT / "screenshots" / f"{name}.png"
     path.parent.mkdir(parents=True, exist_ok=True)
+    page.evaluate("() => document.fonts.ready.then(() => true)")  # the Chinese font is in
     page.screenshot(path=str(path), full_page=True)
     return path

@@ -146,3 +146,12 @@ def test_a_refusal_on_a_chinese_page_is_in_chinese(client: TestClient, runtime: 
         wrong = submit(browser, "/console/signin", {"email": "ada@example.com",
                                                     "password": "not the password"})
         assert error_text(wrong) == ["email or password is wrong"]
+
+
+def test_the_chinese_font_is_served_to_the_pages(client: TestClient) -> None:
+    """A machine without a Chinese font still shows the zh pages (the stylesheet's face)."""
+    css = client.get("/static/app.css").text
+    for weight in ("Regular", "Bold"):
+        assert f'url("/fonts/NotoSansSC-Subset-{weight}.ttf")' in css
+        font = client.get(f"/fonts/NotoSansSC-Subset-{weight}.ttf")
+        assert font.status_code == 200 and font.content[:4] == b"\x00\x01\x00\x00"

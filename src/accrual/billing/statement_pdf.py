@@ -1,6 +1,6 @@
 """The monthly statement as PDF, in English or Simplified Chinese.
 
-Text is set in a subset of Noto Sans CJK SC shipped in ``fonts/`` (made by
+Text is set in a subset of Noto Sans CJK SC shipped in ``accrual/fonts/`` (made by
 ``tools/subset_cjk_font.py``: Latin, CJK punctuation, full-width forms and the 3,755
 common hanzi of GB2312 level 1, SIL Open Font License). A character the subset lacks
 (a rare hanzi, an emoji in a workspace name) is printed as □ rather than dropped or
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from functools import cache
-from pathlib import Path
 from typing import Literal
 
 from fontTools.ttLib import TTFont
@@ -20,14 +19,12 @@ from fpdf import FPDF
 from accrual.billing.services.accounts import BillingAccount
 from accrual.billing.services.statements import BillLine, MonthlyBill
 from accrual.catalog.items import item_for
+from accrual.fonts import BOLD, REGULAR
 from accrual.money import format_minor
 
 Language = Literal["en", "zh"]
 LANGUAGES: tuple[Language, ...] = ("en", "zh")
 
-FONTS = Path(__file__).parent / "fonts"
-REGULAR = FONTS / "NotoSansSC-Subset-Regular.ttf"
-BOLD = FONTS / "NotoSansSC-Subset-Bold.ttf"
 MISSING = "□"  # U+25A1, in the subset (GB2312 row 1)
 
 LABELS: dict[Language, dict[str, str]] = {

@@ -11,6 +11,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.responses import Response
 
 from accrual.clock import Clock
+from accrual.fonts import FONTS
 from accrual.web import i18n
 from accrual.web.rendering import SHARED_TEMPLATES, PageRoute, Pages, redirect
 from accrual.web.security import (
@@ -34,6 +35,8 @@ def install(app: FastAPI, policy: CookiePolicy, clock: Clock,
     pages = Pages(SHARED_TEMPLATES, policy, clock=clock)
     app.state.error_pages = pages
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    # The Chinese font, for a machine that has none (the stylesheet's fallback).
+    app.mount("/fonts", StaticFiles(directory=FONTS), name="fonts")
     app.include_router(_router(pages, listeners), include_in_schema=False)
     return pages
 
