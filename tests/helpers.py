@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+from alembic import command
+from alembic.config import Config
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine
 
 from tests.conftest import ADMIN
 
@@ -47,3 +51,14 @@ def close_day(client: TestClient, day: str) -> dict[str, Any]:
     response = client.post("/console/v1/admin/close-day", json={"date": day}, headers=OPERATOR)
     assert response.status_code == 200, response.text
     return response.json()
+
+
+def downgrade(engine: Engine, migrations_dir: Path, version_table: str, revision: str) -> None:
+    """Take a database back to ``revision`` of one side's history (a test of a migration
+    starts from the schema an older release left)."""
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir))
+    config.attributes["version_table"] = version_table
+    with engine.connect() as connection, connection.begin():
+        config.attributes["connection"] = connection
+        command.downgrade(config, revision)

@@ -11,16 +11,17 @@ from typing import Any
 
 import httpx
 from fastapi.testclient import TestClient
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import func, insert, select
 
 from accrual.app import Runtime
 from accrual.catalog import ITEMS
 from accrual.clock import ManualClock
 from accrual.console.adapters import tables as t
 from accrual.console.domain.usage import MAX_DAY_UNITS
+from accrual.console.wiring import MIGRATIONS
 from accrual.money import MAX_AMOUNT
 from tests.conftest import SHANGHAI, START
-from tests.helpers import bearer, close_day, console_login, register, send_usage
+from tests.helpers import bearer, close_day, console_login, downgrade, register, send_usage
 
 TODAY = START.date().isoformat()  # 2026-11-26
 MAX_QUANTITY = 10**15
@@ -343,12 +344,11 @@ def test_the_migration_fills_the_totals_from_stored_usage_holding_overflowed_day
     rows = [row("w1", f"l{n}", "logs", MAX_QUANTITY) for n in range(9_300)]  # stored before
     rows += [row("w1", f"t{n}", "timeseries", q) for n, q in enumerate((5, 9, 3))]
     rows += [row("w2", f"s{n}", "trace", 2, 7) for n in range(3)]
+    # The database as revision console_0002 left it (without the later tables), holding
+    # usage stored then.
+    downgrade(runtime.console.engine, MIGRATIONS, "alembic_version_console", "console_0002")
     with runtime.console.engine.begin() as conn:
         conn.execute(insert(t.usage_records), rows)
-        # The database as revision console_0002 left it: without the later tables.
-        conn.execute(text("DROP TABLE usage_day_totals"))
-        conn.execute(text("DROP TABLE console_sign_in_failures"))
-        conn.execute(text("UPDATE alembic_version_console SET version_num = 'console_0002'"))
     runtime.console.migrate()
     assert {k: v for ws in ("w1", "w2") for k, v in totals(runtime, ws).items()} == {
         ("logs", 7): (MAX_QUANTITY, 0), ("timeseries", 7): (9, 0), ("trace", 7): (6, 21)}
