@@ -4,7 +4,7 @@ invoice decision through the pages changing what the API shows, Chinese."""
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -186,7 +186,8 @@ def test_chinese(runtime: Runtime) -> None:
         assert "开票申请" in browser.get("/operator/billing/invoices").text
 
 
-def test_voucher_codes_through_the_page(client: TestClient, runtime: Runtime) -> None:
+def test_voucher_codes_through_the_page(client: TestClient, runtime: Runtime,
+                                       clock: ManualClock) -> None:
     account = register(client)["billing_account_id"]
     with browser_client(runtime) as browser:
         operator_sign_in(browser)
@@ -207,3 +208,18 @@ def test_voucher_codes_through_the_page(client: TestClient, runtime: Runtime) ->
                             json={"code": codes[0]}, headers=session)
     assert activated.status_code == 201, activated.text
     assert activated.json()["face_value"] == "50.00"
+    # The batch, with one code activated, on the page and through the API; after the
+    # activation window the others have lapsed.
+    with browser_client(runtime) as browser:
+        operator_sign_in(browser)
+        page = browser.get("/operator/billing/vouchers").text
+        row = re.search(r"<tr><td>[^<]*</td>\s*<td>Standard voucher</td>.*?</tr>", page, re.S)
+        assert row and "conference" in row.group(0), page
+        counts = re.findall(r'<td class="num">(\d+)</td>', row.group(0))
+        assert counts == ["3", "1", "0", "2"]
+    batches = client.get("/billing/v1/admin/voucher-codes/batches", headers=OPERATOR).json()
+    assert [(b["made"], b["activated"], b["lapsed"], b["open"], b["face_value"], b["note"])
+            for b in batches["batches"]] == [(3, 1, 0, 2, "50.00", "conference")]
+    clock.advance(timedelta(days=31))
+    later = client.get("/billing/v1/admin/voucher-codes/batches", headers=OPERATOR).json()
+    assert [(b["activated"], b["lapsed"], b["open"]) for b in later["batches"]] == [(1, 2, 0)]

@@ -37,6 +37,7 @@ from accrual.billing.services.movements import Movements
 from accrual.billing.services.nonce_store import DatabaseNonces
 from accrual.billing.services.promotions import Promotions
 from accrual.billing.services.statements import Statements
+from accrual.billing.services.voucher_batches import VoucherBatches
 from accrual.billing.services.wallet import Wallet
 from accrual.billing.services.workspace_moves import WorkspaceMoves
 from accrual.clock import Clock
@@ -77,6 +78,7 @@ class BillingCenter:
         self.binding_codes = BindingCodes(engine, config, clock, self.accounts, self.mailer)
         self.promotions = Promotions(engine, clock, self.accounts)
         self.instruments = Instruments(engine, config, clock, self.accounts)
+        self.voucher_batches = VoucherBatches(engine, clock)
         self.methods = SettlementMethods(engine, config, clock, self.accounts, self.arrears)
         self.activations = MarketplaceActivations(engine, config, clock, self.accounts,
                                                   self.methods, self.marketplaces)

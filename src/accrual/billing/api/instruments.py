@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any, Literal, TypeVar
 
-from fastapi import Depends, Response
+from fastapi import Depends, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from accrual.billing.api.deps import (
@@ -23,6 +23,7 @@ from accrual.billing.services.instruments import (
     VoucherCodes,
     VoucherIssued,
 )
+from accrual.billing.services.voucher_batches import MAX_BATCHES
 from accrual.contract.errors import Invalid
 from accrual.infra.http import Text, error_responses
 from accrual.money import InvalidDecimal, format_minor
@@ -263,3 +264,37 @@ def create_codes(body: CodesIn, center: CenterDep) -> dict[str, Any]:
     return codes_json(_amounts(lambda: center.instruments.create_codes(
         body.kind, body.amount, body.count, body.validity_days, body.redeem_within_days,
         body.note)))
+
+
+class VoucherBatchOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "created_at": "2026-11-28T09:30:00+00:00", "kind": "voucher_standard",
+        "face_value": "50.00", "currency": "CNY", "validity_days": 90,
+        "redeem_by": "2027-02-26T09:30:00+00:00", "note": "Spring campaign", "made": 100,
+        "activated": 37, "lapsed": 0, "open": 63}]})
+
+    created_at: str
+    kind: str
+    face_value: str
+    currency: str
+    validity_days: int
+    redeem_by: str
+    note: str | None
+    made: int
+    activated: int
+    lapsed: int
+    open: int
+
+
+@router.get("/admin/voucher-codes/batches", tags=["billing: operator"],
+            dependencies=[Depends(require_operator)], responses=error_responses(401, 422))
+def voucher_batches(center: CenterDep, limit: Annotated[int, Query(ge=1, le=MAX_BATCHES)] = 50
+                    ) -> dict[str, list[VoucherBatchOut]]:
+    """The newest batches of voucher codes, newest first: how many were made, activated,
+    lapsed (not activated in time) and are still open. The codes themselves are not kept."""
+    return {"batches": [VoucherBatchOut(
+        created_at=b.created_at.isoformat(), kind=b.kind,
+        face_value=format_minor(b.face_minor, b.currency), currency=b.currency,
+        validity_days=b.validity_days, redeem_by=b.redeem_by.isoformat(), note=b.note,
+        made=b.made, activated=b.activated, lapsed=b.lapsed, open=b.open)
+        for b in center.voucher_batches.newest(limit)]}

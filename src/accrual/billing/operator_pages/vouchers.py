@@ -45,9 +45,10 @@ def _redeem_within(value: str) -> int:
 
 
 @router.get("/vouchers")
-def vouchers(request: Request, pages: PagesDep) -> Response:
+def vouchers(request: Request, center: CenterDep, pages: PagesDep) -> Response:
     return pages.render(request, "operator/billing/vouchers.html",
-                        {"form": BLANK, "error": None, "made": None})
+                        {"form": BLANK, "error": None, "made": None,
+                         "batches": center.voucher_batches.newest()})
 
 
 @router.post("/vouchers", dependencies=[Depends(check_csrf)])
@@ -71,10 +72,11 @@ def make_codes(request: Request, center: CenterDep, pages: PagesDep,
             raise Invalid("invalid_amount", f"amount {error.reason}") from None
     except ServiceError as error:
         return pages.render(request, "operator/billing/vouchers.html",
-                            {"form": form, "error": field_error(error, FIELDS), "made": None},
+                            {"form": form, "error": field_error(error, FIELDS), "made": None,
+                             "batches": center.voucher_batches.newest()},
                             status=status_for(error))
     return pages.render(request, "operator/billing/vouchers.html", {
-        "form": BLANK, "error": None,
+        "form": BLANK, "error": None, "batches": center.voucher_batches.newest(),
         "made": {"codes": made.codes, "kind": made.kind, "redeem_by": made.redeem_by,
                  "amount": format_minor(made.face_minor, made.currency),
                  "currency": made.currency, "validity_days": made.validity_days}})
