@@ -117,6 +117,17 @@ class BillingCenter:
             self.relay = Relay(self.engine, tables.outbox, self._deliver_by_site, self.clock,
                                name="billing relay")
 
+    def nudge_relay(self) -> int:
+        """Deliver what is pending now, after a change a person waits on (a binding, an
+        approval); the scheduler retries whatever this cannot deliver."""
+        if self.relay is None:
+            return 0
+        try:
+            return self.relay.drain()
+        except Exception:
+            log.exception("billing relay nudge failed; the scheduler will retry")
+            return 0
+
     def _deliver_by_site(self, messages: Sequence[Envelope]) -> Delivered:
         by_site: dict[str | None, list[Envelope]] = {}
         for message in messages:

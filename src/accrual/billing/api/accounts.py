@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 from fastapi import Depends, Request, Response
@@ -97,9 +96,7 @@ def bind(workspace_id: str, body: BindingIn, center: CenterDep) -> dict[str, Any
     if account_id is None:
         raise NotFound("account_not_found", "name an existing account by account_id or username")
     bound = center.accounts.bind(workspace_id, account_id, body.settlement_method)
-    if center.relay is not None:
-        with contextlib.suppress(Exception):  # the relay loop delivers it later
-            center.relay.drain()
+    center.nudge_relay()
     return bound_json(bound)
 
 
@@ -163,9 +160,7 @@ def move_workspace(account_id: AccountDep, workspace_id: str, body: MoveIn,
     """Change of binding: hand a workspace to another account with the same enterprise
     certification, from the next billing day."""
     bound = center.workspace_moves.move(account_id, workspace_id, body.to_username)
-    if center.relay is not None:
-        with contextlib.suppress(Exception):
-            center.relay.drain()
+    center.nudge_relay()
     return bound_json(bound)
 
 
@@ -211,7 +206,5 @@ def confirm_workspace(account_id: AccountDep, body: WorkspaceConfirmIn,
     """Finish Bind Workspace with the owner's code: the workspace is bound (and commercial)
     at once."""
     change = center.binding_codes.confirm_for_account(account_id, body.workspace_id, body.code)
-    if center.relay is not None:
-        with contextlib.suppress(Exception):
-            center.relay.drain()
+    center.nudge_relay()
     return change.model_dump(mode="json")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-
 from pydantic import BaseModel, ConfigDict
 
 from accrual.billing.api.deps import AccountDep, CenterDep, billing_router
@@ -62,9 +60,7 @@ def reject(account_id: AccountDep, request_id: str, center: CenterDep) -> Promot
 
 def _decide(center: BillingCenter, account_id: str, request_id: str, approve: bool) -> PromotionOut:
     decided = center.promotions.decide(account_id, request_id, approve)
-    if center.relay is not None:  # tell the console now; the relay retries otherwise
-        with contextlib.suppress(Exception):
-            center.relay.drain()
+    center.nudge_relay()
     return promotion_out(decided)
 
 

@@ -3,8 +3,6 @@ account pays for, waiting for its answer (reference-billing.md 1.4)."""
 
 from __future__ import annotations
 
-import contextlib
-
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
@@ -44,8 +42,6 @@ def decide(request: Request, center: CenterDep, pages: PagesDep, account_id: Acc
         center.promotions.decide(account_id, request_id, decision == "approve")
     except ServiceError as error:
         return _page(request, center, pages, account_id, error)
-    if center.relay is not None:  # tell the console now; the relay retries otherwise
-        with contextlib.suppress(Exception):
-            center.relay.drain()
+    center.nudge_relay()
     return redirect("/billing/promotions?done=" + ("approved" if decision == "approve"
                                                    else "rejected"))

@@ -3,7 +3,6 @@ and lock state with its countdown; changing the method; the linked cloud account
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
@@ -125,9 +124,7 @@ def bind_confirm(request: Request, center: CenterDep, pages: PagesDep, account_i
     except ServiceError as error:
         return _bind_page(request, center, pages, account_id, workspace_id=workspace_id,
                           sent_to=sent_to or "?", error=error)
-    if center.relay is not None:  # the console hears of it now; the relay retries otherwise
-        with contextlib.suppress(Exception):
-            center.relay.drain()
+    center.nudge_relay()
     return redirect("/billing/workspaces?done=bound")
 
 
