@@ -4,6 +4,7 @@ binds it and the free workspace becomes commercial in its console."""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 from fastapi.testclient import TestClient
 
@@ -68,3 +69,35 @@ def test_bind_a_free_workspace_with_its_owners_code(mail_runtime: tuple[Runtime,
         seen = api.get(f"/console/v1/workspaces/{free}", headers=bob).json()
         ada_account = runtime.billing.accounts.find_by_username("ada")
         assert (seen["plan"], seen["billing_account_id"]) == ("commercial", ada_account)
+
+
+def _certify(runtime: Runtime, account_id: str, name: str, taxpayer_id: str) -> None:
+    runtime.billing.certifications.certify(account_id, name, taxpayer_id)
+
+
+def test_change_binding_hands_a_workspace_to_an_account_with_the_same_certification(
+        client: TestClient, runtime: Runtime) -> None:
+    ada = register(client, "ada")
+    bob = register(client, "bob")
+    register(client, "eve")
+    accounts = runtime.billing.accounts
+    _certify(runtime, ada["billing_account_id"], "Ada Ltd", "91110000123456789X")
+    _certify(runtime, bob["billing_account_id"], "Ada Ltd", "91110000123456789X")
+    ws = ada["workspace_id"]
+    with browser_client(runtime) as browser:
+        billing_sign_in(browser, "ada")
+        assert f"/billing/workspaces/{ws}/move" in browser.get("/billing/workspaces").text
+        assert browser.get(f"/billing/workspaces/{ws}/move").status_code == 200
+        # Another account's workspace is not found; refusals beside the field.
+        assert browser.get(f"/billing/workspaces/{bob['workspace_id']}/move").status_code == 404
+        for to, status in (("nobody", 404), ("ada", 422), ("eve", 403)):
+            refused = submit(browser, f"/billing/workspaces/{ws}/move", {"to_username": to})
+            assert refused.status_code == status and 'id="e-to_username"' in refused.text, to
+        assert [w.workspace_id for w in accounts.workspaces_of(ada["billing_account_id"])] == [ws]
+        moved = submit(browser, f"/billing/workspaces/{ws}/move", {"to_username": "bob"})
+        assert moved.headers["location"] == "/billing/workspaces?done=moved"
+    # From the next billing day.
+    tomorrow = accounts.today() + timedelta(days=1)
+    with runtime.billing.engine.connect() as conn:
+        assert accounts.binding_for(conn, ws, tomorrow) == bob["billing_account_id"]
+        assert accounts.binding_for(conn, ws, accounts.today()) == ada["billing_account_id"]

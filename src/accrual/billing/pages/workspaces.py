@@ -14,7 +14,7 @@ from accrual.billing.domain.methods import available
 from accrual.billing.pages.access import AccountDep, CenterDep, PagesDep
 from accrual.billing.services.accounts import PaidWorkspace
 from accrual.billing.wiring import BillingCenter
-from accrual.contract.errors import ServiceError
+from accrual.contract.errors import NotFound, ServiceError
 from accrual.infra.http import status_for
 from accrual.web import paging
 from accrual.web.rendering import FieldError, PageRoute, field_error, redirect
@@ -126,6 +126,43 @@ def bind_confirm(request: Request, center: CenterDep, pages: PagesDep, account_i
                           sent_to=sent_to or "?", error=error)
     center.nudge_relay()
     return redirect("/billing/workspaces?done=bound")
+
+
+# Change binding: hand a workspace to another account with the same enterprise
+# certification, from the next billing day.
+MOVE_FIELDS = {"account_not_found": "to_username", "same_account": "to_username",
+               "certification_mismatch": "to_username"}
+
+
+def _move_page(request: Request, center: BillingCenter, pages: PagesDep, account_id: str,
+               workspace_id: str, to_username: str = "",
+               error: ServiceError | None = None) -> Response:
+    paid = {w.workspace_id: w for w in center.accounts.workspaces_of(account_id)}
+    if workspace_id not in paid:  # not this account's: as an unknown workspace
+        raise NotFound("workspace_not_found", f"workspace {workspace_id} is not bound to this "
+                                              "account")
+    return pages.render(request, "billing/move_workspace.html", {
+        "account": center.accounts.account(account_id), "workspace": paid[workspace_id],
+        "to_username": to_username,
+        "error": field_error(error, MOVE_FIELDS) if error else None},
+        status=status_for(error) if error else 200)
+
+
+@router.get("/workspaces/{workspace_id}/move")
+def move_form(request: Request, center: CenterDep, pages: PagesDep, account_id: AccountDep,
+              workspace_id: str) -> Response:
+    return _move_page(request, center, pages, account_id, workspace_id)
+
+
+@router.post("/workspaces/{workspace_id}/move", dependencies=CSRF)
+def move(request: Request, center: CenterDep, pages: PagesDep, account_id: AccountDep,
+         workspace_id: str, to_username: Annotated[str, Form(max_length=64)]) -> Response:
+    try:
+        center.workspace_moves.move(account_id, workspace_id, to_username.strip())
+    except ServiceError as error:
+        return _move_page(request, center, pages, account_id, workspace_id, to_username, error)
+    center.nudge_relay()
+    return redirect("/billing/workspaces?done=moved")
 
 
 @router.get("/cloud-accounts")
