@@ -12,6 +12,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
 from accrual.app import Runtime
+from accrual.billing.adapters import tables as bt
 from accrual.console.adapters import tables as ct
 from tests.helpers import billing_login, console_login, register
 
@@ -153,6 +154,12 @@ def test_a_raise_on_a_commercial_workspace_waits_for_the_paying_account(
         assert [(r["workspace_id"], r["member_email"], r["requested_by_email"], r["status"])
                 for r in waiting] == [(ws, "bob@example.com", "ada@example.com", "pending")]
         request_id = waiting[0]["request_id"]
+        # The paying account is mailed that a request waits (once, in its language).
+        with runtime.billing.engine.connect() as conn:
+            mails = conn.execute(select(bt.mail_outbox.c.template, bt.mail_outbox.c.recipient)
+                                 .where(bt.mail_outbox.c.dedup_key == f"promotion/{request_id}")
+                                 ).all()
+        assert [tuple(m) for m in mails] == [("promotion_requested", "ada@example.com")]
 
         # Another billing account neither sees nor answers it.
         eve_id = eve_reg["billing_account_id"]

@@ -25,6 +25,25 @@ TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
                 "验证码：{{ code }}\n\n"
                 "有效期至 {{ expires_at }}。如非本人操作，请忽略本邮件。\n")),
     },
+    # A raise to administrator of a commercial workspace waits for the paying account
+    # (reference-billing.md 1.4). Values: username, workspace_name, site, member_email,
+    # requested_by_email.
+    "promotion_requested": {
+        "en": ("Approve an administrator of {{ workspace_name }}?",
+               ("Hello {{ username }},\n\n"
+                "{{ requested_by_email }} asked to make {{ member_email }} an administrator of "
+                "the workspace “{{ workspace_name }}” (site {{ site }}), which your billing "
+                "account pays for. Administrators see the workspace's bills and set its "
+                "high-consumption alerts.\n\n"
+                "Approve or reject it in the Billing Center under Administrator approvals. "
+                "Until then the member keeps the role they have.\n")),
+        "zh": ("是否批准 {{ workspace_name }} 的管理员？",
+               ("{{ username }}，您好：\n\n"
+                "{{ requested_by_email }} 申请将 {{ member_email }} 设为工作空间"
+                "“{{ workspace_name }}”（站点 {{ site }}）的管理员，该工作空间由您的费用中心账号付费。"
+                "管理员可查看工作空间的账单并设置高消费预警。\n\n"
+                "请在费用中心的“管理员审批”中批准或拒绝。在此之前，该成员保持原有角色。\n")),
+    },
     # -- bills and arrears (reference-billing.md §3.6 and §5, decisions.md 18) --
     # Values: username, currency, amount (owed), lock_at (local time), workspaces (names).
     "bill_generated": {

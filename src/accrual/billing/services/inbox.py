@@ -57,6 +57,7 @@ class BillingInbox:
             engine, config, clock, accounts)
         self.arrears = arrears
         self.movements = movements
+        self.promotions = Promotions(engine, clock, accounts)
         # Messages from console sites that could not be applied (the inbox's failures).
         self.job = Job("billing inbox", clock)
 
@@ -146,7 +147,7 @@ class BillingInbox:
         elif message.type == WORKSPACE_DISSOLVED:
             self._workspace_dissolved(conn, WorkspaceDissolved.model_validate(message.payload))
         elif message.type == PROMOTION_REQUESTED:
-            Promotions.receive_in(conn, PromotionRequested.model_validate(message.payload))
+            self.promotions.receive_in(conn, PromotionRequested.model_validate(message.payload))
         elif message.type == PROMOTION_WITHDRAWN:
             Promotions.withdraw_in(conn, PromotionWithdrawn.model_validate(message.payload))
         else:

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, insert, select, update
 
 from accrual.billing.adapters import tables as t
+from accrual.billing.services import mail_outbox
 from accrual.billing.services.accounts import BillingAccounts
 from accrual.clock import Clock
 from accrual.contract.errors import Conflict, NotFound
@@ -53,16 +54,30 @@ class Promotions:
 
     # -- from the consoles (the inbox) -------------------------------------------
 
-    @staticmethod
-    def receive_in(conn: Connection, request: PromotionRequested) -> None:
+    def receive_in(self, conn: Connection, request: PromotionRequested) -> None:
+        """Keep the request, and mail the account paying for the workspace that one waits."""
         p = t.promotion_requests
         if conn.execute(select(p.c.request_id)
-                        .where(p.c.request_id == request.request_id)).first() is None:
-            conn.execute(insert(p).values(
-                request_id=request.request_id, workspace_id=request.workspace_id,
-                site=request.site, workspace_name=request.workspace_name,
-                member_email=request.member_email, requested_by_email=request.requested_by_email,
-                role=request.role, requested_at=request.requested_at, status=PENDING))
+                        .where(p.c.request_id == request.request_id)).first() is not None:
+            return
+        conn.execute(insert(p).values(
+            request_id=request.request_id, workspace_id=request.workspace_id,
+            site=request.site, workspace_name=request.workspace_name,
+            member_email=request.member_email, requested_by_email=request.requested_by_email,
+            role=request.role, requested_at=request.requested_at, status=PENDING))
+        payer = self.accounts.binding_for(conn, request.workspace_id, self.accounts.today())
+        if payer is None:  # not bound (yet): the request waits, unmailed, for whoever pays
+            return
+        a = t.accounts
+        account = conn.execute(select(a.c.username, a.c.email, a.c.language)
+                               .where(a.c.id == payer)).one()
+        mail_outbox.queue(conn, template="promotion_requested", language=account.language,
+                          recipient=account.email, dedup_key=f"promotion/{request.request_id}",
+                          now=self.clock.now(),
+                          values={"username": account.username,
+                                  "workspace_name": request.workspace_name,
+                                  "site": request.site, "member_email": request.member_email,
+                                  "requested_by_email": request.requested_by_email})
 
     @staticmethod
     def withdraw_in(conn: Connection, withdrawn: PromotionWithdrawn) -> None:
