@@ -9,7 +9,7 @@ from datetime import timedelta
 from fastapi.testclient import TestClient
 
 from accrual.app import Runtime
-from tests.helpers import console_login, register
+from tests.helpers import billing_login, console_login, register
 from tests.pages_support import billing_sign_in, browser_client, error_text, submit
 from tests.smtp import Inbox
 
@@ -101,3 +101,34 @@ def test_change_binding_hands_a_workspace_to_an_account_with_the_same_certificat
     with runtime.billing.engine.connect() as conn:
         assert accounts.binding_for(conn, ws, tomorrow) == bob["billing_account_id"]
         assert accounts.binding_for(conn, ws, accounts.today()) == ada["billing_account_id"]
+
+
+def test_a_workspace_bound_meanwhile_is_not_taken_over_by_a_second_code(
+        mail_runtime: tuple[Runtime, Inbox]) -> None:
+    runtime, inbox = mail_runtime
+    with TestClient(runtime.app) as api:
+        ada, eve = register(api, "ada"), register(api, "eve")
+        register(api, "bob")
+        free = _free_workspace(api, console_login(api, "bob"))
+        codes = {}
+        for name, reg in (("ada", ada), ("eve", eve)):
+            asked = api.post(f"/billing/v1/accounts/{reg['billing_account_id']}/workspace-bindings",
+                             json={"workspace_id": free}, headers=billing_login(api, name))
+            assert asked.status_code == 200, asked.text
+            mail = inbox.bodies_to("bob@example.com")[-1]
+            assert f"The billing center account {name} asked to pay for your workspace" in mail
+            found = re.search(r"\b(\d{6})\b", mail)
+            assert found
+            codes[name] = found.group(1)
+        first = api.post(f"/billing/v1/accounts/{ada['billing_account_id']}/workspace-bindings/"
+                         "confirm", json={"workspace_id": free, "code": codes["ada"]},
+                         headers=billing_login(api, "ada"))
+        assert first.status_code == 200, first.text
+        second = api.post(f"/billing/v1/accounts/{eve['billing_account_id']}/workspace-bindings/"
+                          "confirm", json={"workspace_id": free, "code": codes["eve"]},
+                          headers=billing_login(api, "eve"))
+        assert (second.status_code, second.json()["error"]["code"]) == (422, "already_bound")
+        accounts = runtime.billing.accounts
+        with runtime.billing.engine.connect() as conn:
+            for day in (accounts.today(), accounts.today() + timedelta(days=1)):
+                assert accounts.binding_for(conn, free, day) == ada["billing_account_id"]

@@ -25,6 +25,24 @@ TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
                 "验证码：{{ code }}\n\n"
                 "有效期至 {{ expires_at }}。如非本人操作，请忽略本邮件。\n")),
     },
+    # Bind Workspace asked from the billing center: the code goes to the workspace's owner,
+    # who gives it to the account that is to pay (``username``) if they agree.
+    "binding_code_owner": {
+        "en": ("A billing account asks to pay for {{ workspace_name }}",
+               ("Hello,\n\n"
+                "The billing center account {{ username }} asked to pay for your workspace "
+                "“{{ workspace_name }}” (site {{ site }}). Once bound, the workspace is on the "
+                "commercial plan and {{ username }} pays for it.\n\n"
+                "If you agree, give them this code: {{ code }}\n\n"
+                "It is valid until {{ expires_at }}. If you do not agree, ignore this mail: "
+                "nothing changes without the code.\n")),
+        "zh": ("费用中心账号申请为 {{ workspace_name }} 付费",
+               ("您好：\n\n"
+                "费用中心账号 {{ username }} 申请为您的工作空间“{{ workspace_name }}”"
+                "（站点 {{ site }}）付费。绑定后该工作空间升级为商业版，费用由 {{ username }} 支付。\n\n"
+                "如您同意，请将此验证码告知对方：{{ code }}\n\n"
+                "有效期至 {{ expires_at }}。如不同意，请忽略本邮件：没有验证码不会有任何变更。\n")),
+    },
     # A raise to administrator of a commercial workspace waits for the paying account
     # (reference-billing.md 1.4). Values: username, workspace_name, site, member_email,
     # requested_by_email.

@@ -81,7 +81,8 @@ class BindingCodes:
         if ws is None or payer not in (None, account_id):
             raise NotFound("workspace_not_found", f"workspace {workspace_id} is not known here")
         return self._issue(workspace_id, account_id, ws.owner_email, ws.language,
-                           username=account.username, workspace_name=ws.name, site=ws.site)
+                           username=account.username, workspace_name=ws.name, site=ws.site,
+                           template="binding_code_owner")
 
     def confirm_for_account(self, account_id: str, workspace_id: str, code: str) -> BindingChanged:
         self.accounts.account(account_id)
@@ -90,7 +91,10 @@ class BindingCodes:
     # -- the mechanism -----------------------------------------------------------
 
     def _issue(self, workspace_id: str, account_id: str, to: str, language: str, *,
-               username: str, workspace_name: str, site: str) -> BindingCodeSent:
+               username: str, workspace_name: str, site: str,
+               template: str = "binding_code") -> BindingCodeSent:
+        """``template``: ``binding_code`` to the account's owner (asked from a console),
+        ``binding_code_owner`` to the workspace's owner (asked from the billing center)."""
         now = self.clock.now()
         code = f"{secrets.randbelow(10**6):06d}"
         expires_at = now + CODE_TTL
@@ -102,7 +106,7 @@ class BindingCodes:
                 code_hash=token_hash(f"{workspace_id}:{code}"), created_at=now,
                 expires_at=expires_at, attempts=0))
         try:
-            self.mailer.send(render("binding_code", language, to, username=username, code=code,
+            self.mailer.send(render(template, language, to, username=username, code=code,
                                     workspace_name=workspace_name, site=site,
                                     expires_at=self._local(expires_at)))
         except MailError as error:
@@ -114,9 +118,18 @@ class BindingCodes:
         return instant.astimezone(self.config.zone).strftime("%Y-%m-%d %H:%M %Z")
 
     def _redeem(self, workspace_id: str, account_id: str, code: str) -> BindingChanged:
+        """The code checked, used and the workspace bound in one transaction. A workspace
+        bound meanwhile (another account's code, the operator) is refused, not taken over:
+        moving a bound workspace is a change of binding, which needs the same enterprise
+        certification."""
         now = self.clock.now()
         c = t.binding_codes
         with self.engine.begin() as conn:
+            lock = select(t.workspaces.c.workspace_id).where(
+                t.workspaces.c.workspace_id == workspace_id)
+            if conn.dialect.name == "postgresql":
+                # Two redemptions for one workspace queue here; the later sees it bound.
+                conn.execute(lock.with_for_update())
             row = conn.execute(select(c).where(
                 c.c.workspace_id == workspace_id, c.c.account_id == account_id,
                 c.c.used_at.is_(None)).order_by(c.c.id.desc()).limit(1)).first()
@@ -125,11 +138,17 @@ class BindingCodes:
             if row.attempts >= MAX_ATTEMPTS:
                 raise Forbidden("too_many_attempts", "too many wrong codes; ask for a new one")
             right = secrets.compare_digest(row.code_hash, token_hash(f"{workspace_id}:{code}"))
-            conn.execute(update(c).where(c.c.id == row.id).values(
-                **({"used_at": now} if right else {"attempts": row.attempts + 1})))
+            if not right:
+                conn.execute(update(c).where(c.c.id == row.id).values(attempts=row.attempts + 1))
+            else:
+                payer = self.accounts.binding_for(conn, workspace_id, self.accounts.today())
+                if payer not in (None, account_id):
+                    raise Invalid("already_bound",
+                                  "this workspace was bound to another account meanwhile")
+                conn.execute(update(c).where(c.c.id == row.id).values(used_at=now))
+                bound = self.accounts.bind_in(conn, workspace_id, account_id, "billing_center")
         if not right:
             raise Invalid("wrong_code", "the code is not right")
-        bound = self.accounts.bind(workspace_id, account_id)
         return BindingChanged(workspace_id=workspace_id, billing_account_id=account_id,
                               settlement_method=bound.settlement_method,
                               effective_from=bound.effective_from)
