@@ -11,6 +11,17 @@ from argon2.exceptions import InvalidHashError, VerificationError
 _hasher = PasswordHasher()
 
 
+PASSWORD_LENGTH = (8, 256)
+
+
+def password_problem(password: object) -> str | None:
+    """Why ``password`` cannot be an account's password (None: it can)."""
+    low, high = PASSWORD_LENGTH
+    if not isinstance(password, str) or not low <= len(password) <= high:
+        return f"password must be {low} to {high} characters long"
+    return None
+
+
 def hash_password(password: str) -> str:
     return _hasher.hash(password)
 

@@ -138,6 +138,9 @@ TEXTS: dict[str, str] = {
     "workspace_not_bound": N_("The workspace is not bound to a Billing Center account."),
     "workspace_not_found": N_("No such workspace among yours."),
     "wrong_code": N_("The code is not right."),
+    "wrong_password": N_("The current password is wrong."),
+    "password_unchanged": N_("The new password is the current one; choose another."),
+    "password_mismatch": N_("The new password was not typed the same twice."),
 }
 
 

@@ -53,6 +53,21 @@ class BindingIn(BaseModel):
     settlement_method: Text = "billing_center"
 
 
+class PasswordChangeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "current_password": "correct horse battery",
+        "new_password": "a longer passphrase now"}]})
+
+    current_password: Text = Field(max_length=256)
+    new_password: Text = Field(max_length=256)
+
+
+class PasswordChangedOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"sessions_ended": 2}]})
+
+    sessions_ended: int = Field(description="The account's other sessions, ended now")
+
+
 @router.post("/sessions", response_model=BillingSessionOut,
              responses={**error_responses(401), **too_many_attempts_response()},
              tags=["billing: accounts"])
@@ -74,6 +89,19 @@ def logout(request: Request, center: CenterDep, _account_id: SessionDep) -> Resp
     """Sign out: the bearer token's session ends, and the token is refused (401) from now on."""
     center.accounts.logout(bearer_token(request))
     return Response(status_code=204)
+
+@router.put("/account/password", response_model=PasswordChangedOut,
+            responses={**error_responses(401, 422), **too_many_attempts_response()},
+            tags=["billing: accounts"])
+def change_password(body: PasswordChangeIn, request: Request, center: CenterDep,
+                    account_id: SessionDep) -> PasswordChangedOut:
+    """Change the session's account password, giving the current one. Every other session
+    of the account ends; this one stays. Errors: 422 `wrong_password` (it counts as a
+    failed sign-in, so repeated guesses end in 429 `too_many_attempts`), `invalid_password`
+    (8 to 256 characters), `password_unchanged`."""
+    ended = center.accounts.change_password(account_id, body.current_password, body.new_password,
+                                   keep_token=bearer_token(request))
+    return PasswordChangedOut(sessions_ended=ended)
 
 
 @router.get("/accounts/{account_id}", tags=["billing: accounts"],

@@ -24,7 +24,14 @@ from accrual.contract.messages import (
     RegistrationResult,
     message_id,
 )
-from accrual.infra.credentials import hash_password, new_id, new_token, token_hash, verify_password
+from accrual.infra.credentials import (
+    hash_password,
+    new_id,
+    new_token,
+    password_problem,
+    token_hash,
+    verify_password,
+)
 from accrual.infra.db import in_transaction
 from accrual.infra.outbox import enqueue
 from accrual.infra.sign_in_failures import SignInThrottle
@@ -278,6 +285,37 @@ class BillingAccounts:
                                                created_at=now,
                                                expires_at=now + self.config.session_ttl))
         return token
+
+    def change_password(self, account_id: str, current: str, new: str,
+                        keep_token: str | None = None) -> int:
+        """Replace the password once the current one is given; every other session ends,
+        ``keep_token``'s stays. The console account's password is its own (the two are
+        independent after registration). A wrong current password counts as a failed
+        sign-in. Answers how many sessions ended."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t.accounts.c.username, t.accounts.c.password_hash)
+                               .where(t.accounts.c.id == account_id,
+                                      t.accounts.c.status == "active")).first()
+        if row is None:
+            raise NotFound("account_not_found", f"no billing account {account_id}")
+        self.throttle.check(row.username, None)
+        if not isinstance(current, str) or not verify_password(row.password_hash, current):
+            self.throttle.failed(row.username, None)
+            raise Invalid("wrong_password", "the current password is wrong")
+        problem = password_problem(new)
+        if problem:
+            raise Invalid("invalid_password", problem)
+        if new == current:
+            raise Invalid("password_unchanged", "the new password is the current one; "
+                                                "choose another")
+        self.throttle.succeeded(row.username)
+        kept = token_hash(keep_token) if keep_token else ""
+        with self.engine.begin() as conn:
+            conn.execute(update(t.accounts).where(t.accounts.c.id == account_id)
+                         .values(password_hash=hash_password(new)))
+            return int(conn.execute(delete(t.sessions).where(
+                t.sessions.c.account_id == account_id,
+                t.sessions.c.token_hash != kept)).rowcount)
 
     def logout(self, token: str) -> bool:
         """End the session of ``token``: afterwards it is refused. False when there was none."""

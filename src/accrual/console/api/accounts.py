@@ -109,6 +109,21 @@ class DissolveOut(BaseModel):
     deleted: dict[str, int] = Field(description="Rows deleted per kind of stored data")
 
 
+class PasswordChangeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "current_password": "correct horse battery",
+        "new_password": "a longer passphrase now"}]})
+
+    current_password: Text = Field(max_length=256)
+    new_password: Text = Field(max_length=256)
+
+
+class PasswordChangedOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"sessions_ended": 2}]})
+
+    sessions_ended: int = Field(description="The account's other sessions, ended now")
+
+
 @router.post("/registrations", status_code=201, response_model=RegistrationOut,
              responses=error_responses(404, 409, 422, 503), tags=["console: accounts"])
 def register(body: RegistrationIn, console: ConsoleDep) -> RegistrationOut:
@@ -146,6 +161,19 @@ def logout(request: Request, console: ConsoleDep, _account_id: AccountDep) -> Re
     """Sign out: the bearer token's session ends, and the token is refused (401) from now on."""
     console.accounts.logout(bearer_token(request))
     return Response(status_code=204)
+
+@router.put("/account/password", response_model=PasswordChangedOut,
+            responses={**error_responses(401, 422), **too_many_attempts_response()},
+            tags=["console: accounts"])
+def change_password(body: PasswordChangeIn, request: Request, console: ConsoleDep,
+                    account_id: AccountDep) -> PasswordChangedOut:
+    """Change the session's account password, giving the current one. Every other session
+    of the account ends; this one stays. Errors: 422 `wrong_password` (it counts as a
+    failed sign-in, so repeated guesses end in 429 `too_many_attempts`), `invalid_password`
+    (8 to 256 characters), `password_unchanged`."""
+    ended = console.accounts.change_password(account_id, body.current_password, body.new_password,
+                                   keep_token=bearer_token(request))
+    return PasswordChangedOut(sessions_ended=ended)
 
 
 @router.get("/workspaces", tags=["console: workspaces"], responses=error_responses(401))

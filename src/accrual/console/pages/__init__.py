@@ -1,6 +1,7 @@
 """The console's pages (server-rendered, over the same services as the API)."""
 
 from accrual.console.pages import (
+    account,
     alerts,
     billing,
     lifecycle,
@@ -16,6 +17,6 @@ from accrual.console.pages.site import remember_language
 
 # Order matters only where paths overlap: none do.
 routers = [site.router, registration.router, workspace.router, lifecycle.router, billing.router,
-           alerts.router, upgrade.router, members.router]
+           alerts.router, upgrade.router, members.router, account.router]
 
 __all__ = ["LABELS", "TEMPLATES", "remember_language", "routers"]

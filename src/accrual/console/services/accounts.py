@@ -55,6 +55,7 @@ from accrual.infra.credentials import (
     hash_password,
     new_id,
     new_token,
+    password_problem,
     token_hash,
     verify_password,
 )
@@ -158,8 +159,9 @@ def _visible(text: str) -> bool:
 
 
 def _check_password(password: str) -> None:
-    if not isinstance(password, str) or not 8 <= len(password) <= 256:
-        raise Invalid("invalid_password", "password must be 8 to 256 characters long")
+    problem = password_problem(password)
+    if problem:
+        raise Invalid("invalid_password", problem)
 
 
 def _check_name(name: str) -> str:
@@ -325,6 +327,37 @@ class Accounts:
                 token_hash=token_hash(token), account_id=row.id, created_at=now,
                 expires_at=now + self.config.session_ttl))
         return token
+
+    def change_password(self, account_id: str, current: str, new: str,
+                        keep_token: str | None = None) -> int:
+        """Replace the password once the current one is given; every other session of the
+        account ends (a stolen one included), ``keep_token``'s stays. A wrong current
+        password counts as a failed sign-in of the account (the same throttle). Answers how
+        many sessions ended."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t.accounts.c.email, t.accounts.c.password_hash)
+                               .where(t.accounts.c.id == account_id)).one()
+        self.throttle.check(row.email, None)
+        if not isinstance(current, str) or not verify_password(row.password_hash, current):
+            self.throttle.failed(row.email, None)
+            raise Invalid("wrong_password", "the current password is wrong")
+        _check_password(new)
+        if new == current:
+            raise Invalid("password_unchanged", "the new password is the current one; "
+                                                "choose another")
+        self.throttle.succeeded(row.email)
+        kept = token_hash(keep_token) if keep_token else ""
+        with self.engine.begin() as conn:
+            conn.execute(update(t.accounts).where(t.accounts.c.id == account_id)
+                         .values(password_hash=hash_password(new)))
+            return int(conn.execute(delete(t.sessions).where(
+                t.sessions.c.account_id == account_id,
+                t.sessions.c.token_hash != kept)).rowcount)
+
+    def email_of(self, account_id: str) -> str:
+        with self.engine.connect() as conn:
+            return str(conn.execute(select(t.accounts.c.email)
+                                    .where(t.accounts.c.id == account_id)).scalar_one())
 
     def logout(self, token: str) -> bool:
         """End the session of ``token``: afterwards it is refused. False when there was none."""
