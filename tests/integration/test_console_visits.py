@@ -41,7 +41,8 @@ def test_a_ticket_signs_in_once_and_only_for_a_bound_workspace(
         billing_account_id=ada["billing_account_id"], workspace_id=ada["workspace_id"],
         destination="recharge"))
     assert ticket.path == f"/billing/jump?ticket={ticket.ticket}"
-    token, account, destination = center.console_visits.redeem(ticket.ticket)
+    visit = center.console_visits.redeem(ticket.ticket)
+    token, account, destination = visit.token, visit.account_id, visit.destination
     assert (account, destination) == (ada["billing_account_id"], "recharge")
     assert center.accounts.account_for_session(token) == ada["billing_account_id"]
     with pytest.raises(Exception, match="used already") as again:

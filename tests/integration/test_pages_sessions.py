@@ -155,3 +155,21 @@ def test_the_chinese_font_is_served_to_the_pages(client: TestClient) -> None:
         assert f'url("/fonts/NotoSansSC-Subset-{weight}.ttf")' in css
         font = client.get(f"/fonts/NotoSansSC-Subset-{weight}.ttf")
         assert font.status_code == 200 and font.content[:4] == b"\x00\x01\x00\x00"
+
+
+def test_the_owners_change_binding_button_lands_on_the_workspaces_change_binding(
+        client: TestClient, runtime: Runtime) -> None:
+    ada = register(client)
+    ws = ada["workspace_id"]
+    with browser_client(runtime) as browser:
+        console_sign_in(browser, "ada@example.com")
+        overview = browser.get(f"/console/workspaces/{ws}/billing/")
+        assert 'value="change_binding"' in overview.text
+        opened = submit(browser, f"/console/workspaces/{ws}/billing/open",
+                        {"destination": "change_binding"})
+        assert opened.status_code == 303 and "/billing/jump?ticket=" in opened.headers["location"]
+        landed = browser.get(opened.headers["location"])
+        assert landed.headers["location"] == f"/billing/workspaces/{ws}/move"
+        assert browser.get(landed.headers["location"]).status_code == 200
+        odd = submit(browser, f"/console/workspaces/{ws}/billing/open", {"destination": "else"})
+        assert odd.status_code == 422

@@ -436,7 +436,7 @@ class WalletOverview(BaseModel):
     arrears: AmountText
 
 
-SignInDestination = Literal["overview", "recharge", "workspaces"]
+SignInDestination = Literal["overview", "recharge", "workspaces", "change_binding"]
 
 
 class SignInTicketRequest(BaseModel):

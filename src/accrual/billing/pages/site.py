@@ -82,9 +82,11 @@ def remember_language(request: Request, language: str) -> None:
 def jump(center: CenterDep, pages: PagesDep,
          ticket: Annotated[str, Query(min_length=1, max_length=128)]) -> Response:
     """A console owner's one-time ticket: a session of the bound account, no password."""
-    token, _account_id, destination = center.console_visits.redeem(ticket)
-    response = redirect(DESTINATIONS.get(destination, HOME))
-    pages.policy.set(response, SESSION_COOKIE, token,
+    visit = center.console_visits.redeem(ticket)
+    response = redirect(f"/billing/workspaces/{visit.workspace_id}/move"
+                        if visit.destination == "change_binding"
+                        else DESTINATIONS.get(visit.destination, HOME))
+    pages.policy.set(response, SESSION_COOKIE, visit.token,
                      int(center.config.session_ttl.total_seconds()))
     return response
 

@@ -11,6 +11,7 @@ log or a referrer is worth nothing.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import Engine, delete, insert, select, update
@@ -26,6 +27,14 @@ from accrual.infra.credentials import new_token, token_hash
 from accrual.money import format_minor
 
 TICKET_TTL = timedelta(minutes=2)
+
+
+@dataclass(frozen=True, slots=True)
+class Visit:
+    token: str  # the new session's
+    account_id: str
+    destination: str  # a contract.messages.SignInDestination
+    workspace_id: str  # whose owner came
 
 
 class ConsoleVisits:
@@ -66,8 +75,8 @@ class ConsoleVisits:
         return SignInTicket(ticket=ticket, expires_at=expires_at,
                             path=f"/billing/jump?ticket={ticket}")
 
-    def redeem(self, ticket: str) -> tuple[str, str, str]:
-        """(session token, account id, destination) for a valid ticket, once."""
+    def redeem(self, ticket: str) -> Visit:
+        """The session a valid ticket opens, once, and where it leads."""
         now = self.clock.now()
         with self.engine.begin() as conn:
             row = conn.execute(select(t.sign_in_tickets).where(
@@ -82,4 +91,4 @@ class ConsoleVisits:
             if taken != 1:  # redeemed at the same moment by another request
                 raise Unauthorized("ticket_invalid", "this sign-in link was used already")
             token = self.accounts.open_session_in(conn, row.account_id)
-        return token, str(row.account_id), str(row.destination)
+        return Visit(token, str(row.account_id), str(row.destination), str(row.workspace_id))

@@ -9,7 +9,7 @@ import io
 from collections.abc import Mapping
 from datetime import date, timedelta
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
 from fastapi import APIRouter, Depends, Form, Request
 from starlette.responses import Response
@@ -22,7 +22,7 @@ from accrual.console.pages.labels import LABELS
 from accrual.console.services.reports import billing_details, consumption, usage
 from accrual.console.wiring import Console
 from accrual.contract.errors import Forbidden, Invalid
-from accrual.contract.messages import SignInTicketRequest
+from accrual.contract.messages import SignInDestination, SignInTicketRequest
 from accrual.contract.ports import PeerRefused, PeerUnavailable
 from accrual.web import paging
 from accrual.web.rendering import FieldError, PageRoute, redirect
@@ -117,8 +117,9 @@ def billing_center_path(console: Console, access: WorkspaceAccess, destination: 
                                       "here; others sign in there with their username")
     if workspace.billing_account_id is None:
         raise Forbidden("not_bound", "this workspace has no billing account yet: upgrade it first")
-    if destination not in ("overview", "recharge", "workspaces"):
-        raise Invalid("invalid_destination", "open the overview, recharge or workspaces")
+    if destination not in get_args(SignInDestination):
+        raise Invalid("invalid_destination", "open the overview, recharge, workspaces or "
+                                             "change binding")
     try:
         ticket = console.billing.sign_in_ticket(SignInTicketRequest(
             billing_account_id=workspace.billing_account_id, workspace_id=workspace.id,
