@@ -10,6 +10,22 @@ from accrual.infra.mail import Mail
 _env = Environment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
 
 TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
+    "password_reset": {
+        "en": ("Your code to set a new Billing Center password",
+               ("Hello {{ username }},\n\n"
+                "Someone asked to set a new password for the Billing Center account "
+                "{{ username }}.\n\n"
+                "Your code: {{ code }}\n\n"
+                "Enter it on the page where you asked for it, with the new password, before "
+                "{{ expires_at }}. If you did not ask for this, ignore this mail: your password "
+                "stays as it is.\n")),
+        "zh": ("设置费用中心新密码的验证码",
+               ("{{ username }}，您好：\n\n"
+                "有人申请为费用中心账号 {{ username }} 设置新密码。\n\n"
+                "验证码：{{ code }}\n\n"
+                "请在 {{ expires_at }} 前，在申请页面输入验证码和新密码。如非本人操作，请忽略本邮件，"
+                "您的密码不会改变。\n")),
+    },
     "binding_code": {
         "en": ("Your code to bind workspace {{ workspace_name }}",
                ("Hello {{ username }},\n\n"

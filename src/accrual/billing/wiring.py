@@ -35,6 +35,7 @@ from accrual.billing.services.marketplace_reporter import MarketplaceReporter
 from accrual.billing.services.methods import SettlementMethods
 from accrual.billing.services.movements import Movements
 from accrual.billing.services.nonce_store import DatabaseNonces
+from accrual.billing.services.password_reset import PasswordReset
 from accrual.billing.services.promotions import Promotions
 from accrual.billing.services.statements import Statements
 from accrual.billing.services.voucher_batches import VoucherBatches
@@ -77,6 +78,7 @@ class BillingCenter:
                                   self.movements, self.activated_workspaces)
         self.binding_codes = BindingCodes(engine, config, clock, self.accounts, self.mailer)
         self.promotions = Promotions(engine, clock, self.accounts)
+        self.password_reset = PasswordReset(engine, config, clock, self.accounts, self.mailer)
         self.instruments = Instruments(engine, config, clock, self.accounts)
         self.voucher_batches = VoucherBatches(engine, clock)
         self.methods = SettlementMethods(engine, config, clock, self.accounts, self.arrears)

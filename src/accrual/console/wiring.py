@@ -18,6 +18,7 @@ from accrual.console.services.day_close import DayClose
 from accrual.console.services.inbox import ConsoleInbox
 from accrual.console.services.ingestion import Ingestion
 from accrual.console.services.members import Members
+from accrual.console.services.password_reset import PasswordReset
 from accrual.console.services.plan_upgrade import PlanUpgrades
 from accrual.console.services.rerate import Rerates
 from accrual.console.services.retention import Retention
@@ -49,7 +50,9 @@ class Console:
         self.plan_upgrades = PlanUpgrades(engine, config, clock, billing)
         self.rerates = Rerates(engine, clock, self.day_close, config.currency)
         self.members = Members(engine, config, clock, self.accounts)
-        self.alerts = Alerts(engine, config, clock, mailer or LogMailer(), self.accounts)
+        self.mailer = mailer or LogMailer()
+        self.alerts = Alerts(engine, config, clock, self.mailer, self.accounts)
+        self.password_reset = PasswordReset(engine, config, clock, self.accounts, self.mailer)
         self.relay = Relay(engine, tables.outbox, billing.deliver, clock,
                            name=f"{config.site} relay")
 

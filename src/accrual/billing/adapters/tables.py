@@ -21,6 +21,7 @@ from sqlalchemy import (
 from accrual.billing.domain.bounds import MAX_BALANCE_MINOR, MAX_POSTING_MINOR
 from accrual.infra.db import UtcDateTime
 from accrual.infra.outbox import inbox_table, outbox_table
+from accrual.infra.password_resets import password_resets_table
 from accrual.infra.sign_in_failures import sign_in_failures_table
 
 metadata = MetaData()
@@ -86,6 +87,9 @@ promotion_requests = Table(
 
 # Failed sign-ins per account and client address (the throttle's counters).
 sign_in_failures = sign_in_failures_table("billing_sign_in_failures", metadata)
+
+# One-time codes for a forgotten password (hashes only).
+password_resets = password_resets_table("billing_password_resets", metadata)
 
 workspaces = Table(
     "known_workspaces", metadata,

@@ -68,6 +68,28 @@ class PasswordChangedOut(BaseModel):
     sessions_ended: int = Field(description="The account's other sessions, ended now")
 
 
+class ResetRequestIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"username": "ada"}]})
+
+    username: Text = Field(max_length=320, description="The account's username, or its email")
+
+
+class ResetRequestedOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "message": "if an account matches, a code was mailed to its address"}]})
+
+    message: str
+
+
+class ResetIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "username": "ada", "code": "7KQ2M-XH9PD", "new_password": "a longer passphrase now"}]})
+
+    username: Text = Field(max_length=320)
+    code: Text = Field(max_length=64, description="The mailed code (dashes and spaces ignored)")
+    new_password: Text = Field(max_length=256)
+
+
 @router.post("/sessions", response_model=BillingSessionOut,
              responses={**error_responses(401), **too_many_attempts_response()},
              tags=["billing: accounts"])
@@ -236,3 +258,23 @@ def confirm_workspace(account_id: AccountDep, body: WorkspaceConfirmIn,
     change = center.binding_codes.confirm_for_account(account_id, body.workspace_id, body.code)
     center.nudge_relay()
     return change.model_dump(mode="json")
+
+
+@router.post("/password-resets", status_code=202, response_model=ResetRequestedOut,
+             tags=["billing: accounts"], responses=error_responses(422))
+def request_password_reset(body: ResetRequestIn, center: CenterDep) -> ResetRequestedOut:
+    """Forgot the password: a one-time code (30 minutes, 5 tries, at most 3 an hour) is
+    mailed to the account's address. The answer is the same whether an account matches or
+    not, so that it tells nobody which accounts exist."""
+    center.password_reset.request(body.username)
+    return ResetRequestedOut(message="if an account matches, a code was mailed to its address")
+
+
+@router.post("/password-resets/confirm", status_code=204, tags=["billing: accounts"],
+             responses=error_responses(422))
+def reset_password(body: ResetIn, center: CenterDep) -> Response:
+    """Set a new password with the mailed code; every session of the account ends and its
+    sign-in lockout is lifted. Errors: 422 `wrong_code` (wrong, used, expired or out of
+    tries; also for an unknown account), `invalid_password` (8 to 256 characters)."""
+    center.password_reset.reset(body.username, body.code, body.new_password)
+    return Response(status_code=204)

@@ -19,6 +19,7 @@ from sqlalchemy import (
 
 from accrual.infra.db import UtcDateTime
 from accrual.infra.outbox import inbox_table, outbox_table
+from accrual.infra.password_resets import password_resets_table
 from accrual.infra.sign_in_failures import sign_in_failures_table
 
 metadata = MetaData()
@@ -46,6 +47,9 @@ sessions = Table(
 
 # Failed sign-ins per account and client address (the throttle's counters).
 sign_in_failures = sign_in_failures_table("console_sign_in_failures", metadata)
+
+# One-time codes for a forgotten password (hashes only).
+password_resets = password_resets_table("console_password_resets", metadata)
 
 workspaces = Table(
     "workspaces", metadata,

@@ -124,6 +124,28 @@ class PasswordChangedOut(BaseModel):
     sessions_ended: int = Field(description="The account's other sessions, ended now")
 
 
+class ResetRequestIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"email": "ada@example.com"}]})
+
+    email: Text = Field(max_length=320, description="The console account's email")
+
+
+class ResetRequestedOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "message": "if an account matches, a code was mailed to its address"}]})
+
+    message: str
+
+
+class ResetIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "email": "ada@example.com", "code": "7KQ2M-XH9PD", "new_password": "a longer passphrase now"}]})
+
+    email: Text = Field(max_length=320)
+    code: Text = Field(max_length=64, description="The mailed code (dashes and spaces ignored)")
+    new_password: Text = Field(max_length=256)
+
+
 @router.post("/registrations", status_code=201, response_model=RegistrationOut,
              responses=error_responses(404, 409, 422, 503), tags=["console: accounts"])
 def register(body: RegistrationIn, console: ConsoleDep) -> RegistrationOut:
@@ -251,3 +273,23 @@ def dissolve(workspace_id: str, body: DissolveIn, console: ConsoleDep,
 def dissolved_json(dissolved: Dissolved) -> dict[str, Any]:
     return {"workspace_id": dissolved.workspace_id, "status": "dissolved",
             "dissolved_at": dissolved.dissolved_at.isoformat(), "deleted": dissolved.deleted}
+
+
+@router.post("/password-resets", status_code=202, response_model=ResetRequestedOut,
+             tags=["console: accounts"], responses=error_responses(422))
+def request_password_reset(body: ResetRequestIn, console: ConsoleDep) -> ResetRequestedOut:
+    """Forgot the password: a one-time code (30 minutes, 5 tries, at most 3 an hour) is
+    mailed to the account's address. The answer is the same whether an account matches or
+    not, so that it tells nobody which accounts exist."""
+    console.password_reset.request(body.email)
+    return ResetRequestedOut(message="if an account matches, a code was mailed to its address")
+
+
+@router.post("/password-resets/confirm", status_code=204, tags=["console: accounts"],
+             responses=error_responses(422))
+def reset_password(body: ResetIn, console: ConsoleDep) -> Response:
+    """Set a new password with the mailed code; every session of the account ends and its
+    sign-in lockout is lifted. Errors: 422 `wrong_code` (wrong, used, expired or out of
+    tries; also for an unknown account), `invalid_password` (8 to 256 characters)."""
+    console.password_reset.reset(body.email, body.code, body.new_password)
+    return Response(status_code=204)

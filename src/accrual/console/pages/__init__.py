@@ -4,6 +4,7 @@ from accrual.console.pages import (
     account,
     alerts,
     billing,
+    forgot,
     lifecycle,
     members,
     registration,
@@ -17,6 +18,6 @@ from accrual.console.pages.site import remember_language
 
 # Order matters only where paths overlap: none do.
 routers = [site.router, registration.router, workspace.router, lifecycle.router, billing.router,
-           alerts.router, upgrade.router, members.router, account.router]
+           alerts.router, upgrade.router, members.router, account.router, forgot.router]
 
 __all__ = ["LABELS", "TEMPLATES", "remember_language", "routers"]

@@ -346,6 +346,11 @@ class Accounts:
             raise Invalid("password_unchanged", "the new password is the current one; "
                                                 "choose another")
         self.throttle.succeeded(row.email)
+        return self.replace_password(account_id, new, keep_token)
+
+    def replace_password(self, account_id: str, new: str, keep_token: str | None = None) -> int:
+        """Set the password (checked by the caller) and end every session of the account
+        but ``keep_token``'s; how many ended."""
         kept = token_hash(keep_token) if keep_token else ""
         with self.engine.begin() as conn:
             conn.execute(update(t.accounts).where(t.accounts.c.id == account_id)
