@@ -1,5 +1,8 @@
-"""Forgotten passwords: a one-time code mailed to the account's address, in a side's own
-database (each side declares the table with :func:`password_resets_table`).
+"""Forgotten and changed passwords, the same on both sides.
+
+A forgotten password: a one-time code mailed to the account's address, kept in a side's
+own database (each side declares the table with :func:`password_resets_table` and runs
+a :class:`ResetFlow`); a change: :func:`check_change`.
 
 A code, not a link: a link would be built from the request's Host header, which a
 stranger chooses; the code goes with the page the person is already on. The code is
@@ -12,8 +15,12 @@ for a code always answers alike, and a code for an unknown account is simply wro
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     Column,
@@ -29,7 +36,13 @@ from sqlalchemy import (
 )
 
 from accrual.clock import Clock
+from accrual.contract.errors import Invalid
+from accrual.infra.credentials import password_problem, verify_password
 from accrual.infra.db import UtcDateTime
+from accrual.infra.mail import Mail, Mailer, MailError
+from accrual.infra.sign_in_failures import SignInThrottle
+
+log = logging.getLogger(__name__)
 
 CODE_TTL = timedelta(minutes=30)
 MAX_TRIES = 5
@@ -101,3 +114,81 @@ class PasswordResets:
             used = conn.execute(update(r).where(r.c.id == row.id, r.c.used_at.is_(None))
                                 .values(used_at=now)).rowcount
             return bool(used)
+
+
+@dataclass(frozen=True, slots=True)
+class ResetAccount:
+    """The account a reset is for, as its side found it by the name given."""
+
+    account_id: str
+    address: str  # where the code is mailed
+    language: str  # of the mail
+    throttle_key: str  # the account's key in the side's sign-in throttle
+    mail_values: dict[str, object]  # what the side's mail template names (email, username)
+
+
+class ResetFlow:
+    """Ask for a code, then set a new password with it: the steps both sides take. A side
+    gives how it finds an account by name, and its mail texts and password setter."""
+
+    def __init__(self, codes: PasswordResets, zone: ZoneInfo, mailer: Mailer,
+                 find: Callable[[object], ResetAccount | None],
+                 render: Callable[..., Mail],
+                 replace_password: Callable[[str, str], object],
+                 throttle: SignInThrottle) -> None:
+        self.codes = codes
+        self.zone = zone
+        self.mailer = mailer
+        self.find = find
+        self.render = render
+        self.replace_password = replace_password
+        self.throttle = throttle
+
+    def request(self, name: object) -> None:
+        """Mail a code when an account matches ``name``; the same answer either way."""
+        found = self.find(name)
+        if found is None:
+            return
+        code = self.codes.issue(found.account_id)
+        if code is None:
+            log.info("password reset for account %s: hourly limit reached", found.account_id)
+            return
+        expires = (self.codes.clock.now() + CODE_TTL).astimezone(self.zone)
+        try:
+            self.mailer.send(self.render("password_reset", found.language, found.address,
+                                         code=code, **found.mail_values,
+                                         expires_at=expires.strftime("%Y-%m-%d %H:%M %Z")))
+        except MailError as error:  # not told: it would tell that the account exists
+            log.error("password reset for account %s not mailed: %s", found.account_id, error)
+
+    def reset(self, name: object, code: object, new_password: object) -> None:
+        """Set the new password with the mailed code: every session of the account ends and
+        its sign-in lockout is lifted."""
+        problem = password_problem(new_password)
+        if problem:
+            raise Invalid("invalid_password", problem)
+        found = self.find(name)
+        if found is None or not self.codes.redeem(found.account_id, code):
+            raise Invalid("wrong_code", "the code is wrong or no longer valid; ask for a new one")
+        assert isinstance(new_password, str)
+        self.replace_password(found.account_id, new_password)
+        self.throttle.succeeded(found.throttle_key)
+
+
+def check_change(throttle: SignInThrottle, key: str, stored_hash: str, current: object,
+                 new: object) -> str:
+    """The new password once a change may go ahead: the current one is right (a wrong one
+    counts as a failed sign-in of ``key``, and a locked-out key is refused unchecked), the
+    new one valid and different. Raises the refusal otherwise."""
+    throttle.check(key, None)
+    if not isinstance(current, str) or not verify_password(stored_hash, current):
+        throttle.failed(key, None)
+        raise Invalid("wrong_password", "the current password is wrong")
+    problem = password_problem(new)
+    if problem:
+        raise Invalid("invalid_password", problem)
+    if new == current:
+        raise Invalid("password_unchanged", "the new password is the current one; choose another")
+    throttle.succeeded(key)
+    assert isinstance(new, str)
+    return new

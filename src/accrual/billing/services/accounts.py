@@ -28,12 +28,12 @@ from accrual.infra.credentials import (
     hash_password,
     new_id,
     new_token,
-    password_problem,
     token_hash,
     verify_password,
 )
 from accrual.infra.db import in_transaction
 from accrual.infra.outbox import enqueue
+from accrual.infra.password_resets import check_change
 from accrual.infra.sign_in_failures import SignInThrottle
 
 
@@ -298,18 +298,8 @@ class BillingAccounts:
                                       t.accounts.c.status == "active")).first()
         if row is None:
             raise NotFound("account_not_found", f"no billing account {account_id}")
-        self.throttle.check(row.username, None)
-        if not isinstance(current, str) or not verify_password(row.password_hash, current):
-            self.throttle.failed(row.username, None)
-            raise Invalid("wrong_password", "the current password is wrong")
-        problem = password_problem(new)
-        if problem:
-            raise Invalid("invalid_password", problem)
-        if new == current:
-            raise Invalid("password_unchanged", "the new password is the current one; "
-                                                "choose another")
-        self.throttle.succeeded(row.username)
-        return self.replace_password(account_id, new, keep_token)
+        checked = check_change(self.throttle, row.username, row.password_hash, current, new)
+        return self.replace_password(account_id, checked, keep_token)
 
     def replace_password(self, account_id: str, new: str, keep_token: str | None = None) -> int:
         """Set the password (checked by the caller) and end every session of the account

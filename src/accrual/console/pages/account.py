@@ -2,49 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Mapping
+from typing import Any
 
-from fastapi import APIRouter, Depends, Form, Request
-from starlette.responses import Response
+from fastapi import Request
 
-from accrual.console.pages.access import AccountDep, ConsoleDep, PagesDep, session_token
-from accrual.contract.errors import ServiceError
-from accrual.infra.http import status_for
+from accrual.console.pages.access import console_of, pages_of, session_token, signed_in
 from accrual.web import passwords
-from accrual.web.rendering import PageRoute, field_error, redirect, retry_after
-from accrual.web.security import check_csrf
-
-router = APIRouter(prefix="/console/account", route_class=PageRoute, include_in_schema=False)
 
 
-def _page(request: Request, console: ConsoleDep, pages: PagesDep, account_id: str,
-          error: ServiceError | None = None) -> Response:
-    return pages.render(request, "console/account.html", {
-        "email": console.accounts.email_of(account_id),
-        "memberships": console.accounts.workspaces_of(account_id),
-        "error": field_error(error, passwords.FIELDS) if error else None,
-        "done": request.query_params.get("done")},
-        status=status_for(error) if error else 200,
-        headers=retry_after(error) if error else None)
+def _shown(request: Request, account_id: str) -> Mapping[str, Any]:
+    accounts = console_of(request).accounts
+    return {"email": accounts.email_of(account_id),
+            "memberships": accounts.workspaces_of(account_id)}
 
 
-@router.get("")
-def account(request: Request, console: ConsoleDep, pages: PagesDep,
-            account_id: AccountDep) -> Response:
-    return _page(request, console, pages, account_id)
-
-
-@router.post("/password", dependencies=[Depends(check_csrf)])
-def change_password(request: Request, console: ConsoleDep, pages: PagesDep,
-                    account_id: AccountDep,
-                    current_password: Annotated[str, Form(max_length=1024)],
-                    new_password: Annotated[str, Form(max_length=1024)],
-                    new_password_again: Annotated[str, Form(max_length=1024)]) -> Response:
-    """Every other session of the account ends; this browser stays signed in."""
-    try:
-        passwords.check_typed_twice(new_password, new_password_again)
-        console.accounts.change_password(account_id, current_password, new_password,
-                                         keep_token=session_token(request))
-    except ServiceError as error:
-        return _page(request, console, pages, account_id, error)
-    return redirect("/console/account?done=password")
+router = passwords.router(passwords.Page(
+    path="/console/account", template="console/account.html", context=_shown,
+    signed_in=signed_in, session_token=session_token,
+    accounts=lambda request: console_of(request).accounts, pages=pages_of))

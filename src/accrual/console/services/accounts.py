@@ -60,6 +60,7 @@ from accrual.infra.credentials import (
     verify_password,
 )
 from accrual.infra.outbox import enqueue
+from accrual.infra.password_resets import check_change
 from accrual.infra.sign_in_failures import SignInThrottle
 
 log = logging.getLogger(__name__)
@@ -337,16 +338,9 @@ class Accounts:
         with self.engine.connect() as conn:
             row = conn.execute(select(t.accounts.c.email, t.accounts.c.password_hash)
                                .where(t.accounts.c.id == account_id)).one()
-        self.throttle.check(row.email, None)
-        if not isinstance(current, str) or not verify_password(row.password_hash, current):
-            self.throttle.failed(row.email, None)
-            raise Invalid("wrong_password", "the current password is wrong")
-        _check_password(new)
-        if new == current:
-            raise Invalid("password_unchanged", "the new password is the current one; "
-                                                "choose another")
-        self.throttle.succeeded(row.email)
-        return self.replace_password(account_id, new, keep_token)
+        checked = check_change(self.throttle, normal_email(row.email), row.password_hash,
+                               current, new)
+        return self.replace_password(account_id, checked, keep_token)
 
     def replace_password(self, account_id: str, new: str, keep_token: str | None = None) -> int:
         """Set the password (checked by the caller) and end every session of the account
