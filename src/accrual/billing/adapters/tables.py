@@ -21,7 +21,7 @@ from sqlalchemy import (
 from accrual.billing.domain.bounds import MAX_BALANCE_MINOR, MAX_POSTING_MINOR
 from accrual.infra.db import UtcDateTime
 from accrual.infra.outbox import inbox_table, outbox_table
-from accrual.infra.password_resets import password_resets_table
+from accrual.infra.passwords import password_resets_table
 from accrual.infra.sign_in_failures import sign_in_failures_table
 
 metadata = MetaData()

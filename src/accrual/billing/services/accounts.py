@@ -33,7 +33,7 @@ from accrual.infra.credentials import (
 )
 from accrual.infra.db import in_transaction
 from accrual.infra.outbox import enqueue
-from accrual.infra.password_resets import check_change
+from accrual.infra.passwords import check_change
 from accrual.infra.sign_in_failures import SignInThrottle
 
 

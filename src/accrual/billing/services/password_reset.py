@@ -1,5 +1,5 @@
 """A forgotten Billing Center password: a code mailed to the account's email, the account
-named by its username or email (the flow and its bounds: ``infra.password_resets``)."""
+named by its username or email (the flow and its bounds: ``infra.passwords``)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from accrual.billing.mail_texts import render
 from accrual.billing.services.accounts import BillingAccounts, folded
 from accrual.clock import Clock
 from accrual.infra.mail import Mailer
-from accrual.infra.password_resets import PasswordResets, ResetAccount, ResetFlow
+from accrual.infra.passwords import PasswordResets, ResetAccount, ResetFlow
 
 
 class PasswordReset:

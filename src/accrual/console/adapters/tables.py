@@ -19,7 +19,7 @@ from sqlalchemy import (
 
 from accrual.infra.db import UtcDateTime
 from accrual.infra.outbox import inbox_table, outbox_table
-from accrual.infra.password_resets import password_resets_table
+from accrual.infra.passwords import password_resets_table
 from accrual.infra.sign_in_failures import sign_in_failures_table
 
 metadata = MetaData()

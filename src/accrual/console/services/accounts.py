@@ -60,7 +60,7 @@ from accrual.infra.credentials import (
     verify_password,
 )
 from accrual.infra.outbox import enqueue
-from accrual.infra.password_resets import check_change
+from accrual.infra.passwords import check_change
 from accrual.infra.sign_in_failures import SignInThrottle
 
 log = logging.getLogger(__name__)

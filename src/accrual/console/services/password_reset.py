@@ -1,5 +1,5 @@
 """A forgotten console password: a code mailed to the account's email (the flow and its
-bounds: ``infra.password_resets``)."""
+bounds: ``infra.passwords``)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from accrual.console.config import ConsoleConfig
 from accrual.console.mail_texts import render
 from accrual.console.services.accounts import Accounts, legacy_email, normal_email
 from accrual.infra.mail import Mailer
-from accrual.infra.password_resets import PasswordResets, ResetAccount, ResetFlow
+from accrual.infra.passwords import PasswordResets, ResetAccount, ResetFlow
 
 
 class PasswordReset:
