@@ -89,6 +89,9 @@ def test_members_page_roles_and_the_billing_center_approval(runtime: Runtime) ->
             assert waiting.status_code == 200 and "bob@example.com" in waiting.text
             request_id = re.search(r'/billing/promotions/([^/"]+)/approve', waiting.text)
             assert request_id
+            odd = submit(payer, f"/billing/promotions/{request_id.group(1)}/maybe")
+            assert odd.status_code == 422 and "bob@example.com" in payer.get(
+                "/billing/promotions").text  # neither answer
             assert submit(payer, f"/billing/promotions/{request_id.group(1)}/approve"
                           ).status_code == 303
             assert "bob@example.com" not in payer.get("/billing/promotions").text

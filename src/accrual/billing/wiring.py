@@ -74,10 +74,10 @@ class BillingCenter:
         self.console_visits = ConsoleVisits(engine, config, clock, self.accounts, self.wallet)
         # New workspaces made on a console through a claimed marketplace activation.
         self.activated_workspaces = ActivatedWorkspaces(engine, config, clock, self.accounts)
-        self.inbox = BillingInbox(engine, config, clock, self.accounts, self.arrears,
-                                  self.movements, self.activated_workspaces)
-        self.binding_codes = BindingCodes(engine, config, clock, self.accounts, self.mailer)
         self.promotions = Promotions(engine, clock, self.accounts)
+        self.inbox = BillingInbox(engine, config, clock, self.accounts, self.arrears,
+                                  self.movements, self.activated_workspaces, self.promotions)
+        self.binding_codes = BindingCodes(engine, config, clock, self.accounts, self.mailer)
         self.password_reset = PasswordReset(engine, config, clock, self.accounts, self.mailer)
         self.instruments = Instruments(engine, config, clock, self.accounts)
         self.voucher_batches = VoucherBatches(engine, clock)

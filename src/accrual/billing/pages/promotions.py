@@ -3,6 +3,8 @@ account pays for, waiting for its answer (reference-billing.md 1.4)."""
 
 from __future__ import annotations
 
+from typing import Literal
+
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
@@ -35,9 +37,7 @@ def promotions(request: Request, center: CenterDep, pages: PagesDep,
 
 @router.post("/{request_id}/{decision}", dependencies=CSRF)
 def decide(request: Request, center: CenterDep, pages: PagesDep, account_id: AccountDep,
-           request_id: str, decision: str) -> Response:
-    if decision not in ("approve", "reject"):
-        return _page(request, center, pages, account_id)
+           request_id: str, decision: Literal["approve", "reject"]) -> Response:
     try:
         center.promotions.decide(account_id, request_id, decision == "approve")
     except ServiceError as error:

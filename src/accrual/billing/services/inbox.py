@@ -48,7 +48,8 @@ SETTLE_BATCH = 1000
 class BillingInbox:
     def __init__(self, engine: Engine, config: BillingConfig, clock: Clock,
                  accounts: BillingAccounts, arrears: Arrears, movements: Movements,
-                 activated_workspaces: ActivatedWorkspaces | None = None) -> None:
+                 activated_workspaces: ActivatedWorkspaces | None = None,
+                 promotions: Promotions | None = None) -> None:
         self.engine = engine
         self.config = config
         self.clock = clock
@@ -57,7 +58,7 @@ class BillingInbox:
             engine, config, clock, accounts)
         self.arrears = arrears
         self.movements = movements
-        self.promotions = Promotions(engine, clock, accounts)
+        self.promotions = promotions or Promotions(engine, clock, accounts)
         # Messages from console sites that could not be applied (the inbox's failures).
         self.job = Job("billing inbox", clock)
 

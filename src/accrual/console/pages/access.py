@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from accrual.console.domain.roles import permissions_for
+from accrual.console.domain.roles import Permissions, permissions_for
 from accrual.console.services.accounts import Membership
 from accrual.console.wiring import Console
 from accrual.contract.errors import NotFound
@@ -56,14 +56,31 @@ class WorkspaceAccess:
     account_id: str
     membership: Membership
     memberships: list[Membership]  # for the switcher
-    billing_view: bool  # the Billing module (owner, administrator, a role with billing)
-    alerts_manage: bool  # high-consumption alerts (owner, administrator)
-    owner: bool  # owner-only actions: upgrade, retention, dissolve, the billing center jump
-    members_manage: bool = False  # add, change and remove members; custom roles
+    allowed: Permissions  # what the role allows (domain/roles)
 
     @property
     def workspace_id(self) -> str:
         return self.membership.workspace.id
+
+    @property
+    def billing_view(self) -> bool:
+        """The Billing module (owner, administrator, a role granted billing)."""
+        return self.allowed.billing_view
+
+    @property
+    def alerts_manage(self) -> bool:
+        """High-consumption alerts (owner, administrator)."""
+        return self.allowed.alerts_manage
+
+    @property
+    def owner(self) -> bool:
+        """Owner-only actions: upgrade, retention, dissolve, the billing center jump."""
+        return self.allowed.owner_actions
+
+    @property
+    def members_manage(self) -> bool:
+        """Add, change and remove members; custom roles."""
+        return self.allowed.members_manage
 
 
 def workspace_access(console: Console, account_id: str, workspace_id: str) -> WorkspaceAccess:
@@ -73,10 +90,8 @@ def workspace_access(console: Console, account_id: str, workspace_id: str) -> Wo
     membership = next((m for m in memberships if m.workspace.id == workspace_id), None)
     if membership is None:
         raise NotFound("workspace_not_found", f"no workspace {workspace_id} of yours")
-    allowed = permissions_for(membership.role, membership.granted, membership.role_name)
-    return WorkspaceAccess(account_id, membership, memberships,
-                           billing_view=allowed.billing_view, alerts_manage=allowed.alerts_manage,
-                           owner=allowed.owner_actions, members_manage=allowed.members_manage)
+    return WorkspaceAccess(account_id, membership, memberships, permissions_for(
+        membership.role, membership.granted, membership.role_name))
 
 
 def _workspace_access(workspace_id: str, account_id: AccountDep,

@@ -455,10 +455,6 @@ class Accounts:
                               "the billing center cannot be reached; nothing was created, "
                               "please retry the same request") from None
 
-    def role_in(self, account_id: str, workspace_id: str) -> str | None:
-        found = self.role_of(account_id, workspace_id)
-        return None if found is None else found.role
-
     def role_of(self, account_id: str, workspace_id: str) -> Role | None:
         """The account's role in the workspace with a custom role's grants; None when it
         is not a member."""
